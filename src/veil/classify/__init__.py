@@ -1,0 +1,60 @@
+"""Classifiers: protocols, the registry of named backends and model-card loading.
+
+``load_classifier(spec)`` accepts a registered name (``"nudenet"``) or a path to
+a model card JSON (``my_model.json``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from veil.classify.base import (
+    Classifier,
+    Detection,
+    DetectorClassifier,
+    GradientClassifier,
+    scores_dict,
+)
+from veil.registry import Registry
+
+#: name → factory returning a ready :class:`Classifier`.
+CLASSIFIERS: Registry[Callable[..., Classifier]] = Registry("classifier")
+
+
+def _nudenet(**kwargs: Any) -> Classifier:
+    from veil.classify.nudenet import NudeNetClassifier
+
+    return NudeNetClassifier(**kwargs)
+
+
+CLASSIFIERS.register("nudenet", _nudenet)
+
+
+def load_classifier(spec: str | Path | Classifier, **kwargs: Any) -> Classifier:
+    """Return a classifier for a registry name, a model card path, or pass one through.
+
+    Examples
+    --------
+    >>> clf = load_classifier("nudenet")  # doctest: +SKIP
+    """
+    if isinstance(spec, Classifier):
+        return spec
+    text = str(spec)
+    if text.endswith(".json") or Path(text).is_file():
+        from veil.classify.card import load_model_card
+
+        return load_model_card(text, **kwargs)
+    return CLASSIFIERS.get(text)(**kwargs)
+
+
+__all__ = [
+    "CLASSIFIERS",
+    "Classifier",
+    "Detection",
+    "DetectorClassifier",
+    "GradientClassifier",
+    "load_classifier",
+    "scores_dict",
+]

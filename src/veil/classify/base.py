@@ -1,0 +1,89 @@
+"""Classifier protocols.
+
+A classifier is anything with ``name``, ``labels``, ``unsafe_labels``,
+``threshold``, ``config`` and ``predict_proba(images) -> (N, K)`` plus
+``unsafe_score(proba) -> (N,)``. Optional abilities are separate protocols
+checked up front: :class:`GradientClassifier` (a differentiable torch path to
+the unsafe score, needed by FullGrad and the Grad-CAM family) and
+:class:`DetectorClassifier` (boxes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected attribute: a label, its score and its box ``(x, y, width, height)`` in pixels."""
+
+    label: str
+    score: float
+    box: tuple[int, int, int, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "score": round(float(self.score), 6), "box": list(self.box)}
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """The minimal classifier contract every stage relies on."""
+
+    name: str
+    labels: tuple[str, ...]
+    unsafe_labels: tuple[str, ...]
+    threshold: float
+    config: dict[str, Any]
+
+    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Scores in [0, 1] for a batch of H×W×3 ``uint8`` images, shape ``(N, len(labels))``."""
+        ...
+
+    def unsafe_score(self, proba: np.ndarray) -> np.ndarray:
+        """Reduce ``predict_proba`` output ``(N, K)`` to the image-level unsafe score ``(N,)``."""
+        ...
+
+
+@runtime_checkable
+class GradientClassifier(Protocol):
+    """A classifier whose unsafe score is differentiable through a torch module."""
+
+    def torch_module(self) -> torch.nn.Module:
+        """The network whose layers attribution methods hook (eval mode)."""
+        ...
+
+    def torch_input(self, image: np.ndarray) -> torch.Tensor:
+        """Preprocess one H×W×3 ``uint8`` image into the network's ``(1, 3, h, w)`` input."""
+        ...
+
+    def torch_unsafe_score(self, x: torch.Tensor) -> torch.Tensor:
+        """Differentiable unsafe score ``(N,)`` of a preprocessed batch ``x``."""
+        ...
+
+    def cam_target_layers(self) -> list[torch.nn.Module]:
+        """Layers Grad-CAM-style methods read activations from (usually the last conv block)."""
+        ...
+
+    def attribution_to_image(self, attribution: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
+        """Map an ``(h, w)`` map in network-input space back onto the ``(H, W)`` image."""
+        ...
+
+
+@runtime_checkable
+class DetectorClassifier(Protocol):
+    """A classifier that also localises what it found."""
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        ...
+
+
+def scores_dict(labels: Sequence[str], proba_row: np.ndarray) -> dict[str, float]:
+    """``{label: probability}`` rounded for JSON."""
+    return {str(lbl): round(float(p), 6) for lbl, p in zip(labels, proba_row)}

@@ -1,0 +1,163 @@
+"""A classifier over any torch ``nn.Module`` that maps a normalized image batch to logits.
+
+This is what model cards (torchvision / timm checkpoints) load into, and what
+tests and training build directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from veil.errors import InvalidParameterError
+from veil.image import as_rgb_uint8, resize
+
+
+class TorchClassifier:
+    """Whole-image classifier: resize to ``input_size``² (bilinear, antialiased), normalize, softmax.
+
+    An image is unsafe when the summed probability of ``unsafe_labels`` exceeds ``threshold``.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Maps ``(N, 3, S, S)`` normalized float input to ``(N, len(labels))`` logits.
+    labels : sequence of str
+        Output names, in the module's output order.
+    unsafe_labels : sequence of str
+        The subset of ``labels`` whose summed probability is the unsafe score.
+    input_size : int
+        Side ``S`` of the square network input.
+    mean, std : sequence of 3 floats
+        Normalization applied after scaling pixels to [0, 1].
+    threshold : float
+        Decision threshold on the unsafe score.
+    name : str
+        Used as the ``model/`` prefix when several classifiers run together.
+    batch_size : int
+        Images per forward pass in :meth:`predict_proba`.
+
+    Examples
+    --------
+    >>> import torch, numpy as np
+    >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    >>> clf = TorchClassifier(net, ["safe", "unsafe"], ["unsafe"], input_size=8)
+    >>> clf.predict_proba([np.zeros((10, 12, 3), np.uint8)]).shape
+    (1, 2)
+    """
+
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        labels: Sequence[str],
+        unsafe_labels: Sequence[str],
+        *,
+        input_size: int = 224,
+        mean: Sequence[float] = (0.485, 0.456, 0.406),
+        std: Sequence[float] = (0.229, 0.224, 0.225),
+        threshold: float = 0.5,
+        name: str = "model",
+        batch_size: int = 16,
+        config: dict[str, Any] | None = None,
+        target_layers: list[torch.nn.Module] | None = None,
+    ) -> None:
+        self.labels = tuple(str(x) for x in labels)
+        if len(set(self.labels)) != len(self.labels):
+            raise InvalidParameterError(f"labels must be unique, got {list(self.labels)}")
+        missing = [u for u in unsafe_labels if u not in self.labels]
+        if missing or not unsafe_labels:
+            raise InvalidParameterError(
+                f"unsafe_labels {list(unsafe_labels)} must be a non-empty subset of labels {list(self.labels)}"
+            )
+        if not 0.0 < threshold < 1.0:
+            raise InvalidParameterError(f"threshold must lie in (0, 1), got {threshold}")
+        if int(input_size) < 8:
+            raise InvalidParameterError(f"input_size must be at least 8, got {input_size}")
+        if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std):
+            raise InvalidParameterError(f"mean and std need 3 values (std > 0), got {mean} and {std}")
+        self.module = module.eval()
+        self.unsafe_labels = tuple(str(x) for x in unsafe_labels)
+        self.input_size = int(input_size)
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+        self.threshold = float(threshold)
+        self.name = name
+        self.batch_size = int(batch_size)
+        self.config = dict(config or {})
+        self._unsafe_idx = torch.tensor([self.labels.index(u) for u in self.unsafe_labels])
+        self._target_layers = target_layers
+
+    # -- Classifier ---------------------------------------------------------------------------
+    def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """Stack, resize (bilinear, antialiased) and normalize a batch into ``(N, 3, S, S)``."""
+        tensors = []
+        for img in images:
+            arr = as_rgb_uint8(img)
+            t = torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+            if t.shape[-2:] != (self.input_size, self.input_size):
+                t = F.interpolate(t, size=(self.input_size, self.input_size), mode="bilinear",
+                                  align_corners=False, antialias=True)
+            tensors.append(t)
+        x = torch.cat(tensors, 0)
+        return (x - self.mean) / self.std
+
+    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(images), self.batch_size):
+                x = self.preprocess(images[i : i + self.batch_size])
+                out.append(torch.softmax(self.module(x).float(), dim=1).numpy())
+        if not out:
+            return np.zeros((0, len(self.labels)), np.float32)
+        return np.concatenate(out, 0).astype(np.float32)
+
+    def unsafe_score(self, proba: np.ndarray) -> np.ndarray:
+        return np.asarray(proba)[:, self._unsafe_idx.numpy()].sum(axis=1)
+
+    # -- GradientClassifier -------------------------------------------------------------------
+    def torch_module(self) -> torch.nn.Module:
+        return self.module
+
+    def torch_input(self, image: np.ndarray) -> torch.Tensor:
+        return self.preprocess([image])
+
+    def torch_unsafe_score(self, x: torch.Tensor) -> torch.Tensor:
+        """Log-odds of the unsafe probability: monotone in the score and free of softmax saturation."""
+        logp = torch.log_softmax(self.module(x).float(), dim=1)
+        log_unsafe = torch.logsumexp(logp[:, self._unsafe_idx], dim=1)
+        safe_mask = torch.ones(logp.shape[1], dtype=torch.bool)
+        safe_mask[self._unsafe_idx] = False
+        if not bool(safe_mask.any()):
+            return log_unsafe
+        log_safe = torch.logsumexp(logp[:, safe_mask], dim=1)
+        return log_unsafe - log_safe
+
+    def cam_target_layers(self) -> list[torch.nn.Module]:
+        if self._target_layers is not None:
+            return list(self._target_layers)
+        return [_last_conv_block(self.module)]
+
+    def attribution_to_image(self, attribution: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
+        return resize(np.asarray(attribution, np.float32), tuple(image_shape[:2]))  # type: ignore[arg-type]
+
+
+def _last_conv_block(module: torch.nn.Module) -> torch.nn.Module:
+    """The top-level child containing the last Conv2d (e.g. ``layer4`` of a ResNet), or that conv."""
+    last_conv = None
+    for m in module.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            last_conv = m
+    if last_conv is None:
+        raise InvalidParameterError("model has no Conv2d layer; pass target_layers explicitly")
+    # Prefer the last element of the deepest Sequential that holds the conv (ResNet's layer4[-1]).
+    best = last_conv
+    for m in module.modules():
+        if isinstance(m, torch.nn.Sequential) and len(m) > 0:
+            tail = m[-1]
+            if any(sub is last_conv for sub in tail.modules()) and tail is not module:
+                best = tail
+    return best

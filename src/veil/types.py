@@ -1,0 +1,90 @@
+"""Result types shared by the pipeline, the CLI, the report and the rationale."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from veil.classify.base import Detection
+
+
+@dataclass
+class ModelOutput:
+    """One classifier's verdict on one image."""
+
+    name: str
+    proba: dict[str, float]
+    unsafe_score: float
+    unsafe: bool
+    threshold: float
+    unsafe_labels: tuple[str, ...] = ()
+    detections: list[Detection] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "proba": self.proba,
+            "unsafe_score": round(float(self.unsafe_score), 6),
+            "unsafe": bool(self.unsafe),
+            "threshold": self.threshold,
+            "unsafe_labels": list(self.unsafe_labels),
+            "detections": [d.to_dict() for d in self.detections],
+        }
+
+
+@dataclass
+class Region:
+    """One segment the search obfuscated, in the order it was chosen."""
+
+    id: int
+    rank: int
+    score: float
+    area_fraction: float
+    bbox: tuple[int, int, int, int]  # x, y, width, height
+    centroid: tuple[float, float]  # x, y as fractions of width and height
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": int(self.id),
+            "rank": int(self.rank),
+            "score": round(float(self.score), 6),
+            "area_fraction": round(float(self.area_fraction), 6),
+            "bbox": [int(v) for v in self.bbox],
+            "centroid": [round(float(v), 4) for v in self.centroid],
+        }
+
+
+@dataclass
+class Result:
+    """Everything :func:`veil.safeguard` knows about one image.
+
+    ``image`` is the delivered image (identical to the input when safe),
+    ``mask`` a boolean H×W map of obfuscated pixels.
+    """
+
+    unsafe: bool
+    scores: dict[str, float]
+    models: list[ModelOutput]
+    counterfactual_found: bool
+    depth: int | None
+    obfuscated_fraction: float
+    scores_after: dict[str, float]
+    models_after: list[ModelOutput]
+    fail_closed: bool
+    error: str | None
+    image: np.ndarray
+    mask: np.ndarray
+    attribution: np.ndarray | None = None
+    segments: np.ndarray | None = None
+    regions: list[Region] = field(default_factory=list)
+    n_evaluated: int = 0
+    seed: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    rationale: dict[str, Any] | None = None
+
+    @property
+    def detections(self) -> list[Detection]:
+        return [d for m in self.models for d in m.detections]
