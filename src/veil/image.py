@@ -77,7 +77,8 @@ def load_image(source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> n
         raise InvalidParameterError(f"max_pixels must be positive, got {max_pixels}")
     if isinstance(source, np.ndarray):
         _check_pixels(source.shape[0] * source.shape[1] if source.ndim >= 2 else 0, max_pixels)
-        return as_rgb_uint8(source)
+        out = as_rgb_uint8(source)
+        return out.copy() if np.shares_memory(out, source) else out
     img = source if isinstance(source, Image.Image) else _open(source)
     width, height = img.size
     _check_pixels(width * height, max_pixels)

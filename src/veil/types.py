@@ -84,6 +84,7 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     rationale: dict[str, Any] | None = None
+    note: str | None = None
 
     @property
     def detections(self) -> list[Detection]:

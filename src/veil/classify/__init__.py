@@ -17,6 +17,7 @@ from veil.classify.base import (
     GradientClassifier,
     scores_dict,
 )
+from veil.classify.card import load_model_card, read_model_card, write_model_card
 from veil.registry import Registry
 
 #: name → factory returning a ready :class:`Classifier`.
@@ -43,8 +44,6 @@ def load_classifier(spec: str | Path | Classifier, **kwargs: Any) -> Classifier:
         return spec
     text = str(spec)
     if text.endswith(".json") or Path(text).is_file():
-        from veil.classify.card import load_model_card
-
         return load_model_card(text, **kwargs)
     return CLASSIFIERS.get(text)(**kwargs)
 
@@ -56,5 +55,8 @@ __all__ = [
     "DetectorClassifier",
     "GradientClassifier",
     "load_classifier",
+    "load_model_card",
+    "read_model_card",
+    "write_model_card",
     "scores_dict",
 ]

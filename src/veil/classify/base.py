@@ -86,4 +86,4 @@ class DetectorClassifier(Protocol):
 
 def scores_dict(labels: Sequence[str], proba_row: np.ndarray) -> dict[str, float]:
     """``{label: probability}`` rounded for JSON."""
-    return {str(lbl): round(float(p), 6) for lbl, p in zip(labels, proba_row)}
+    return {str(lbl): round(float(p), 6) for lbl, p in zip(labels, proba_row, strict=True)}

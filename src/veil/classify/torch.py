@@ -97,7 +97,7 @@ class TorchClassifier:
         tensors = []
         for img in images:
             arr = as_rgb_uint8(img)
-            t = torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+            t = torch.from_numpy(arr if arr.flags.writeable else arr.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
             if t.shape[-2:] != (self.input_size, self.input_size):
                 t = F.interpolate(t, size=(self.input_size, self.input_size), mode="bilinear",
                                   align_corners=False, antialias=True)
@@ -154,7 +154,7 @@ def _last_conv_block(module: torch.nn.Module) -> torch.nn.Module:
     if last_conv is None:
         raise InvalidParameterError("model has no Conv2d layer; pass target_layers explicitly")
     # Prefer the last element of the deepest Sequential that holds the conv (ResNet's layer4[-1]).
-    best = last_conv
+    best: torch.nn.Module = last_conv
     for m in module.modules():
         if isinstance(m, torch.nn.Sequential) and len(m) > 0:
             tail = m[-1]

@@ -1,0 +1,199 @@
+"""The ``veil`` command: a thin shell over :mod:`veil.pipeline`."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+
+from veil.errors import InvalidParameterError, VeilError
+
+app = typer.Typer(
+    name="veil",
+    help="Veil: classify, explain and minimally obfuscate unsafe images.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+
+def fail(exc: Exception) -> None:
+    """One-line message and exit code 2 for user errors."""
+    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+def _names(kind: str) -> str:
+    from veil.attribution import ATTRIBUTIONS
+    from veil.counterfactual import SEARCHES, STYLES
+    from veil.segment import SEGMENTERS
+
+    reg = {"attribution": ATTRIBUTIONS, "segmentation": SEGMENTERS, "search": SEARCHES, "style": STYLES}[kind]
+    return ", ".join(reg.names())
+
+
+def parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``["segmentation.n_segments=50", "style.strength=0.1"]`` → per-stage option dicts."""
+    stages = {"attribution": {}, "segmentation": {}, "search": {}, "style": {}, "rationale": {}}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        stage, dot, name = key.partition(".")
+        if not sep or not dot or stage not in stages or not name:
+            raise InvalidParameterError(
+                f"--param {item!r} must look like STAGE.NAME=VALUE with STAGE one of {', '.join(stages)}"
+            )
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        stages[stage][name] = value
+    return stages
+
+
+@app.command()
+def scan(
+    paths: list[Path] = typer.Argument(..., help="Image files and folders (searched recursively)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (created)."),
+    model: list[str] = typer.Option(
+        ["nudenet"], "--model", "-m",
+        help="Classifier: a registered name (nudenet) or a model card JSON. Repeat for several.",
+    ),
+    attribution: str = typer.Option("fullgrad", help="Attribution method: fullgrad, gradcam, gradcam++, xgradcam, ablationcam, occlusion."),
+    segmentation: str = typer.Option("slic", help="Segmenter: slic, felzenszwalb, watershed, bass, … (veil list)."),
+    search: str = typer.Option("greedy", help="Search strategy: greedy, subset, csra."),
+    style: str = typer.Option("blur", help="Obfuscation style: blur, pixelate, fill."),
+    max_depth: int = typer.Option(10, help="Most regions to obfuscate before failing closed."),
+    threshold: Optional[float] = typer.Option(None, help="Unsafe threshold for every model (default: each model's own, 0.5)."),
+    batch_size: int = typer.Option(8, help="Candidate images classified per batch during the search."),
+    seed: int = typer.Option(0, help="Seed for randomized stages; recorded in each result."),
+    param: list[str] = typer.Option([], "--param", "-p", help="Stage option STAGE.NAME=VALUE, e.g. segmentation.n_segments=50. Repeatable."),
+    rationale: Optional[str] = typer.Option(None, help="Explain each result with this rationale backend (e.g. grounded)."),
+    overlays: bool = typer.Option(True, help="Write attribution and region overlays (drawn on the delivered image)."),
+    report: bool = typer.Option(True, help="Write report.html."),
+    max_pixels: int = typer.Option(64_000_000, help="Refuse images with more pixels (decompression-bomb guard)."),
+    fail_on_error: bool = typer.Option(False, help="Exit with code 1 if any input could not be processed."),
+) -> None:
+    """Safeguard images: classify, attribute, segment, search and deliver minimally obfuscated copies.
+
+    Writes OUT/results.jsonl (one record per input), OUT/images (delivered), OUT/masks,
+    OUT/overlays and OUT/report.html.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from veil import __version__
+    from veil.image import iter_image_files
+    from veil.output import ResultWriter, error_record
+    from veil.pipeline import SafeguardConfig, Safeguarder
+    from veil.report import write_report
+
+    try:
+        stages = parse_params(param)
+        config = SafeguardConfig(
+            models=tuple(model), attribution=attribution, segmentation=segmentation, search=search,
+            style=style, max_depth=max_depth, threshold=threshold, batch_size=batch_size, seed=seed,
+            max_pixels=max_pixels, rationale=rationale,
+            attribution_options=stages["attribution"], segmentation_options=stages["segmentation"],
+            search_options=stages["search"], style_options=stages["style"],
+            rationale_options=stages["rationale"],
+        )
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise InvalidParameterError(f"no such file or folder: {', '.join(missing)}")
+        items = iter_image_files(list(paths))
+        if not items:
+            raise InvalidParameterError(f"no images found under {', '.join(map(str, paths))}")
+        with err.status("loading models…"):
+            sg = Safeguarder(config)
+    except VeilError as exc:
+        fail(exc)
+        return
+
+    writer = ResultWriter(out, overlays=overlays)
+    records = []
+    counts = {"unsafe": 0, "fail_closed": 0, "error": 0}
+    t0 = time.perf_counter()
+    with open(writer.out / "results.jsonl", "w", encoding="utf-8") as fh, Progress(
+        TextColumn("[bold]scan"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[name]}"),
+        TimeRemainingColumn(), console=err, transient=False,
+    ) as progress:
+        task = progress.add_task("scan", total=len(items), name="")
+        for src, rel in items:
+            progress.update(task, name=str(rel))
+            try:
+                result = sg.run(src)
+                rec = writer.write(result, src, rel, str(src))
+            except Exception as exc:  # one bad input never stops the batch
+                rec = error_record(str(src), str(exc) if isinstance(exc, VeilError) else f"{type(exc).__name__}: {exc}")
+            counts["unsafe"] += bool(rec.get("unsafe"))
+            counts["fail_closed"] += bool(rec.get("fail_closed"))
+            counts["error"] += rec.get("output") is None
+            fh.write(json.dumps(rec) + "\n")
+            fh.flush()
+            records.append(rec)
+            progress.advance(task)
+    elapsed = time.perf_counter() - t0
+    run_info = {"veil": __version__, "config": config.to_dict(), "n_images": len(items), "seconds": round(elapsed, 2)}
+    (writer.out / "run.json").write_text(json.dumps(run_info, indent=2, default=str))
+    if report:
+        write_report(records, writer.out, title="Veil report",
+                     info={"models": ", ".join(model), "attribution": attribution, "segmentation": segmentation,
+                           "search": search, "style": style})
+    err.print(
+        f"{len(items)} images · {counts['unsafe']} unsafe · {counts['fail_closed']} fully obscured · "
+        f"{counts['error']} errors · {elapsed:.1f}s → {writer.out}/results.jsonl"
+        + (f", {writer.out}/report.html" if report else "")
+    )
+    if fail_on_error and counts["error"]:
+        raise typer.Exit(code=1)
+
+
+@app.command("list")
+def list_registries() -> None:
+    """Print the registered classifiers, attribution methods, segmenters, searches and styles."""
+    from veil.classify import CLASSIFIERS
+
+    typer.echo(f"classifiers:   {', '.join(CLASSIFIERS.names())} (or a model card .json)")
+    for kind in ("attribution", "segmentation", "search", "style"):
+        typer.echo(f"{kind + ':':<14} {_names(kind)}")
+
+
+@app.command()
+def version() -> None:
+    """Print Veil's version."""
+    from veil import __version__
+
+    typer.echo(__version__)
+
+
+def _register_plugins() -> None:
+    import importlib
+
+    for mod in ("veil.cli_train", "veil.rationale.cli"):
+        try:
+            module = importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise
+            continue
+        module.register(app)
+
+
+_register_plugins()
+
+
+def main() -> None:  # pragma: no cover
+    try:
+        app()
+    except VeilError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,80 @@
+"""Region scores: how much attribution each segment carries, and where it lies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from veil.errors import InvalidParameterError
+from veil.types import Region
+
+
+def _check(attribution: np.ndarray, labels: np.ndarray) -> None:
+    if attribution.shape != labels.shape:
+        raise InvalidParameterError(
+            f"attribution (shape {attribution.shape}) must have the same shape as labels (shape {labels.shape})"
+        )
+    if labels.size and labels.min() < 0:
+        raise InvalidParameterError("labels must be non-negative integers")
+
+
+def region_scores(attribution: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Mean attribution of each label ``0..labels.max()`` (0 for absent labels).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.array([[0, 0, 1, 1]])
+    >>> region_scores(np.array([[0.0, 0.2, 0.8, 1.0]]), labels)
+    array([0.1, 0.9])
+    """
+    attribution = np.asarray(attribution, dtype=np.float64)
+    labels = np.asarray(labels)
+    _check(attribution, labels)
+    n = int(labels.max()) + 1 if labels.size else 0
+    sums = np.bincount(labels.ravel(), weights=attribution.ravel(), minlength=n)
+    counts = np.bincount(labels.ravel(), minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+
+
+def rank_regions(attribution: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Region ids sorted by mean attribution, descending (ties: smaller id first), and the scores."""
+    scores = region_scores(attribution, labels)
+    counts = np.bincount(np.asarray(labels).ravel(), minlength=scores.size)
+    present = np.flatnonzero(counts > 0)
+    order = present[np.lexsort((present, -scores[present]))]
+    return order.astype(np.int64), scores
+
+
+def regions_mask(labels: np.ndarray, ids: Sequence[int]) -> np.ndarray:
+    """Boolean H×W mask of the pixels whose label is in ``ids`` (a lookup table, not ``isin``)."""
+    labels = np.asarray(labels)
+    lut = np.zeros(int(labels.max()) + 1 if labels.size else 1, dtype=bool)
+    if len(ids):
+        lut[np.asarray(ids, dtype=np.int64)] = True
+    return lut[labels]
+
+
+def describe_regions(labels: np.ndarray, ids: Sequence[int], scores: np.ndarray) -> list[Region]:
+    """:class:`~veil.types.Region` records (bbox, centroid, area) for ``ids`` in the given order."""
+    labels = np.asarray(labels)
+    h, w = labels.shape
+    out = []
+    for rank, rid in enumerate(ids):
+        ys, xs = np.nonzero(labels == rid)
+        if ys.size == 0:
+            continue
+        x0, x1, y0, y1 = int(xs.min()), int(xs.max()), int(ys.min()), int(ys.max())
+        out.append(
+            Region(
+                id=int(rid),
+                rank=rank,
+                score=float(scores[rid]),
+                area_fraction=ys.size / float(h * w),
+                bbox=(x0, y0, x1 - x0 + 1, y1 - y0 + 1),
+                centroid=(float(xs.mean() + 0.5) / w, float(ys.mean() + 0.5) / h),
+            )
+        )
+    return out

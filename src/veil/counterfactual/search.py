@@ -1,0 +1,178 @@
+"""Counterfactual search strategies: which regions to obfuscate so every classifier says safe.
+
+A strategy receives the region ids ranked by attribution and an ``evaluate``
+callable that scores a *batch* of candidate region sets, returning the unsafe
+score of every classifier for every candidate (shape ``(n_candidates,
+n_models)``). A candidate is a counterfactual when every score is at or below
+its model's threshold. Strategies evaluate candidates in batches and stop at
+the first success.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations, islice
+from typing import Any
+
+import numpy as np
+
+from veil.errors import InvalidParameterError
+from veil.registry import Registry
+
+Candidate = tuple[int, ...]
+Evaluate = Callable[[list[Candidate]], np.ndarray]
+
+
+@dataclass
+class SearchOutcome:
+    """What a strategy found: the chosen region ids (rank order) and their scores."""
+
+    found: bool
+    selected: Candidate
+    scores: np.ndarray | None
+    n_evaluated: int
+    trace: list[dict[str, Any]] = field(default_factory=list)
+
+
+Strategy = Callable[..., SearchOutcome]
+
+#: name → strategy ``fn(order, evaluate, thresholds, *, max_depth, batch_size, areas) -> SearchOutcome``.
+SEARCHES: Registry[Strategy] = Registry("search strategy")
+
+
+def is_safe(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Row-wise: every model's unsafe score at or below its threshold."""
+    return np.all(np.asarray(scores) <= np.asarray(thresholds)[None, :], axis=1)
+
+
+def _batched(it: Iterable[Candidate], n: int) -> Iterator[list[Candidate]]:
+    it = iter(it)
+    while chunk := list(islice(it, n)):
+        yield chunk
+
+
+def _first_success(
+    candidates: Iterable[Candidate], evaluate: Evaluate, thresholds: np.ndarray, batch_size: int
+) -> SearchOutcome:
+    n_eval = 0
+    trace: list[dict[str, Any]] = []
+    best: tuple[float, Candidate, np.ndarray] | None = None
+    for chunk in _batched(candidates, batch_size):
+        scores = np.asarray(evaluate(chunk), dtype=np.float64)
+        n_eval += len(chunk)
+        for cand, row in zip(chunk, scores):
+            trace.append({"regions": list(cand), "scores": [round(float(s), 6) for s in row]})
+        ok = np.flatnonzero(is_safe(scores, thresholds))
+        if ok.size:
+            i = int(ok[0])
+            return SearchOutcome(True, chunk[i], scores[i], n_eval, trace)
+        worst = scores.max(axis=1)
+        j = int(np.argmin(worst))
+        if best is None or worst[j] < best[0]:
+            best = (float(worst[j]), chunk[j], scores[j])
+    return SearchOutcome(False, best[1] if best else (), best[2] if best else None, n_eval, trace)
+
+
+def _check(order: Sequence[int], max_depth: int, batch_size: int) -> list[int]:
+    if max_depth < 1:
+        raise InvalidParameterError(f"max_depth must be at least 1, got {max_depth}")
+    if batch_size < 1:
+        raise InvalidParameterError(f"batch_size must be at least 1, got {batch_size}")
+    return [int(r) for r in order]
+
+
+@SEARCHES.decorator("greedy")
+def greedy(
+    order: Sequence[int],
+    evaluate: Evaluate,
+    thresholds: np.ndarray,
+    *,
+    max_depth: int = 10,
+    batch_size: int = 8,
+    areas: np.ndarray | None = None,
+) -> SearchOutcome:
+    """The paper's search: obfuscate the top-1, top-2, … regions until every model says safe."""
+    order = _check(order, max_depth, batch_size)
+    depth = min(max_depth, len(order))
+    cands = (tuple(order[:k]) for k in range(1, depth + 1))
+    return _first_success(cands, evaluate, np.asarray(thresholds), batch_size)
+
+
+@SEARCHES.decorator("subset")
+def subset(
+    order: Sequence[int],
+    evaluate: Evaluate,
+    thresholds: np.ndarray,
+    *,
+    max_depth: int = 10,
+    batch_size: int = 8,
+    areas: np.ndarray | None = None,
+) -> SearchOutcome:
+    """The authors' published search: at depth n, every subset of the top-n that contains region n.
+
+    Within a depth, smaller subsets come first, so the first success uses the fewest regions.
+    """
+    order = _check(order, max_depth, batch_size)
+    depth = min(max_depth, len(order))
+
+    def gen() -> Iterator[Candidate]:
+        for n in range(1, depth + 1):
+            head, newest = order[: n - 1], order[n - 1]
+            for r in range(0, n):
+                for combo in combinations(head, r):
+                    yield (*combo, newest)
+
+    return _first_success(gen(), evaluate, np.asarray(thresholds), batch_size)
+
+
+@SEARCHES.decorator("csra")
+def csra(
+    order: Sequence[int],
+    evaluate: Evaluate,
+    thresholds: np.ndarray,
+    *,
+    max_depth: int = 10,
+    batch_size: int = 8,
+    areas: np.ndarray | None = None,
+    top: int = 8,
+    penalties: Sequence[float] = (0.5, 0.75, 0.8),
+) -> SearchOutcome:
+    """Bethany et al. (2023): all subsets of the top ``top`` regions; minimize unsafe score + area.
+
+    The cost of a subset is its highest unsafe score plus its obfuscated fraction, plus 1
+    for each penalty level (0.5, 0.75, 0.8) the fraction exceeds. The cheapest subset that
+    makes every model safe wins; every subset is evaluated (there is no early stop).
+    """
+    order = _check(order, max_depth, batch_size)
+    if areas is None:
+        raise InvalidParameterError("csra needs areas (the area fraction of each region)")
+    areas = np.asarray(areas, dtype=np.float64)
+    head = order[: min(int(top), len(order))]
+    cands = [c for r in range(1, len(head) + 1) for c in combinations(head, r)]
+    n_eval, rows = 0, []
+    for chunk in _batched(cands, batch_size):
+        rows.append(np.asarray(evaluate(chunk), dtype=np.float64))
+        n_eval += len(chunk)
+    if not cands:
+        return SearchOutcome(False, (), None, 0)
+    scores = np.concatenate(rows, 0)
+    frac = np.array([areas[list(c)].sum() for c in cands])
+    cost = scores.max(axis=1) + frac + sum((frac > p).astype(float) for p in penalties)
+    ok = is_safe(scores, np.asarray(thresholds))
+    pool = np.flatnonzero(ok) if ok.any() else np.arange(len(cands))
+    i = int(pool[np.argmin(cost[pool])])
+    trace = [{"regions": list(c), "scores": [round(float(s), 6) for s in row], "cost": round(float(k), 6)}
+             for c, row, k in zip(cands, scores, cost)]
+    return SearchOutcome(bool(ok.any()), cands[i], scores[i], n_eval, trace)
+
+
+def search(
+    order: Sequence[int],
+    evaluate: Evaluate,
+    thresholds: Sequence[float] | np.ndarray,
+    strategy: str = "greedy",
+    **options: Any,
+) -> SearchOutcome:
+    """Run the registered ``strategy``."""
+    return SEARCHES.get(strategy)(order, evaluate, np.asarray(thresholds, dtype=np.float64), **options)

@@ -1,0 +1,314 @@
+"""The one composition everyone calls: classify → attribute → segment → search → obfuscate.
+
+``safeguard(image, config) -> Result`` is what the CLI, the batch engines and the
+benchmarks run. :class:`Safeguarder` keeps loaded classifiers for many images.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from veil.classify import Classifier, DetectorClassifier, GradientClassifier, load_classifier
+from veil.classify.base import scores_dict
+from veil.counterfactual import (
+    SEARCHES,
+    STYLES,
+    describe_regions,
+    fully_obscured,
+    rank_regions,
+    regions_mask,
+    search,
+    stylize,
+)
+from veil.counterfactual.styles import apply_mask
+from veil.errors import InvalidParameterError, VeilError
+from veil.image import DEFAULT_MAX_PIXELS, ImageInput, load_image
+from veil.segment import SEGMENTERS, segment
+from veil.types import ModelOutput, Result
+
+#: Gradient-free attribution used for classifiers that expose no torch gradients.
+FALLBACK_ATTRIBUTION = "occlusion"
+
+
+@dataclass(frozen=True)
+class SafeguardConfig:
+    """Settings of one safeguarding run (every CLI option of ``veil scan`` maps to a field).
+
+    Parameters
+    ----------
+    models : sequence of str or Classifier
+        Registry names (``"nudenet"``), model card paths, or classifier objects.
+    attribution, segmentation, search, style : str
+        Names from the stage registries (``veil list`` prints them).
+    max_depth : int
+        Most regions the search may obfuscate before failing closed.
+    threshold : float or None
+        Unsafe threshold for every model; None keeps each model's own (0.5 by default).
+    batch_size : int
+        Candidate images classified per batch during the search.
+    seed : int or None
+        Seed for randomized stages (segmenters that sample); recorded in the result.
+    combine : {"max", "mean"}
+        How the attribution maps of several unsafe models are merged.
+    rationale : str or None
+        Rationale backend to explain each result with (None: no rationale).
+    """
+
+    models: tuple[Any, ...] = ("nudenet",)
+    attribution: str = "fullgrad"
+    segmentation: str = "slic"
+    search: str = "greedy"
+    style: str = "blur"
+    max_depth: int = 10
+    threshold: float | None = None
+    batch_size: int = 8
+    seed: int | None = 0
+    combine: str = "max"
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    rationale: str | None = None
+    attribution_options: dict[str, Any] = field(default_factory=dict)
+    segmentation_options: dict[str, Any] = field(default_factory=dict)
+    search_options: dict[str, Any] = field(default_factory=dict)
+    style_options: dict[str, Any] = field(default_factory=dict)
+    rationale_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from veil.attribution import ATTRIBUTIONS
+
+        if isinstance(self.models, (str, bytes)) or not isinstance(self.models, Sequence):
+            object.__setattr__(self, "models", (self.models,))
+        object.__setattr__(self, "models", tuple(self.models))
+        if not self.models:
+            raise InvalidParameterError("models must name at least one classifier")
+        ATTRIBUTIONS.get(self.attribution)
+        SEGMENTERS.get(self.segmentation)
+        SEARCHES.get(self.search)
+        STYLES.get(self.style)
+        if self.max_depth < 1:
+            raise InvalidParameterError(f"max_depth must be at least 1, got {self.max_depth}")
+        if self.batch_size < 1:
+            raise InvalidParameterError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
+            raise InvalidParameterError(f"threshold must lie in (0, 1), got {self.threshold}")
+        if self.combine not in ("max", "mean"):
+            raise InvalidParameterError(f"combine must be 'max' or 'mean', got {self.combine!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "models"}
+        d["models"] = [m if isinstance(m, str) else getattr(m, "name", type(m).__name__) for m in self.models]
+        return d
+
+
+class Safeguarder:
+    """Loads the classifiers once and safeguards any number of images.
+
+    Examples
+    --------
+    >>> sg = Safeguarder(SafeguardConfig(models=("nudenet",)))  # doctest: +SKIP
+    >>> result = sg.run("photo.jpg")  # doctest: +SKIP
+    """
+
+    def __init__(self, config: SafeguardConfig | None = None, *, classifiers: Sequence[Classifier] | None = None):
+        self.config = config or SafeguardConfig()
+        self.classifiers: list[Classifier] = (
+            list(classifiers) if classifiers is not None else [load_classifier(m) for m in self.config.models]
+        )
+        names = [c.name for c in self.classifiers]
+        if len(set(names)) != len(names):
+            raise InvalidParameterError(f"classifier names must be unique, got {names}; set 'name' in the model cards")
+        self.thresholds = np.array(
+            [self.config.threshold if self.config.threshold is not None else c.threshold for c in self.classifiers],
+            dtype=np.float64,
+        )
+
+    # -- stages -----------------------------------------------------------------------------
+    def score_key(self, clf: Classifier, label: str) -> str:
+        return label if len(self.classifiers) == 1 else f"{clf.name}/{label}"
+
+    def classify(self, images: Sequence[np.ndarray], *, detect: bool = True) -> list[list[ModelOutput]]:
+        """Every classifier on every image: ``out[i][m]`` is model ``m``'s verdict on image ``i``."""
+        per_image: list[list[ModelOutput]] = [[] for _ in images]
+        for clf, thr in zip(self.classifiers, self.thresholds):
+            proba = np.asarray(clf.predict_proba(list(images)))
+            unsafe = clf.unsafe_score(proba)
+            for i, img in enumerate(images):
+                dets = clf.detect(img) if detect and isinstance(clf, DetectorClassifier) else []
+                per_image[i].append(
+                    ModelOutput(
+                        name=clf.name,
+                        proba=scores_dict(clf.labels, proba[i]),
+                        unsafe_score=float(unsafe[i]),
+                        unsafe=bool(unsafe[i] > thr),
+                        threshold=float(thr),
+                        unsafe_labels=tuple(clf.unsafe_labels),
+                        detections=dets,
+                    )
+                )
+        return per_image
+
+    def flat_scores(self, outputs: list[ModelOutput]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for clf, mo in zip(self.classifiers, outputs):
+            for label, p in mo.proba.items():
+                out[self.score_key(clf, label)] = p
+        return out
+
+    def attribute(self, image: np.ndarray, outputs: list[ModelOutput]) -> tuple[np.ndarray, list[str]]:
+        """Combined attribution of the models that flagged the image, and the method used per model."""
+        from veil.attribution import ATTRIBUTIONS, attribute, combine
+
+        cfg = self.config
+        maps, used = [], []
+        gradient_method = ATTRIBUTIONS.get(cfg.attribution).requires_gradients
+        for clf, mo in zip(self.classifiers, outputs):
+            if not mo.unsafe:
+                continue
+            method = cfg.attribution
+            if gradient_method and not isinstance(clf, GradientClassifier):
+                method = FALLBACK_ATTRIBUTION
+            options = cfg.attribution_options if method == cfg.attribution else {}
+            maps.append(attribute(image, clf, method, **options))
+            used.append(f"{clf.name}:{method}")
+        return combine(maps, how=cfg.combine), used
+
+    def unsafe_scores(self, images: list[np.ndarray]) -> np.ndarray:
+        """``(N, n_models)`` unsafe scores."""
+        cols = [clf.unsafe_score(np.asarray(clf.predict_proba(images))) for clf in self.classifiers]
+        return np.stack(cols, axis=1)
+
+    # -- composition ------------------------------------------------------------------------
+    def run(self, source: ImageInput) -> Result:
+        """Safeguard one image. Undecodable input raises :class:`~veil.errors.InvalidImageError`;
+        any later failure on an unsafe image delivers it fully obscured (``fail_closed``)."""
+        cfg = self.config
+        image = load_image(source, max_pixels=cfg.max_pixels)
+        image.setflags(write=False)
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        settings = cfg.to_dict()
+        try:
+            before = self.classify([image])[0]
+        except Exception as exc:  # a model that cannot judge the image must not let it through
+            return self._fail_closed(image, None, f"classification failed: {exc}", timings, settings)
+        timings["classify"] = time.perf_counter() - t0
+        scores = self.flat_scores(before)
+        if not any(mo.unsafe for mo in before):
+            result = Result(
+                unsafe=False, scores=scores, models=before, counterfactual_found=False, depth=None,
+                obfuscated_fraction=0.0, scores_after=scores, models_after=before, fail_closed=False,
+                error=None, image=image, mask=np.zeros(image.shape[:2], bool), seed=cfg.seed,
+                timings=timings, settings=settings,
+            )
+            return self._explain(result, image)
+        try:
+            result = self._obfuscate(image, before, scores, timings, settings)
+        except Exception as exc:  # fail closed on any stage failure
+            kind = "" if isinstance(exc, VeilError) else f"{type(exc).__name__}: "
+            return self._fail_closed(image, before, f"obfuscation failed: {kind}{exc}", timings, settings)
+        return self._explain(result, image)
+
+    def _obfuscate(self, image: np.ndarray, before: list[ModelOutput], scores: dict[str, float],
+                   timings: dict[str, float], settings: dict[str, Any]) -> Result:
+        cfg = self.config
+        t = time.perf_counter()
+        attribution, used = self.attribute(image, before)
+        timings["attribution"] = time.perf_counter() - t
+        settings = {**settings, "attribution_used": used}
+
+        t = time.perf_counter()
+        labels = segment(image, cfg.segmentation, attribution=attribution, rng=cfg.seed, **cfg.segmentation_options)
+        timings["segmentation"] = time.perf_counter() - t
+
+        order, region_score = rank_regions(attribution, labels)
+        areas = np.bincount(labels.ravel(), minlength=region_score.size) / float(labels.size)
+        styled = stylize(image, cfg.style, **cfg.style_options)
+        lut_cache: dict[tuple[int, ...], np.ndarray] = {}
+
+        def evaluate(cands: list[tuple[int, ...]]) -> np.ndarray:
+            imgs = []
+            for c in cands:
+                mask = lut_cache.setdefault(c, regions_mask(labels, c))
+                imgs.append(apply_mask(image, styled, mask))
+            return self.unsafe_scores(imgs)
+
+        t = time.perf_counter()
+        outcome = search(order, evaluate, self.thresholds, cfg.search, max_depth=cfg.max_depth,
+                         batch_size=cfg.batch_size, areas=areas, **cfg.search_options)
+        timings["search"] = time.perf_counter() - t
+        timings["n_evaluated"] = outcome.n_evaluated
+        if not outcome.found:
+            res = self._fail_closed(image, before, None, timings, settings)
+            res.note = f"no counterfactual within {cfg.max_depth} regions ({cfg.search} search); fully obscured"
+            res.attribution, res.segments, res.n_evaluated = attribution, labels, outcome.n_evaluated
+            return res
+
+        mask = regions_mask(labels, outcome.selected)
+        delivered = apply_mask(image, styled, mask)
+        # The delivered image itself is classified again: that is the verdict we report.
+        after = self.classify([delivered])[0]
+        if any(mo.unsafe for mo in after):
+            res = self._fail_closed(image, before, "delivered image still classified unsafe", timings, settings)
+            res.attribution, res.segments, res.n_evaluated = attribution, labels, outcome.n_evaluated
+            return res
+        regions = describe_regions(labels, list(outcome.selected), region_score)
+        return Result(
+            unsafe=True, scores=scores, models=before, counterfactual_found=True,
+            depth=len(outcome.selected), obfuscated_fraction=float(mask.mean()),
+            scores_after=self.flat_scores(after), models_after=after, fail_closed=False, error=None,
+            image=delivered, mask=mask, attribution=attribution, segments=labels, regions=regions,
+            n_evaluated=outcome.n_evaluated, seed=cfg.seed, timings=timings, settings=settings,
+        )
+
+    def _fail_closed(self, image: np.ndarray, before: list[ModelOutput] | None, error: str | None,
+                     timings: dict[str, float], settings: dict[str, Any]) -> Result:
+        delivered = fully_obscured(image)
+        try:
+            after = self.classify([delivered], detect=False)[0]
+            scores_after = self.flat_scores(after)
+        except Exception:  # noqa: BLE001 - the output is already fully obscured
+            after, scores_after = [], {}
+        return Result(
+            unsafe=True if before is None else any(mo.unsafe for mo in before),
+            scores=self.flat_scores(before) if before else {}, models=before or [],
+            counterfactual_found=False, depth=None, obfuscated_fraction=1.0,
+            scores_after=scores_after, models_after=after, fail_closed=True, error=error,
+            image=delivered, mask=np.ones(image.shape[:2], bool), seed=self.config.seed,
+            timings=timings, settings=settings,
+        )
+
+    def _explain(self, result: Result, original: np.ndarray) -> Result:
+        if self.config.rationale is None:
+            return result
+        from veil.rationale import explain
+
+        categories = {c.name: dict(c.config.get("categories") or {}) for c in self.classifiers}
+        result.rationale = explain(result, backend=self.config.rationale, categories=categories,
+                                   image=original, **self.config.rationale_options)
+        return result
+
+
+_CACHE: dict[tuple[Any, ...], Safeguarder] = {}
+
+
+def safeguard(image: ImageInput, config: SafeguardConfig | None = None, **overrides: Any) -> Result:
+    """Safeguard one image: the Python API behind ``veil scan``.
+
+    Classifiers named by string are loaded once and reused across calls.
+
+    Examples
+    --------
+    >>> from veil import safeguard, SafeguardConfig
+    >>> result = safeguard("photo.jpg", SafeguardConfig(models=("nudenet",)))  # doctest: +SKIP
+    >>> result.unsafe, result.depth, result.fail_closed  # doctest: +SKIP
+    """
+    config = replace(config or SafeguardConfig(), **overrides) if overrides else (config or SafeguardConfig())
+    key = (tuple(m if isinstance(m, str) else id(m) for m in config.models), repr(config))
+    sg = _CACHE.get(key)
+    if sg is None:
+        sg = _CACHE[key] = Safeguarder(config)
+    return sg.run(image)

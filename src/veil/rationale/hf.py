@@ -1,0 +1,221 @@
+"""Rationale backend for Hugging Face vision-language models loaded from a local directory.
+
+Supported families (read from the directory's ``config.json``):
+
+* ``instructblip`` — the paper's Conditional VLM. The control code goes into
+  the language model's prompt *and* into the Q-Former instruction
+  (``qformer_input_ids``), so it steers which visual features are extracted;
+* ``llava`` (and ``llava_next``) — the control code goes into the chat prompt;
+* ``qwen2_vl`` / ``qwen2_5_vl`` — likewise, through the processor's chat template.
+
+Nothing is downloaded (``local_files_only=True``). Generation defaults follow
+the paper: beam search with 5 beams, max length 512, top-p 0.9, repetition
+penalty 1.5, length penalty 1.0, temperature 1.
+
+Requires ``pip install veil[vlm]`` (``transformers``, ``accelerate``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from veil.errors import InvalidParameterError, ModelLoadError, require
+from veil.rationale.prompt import build_instruction, build_qformer_instruction, rationale_question
+
+__all__ = ["FAMILIES", "GENERATION_DEFAULTS", "TransformersBackend"]
+
+#: Paper generation settings (InstructBLIP's defaults).
+GENERATION_DEFAULTS: dict[str, Any] = {
+    "num_beams": 5,
+    "max_length": 512,
+    "min_length": 1,
+    "top_p": 0.9,
+    "repetition_penalty": 1.5,
+    "length_penalty": 1.0,
+    "temperature": 1.0,
+    "do_sample": False,
+}
+
+#: config ``model_type`` → (family, transformers model class name).
+FAMILIES: dict[str, tuple[str, str]] = {
+    "instructblip": ("instructblip", "InstructBlipForConditionalGeneration"),
+    "llava": ("llava", "LlavaForConditionalGeneration"),
+    "llava_next": ("llava", "LlavaNextForConditionalGeneration"),
+    "qwen2_vl": ("qwen2_vl", "Qwen2VLForConditionalGeneration"),
+    "qwen2_5_vl": ("qwen2_vl", "Qwen2_5_VLForConditionalGeneration"),
+}
+
+
+def _pil(image: np.ndarray) -> Any:
+    from PIL import Image
+
+    from veil.image import as_rgb_uint8
+
+    return Image.fromarray(as_rgb_uint8(image))
+
+
+class TransformersBackend:
+    """Conditioned generation with a local InstructBLIP, LLaVA or Qwen2-VL model.
+
+    Parameters
+    ----------
+    path : str or Path
+        Directory holding ``config.json``, the weights and the processor files.
+    device : str, optional
+        torch device; default ``"cuda"`` when available, else ``"cpu"``.
+    dtype : str, optional
+        ``"float32"``, ``"float16"`` or ``"bfloat16"``; default: the checkpoint's.
+    max_new_tokens : int, optional
+        Cap on generated tokens; replaces ``max_length`` (which, as in LAVIS, also
+        counts generated tokens only).
+    **generation
+        Overrides of :data:`GENERATION_DEFAULTS` (``num_beams=1`` for speed, …).
+
+    Examples
+    --------
+    >>> b = TransformersBackend("models/instructblip-vicuna-7b")  # doctest: +SKIP
+    >>> b.answer(image, control, ["What are the people doing?"])  # doctest: +SKIP
+    """
+
+    name = "transformers"
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        device: str | None = None,
+        dtype: str | None = None,
+        max_new_tokens: int | None = None,
+        **generation: Any,
+    ) -> None:
+        p = Path(path).expanduser()
+        if not p.is_dir():
+            raise ModelLoadError(
+                f"VLM directory {str(path)!r} does not exist; download the model yourself "
+                "(e.g. `huggingface-cli download Salesforce/instructblip-vicuna-7b --local-dir DIR`) "
+                "and pass --vlm-path DIR"
+            )
+        if not (p / "config.json").is_file():
+            raise ModelLoadError(f"VLM directory {str(p)!r} has no config.json; is it a model folder?")
+        transformers: Any = require("transformers", "vlm")
+        torch: Any = require("torch", "vlm")
+        unknown = sorted(set(generation) - set(GENERATION_DEFAULTS) - {"num_return_sequences", "no_repeat_ngram_size", "top_k"})
+        if unknown:
+            raise InvalidParameterError(
+                f"unknown generation options {unknown}; valid: {sorted(GENERATION_DEFAULTS)}"
+            )
+        if max_new_tokens is not None and int(max_new_tokens) < 1:
+            raise InvalidParameterError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        try:
+            config = transformers.AutoConfig.from_pretrained(str(p), local_files_only=True)  # type: ignore[attr-defined]
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"cannot read VLM config in {str(p)!r}: {exc}") from exc
+        mtype = getattr(config, "model_type", None)
+        if mtype not in FAMILIES:
+            raise ModelLoadError(
+                f"VLM in {str(p)!r} has model_type {mtype!r}; supported: {', '.join(sorted(FAMILIES))}"
+            )
+        self.family, cls_name = FAMILIES[mtype]
+        cls = getattr(transformers, cls_name)
+        kwargs: dict[str, Any] = {"local_files_only": True}
+        if dtype is not None:
+            if dtype not in ("float32", "float16", "bfloat16"):
+                raise InvalidParameterError(
+                    f"dtype must be float32, float16 or bfloat16, got {dtype!r}"
+                )
+            kwargs["dtype"] = getattr(torch, dtype)
+        try:
+            model = cls.from_pretrained(str(p), **kwargs)
+            processor = transformers.AutoProcessor.from_pretrained(str(p), local_files_only=True)  # type: ignore[attr-defined]
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"cannot load the VLM in {str(p)!r}: {exc}") from exc
+        dev = device or ("cuda" if torch.cuda.is_available() else "cpu")  # type: ignore[attr-defined]
+        self.model = model.to(dev).eval()
+        self.processor = processor
+        self.device = dev
+        self.path = str(p)
+        self.generation = {**GENERATION_DEFAULTS, **generation}
+        if max_new_tokens is not None:
+            self.generation.pop("max_length", None)
+            self.generation["max_new_tokens"] = int(max_new_tokens)
+
+    # -- prompts ----------------------------------------------------------------------------
+    def prompts(self, control: Mapping[str, Any], question: str) -> dict[str, str]:
+        """The texts the model reads: ``{"prompt": …}`` plus ``"qformer"`` for InstructBLIP."""
+        if self.family == "instructblip":
+            instruction = build_instruction(question, control)
+            out = {"instruction": instruction, "prompt": instruction}
+            out["qformer"] = build_qformer_instruction(question, control)
+            return out
+        # Chat templates mark the assistant's turn themselves: no "Answer:" cue.
+        instruction = build_instruction(question, control, answer_cue=False)
+        out = {"instruction": instruction}
+        template = getattr(self.processor, "chat_template", None)
+        if template:
+            messages = [
+                {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": instruction}]}
+            ]
+            out["prompt"] = self.processor.apply_chat_template(messages, add_generation_prompt=True)
+        elif self.family == "llava":
+            out["prompt"] = f"USER: <image>\n{instruction} ASSISTANT:"  # LLaVA-1.5 format
+        else:
+            raise ModelLoadError(
+                f"the {self.family} processor in {self.path!r} has no chat template; "
+                "add chat_template.jinja to the model folder"
+            )
+        return out
+
+    def build_inputs(self, image: np.ndarray, control: Mapping[str, Any], question: str) -> tuple[Any, dict[str, str]]:
+        """Model inputs (a ``BatchFeature`` on the device) and the texts they came from."""
+        if image is None:
+            raise InvalidParameterError("the transformers backend needs the image; got None")
+        texts = self.prompts(control, question)
+        enc = self.processor(images=[_pil(image)], text=[texts["prompt"]], return_tensors="pt")
+        if self.family == "instructblip":
+            # The processor gives the Q-Former the LLM prompt; it gets its own instruction.
+            q = self.processor.qformer_tokenizer(
+                [texts["qformer"]], return_tensors="pt", truncation=True, max_length=512
+            )
+            enc["qformer_input_ids"] = q["input_ids"]
+            enc["qformer_attention_mask"] = q["attention_mask"]
+        enc = enc.to(self.device)
+        if "pixel_values" in enc and enc["pixel_values"].is_floating_point():
+            enc["pixel_values"] = enc["pixel_values"].to(self.model.dtype)
+        return enc, texts
+
+    # -- generation -------------------------------------------------------------------------
+    def generate(self, image: np.ndarray, control: Mapping[str, Any], question: str) -> str:
+        """Answer one question about ``image``, conditioned on ``control``."""
+        import torch
+
+        enc, _ = self.build_inputs(image, control, question)
+        gen = dict(self.generation)
+        if not gen.get("do_sample"):
+            # Sampling settings only matter when sampling; passing them to beam search warns.
+            gen.pop("top_p", None)
+            gen.pop("temperature", None)
+            gen.pop("top_k", None)
+        # As in LAVIS, lengths count generated tokens, not the (long, image-token-laden) prompt.
+        if "max_length" in gen:
+            gen["max_new_tokens"] = gen.pop("max_length")
+        if "min_length" in gen:
+            gen["min_new_tokens"] = gen.pop("min_length")
+        with torch.inference_mode():
+            out = self.model.generate(**enc, **gen)
+        ids = enc["input_ids"]
+        if out.shape[1] >= ids.shape[1] and torch.equal(out[:, : ids.shape[1]].cpu(), ids.cpu()):
+            out = out[:, ids.shape[1] :]  # decoder-only models echo the prompt
+        tok = getattr(self.processor, "tokenizer", self.processor)
+        return str(tok.batch_decode(out, skip_special_tokens=True)[0]).strip()
+
+    def explain(self, image: np.ndarray | None, control: Mapping[str, Any]) -> str:
+        return self.generate(image, control, rationale_question(control))  # type: ignore[arg-type]
+
+    def answer(
+        self, image: np.ndarray | None, control: Mapping[str, Any], questions: Sequence[str]
+    ) -> list[str]:
+        return [self.generate(image, control, q) for q in questions]  # type: ignore[arg-type]

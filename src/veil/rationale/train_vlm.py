@@ -1,0 +1,271 @@
+"""Fine-tune the Q-Former of an InstructBLIP-style model on conditioned instructions.
+
+The paper trains its Conditional VLM by updating only the Q-Former (and its
+learned query tokens): the vision encoder and the language model stay
+frozen, so the classifiers' control code — which reaches the Q-Former as its
+instruction — learns to steer which visual features the language model sees.
+
+Data is a JSONL file, one example per line::
+
+    {"image": "imgs/1.jpg", "instruction": "Safety classifiers report: …\\nQuestion: …\\nAnswer:",
+     "answer": "A person is …"}
+
+``image`` is relative to the JSONL file. Instead of ``instruction`` a line may
+give ``question`` and optionally ``control`` (a control code from
+:func:`veil.rationale.build_control`, e.g. copied from ``results.jsonl``); the
+conditioned instruction is then built with :mod:`veil.rationale.prompt`. An
+optional ``qformer_instruction`` overrides the Q-Former's text.
+
+The loss is computed on the answer tokens only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from veil.errors import CapabilityError, InvalidParameterError, ModelLoadError, require
+from veil.rationale.prompt import build_instruction, build_qformer_instruction
+
+__all__ = ["encode_example", "load_examples", "train_vlm"]
+
+
+def load_examples(path: str | Path) -> list[dict[str, Any]]:
+    """Read and validate a training JSONL; returns ``{image, prompt, qformer, answer}`` dicts.
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming the line and key of a malformed example.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidParameterError(f"training data {str(path)!r} does not exist")
+    out: list[dict[str, Any]] = []
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError as exc:
+            raise InvalidParameterError(f"{p}:{n}: not valid JSON ({exc})") from None
+        if not isinstance(rec, dict):
+            raise InvalidParameterError(f"{p}:{n}: each line must be a JSON object")
+        for key in ("image", "answer"):
+            if not isinstance(rec.get(key), str) or not rec[key].strip():
+                raise InvalidParameterError(f"{p}:{n}: key {key!r} must be a non-empty string")
+        image = Path(rec["image"])
+        image = image if image.is_absolute() else p.parent / image
+        if not image.is_file():
+            raise InvalidParameterError(f"{p}:{n}: image {str(image)!r} does not exist")
+        if isinstance(rec.get("instruction"), str) and rec["instruction"].strip():
+            prompt = rec["instruction"]
+            qformer = rec.get("qformer_instruction") or prompt
+        elif isinstance(rec.get("question"), str) and rec["question"].strip():
+            control = rec.get("control") or {"strength": 0.0}
+            if not isinstance(control, dict):
+                raise InvalidParameterError(f"{p}:{n}: key 'control' must be a control-code object")
+            prompt = build_instruction(rec["question"], control)
+            qformer = rec.get("qformer_instruction") or build_qformer_instruction(rec["question"], control)
+        else:
+            raise InvalidParameterError(
+                f"{p}:{n}: give either 'instruction' or 'question' (with an optional 'control')"
+            )
+        out.append({"image": str(image), "prompt": prompt, "qformer": str(qformer), "answer": rec["answer"]})
+    if not out:
+        raise InvalidParameterError(f"training data {str(path)!r} holds no examples")
+    return out
+
+
+def encode_example(processor: Any, model_config: Any, prompt: str, answer: str, *, max_length: int = 512) -> dict[str, list[int]]:
+    """Token ids and labels for one example; labels are ``-100`` everywhere but the answer.
+
+    For a decoder-only language model the sequence is ``[image tokens] prompt answer </s>``
+    and only ``answer </s>`` is labelled. For an encoder-decoder one the answer is the
+    decoder's target.
+    """
+    tok = processor.tokenizer
+    n_query = int(model_config.num_query_tokens)
+    image_id = int(model_config.image_token_index)
+    prompt_ids = tok(prompt, add_special_tokens=True)["input_ids"]
+    answer_ids = tok(" " + answer.strip(), add_special_tokens=False)["input_ids"]
+    if tok.eos_token_id is not None:
+        answer_ids = answer_ids + [int(tok.eos_token_id)]
+    if model_config.use_decoder_only_language_model:
+        budget = max_length - n_query - len(answer_ids)
+        if budget < 1:
+            raise InvalidParameterError(
+                f"answer of {len(answer_ids)} tokens does not fit max_length {max_length}"
+            )
+        prompt_ids = prompt_ids[-budget:]  # keep the question end of a long prompt
+        ids = [image_id] * n_query + prompt_ids + answer_ids
+        labels = [-100] * (n_query + len(prompt_ids)) + answer_ids
+        return {"input_ids": ids, "labels": labels}
+    ids = [image_id] * n_query + prompt_ids[: max_length - n_query]
+    return {"input_ids": ids, "labels": answer_ids[:max_length]}
+
+
+def _pad(rows: Sequence[Sequence[int]], value: int) -> tuple[Any, Any]:
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), value, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(list(r), dtype=torch.long)
+        mask[i, : len(r)] = 1
+    return ids, mask
+
+
+def train_vlm(
+    data: str | Path,
+    *,
+    model_dir: str | Path,
+    out: str | Path,
+    epochs: int = 1,
+    lr: float = 1e-5,
+    max_steps: int | None = None,
+    batch_size: int = 4,
+    seed: int = 0,
+    device: str | None = None,
+    max_length: int = 512,
+    weight_decay: float = 0.05,
+) -> dict[str, Any]:
+    """Fine-tune only the Q-Former (and its query tokens) of a local InstructBLIP model.
+
+    Parameters
+    ----------
+    data : path
+        Training JSONL (see the module docstring).
+    model_dir : path
+        Local model folder (config, weights, processor); nothing is downloaded.
+    out : path
+        Folder the fine-tuned model, its processor and ``train_vlm.json`` are saved to.
+    epochs, lr, max_steps, batch_size : int, float, int or None, int
+        Passes over the data, AdamW learning rate, an optional step cap, examples per step.
+    seed : int
+        Seeds torch and the shuffling; training is reproducible on one device.
+
+    Returns
+    -------
+    dict
+        ``steps``, ``losses`` (per step), ``trainable_parameters``, ``frozen_parameters``,
+        ``seconds`` and ``out``.
+    """
+    transformers: Any = require("transformers", "vlm")
+    torch: Any = require("torch", "vlm")
+    if int(epochs) < 1:
+        raise InvalidParameterError(f"epochs must be >= 1, got {epochs}")
+    if not lr > 0:
+        raise InvalidParameterError(f"lr must be > 0, got {lr}")
+    if max_steps is not None and int(max_steps) < 1:
+        raise InvalidParameterError(f"max_steps must be >= 1, got {max_steps}")
+    if int(batch_size) < 1:
+        raise InvalidParameterError(f"batch_size must be >= 1, got {batch_size}")
+    mdir = Path(model_dir)
+    if not (mdir / "config.json").is_file():
+        raise ModelLoadError(f"model_dir {str(model_dir)!r} is not a local model folder (no config.json)")
+    examples = load_examples(data)
+
+    try:
+        config = transformers.AutoConfig.from_pretrained(str(mdir), local_files_only=True)  # type: ignore[attr-defined]
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot read config in {str(mdir)!r}: {exc}") from exc
+    if getattr(config, "model_type", None) != "instructblip":
+        raise CapabilityError(
+            f"train-vlm fine-tunes the Q-Former of InstructBLIP-style models; {str(mdir)!r} "
+            f"holds model_type {getattr(config, 'model_type', None)!r}"
+        )
+    torch.manual_seed(int(seed))  # type: ignore[attr-defined]
+    try:
+        model = transformers.InstructBlipForConditionalGeneration.from_pretrained(  # type: ignore[attr-defined]
+            str(mdir), local_files_only=True
+        )
+        processor = transformers.AutoProcessor.from_pretrained(str(mdir), local_files_only=True)  # type: ignore[attr-defined]
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load the model in {str(mdir)!r}: {exc}") from exc
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")  # type: ignore[attr-defined]
+    model.to(dev)
+
+    for p in model.parameters():
+        p.requires_grad_(False)
+    trainable = list(model.qformer.parameters()) + [model.query_tokens]
+    for p in trainable:
+        p.requires_grad_(True)
+    n_train = sum(p.numel() for p in trainable)
+    n_frozen = sum(p.numel() for p in model.parameters()) - n_train
+
+    from PIL import Image
+
+    from veil.image import load_image
+
+    encoded = []
+    for ex in examples:
+        enc = encode_example(processor, model.config, ex["prompt"], ex["answer"], max_length=max_length)
+        q = processor.qformer_tokenizer(ex["qformer"], truncation=True, max_length=512)["input_ids"]
+        pix = processor.image_processor(Image.fromarray(load_image(ex["image"])), return_tensors="pt")
+        encoded.append({**enc, "qformer_input_ids": q, "pixel_values": pix["pixel_values"][0]})
+
+    pad_id = processor.tokenizer.pad_token_id
+    pad_id = int(pad_id if pad_id is not None else 0)
+    qpad = processor.qformer_tokenizer.pad_token_id
+    qpad = int(qpad if qpad is not None else 0)
+    opt = torch.optim.AdamW(trainable, lr=float(lr), weight_decay=float(weight_decay))  # type: ignore[attr-defined]
+    rng = np.random.default_rng(int(seed))
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    model.train()
+    step = 0
+    done = False
+    for _ in range(int(epochs)):
+        order = rng.permutation(len(encoded))
+        for start in range(0, len(order), int(batch_size)):
+            batch = [encoded[i] for i in order[start : start + int(batch_size)]]
+            ids, mask = _pad([b["input_ids"] for b in batch], pad_id)
+            labels, _ = _pad([b["labels"] for b in batch], -100)
+            qids, qmask = _pad([b["qformer_input_ids"] for b in batch], qpad)
+            pixels = torch.stack([b["pixel_values"] for b in batch]).to(dev, model.dtype)  # type: ignore[attr-defined]
+            outputs = model(
+                pixel_values=pixels, input_ids=ids.to(dev), attention_mask=mask.to(dev),
+                qformer_input_ids=qids.to(dev), qformer_attention_mask=qmask.to(dev),
+                labels=labels.to(dev),
+            )
+            loss = outputs.loss
+            if not torch.isfinite(loss):  # type: ignore[attr-defined]
+                raise InvalidParameterError(
+                    f"loss became {float(loss)} at step {step}; lower lr (now {lr})"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)  # type: ignore[attr-defined]
+            opt.step()
+            losses.append(round(float(loss.detach()), 6))
+            step += 1
+            if max_steps is not None and step >= int(max_steps):
+                done = True
+                break
+        if done:
+            break
+    model.eval()
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out_dir))
+    processor.save_pretrained(str(out_dir))
+    report = {
+        "steps": step,
+        "losses": losses,
+        "trainable_parameters": int(n_train),
+        "frozen_parameters": int(n_frozen),
+        "seconds": round(time.perf_counter() - t0, 3),
+        "seed": int(seed),
+        "lr": float(lr),
+        "examples": len(encoded),
+        "out": str(out_dir),
+    }
+    (out_dir / "train_vlm.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return report

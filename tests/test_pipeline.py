@@ -1,0 +1,146 @@
+"""End-to-end pipeline on planted data: the search must obfuscate the planted patch and little else."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage import data as skdata
+
+from tests.conftest import planted
+from veil import SafeguardConfig, Safeguarder, safeguard
+from veil.errors import InvalidImageError, InvalidParameterError, UnknownNameError
+
+
+def precision_recall(mask: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    inter = float((mask & truth).sum())
+    return inter / max(mask.sum(), 1), inter / max(truth.sum(), 1)
+
+
+@pytest.mark.parametrize(
+    ("attribution", "segmentation", "options"),
+    [
+        ("fullgrad", "felzenszwalb", {}),
+        ("gradcam", "slic", {"n_segments": 64}),
+        ("gradcam", "watershed", {}),
+    ],
+)
+def test_search_obfuscates_the_planted_patch(planted_classifier, attribution, segmentation, options):
+    sg = Safeguarder(
+        SafeguardConfig(models=(planted_classifier,), attribution=attribution,
+                        segmentation=segmentation, segmentation_options=options),
+        classifiers=[planted_classifier],
+    )
+    found, precisions, recalls = 0, [], []
+    for i in range(8):
+        img, truth = planted(np.random.default_rng(100 + i), 96)
+        res = sg.run(img)
+        assert res.unsafe
+        if res.counterfactual_found:
+            found += 1
+            assert not res.fail_closed
+            assert res.depth == len(res.regions) >= 1
+            # the delivered image itself was re-classified safe
+            assert all(m.unsafe_score <= m.threshold for m in res.models_after)
+            np.testing.assert_array_equal(res.image[~res.mask], img[~res.mask])
+            p, r = precision_recall(res.mask, truth)
+            precisions.append(p)
+            recalls.append(r)
+        else:
+            assert res.fail_closed and res.mask.all()
+    assert found >= 6
+    assert np.mean(recalls) >= 0.75
+    assert np.mean(precisions) >= 0.4
+
+
+def test_safe_images_are_untouched(planted_classifier):
+    sg = Safeguarder(SafeguardConfig(models=(planted_classifier,)), classifiers=[planted_classifier])
+    for i in range(4):
+        img, _ = planted(np.random.default_rng(200 + i), 96, unsafe=False, distractor=True)
+        res = sg.run(img)
+        assert not res.unsafe and not res.fail_closed and res.depth is None
+        np.testing.assert_array_equal(res.image, img)
+        assert not res.mask.any() and res.obfuscated_fraction == 0.0
+        assert res.scores == res.scores_after
+
+
+def test_fail_closed_when_no_counterfactual(planted_classifier):
+    # max_depth 1 with a tiny segmentation granularity: one region cannot hide the patch.
+    cfg = SafeguardConfig(models=(planted_classifier,), max_depth=1, segmentation="slic",
+                          segmentation_options={"n_segments": 400})
+    img, _ = planted(np.random.default_rng(7), 96, patch=30)
+    res = Safeguarder(cfg, classifiers=[planted_classifier]).run(img)
+    assert res.unsafe and res.fail_closed and not res.counterfactual_found
+    assert res.mask.all() and res.obfuscated_fraction == 1.0
+    assert np.ptp(res.image) == 0  # fully obscured: a single flat colour
+    assert res.note and "no counterfactual" in res.note
+
+
+def test_fail_closed_when_a_stage_raises(planted_classifier, monkeypatch):
+    import veil.pipeline as pipeline
+
+    def boom(*a, **k):
+        raise RuntimeError("segmenter crashed")
+
+    monkeypatch.setattr(pipeline, "segment", boom)
+    img, _ = planted(np.random.default_rng(3), 96)
+    res = Safeguarder(SafeguardConfig(models=(planted_classifier,)), classifiers=[planted_classifier]).run(img)
+    assert res.fail_closed and res.mask.all() and "segmenter crashed" in res.error
+    assert np.ptp(res.image) == 0
+
+
+def test_input_is_not_modified(planted_classifier):
+    img, _ = planted(np.random.default_rng(11), 96)
+    before = img.copy()
+    Safeguarder(SafeguardConfig(models=(planted_classifier,)), classifiers=[planted_classifier]).run(img)
+    np.testing.assert_array_equal(img, before)
+    assert img.flags.writeable
+
+
+def test_several_models_all_must_be_safe(planted_classifier):
+    import copy
+
+    second = copy.copy(planted_classifier)
+    second.name = "second"
+    sg = Safeguarder(SafeguardConfig(models=(planted_classifier, second)),
+                     classifiers=[planted_classifier, second])
+    img, _ = planted(np.random.default_rng(5), 96)
+    res = sg.run(img)
+    assert set(res.scores) == {"planted/safe", "planted/unsafe", "second/safe", "second/unsafe"}
+    assert res.counterfactual_found
+    assert all(m.unsafe_score <= m.threshold for m in res.models_after)
+    with pytest.raises(InvalidParameterError, match="unique"):
+        Safeguarder(SafeguardConfig(models=("a", "b")), classifiers=[planted_classifier, planted_classifier])
+
+
+@pytest.mark.parametrize("search", ["greedy", "subset", "csra"])
+def test_every_search_strategy_runs_end_to_end(planted_classifier, search):
+    cfg = SafeguardConfig(models=(planted_classifier,), search=search, segmentation="felzenszwalb", max_depth=4)
+    img, truth = planted(np.random.default_rng(21), 96)
+    res = Safeguarder(cfg, classifiers=[planted_classifier]).run(img)
+    assert res.counterfactual_found
+    assert precision_recall(res.mask, truth)[1] > 0.5
+
+
+def test_config_validation():
+    with pytest.raises(UnknownNameError, match="slic"):
+        SafeguardConfig(segmentation="nope")
+    with pytest.raises(UnknownNameError, match="greedy"):
+        SafeguardConfig(search="nope")
+    with pytest.raises(InvalidParameterError, match="max_depth"):
+        SafeguardConfig(max_depth=0)
+    with pytest.raises(InvalidParameterError, match="threshold"):
+        SafeguardConfig(threshold=1.5)
+
+
+def test_bad_input_raises_clear_error(planted_classifier):
+    sg = Safeguarder(SafeguardConfig(models=(planted_classifier,)), classifiers=[planted_classifier])
+    with pytest.raises(InvalidImageError):
+        sg.run(b"not an image")
+
+
+def test_real_photos_stay_untouched_with_nudenet():
+    for name in ("astronaut", "coffee", "chelsea"):
+        img = getattr(skdata, name)()
+        res = safeguard(img, SafeguardConfig(models=("nudenet",)))
+        assert not res.unsafe, name
+        np.testing.assert_array_equal(res.image, img)
