@@ -73,7 +73,7 @@ def scan(
     batch_size: int = typer.Option(8, help="Candidate images classified per batch during the search."),
     seed: int = typer.Option(0, help="Seed for randomized stages; recorded in each result."),
     param: list[str] = typer.Option([], "--param", "-p", help="Stage option STAGE.NAME=VALUE, e.g. segmentation.n_segments=50. Repeatable."),
-    rationale: Optional[str] = typer.Option(None, help="Explain each result with this rationale backend (e.g. grounded)."),
+    rationale: str = typer.Option("grounded", help="Rationale backend explaining each result: grounded (offline), transformers, openai, or none."),
     overlays: bool = typer.Option(True, help="Write attribution and region overlays (drawn on the delivered image)."),
     report: bool = typer.Option(True, help="Write report.html."),
     max_pixels: int = typer.Option(64_000_000, help="Refuse images with more pixels (decompression-bomb guard)."),
@@ -97,7 +97,7 @@ def scan(
         config = SafeguardConfig(
             models=tuple(model), attribution=attribution, segmentation=segmentation, search=search,
             style=style, max_depth=max_depth, threshold=threshold, batch_size=batch_size, seed=seed,
-            max_pixels=max_pixels, rationale=rationale,
+            max_pixels=max_pixels, rationale=None if rationale.lower() == "none" else rationale,
             attribution_options=stages["attribution"], segmentation_options=stages["segmentation"],
             search_options=stages["search"], style_options=stages["style"],
             rationale_options=stages["rationale"],

@@ -56,7 +56,8 @@ class SafeguardConfig:
     combine : {"max", "mean"}
         How the attribution maps of several unsafe models are merged.
     rationale : str or None
-        Rationale backend to explain each result with (None: no rationale).
+        Rationale backend that explains each result (``"grounded"``: offline, deterministic;
+        None: no rationale).
     """
 
     models: tuple[Any, ...] = ("nudenet",)
@@ -70,7 +71,7 @@ class SafeguardConfig:
     seed: int | None = 0
     combine: str = "max"
     max_pixels: int = DEFAULT_MAX_PIXELS
-    rationale: str | None = None
+    rationale: str | None = "grounded"
     attribution_options: dict[str, Any] = field(default_factory=dict)
     segmentation_options: dict[str, Any] = field(default_factory=dict)
     search_options: dict[str, Any] = field(default_factory=dict)
