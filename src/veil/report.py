@@ -23,7 +23,7 @@ header p{margin:4px 0 0;color:#c9cfdb;font-size:13px}
 .card{background:#fff;border-radius:8px;box-shadow:0 1px 3px #0002;overflow:hidden}
 .card h2{font-size:14px;margin:0;padding:10px 12px;border-bottom:1px solid #e3e6ec;word-break:break-all}
 .imgs{display:flex;gap:4px;padding:8px;background:#fafbfc}
-.imgs figure{margin:0;flex:1;text-align:center}.imgs img{max-width:100%;max-height:240px}
+.imgs figure{margin:0;flex:1;text-align:center;min-width:0}.imgs img{width:100%;height:auto;max-height:260px;object-fit:contain}
 .imgs figcaption{font-size:11px;color:#667}
 .body{padding:8px 12px;font-size:13px}
 .badge{display:inline-block;padding:2px 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff}
@@ -112,7 +112,8 @@ def render_report(records: Sequence[dict[str, Any]], *, title: str = "Veil repor
         info_line = " · ".join(f"{_e(k)}: {_e(v)}" for k, v in info.items())
     head = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title>"
             f"<meta name=viewport content='width=device-width,initial-scale=1'><style>{_CSS}</style></head><body>")
-    top = f"<header><h1>{_e(title)}</h1><p>{info_line}</p><p>Only delivered (obfuscated) images are shown.</p></header>"
+    top = (f"<header><h1>{_e(title)}</h1><p>{info_line}</p><p>Only delivered (obfuscated) images are shown. "
+           "Machine-readable results: <a style='color:#9fc3ff' href='results.jsonl'>results.jsonl</a></p></header>")
     summary = '<div class="summary">' + "".join(
         f'<div class="stat"><b>{_e(v)}</b>{_e(k)}</div>' for k, v in stats) + "</div>"
     cards = '<div class="grid">' + "".join(_card(r) for r in records) + "</div>"
