@@ -1,0 +1,245 @@
+"""BASS superpixels: connectivity, determinism, adaptivity, guidance (synthetic images)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from veil.errors import InvalidParameterError
+from veil.segment import SEGMENTERS, segment
+from veil.segment.bass import _SIMPLE, _connected
+
+
+def assert_valid(labels: np.ndarray, shape: tuple[int, int]) -> None:
+    """int32, H×W, labels 0..n-1 all used, every label one 4-connected region."""
+    assert labels.dtype == np.int32
+    assert labels.shape == shape
+    n = int(labels.max()) + 1
+    assert labels.min() == 0
+    assert np.array_equal(np.unique(labels), np.arange(n))
+    four = ndimage.generate_binary_structure(2, 1)
+    objects = ndimage.find_objects(labels + 1)
+    for lab, sl in enumerate(objects):
+        _, n_parts = ndimage.label(labels[sl] == lab, structure=four)
+        assert n_parts == 1, f"label {lab} has {n_parts} 4-connected parts"
+
+
+def _rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def _images() -> dict[str, np.ndarray]:
+    rng = _rng(1)
+    yy, xx = np.mgrid[:48, :64]
+    stripes = np.where((xx // 2) % 2 == 0, 255, 0).astype(np.uint8)
+    checker = np.where(((xx + yy) % 2) == 0, 255, 0).astype(np.uint8)
+    checker4 = np.where(((xx // 4 + yy // 4) % 2) == 0, 230, 20).astype(np.uint8)
+    gray = (rng.random((48, 64)) * 40 + 100).astype(np.uint8)
+    return {
+        "random": (rng.random((48, 64, 3)) * 255).astype(np.uint8),
+        "stripes": np.repeat(stripes[:, :, None], 3, axis=2),
+        "hstripes": np.repeat(stripes.T[:48, :48, None], 3, axis=2),
+        "checkerboard": np.repeat(checker[:, :, None], 3, axis=2),
+        "checker4": np.repeat(checker4[:, :, None], 3, axis=2),
+        "single_colour": np.full((48, 64, 3), (12, 200, 99), np.uint8),
+        "grayscale": np.repeat(gray[:, :, None], 3, axis=2),
+        "row": (rng.random((1, 57, 3)) * 255).astype(np.uint8),
+        "column": (rng.random((61, 1, 3)) * 255).astype(np.uint8),
+        "pixel": np.array([[[1, 2, 3]]], np.uint8),
+        "two_by_two": (rng.random((2, 2, 3)) * 255).astype(np.uint8),
+    }
+
+
+IMAGES = _images()
+
+
+def test_registered() -> None:
+    assert "bass" in SEGMENTERS
+    assert "bass_guided" in SEGMENTERS
+
+
+@pytest.mark.parametrize("name", sorted(IMAGES))
+@pytest.mark.parametrize("inference", ["em", "gibbs"])
+def test_connected_labels(name: str, inference: str) -> None:
+    img = IMAGES[name]
+    labels = segment(img, "bass", n_segments=12, inference=inference, rng=3)
+    assert_valid(labels, img.shape[:2])
+
+
+@pytest.mark.parametrize("n_segments", [1, 5, 40, 400])
+def test_connected_many_counts(n_segments: int) -> None:
+    img = IMAGES["random"]
+    labels = segment(img, "bass", n_segments=n_segments, split_merge_every=2, alpha=50.0)
+    assert_valid(labels, img.shape[:2])
+
+
+def test_guided_connected_and_sp_size() -> None:
+    img = IMAGES["checker4"]
+    attr = np.zeros(img.shape[:2], np.float32)
+    attr[10:30, 5:40] = 1.0
+    labels = segment(img, "bass_guided", attribution=attr, sp_size=6)
+    assert_valid(labels, img.shape[:2])
+
+
+@pytest.mark.parametrize("inference", ["em", "gibbs"])
+def test_deterministic_for_a_seed(inference: str) -> None:
+    img = IMAGES["random"]
+    a = segment(img, "bass", n_segments=20, inference=inference, rng=7)
+    b = segment(img, "bass", n_segments=20, inference=inference, rng=np.random.default_rng(7))
+    c = segment(img, "bass", n_segments=20, inference=inference, rng=7)
+    assert np.array_equal(a, c)
+    if inference == "em":  # hard EM does not use randomness at all
+        assert np.array_equal(a, b)
+
+
+def test_gibbs_seeds_differ() -> None:
+    img = _noisy_quadrants()
+    a = segment(img, "bass", n_segments=30, inference="gibbs", rng=1)
+    b = segment(img, "bass", n_segments=30, inference="gibbs", rng=2)
+    assert not np.array_equal(a, b)
+
+
+def test_input_unchanged() -> None:
+    img = IMAGES["random"].copy()
+    attr = _rng(5).random(img.shape[:2]).astype(np.float32)
+    img0, attr0 = img.copy(), attr.copy()
+    segment(img, "bass", n_segments=10)
+    segment(img, "bass_guided", attribution=attr, n_segments=10)
+    assert np.array_equal(img, img0)
+    assert np.array_equal(attr, attr0)
+
+
+def _noisy_quadrants() -> np.ndarray:
+    rng = _rng(2)
+    img = np.zeros((64, 64, 3), np.float64)
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (220, 220, 40)]
+    for i, col in enumerate(colours):
+        y, x = divmod(i, 2)
+        img[32 * y:32 * (y + 1), 32 * x:32 * (x + 1)] = col
+    img += rng.normal(0, 6, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def test_boundaries_follow_quadrants() -> None:
+    img = _noisy_quadrants()
+    labels = segment(img, "bass", n_segments=16)
+    truth = (np.arange(64)[:, None] // 32) * 2 + np.arange(64)[None, :] // 32
+    # every superpixel lies (almost) inside one quadrant
+    purity = 0
+    for lab in range(labels.max() + 1):
+        purity += np.bincount(truth[labels == lab], minlength=4).max()
+    assert purity / truth.size > 0.97
+
+
+def test_adaptive_count() -> None:
+    """A flat half gets fewer superpixels than a textured half."""
+    rng = _rng(3)
+    img = np.full((64, 128, 3), 128, np.uint8)
+    blocks = rng.integers(0, 256, (8, 8, 3)).astype(np.uint8)
+    img[:, 64:] = np.kron(blocks, np.ones((8, 8, 1), np.uint8))
+    labels = segment(img, "bass", n_segments=64)
+    assert_valid(labels, img.shape[:2])
+    left = len(np.unique(labels[:, :60]))
+    right = len(np.unique(labels[:, 68:]))
+    assert left * 2 < right
+
+
+def test_label_range_int32() -> None:
+    labels = segment(IMAGES["random"], "bass", n_segments=30)
+    assert labels.dtype == np.int32
+    assert labels.min() == 0 and labels.max() + 1 == len(np.unique(labels))
+
+
+def _blob_outline_score(labels: np.ndarray, mask: np.ndarray) -> float:
+    """Share of pixels right when each superpixel is called blob by majority (best-case cover)."""
+    right = 0
+    for lab in range(labels.max() + 1):
+        inside = mask[labels == lab]
+        right += max(inside.sum(), inside.size - inside.sum())
+    return right / mask.size
+
+
+def test_guided_follows_attribution_blob() -> None:
+    rng = _rng(4)
+    h, w = 72, 72
+    yy, xx = np.mgrid[:h, :w]
+    blob = (yy - 34) ** 2 / 18.0**2 + (xx - 40) ** 2 / 13.0**2 <= 1.0
+    # a faint object in texture: colour alone hardly shows the outline
+    img = rng.normal(128, 18, (h, w, 3))
+    img[blob] += 8
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    attr = ndimage.gaussian_filter(blob.astype(np.float32), 1.0)
+    attr = (attr / attr.max()).astype(np.float32)
+    plain = segment(img, "bass", attribution=attr, n_segments=20)
+    plain_no_attr = segment(img, "bass", n_segments=20)
+    guided = segment(img, "bass_guided", attribution=attr, n_segments=20)
+    assert np.array_equal(plain, plain_no_attr)  # plain bass ignores attribution
+    assert not np.array_equal(plain, guided)
+    assert_valid(guided, (h, w))
+    assert _blob_outline_score(guided, blob) > _blob_outline_score(plain, blob) + 0.03
+    assert _blob_outline_score(guided, blob) > 0.95
+
+
+def test_simple_point_table() -> None:
+    # isolated pixel, full ring, and an end of a line are removable; a bridge is not
+    assert _SIMPLE[0] and _SIMPLE[255] and _SIMPLE[1 << 0]
+    assert not _SIMPLE[(1 << 0) | (1 << 4)]  # N and S only: removing splits the label
+    assert _SIMPLE[(1 << 0) | (1 << 1) | (1 << 2)]  # N, NE, E: still joined via NE
+    assert not _SIMPLE[(1 << 0) | (1 << 2)]  # N and E without NE
+
+
+def test_connected_helper_splits_and_merges() -> None:
+    labels = np.zeros((5, 6), np.int32)
+    labels[:, 3:] = 1
+    labels[0, 0] = 1  # a one-pixel fragment of label 1 far from its body
+    out = _connected(labels, 1)
+    assert_valid(out, labels.shape)
+    assert out.max() + 1 == 3
+    out = _connected(labels, 2)  # the fragment is merged into its neighbour
+    assert_valid(out, labels.shape)
+    assert out.max() + 1 == 2
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"inference": "vb"},
+        {"n_segments": 0},
+        {"n_segments": 2.5},
+        {"sp_size": -1},
+        {"alpha": 0},
+        {"beta": -1},
+        {"color_std": 0},
+        {"iterations": -1},
+        {"split_merge_every": -2},
+    ],
+)
+def test_bad_options(options: dict) -> None:
+    with pytest.raises(InvalidParameterError):
+        segment(IMAGES["random"], "bass", **options)
+
+
+def test_guided_needs_attribution() -> None:
+    with pytest.raises(InvalidParameterError, match="attribution"):
+        segment(IMAGES["random"], "bass_guided")
+
+
+def test_direct_call_rejects_bad_image() -> None:
+    from veil.segment.bass import bass
+
+    with pytest.raises(InvalidParameterError, match="uint8"):
+        bass(np.zeros((4, 4), np.float32))
+
+
+def test_guided_is_finer_where_attribution_is_high() -> None:
+    rng = _rng(6)
+    blocks = rng.integers(0, 256, (12, 12, 3)).astype(np.uint8)
+    img = np.kron(blocks, np.ones((8, 8, 1), np.uint8))  # 96×96 of 8-px colour blocks
+    img = np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
+    attr = np.zeros(img.shape[:2], np.float32)
+    attr[:, :48] = 1.0
+    plain = segment(img, "bass", n_segments=16)
+    guided = segment(img, "bass_guided", attribution=attr, n_segments=16)
+    assert_valid(guided, img.shape[:2])
+    assert len(np.unique(guided[:, :40])) > len(np.unique(plain[:, :40]))
