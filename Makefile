@@ -26,6 +26,7 @@ test: env
 bench: env
 	$(PY) bench/cse.py
 	$(PY) bench/superpixels.py
+	$(PY) bench/attribution.py
 
 lint: env
 	$(VENV)/bin/ruff check src tests bench
