@@ -174,7 +174,7 @@ def version() -> None:
 def _register_plugins() -> None:
     import importlib
 
-    for mod in ("veil.cli_train", "veil.rationale.cli"):
+    for mod in ("veil.cli_train", "veil.rationale.cli", "veil.bench.cli", "veil.moderator.cli"):
         try:
             module = importlib.import_module(mod)
         except ModuleNotFoundError as exc:
