@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,18 @@ def photos(tmp_path: Path) -> Path:
     Image.fromarray(safe).save(root / "sub" / "safe.png")
     (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     (root / "empty.jpg").write_bytes(b"")
+    # a PNG whose header claims 100,000 × 100,000 pixels (a decompression bomb)
+    import io
+
+    buf = io.BytesIO()
+    Image.new("1", (1, 1)).save(buf, format="PNG")
+    bomb = bytearray(buf.getvalue())
+    bomb[16:24] = (100_000).to_bytes(4, "big") * 2
+    bomb[29:33] = zlib.crc32(bytes(bomb[12:29])).to_bytes(4, "big")  # keep the header valid
+    (root / "huge.png").write_bytes(bytes(bomb))
+    jpeg = io.BytesIO()
+    Image.fromarray(safe).save(jpeg, format="JPEG")
+    (root / "truncated.jpg").write_bytes(jpeg.getvalue()[: len(jpeg.getvalue()) // 2])
     return root
 
 
@@ -49,13 +62,15 @@ def test_scan_writes_everything_and_survives_bad_inputs(registered, photos, tmp_
                               "--segmentation", "felzenszwalb"])
     assert res.exit_code == 0, res.output
     recs = read_records(out)
-    assert set(recs) == {"unsafe.png", "safe.png", "broken.png", "empty.jpg"}
+    assert set(recs) == {"unsafe.png", "safe.png", "broken.png", "empty.jpg", "huge.png", "truncated.jpg"}
     for rec in recs.values():
         assert all(k in rec for k in RECORD_KEYS)
 
     bad = recs["broken.png"]
     assert bad["error"] and bad["output"] is None and bad["mask"] is None
     assert "empty" in recs["empty.jpg"]["error"]
+    assert "limit" in recs["huge.png"]["error"]
+    assert recs["truncated.jpg"]["error"] and recs["truncated.jpg"]["output"] is None
 
     u = recs["unsafe.png"]
     assert u["unsafe"] and u["counterfactual_found"] and not u["fail_closed"] and u["error"] is None

@@ -178,8 +178,8 @@ def _register_plugins() -> None:
         try:
             module = importlib.import_module(mod)
         except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
+            if exc.name is None or not mod.startswith(exc.name):
+                raise  # a plugin that exists but is broken must not be hidden
             continue
         module.register(app)
 

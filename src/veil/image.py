@@ -41,6 +41,8 @@ def _open(source: str | os.PathLike | bytes) -> Image.Image:
         if path.stat().st_size == 0:
             raise InvalidImageError(f"image file {str(path)!r} is empty (0 bytes)")
         return Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise InvalidImageError(f"image refused before decoding, over the pixel limit: {exc}") from exc
     except UnidentifiedImageError as exc:
         name = "image data" if isinstance(source, bytes) else repr(str(source))
         raise InvalidImageError(f"{name} is not a recognised image format") from exc
