@@ -144,3 +144,26 @@ def test_real_photos_stay_untouched_with_nudenet():
         res = safeguard(img, SafeguardConfig(models=("nudenet",)))
         assert not res.unsafe, name
         np.testing.assert_array_equal(res.image, img)
+
+
+def test_rationale_failure_never_withholds_the_image(planted_classifier, monkeypatch):
+    import veil.rationale
+
+    def broken(*a, **k):
+        raise RuntimeError("VLM unreachable")
+
+    monkeypatch.setattr(veil.rationale, "explain", broken)
+    img, _ = planted(np.random.default_rng(5), 96)
+    res = Safeguarder(SafeguardConfig(models=(planted_classifier,), segmentation="felzenszwalb"),
+                      classifiers=[planted_classifier]).run(img)
+    assert res.counterfactual_found and not res.fail_closed
+    assert res.rationale["text"] is None and "VLM unreachable" in res.rationale["error"]
+
+
+def test_grounded_rationale_names_obfuscated_place(planted_classifier):
+    img, _ = planted(np.random.default_rng(5), 96)
+    res = Safeguarder(SafeguardConfig(models=(planted_classifier,), segmentation="felzenszwalb"),
+                      classifiers=[planted_classifier]).run(img)
+    assert res.rationale["backend"] == "grounded"
+    assert "obfuscated" in res.rationale["text"]
+    assert res.rationale["control"]["unsafe"] is True

@@ -288,8 +288,13 @@ class Safeguarder:
         from veil.rationale import explain
 
         categories = {c.name: dict(c.config.get("categories") or {}) for c in self.classifiers}
-        result.rationale = explain(result, backend=self.config.rationale, categories=categories,
-                                   image=original, **self.config.rationale_options)
+        try:
+            result.rationale = explain(result, backend=self.config.rationale, categories=categories,
+                                       image=original, **self.config.rationale_options)
+        except Exception as exc:  # an explanation failure never withholds the safeguarded image
+            kind = "" if isinstance(exc, VeilError) else f"{type(exc).__name__}: "
+            result.rationale = {"text": None, "control": None, "backend": self.config.rationale,
+                                "error": f"{kind}{exc}"}
         return result
 
 
