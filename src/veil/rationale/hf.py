@@ -90,6 +90,7 @@ class TransformersBackend:
         device: str | None = None,
         dtype: str | None = None,
         max_new_tokens: int | None = None,
+        adapter: str | Path | None = None,
         **generation: Any,
     ) -> None:
         p = Path(path).expanduser()
@@ -133,11 +134,14 @@ class TransformersBackend:
             processor = transformers.AutoProcessor.from_pretrained(str(p), local_files_only=True)  # type: ignore[attr-defined]
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot load the VLM in {str(p)!r}: {exc}") from exc
+        if adapter is not None:
+            model = _load_adapter(model, adapter)
         dev = device or ("cuda" if torch.cuda.is_available() else "cpu")  # type: ignore[attr-defined]
         self.model = model.to(dev).eval()
         self.processor = processor
         self.device = dev
         self.path = str(p)
+        self.adapter = None if adapter is None else str(adapter)
         self.generation = {**GENERATION_DEFAULTS, **generation}
         if max_new_tokens is not None:
             self.generation.pop("max_length", None)
@@ -153,39 +157,78 @@ class TransformersBackend:
             return out
         # Chat templates mark the assistant's turn themselves: no "Answer:" cue.
         instruction = build_instruction(question, control, answer_cue=False)
-        out = {"instruction": instruction}
+        return {"instruction": instruction, "prompt": self.format_prompt(instruction)}
+
+    def format_prompt(self, text: str) -> str:
+        """Wrap a plain user ``text`` (with the image) in the model's prompt format.
+
+        Chat models get their chat template with the generation prompt (the assistant's
+        turn); InstructBLIP reads ``text`` as it is.
+        """
+        if self.family == "instructblip":
+            return text
         template = getattr(self.processor, "chat_template", None)
         if template:
-            messages = [
-                {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": instruction}]}
-            ]
-            out["prompt"] = self.processor.apply_chat_template(messages, add_generation_prompt=True)
-        elif self.family == "llava":
-            out["prompt"] = f"USER: <image>\n{instruction} ASSISTANT:"  # LLaVA-1.5 format
-        else:
-            raise ModelLoadError(
-                f"the {self.family} processor in {self.path!r} has no chat template; "
-                "add chat_template.jinja to the model folder"
+            messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+            return str(self.processor.apply_chat_template(messages, add_generation_prompt=True))
+        if self.family == "llava":
+            return f"USER: <image>\n{text} ASSISTANT:"  # LLaVA-1.5 format
+        raise ModelLoadError(
+            f"the {self.family} processor in {self.path!r} has no chat template; "
+            "add chat_template.jinja to the model folder"
+        )
+
+    def encode(
+        self,
+        image: np.ndarray,
+        prompt: str,
+        *,
+        qformer: str | None = None,
+        continuation: str | None = None,
+        to_device: bool = True,
+    ) -> Any:
+        """Processor output for ``image`` and a formatted ``prompt`` (a ``BatchFeature``).
+
+        ``continuation`` is tokenized on its own (after a space, no special tokens) and
+        appended to ``input_ids``, so a forced answer prefix at inference and a training
+        target split the text into the same tokens. ``qformer`` is InstructBLIP's Q-Former
+        instruction (default: ``prompt``).
+        """
+        import torch
+
+        if image is None:
+            raise InvalidParameterError("the transformers backend needs the image; got None")
+        enc = self.processor(images=[_pil(image)], text=[prompt], return_tensors="pt")
+        if self.family == "instructblip":
+            # The processor gives the Q-Former the LLM prompt; it gets its own instruction.
+            q = self.processor.qformer_tokenizer(
+                [prompt if qformer is None else qformer], return_tensors="pt", truncation=True,
+                max_length=512,
             )
-        return out
+            enc["qformer_input_ids"] = q["input_ids"]
+            enc["qformer_attention_mask"] = q["attention_mask"]
+        if continuation:
+            extra = self.tokenizer(" " + continuation.strip(), add_special_tokens=False)["input_ids"]
+            ids = torch.tensor([extra], dtype=enc["input_ids"].dtype)
+            enc["input_ids"] = torch.cat([enc["input_ids"], ids], dim=1)
+            enc["attention_mask"] = torch.cat([enc["attention_mask"], torch.ones_like(ids)], dim=1)
+        if to_device:
+            enc = enc.to(self.device)
+            if "pixel_values" in enc and enc["pixel_values"].is_floating_point():
+                enc["pixel_values"] = enc["pixel_values"].to(self.model.dtype)
+        return enc
+
+    @property
+    def tokenizer(self) -> Any:
+        """The language model's tokenizer."""
+        return getattr(self.processor, "tokenizer", self.processor)
 
     def build_inputs(self, image: np.ndarray, control: Mapping[str, Any], question: str) -> tuple[Any, dict[str, str]]:
         """Model inputs (a ``BatchFeature`` on the device) and the texts they came from."""
         if image is None:
             raise InvalidParameterError("the transformers backend needs the image; got None")
         texts = self.prompts(control, question)
-        enc = self.processor(images=[_pil(image)], text=[texts["prompt"]], return_tensors="pt")
-        if self.family == "instructblip":
-            # The processor gives the Q-Former the LLM prompt; it gets its own instruction.
-            q = self.processor.qformer_tokenizer(
-                [texts["qformer"]], return_tensors="pt", truncation=True, max_length=512
-            )
-            enc["qformer_input_ids"] = q["input_ids"]
-            enc["qformer_attention_mask"] = q["attention_mask"]
-        enc = enc.to(self.device)
-        if "pixel_values" in enc and enc["pixel_values"].is_floating_point():
-            enc["pixel_values"] = enc["pixel_values"].to(self.model.dtype)
-        return enc, texts
+        return self.encode(image, texts["prompt"], qformer=texts.get("qformer")), texts
 
     # -- generation -------------------------------------------------------------------------
     def generate(self, image: np.ndarray, control: Mapping[str, Any], question: str) -> str:
@@ -219,3 +262,82 @@ class TransformersBackend:
         self, image: np.ndarray | None, control: Mapping[str, Any], questions: Sequence[str]
     ) -> list[str]:
         return [self.generate(image, control, q) for q in questions]  # type: ignore[arg-type]
+
+    def complete(
+        self,
+        image: np.ndarray,
+        text: str,
+        *,
+        prefix: str | None = None,
+        max_new_tokens: int = 16,
+        top_k: int = 20,
+        candidates: Sequence[str] = (),
+    ) -> tuple[str, list[tuple[str, dict[str, float]]]]:
+        """Greedy answer to a plain ``text`` about ``image`` with per-step token log-probabilities.
+
+        Parameters
+        ----------
+        image : ndarray
+            H×W×3 ``uint8`` image.
+        text : str
+            The user's message (formatted with :meth:`format_prompt`; no control code).
+        prefix : str, optional
+            Forced start of the answer (e.g. ``"Safety Status:"``); not part of the returned text.
+        max_new_tokens, top_k : int
+            Generated-token cap; how many most likely alternatives each step reports.
+        candidates : sequence of str
+            Words whose *first* token's log-probability is reported at every step too
+            (``["safe", " safe", "unsafe", …]``), whether or not it is in the top ``k``.
+
+        Returns
+        -------
+        text : str
+            The generated answer (special tokens removed, stripped).
+        steps : list of (token, {alternative: log-prob})
+            One entry per generated token: the chosen token's text and the log-probabilities
+            (raw logits, log-softmaxed) of the alternatives, keyed by their decoded text.
+        """
+        import torch
+
+        if int(max_new_tokens) < 1:
+            raise InvalidParameterError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        enc = self.encode(image, self.format_prompt(text), qformer=text, continuation=prefix)
+        tok = self.tokenizer
+        cand_ids = sorted({ids[0] for c in candidates
+                           if (ids := tok(c, add_special_tokens=False)["input_ids"])})
+        with torch.inference_mode():
+            out = self.model.generate(
+                **enc, max_new_tokens=int(max_new_tokens), do_sample=False, num_beams=1,
+                output_logits=True, return_dict_in_generate=True,
+                pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+            )
+        seq = out.sequences
+        ids = enc["input_ids"]
+        if seq.shape[1] >= ids.shape[1] and torch.equal(seq[:, : ids.shape[1]].cpu(), ids.cpu()):
+            seq = seq[:, ids.shape[1] :]
+        gen = seq[0, -len(out.logits):].tolist() if out.logits else []
+        steps: list[tuple[str, dict[str, float]]] = []
+        for chosen, logits in zip(gen, out.logits, strict=False):
+            lp = torch.log_softmax(logits[0].float(), dim=-1)
+            k = min(int(top_k), lp.shape[-1])
+            top = set(torch.topk(lp, k).indices.tolist()) | set(cand_ids) | {int(chosen)}
+            alts: dict[str, float] = {}
+            for i in sorted(top):
+                key = tok.decode([i])
+                alts[key] = float(torch.logaddexp(torch.tensor(alts[key]), lp[i]).item()) if key in alts else float(lp[i])
+            steps.append((tok.decode([int(chosen)]), alts))
+        answer = str(tok.batch_decode(seq, skip_special_tokens=True)[0]).strip()
+        return answer, steps
+
+
+def _load_adapter(model: Any, adapter: str | Path) -> Any:
+    """Wrap ``model`` with a saved peft (LoRA) adapter, merged for inference."""
+    peft: Any = require("peft", "vlm")
+    a = Path(adapter).expanduser()
+    if not (a / "adapter_config.json").is_file():
+        raise ModelLoadError(f"adapter folder {str(adapter)!r} has no adapter_config.json")
+    try:
+        wrapped = peft.PeftModel.from_pretrained(model, str(a), is_trainable=False)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"cannot load the adapter in {str(a)!r}: {exc}") from exc
+    return wrapped.merge_and_unload()

@@ -138,25 +138,82 @@ class OpenAIBackend:
         return [self._ask(image, build_instruction(q, control, answer_cue=False)) for q in questions]
 
     # -- plumbing ---------------------------------------------------------------------------
-    def request_body(self, image: np.ndarray | None, prompt: str) -> dict[str, Any]:
-        """The JSON body sent for one prompt (exposed for inspection and tests)."""
+    def request_body(
+        self,
+        image: np.ndarray | None,
+        prompt: str,
+        *,
+        system: str | None = SYSTEM_PROMPT,
+        max_tokens: int | None = None,
+        top_logprobs: int | None = None,
+    ) -> dict[str, Any]:
+        """The JSON body sent for one prompt (exposed for inspection and tests).
+
+        ``system=None`` sends no system message; ``top_logprobs`` asks for token
+        log-probabilities (``"logprobs": true``) with that many alternatives per token.
+        """
         content: list[dict[str, Any]] = [{"type": "text", "text": prompt}]
         if image is not None:
             content.append(
                 {"type": "image_url", "image_url": {"url": image_data_url(image, max_side=self.max_side)}}
             )
-        return {
+        messages: list[dict[str, Any]] = [] if system is None else [{"role": "system", "content": system}]
+        messages.append({"role": "user", "content": content})
+        body: dict[str, Any] = {
             "model": self.model,
-            "messages": [
-                {"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": content},
-            ],
-            "max_tokens": self.max_tokens,
+            "messages": messages,
+            "max_tokens": self.max_tokens if max_tokens is None else int(max_tokens),
             "temperature": self.temperature,
         }
+        if top_logprobs is not None:
+            body["logprobs"] = True
+            body["top_logprobs"] = int(top_logprobs)
+        return body
+
+    def complete(
+        self,
+        image: np.ndarray | None,
+        text: str,
+        *,
+        system: str | None = None,
+        max_new_tokens: int = 16,
+        top_logprobs: int | None = 5,
+    ) -> tuple[str, list[tuple[str, dict[str, float]]] | None]:
+        """Answer a plain ``text`` (no control code) with per-token log-probabilities when served.
+
+        Returns the answer and, when the endpoint returned ``logprobs``, one
+        ``(token, {alternative: log-prob})`` entry per generated token (else ``None``).
+        ``top_logprobs=None`` does not ask for them (for servers that reject the option).
+        """
+        body = self.request_body(image, text, system=system, max_tokens=max_new_tokens,
+                                 top_logprobs=top_logprobs)
+        obj = self._post(body)
+        answer = self._content(obj, json.dumps(obj)[:200].encode())
+        steps: list[tuple[str, dict[str, float]]] | None = None
+        try:
+            items = obj["choices"][0]["logprobs"]["content"]
+        except (KeyError, IndexError, TypeError):
+            items = None
+        if isinstance(items, list) and items:
+            steps = []
+            for it in items:
+                if not isinstance(it, dict) or "token" not in it:
+                    steps = None
+                    break
+                alts = {str(a["token"]): float(a["logprob"]) for a in it.get("top_logprobs") or []
+                        if isinstance(a, dict) and "token" in a and "logprob" in a}
+                if "logprob" in it:
+                    alts.setdefault(str(it["token"]), float(it["logprob"]))
+                steps.append((str(it["token"]), alts))
+        return answer, steps
 
     def _ask(self, image: np.ndarray | None, prompt: str) -> str:
-        data = json.dumps(self.request_body(image, prompt)).encode("utf-8")
+        obj = self._post(self.request_body(image, prompt))
+        return self._content(obj, json.dumps(obj)[:200].encode())
+
+    def _post(self, body: dict[str, Any]) -> Any:
+        """POST ``body`` with retries; the decoded JSON response."""
+        data = json.dumps(body).encode("utf-8")
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
@@ -168,10 +225,14 @@ class OpenAIBackend:
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310
                     payload = resp.read()
-                return self._parse(payload)
+                try:
+                    return json.loads(payload)
+                except ValueError:
+                    snippet = payload[:200].decode("utf-8", "replace")
+                    raise BackendError(f"unexpected chat-completions response: {snippet!r}") from None
             except urllib.error.HTTPError as exc:
-                body = exc.read()[:300].decode("utf-8", "replace")
-                last = f"HTTP {exc.code} from {url}: {body}"
+                detail = exc.read()[:300].decode("utf-8", "replace")
+                last = f"HTTP {exc.code} from {url}: {detail}"
                 if exc.code not in _RETRY_STATUS:
                     raise BackendError(last) from None
                 retry_after = exc.headers.get("Retry-After") if exc.headers else None
@@ -188,6 +249,14 @@ class OpenAIBackend:
     def _parse(payload: bytes) -> str:
         try:
             obj = json.loads(payload)
+        except ValueError as exc:
+            snippet = payload[:200].decode("utf-8", "replace")
+            raise BackendError(f"unexpected chat-completions response: {snippet!r}") from exc
+        return OpenAIBackend._content(obj, payload)
+
+    @staticmethod
+    def _content(obj: Any, payload: bytes) -> str:
+        try:
             content = obj["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             snippet = payload[:200].decode("utf-8", "replace")
