@@ -27,6 +27,12 @@ def test_every_strategy_finds_a_planted_counterfactual(name):
     assert max(calls) <= 4  # batches respected
 
 
+def test_batches_grow_from_two_to_batch_size():
+    calls: list[int] = []
+    out = search(list(range(30)), make_eval({29}, calls), [0.5], "greedy", max_depth=30, batch_size=8)
+    assert out.found and calls == [2, 4, 8, 8, 8]
+
+
 def test_greedy_takes_prefixes_and_stops_at_first_success():
     calls: list[int] = []
     out = search([5, 3, 7, 1, 0], make_eval({3}, calls), [0.5], "greedy", batch_size=1)

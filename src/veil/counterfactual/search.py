@@ -46,10 +46,17 @@ def is_safe(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return np.all(np.asarray(scores) <= np.asarray(thresholds)[None, :], axis=1)
 
 
-def _batched(it: Iterable[Candidate], n: int) -> Iterator[list[Candidate]]:
+def _batched(it: Iterable[Candidate], n: int, *, start: int | None = None) -> Iterator[list[Candidate]]:
+    """Chunks of ``n`` candidates; with ``start``, chunks grow ``start, 2·start, …`` up to ``n``.
+
+    Growing chunks keep early successes cheap (most images need a few regions) while deep
+    searches still run in full batches.
+    """
     it = iter(it)
-    while chunk := list(islice(it, n)):
+    size = min(start, n) if start else n
+    while chunk := list(islice(it, size)):
         yield chunk
+        size = min(2 * size, n)
 
 
 def _first_success(
@@ -58,7 +65,7 @@ def _first_success(
     n_eval = 0
     trace: list[dict[str, Any]] = []
     best: tuple[float, Candidate, np.ndarray] | None = None
-    for chunk in _batched(candidates, batch_size):
+    for chunk in _batched(candidates, batch_size, start=2):
         scores = np.asarray(evaluate(chunk), dtype=np.float64)
         n_eval += len(chunk)
         for cand, row in zip(chunk, scores):
