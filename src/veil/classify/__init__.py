@@ -44,6 +44,14 @@ def load_classifier(spec: str | Path | Classifier, **kwargs: Any) -> Classifier:
         return spec
     text = str(spec)
     if text.endswith(".json") or Path(text).is_file():
+        from veil.classify.vlm import is_vlm_card, load_vlm_card
+
+        if is_vlm_card(text):  # "type": "vlm" / "vlm-lora"
+            return load_vlm_card(text, **kwargs)
+        from veil.classify.clip import is_clip_card, load_clip_card
+
+        if is_clip_card(text):  # "type": "clip-…": a CLIP backbone plus a head
+            return load_clip_card(text, **kwargs)
         return load_model_card(text, **kwargs)
     return CLASSIFIERS.get(text)(**kwargs)
 

@@ -1,0 +1,1 @@
+"""Benchmarks: synthetic datasets with ground truth, metrics and reports."""
