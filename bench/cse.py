@@ -52,7 +52,7 @@ def dataset(n: int, seed: int, size: tuple[int, int]) -> tuple[np.ndarray, np.nd
 
 def evaluate(sg: Safeguarder, images: np.ndarray, masks: np.ndarray) -> dict[str, Any]:
     found, depth, area, gt, prec, rec, secs, n_eval = 0, [], [], [], [], [], [], []
-    for img, truth in zip(images, masks):
+    for img, truth in zip(images, masks, strict=True):
         t = time.perf_counter()
         res = sg.run(img)
         secs.append(time.perf_counter() - t)

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -34,13 +34,15 @@ def _names(kind: str) -> str:
     from veil.counterfactual import SEARCHES, STYLES
     from veil.segment import SEGMENTERS
 
-    reg = {"attribution": ATTRIBUTIONS, "segmentation": SEGMENTERS, "search": SEARCHES, "style": STYLES}[kind]
-    return ", ".join(reg.names())
+    regs: dict[str, Any] = {"attribution": ATTRIBUTIONS, "segmentation": SEGMENTERS, "search": SEARCHES,
+                            "style": STYLES}
+    return ", ".join(regs[kind].names())
 
 
 def parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
     """``["segmentation.n_segments=50", "style.strength=0.1"]`` → per-stage option dicts."""
-    stages = {"attribution": {}, "segmentation": {}, "search": {}, "style": {}, "rationale": {}}
+    stages: dict[str, dict[str, Any]] = {
+        "attribution": {}, "segmentation": {}, "search": {}, "style": {}, "rationale": {}}
     for item in items:
         key, sep, raw = item.partition("=")
         stage, dot, name = key.partition(".")
@@ -69,7 +71,7 @@ def scan(
     search: str = typer.Option("greedy", help="Search strategy: greedy, subset, csra."),
     style: str = typer.Option("blur", help="Obfuscation style: blur, pixelate, fill."),
     max_depth: int = typer.Option(10, help="Most regions to obfuscate before failing closed."),
-    threshold: Optional[float] = typer.Option(None, help="Unsafe threshold for every model (default: each model's own, 0.5)."),
+    threshold: float | None = typer.Option(None, help="Unsafe threshold for every model (default: each model's own, 0.5)."),
     batch_size: int = typer.Option(8, help="Candidate images classified per batch during the search."),
     seed: int = typer.Option(0, help="Seed for randomized stages; recorded in each result."),
     param: list[str] = typer.Option([], "--param", "-p", help="Stage option STAGE.NAME=VALUE, e.g. segmentation.n_segments=50. Repeatable."),
@@ -84,7 +86,13 @@ def scan(
     Writes OUT/results.jsonl (one record per input), OUT/images (delivered), OUT/masks,
     OUT/overlays and OUT/report.html.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     from veil import __version__
     from veil.image import iter_image_files

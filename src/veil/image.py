@@ -11,7 +11,6 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -24,7 +23,7 @@ DEFAULT_MAX_PIXELS = 64_000_000
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 LOSSLESS_FORMATS = {"PNG", "BMP", "TIFF", "GIF"}
 
-ImageInput = Union[str, os.PathLike, bytes, np.ndarray, Image.Image]
+ImageInput = str | os.PathLike | bytes | np.ndarray | Image.Image
 
 
 def _open(source: str | os.PathLike | bytes) -> Image.Image:
@@ -195,10 +194,10 @@ def resize(image: np.ndarray, size: tuple[int, int], *, nearest: bool = False) -
     h, w = size
     if image.ndim == 2 and image.dtype != np.uint8:
         pil = Image.fromarray(image.astype(np.float32), mode="F")
-        out = pil.resize((w, h), Image.NEAREST if nearest else Image.BILINEAR)
+        out = pil.resize((w, h), Image.Resampling.NEAREST if nearest else Image.Resampling.BILINEAR)
         return np.asarray(out, dtype=np.float32)
     pil = Image.fromarray(image)
-    return np.asarray(pil.resize((w, h), Image.NEAREST if nearest else Image.BILINEAR))
+    return np.asarray(pil.resize((w, h), Image.Resampling.NEAREST if nearest else Image.Resampling.BILINEAR))
 
 
 def iter_image_files(paths: list[str | os.PathLike]) -> list[tuple[Path, Path]]:

@@ -134,7 +134,7 @@ class Safeguarder:
     def classify(self, images: Sequence[np.ndarray], *, detect: bool = True) -> list[list[ModelOutput]]:
         """Every classifier on every image: ``out[i][m]`` is model ``m``'s verdict on image ``i``."""
         per_image: list[list[ModelOutput]] = [[] for _ in images]
-        for clf, thr in zip(self.classifiers, self.thresholds):
+        for clf, thr in zip(self.classifiers, self.thresholds, strict=True):
             proba = np.asarray(clf.predict_proba(list(images)))
             unsafe = clf.unsafe_score(proba)
             for i, img in enumerate(images):
@@ -154,7 +154,7 @@ class Safeguarder:
 
     def flat_scores(self, outputs: list[ModelOutput]) -> dict[str, float]:
         out: dict[str, float] = {}
-        for clf, mo in zip(self.classifiers, outputs):
+        for clf, mo in zip(self.classifiers, outputs, strict=True):
             for label, p in mo.proba.items():
                 out[self.score_key(clf, label)] = p
         return out
@@ -166,7 +166,7 @@ class Safeguarder:
         cfg = self.config
         maps, used = [], []
         gradient_method = ATTRIBUTIONS.get(cfg.attribution).requires_gradients
-        for clf, mo in zip(self.classifiers, outputs):
+        for clf, mo in zip(self.classifiers, outputs, strict=True):
             if not mo.unsafe:
                 continue
             method = cfg.attribution
@@ -175,7 +175,7 @@ class Safeguarder:
             options = cfg.attribution_options if method == cfg.attribution else {}
             maps.append(attribute(image, clf, method, **options))
             used.append(f"{clf.name}:{method}")
-        return combine(maps, how=cfg.combine), used
+        return combine(maps, how="mean" if cfg.combine == "mean" else "max"), used
 
     def unsafe_scores(self, images: list[np.ndarray]) -> np.ndarray:
         """``(N, n_models)`` unsafe scores."""
@@ -238,7 +238,7 @@ class Safeguarder:
             return self.unsafe_scores(imgs)
 
         t = time.perf_counter()
-        outcome = search(order, evaluate, self.thresholds, cfg.search, max_depth=cfg.max_depth,
+        outcome = search(order.tolist(), evaluate, self.thresholds, cfg.search, max_depth=cfg.max_depth,
                          batch_size=cfg.batch_size, areas=areas, **cfg.search_options)
         timings["search"] = time.perf_counter() - t
         timings["n_evaluated"] = outcome.n_evaluated

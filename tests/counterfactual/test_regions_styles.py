@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from veil.counterfactual import STYLES, obfuscate, rank_regions, region_scores, regions_mask, stylize
+from veil.counterfactual import (
+    STYLES,
+    obfuscate,
+    rank_regions,
+    region_scores,
+    regions_mask,
+    stylize,
+)
 from veil.counterfactual.regions import describe_regions
 from veil.errors import InvalidParameterError
 

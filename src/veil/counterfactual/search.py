@@ -68,7 +68,7 @@ def _first_success(
     for chunk in _batched(candidates, batch_size, start=2):
         scores = np.asarray(evaluate(chunk), dtype=np.float64)
         n_eval += len(chunk)
-        for cand, row in zip(chunk, scores):
+        for cand, row in zip(chunk, scores, strict=True):
             trace.append({"regions": list(cand), "scores": [round(float(s), 6) for s in row]})
         ok = np.flatnonzero(is_safe(scores, thresholds))
         if ok.size:
@@ -170,7 +170,7 @@ def csra(
     pool = np.flatnonzero(ok) if ok.any() else np.arange(len(cands))
     i = int(pool[np.argmin(cost[pool])])
     trace = [{"regions": list(c), "scores": [round(float(s), 6) for s in row], "cost": round(float(k), 6)}
-             for c, row, k in zip(cands, scores, cost)]
+             for c, row, k in zip(cands, scores, cost, strict=True)]
     return SearchOutcome(bool(ok.any()), cands[i], scores[i], n_eval, trace)
 
 

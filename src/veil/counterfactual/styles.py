@@ -49,7 +49,7 @@ def pixelate(image: np.ndarray, *, blocks: int = 16) -> np.ndarray:
     h, w = image.shape[:2]
     cell = max(1.0, max(h, w) / float(blocks))
     small = (max(1, round(w / cell)), max(1, round(h / cell)))
-    pil = Image.fromarray(image).resize(small, Image.BOX).resize((w, h), Image.NEAREST)
+    pil = Image.fromarray(image).resize(small, Image.Resampling.BOX).resize((w, h), Image.Resampling.NEAREST)
     return np.asarray(pil)
 
 
