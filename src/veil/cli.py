@@ -67,7 +67,7 @@ def scan(
         help="Classifier: a registered name (nudenet) or a model card JSON. Repeat for several.",
     ),
     attribution: str = typer.Option("fullgrad", help="Attribution method: fullgrad, gradcam, gradcam++, xgradcam, ablationcam, occlusion."),
-    segmentation: str = typer.Option("slic", help="Segmenter: slic, felzenszwalb, watershed, bass, … (veil list)."),
+    segmentation: str = typer.Option("bass", help="Segmenter: bass (default), bass_guided, slic, felzenszwalb, watershed, sam (veil list)."),
     search: str = typer.Option("greedy", help="Search strategy: greedy, subset, csra."),
     style: str = typer.Option("blur", help="Obfuscation style: blur, pixelate, fill."),
     max_depth: int = typer.Option(10, help="Most regions to obfuscate before failing closed."),

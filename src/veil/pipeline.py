@@ -62,7 +62,7 @@ class SafeguardConfig:
 
     models: tuple[Any, ...] = ("nudenet",)
     attribution: str = "fullgrad"
-    segmentation: str = "slic"
+    segmentation: str = "bass"
     search: str = "greedy"
     style: str = "blur"
     max_depth: int = 10
