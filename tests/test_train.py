@@ -1,0 +1,303 @@
+"""veil.train: a tiny planted-patch dataset that a tiny network learns in a few steps."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from veil.errors import InvalidParameterError, ModelLoadError, VeilError
+from veil.train import Item, default_unsafe_labels, evaluate, load_items, split_items, train
+
+ARCH = "test_resnet"  # timm's ~0.4 M-parameter test network
+FAST = dict(arch=ARCH, input_size=32, batch_size=8, lr=3e-3, progress=False, seed=0)
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    # one thread: on a shared, busy CPU more threads oversubscribe and run many times slower
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _image(rng: np.random.Generator, patch: bool) -> np.ndarray:
+    img = rng.integers(40, 140, size=(32, 32, 3)).astype(np.uint8)
+    if patch:  # the "unsafe" content: a saturated red square somewhere
+        y, x = rng.integers(0, 20, size=2)
+        img[y : y + 12, x : x + 12] = (230, 20, 20)
+    return img
+
+
+def _write_folder(root: Path, n: int = 20, classes=("safe", "unsafe"), seed: int = 0) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for c in classes:
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            Image.fromarray(_image(rng, c != classes[0])).save(root / c / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return _write_folder(tmp_path_factory.mktemp("data") / "imgs")
+
+
+@pytest.fixture(scope="module")
+def trained(folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "model.json"
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        card = train(folder, out=out, epochs=4, patience=None, **FAST)
+    finally:
+        torch.set_num_threads(old)
+    return out, card
+
+
+# ---------------------------------------------------------------------------------------------
+def test_training_writes_a_complete_card(trained):
+    out, card = trained
+    for key in ("arch", "weights", "labels", "unsafe_labels", "input_size", "mean", "std"):
+        assert key in card
+    assert card["arch"] == ARCH and card["source"] == "timm"
+    assert card["labels"] == ["safe", "unsafe"] and card["unsafe_labels"] == ["unsafe"]
+    assert card["input_size"] == 32
+    assert (out.parent / card["weights"]).is_file()
+    assert (out.parent / card["split"]["file"]).is_file()
+    assert out.with_suffix(".ckpt").is_file()
+    assert json.loads(out.read_text())["labels"] == card["labels"]
+    assert card["split"]["seed"] == 0 and card["split"]["sizes"] == {"train": 32, "val": 4, "test": 4}
+    for s in ("val", "test"):
+        m = card["metrics"][s]
+        assert {"accuracy", "precision", "recall", "f1", "n"} <= set(m)
+    assert card["training"]["epochs_completed"] == 4
+
+
+def test_loss_falls(trained):
+    _, card = trained
+    hist = card["training"]["history"]
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"]
+    assert card["training"]["best_val_accuracy"] >= 0.75
+
+
+def test_card_loads_as_classifier(trained):
+    pytest.importorskip("veil.classify.card")
+    from veil.classify import load_classifier
+
+    out, card = trained
+    clf = load_classifier(str(out))
+    assert tuple(clf.labels) == ("safe", "unsafe")
+    rng = np.random.default_rng(5)
+    proba = clf.predict_proba([_image(rng, False), _image(rng, True)])
+    assert proba.shape == (2, 2)
+
+
+def test_evaluate_reproduces_recorded_metrics(trained, folder):
+    out, card = trained
+    for split in ("test", "val"):
+        got = evaluate(out, folder, split=split)
+        assert got["accuracy"] == pytest.approx(card["metrics"][split]["accuracy"])
+        assert got["f1"] == pytest.approx(card["metrics"][split]["f1"])
+        assert got["n"] == card["metrics"][split]["n"]
+
+
+def test_evaluate_errors(trained, folder, tmp_path):
+    out, _ = trained
+    with pytest.raises(InvalidParameterError, match="split"):
+        evaluate(out, folder, split="holdout")
+    with pytest.raises(InvalidParameterError, match="do not exist"):
+        evaluate(out, tmp_path)  # the split's files are not there
+
+
+# ---------------------------------------------------------------------------------------------
+def test_resume_continues_from_saved_epoch(folder, tmp_path):
+    out = tmp_path / "m.json"
+    first = train(folder, out=out, epochs=3, max_steps=2, patience=None, **FAST)
+    assert first["training"]["epochs_completed"] == 1
+    assert first["training"]["steps"] == 2
+    assert first["training"]["history"][0]["cut_short"]
+    second = train(folder, out=out, epochs=2, patience=None, **FAST)
+    assert second["training"]["resumed_from_epoch"] == 1
+    assert second["training"]["epochs_completed"] == 2
+    assert [h["epoch"] for h in second["training"]["history"]] == [1, 2]
+    assert second["training"]["steps"] == 2 + 4  # 32 train images / batch 8
+    # finished run: rerunning does no more work
+    third = train(folder, out=out, epochs=2, patience=None, **FAST)
+    assert third["training"]["steps"] == second["training"]["steps"]
+    # asking for more epochs trains on
+    more = train(folder, out=out, epochs=3, patience=None, **FAST)
+    assert more["training"]["epochs_completed"] == 3 and more["training"]["steps"] == 2 + 4 + 4
+    # --no-resume starts over
+    fresh = train(folder, out=out, epochs=1, resume=False, max_steps=1, patience=None, **FAST)
+    assert fresh["training"]["resumed_from_epoch"] is None and fresh["training"]["steps"] == 1
+
+
+def test_resumed_run_matches_uninterrupted_run(folder, tmp_path):
+    straight = train(folder, out=tmp_path / "a.json", epochs=2, patience=None, **FAST)
+    train(folder, out=tmp_path / "b.json", epochs=2, max_steps=4, patience=None, **FAST)  # "interrupted"
+    resumed = train(folder, out=tmp_path / "b.json", epochs=2, patience=None, **FAST)
+    assert resumed["training"]["resumed_from_epoch"] == 1
+    a = [h["train_loss"] for h in straight["training"]["history"]]
+    b = [h["train_loss"] for h in resumed["training"]["history"]]
+    assert b == pytest.approx(a, rel=1e-4)
+    wa = torch.load(tmp_path / "a.pt", weights_only=True)
+    wb = torch.load(tmp_path / "b.pt", weights_only=True)
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=1e-5)
+
+
+def test_resume_refuses_a_different_run(folder, tmp_path):
+    out = tmp_path / "m.json"
+    train(folder, out=out, epochs=1, max_steps=1, **FAST)
+    with pytest.raises(InvalidParameterError, match="different run"):
+        train(folder, out=out, epochs=2, max_steps=1, **{**FAST, "input_size": 40})
+
+
+# ---------------------------------------------------------------------------------------------
+def _manifest_rows(folder: Path, with_split: bool) -> list[dict]:
+    rows = []
+    for p in sorted(folder.rglob("*.png")):
+        i = int(p.stem)
+        row = {"image": p.relative_to(folder).as_posix(), "label": p.parent.name}
+        if with_split:
+            row["split"] = "val" if i % 5 == 0 else "test" if i % 5 == 1 else "train"
+        rows.append(row)
+    return rows
+
+
+def test_csv_manifest_with_given_split(folder, tmp_path):
+    manifest = folder / "manifest_split.csv"
+    rows = _manifest_rows(folder, with_split=True)
+    with open(manifest, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["image", "label", "split"])
+        w.writeheader()
+        w.writerows(rows)
+    card = train(manifest, out=tmp_path / "m.json", epochs=1, max_steps=1, **FAST)
+    assert card["split"]["given"] is True
+    assert card["split"]["sizes"] == {"train": 24, "val": 8, "test": 8}
+    got = evaluate(tmp_path / "m.json", manifest)
+    assert got["accuracy"] == pytest.approx(card["metrics"]["test"]["accuracy"])
+    manifest.unlink()
+
+
+def test_jsonl_manifest_with_custom_labels(folder, tmp_path):
+    manifest = folder / "manifest.jsonl"
+    rows = _manifest_rows(folder, with_split=False)
+    for r in rows:
+        r["label"] = {"safe": "benign", "unsafe": "weapon"}[r["label"]]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    card = train(manifest, out=tmp_path / "m.json", epochs=1, max_steps=1, **FAST)
+    assert card["labels"] == ["benign", "weapon"] and card["unsafe_labels"] == ["weapon"]
+    assert card["split"]["given"] is False
+    manifest.unlink()
+
+
+def test_explicit_unsafe_labels_and_sampler_balance(tmp_path):
+    data = _write_folder(tmp_path / "d", n=10, classes=("cats", "dogs"))
+    card = train(data, out=tmp_path / "m.json", epochs=1, max_steps=1, unsafe_labels=["dogs"],
+                 balance="sampler", num_workers=1, **FAST)
+    assert card["unsafe_labels"] == ["dogs"]
+    with pytest.raises(InvalidParameterError, match="cannot tell"):
+        train(data, out=tmp_path / "m2.json", epochs=1, **FAST)  # no label looks safe
+    with pytest.raises(InvalidParameterError, match="subset"):
+        train(data, out=tmp_path / "m3.json", epochs=1, unsafe_labels=["birds"], **FAST)
+
+
+def test_default_unsafe_labels():
+    assert default_unsafe_labels(["safe", "unsafe"]) == ["unsafe"]
+    assert default_unsafe_labels(["Neutral", "porn", "gore"]) == ["porn", "gore"]
+    assert default_unsafe_labels(["normal_scene", "weapon"]) == ["weapon"]
+    with pytest.raises(InvalidParameterError):
+        default_unsafe_labels(["safe", "neutral"])
+
+
+def test_split_is_seeded_and_stratified():
+    items = [Item(f"{c}/{i:03d}.png", c) for c in ("a", "b") for i in range(30)] + [
+        Item(f"c/{i}.png", "c") for i in range(5)
+    ]
+    s0, s1, s2 = split_items(items, seed=0), split_items(items, seed=0), split_items(items, seed=1)
+    assert s0 == s1 and s0 != s2
+    for part in ("val", "test"):
+        labels = [it.label for it in s0[part]]
+        assert labels.count("a") == 3 and labels.count("b") == 3 and labels.count("c") == 1
+    assert sum(len(v) for v in s0.values()) == len(items)
+    with pytest.raises(InvalidParameterError, match="splits"):
+        split_items(items, (0.5, 0.2, 0.2))
+
+
+# ---------------------------------------------------------------------------------------------
+def test_bad_data_errors(tmp_path, folder):
+    with pytest.raises(InvalidParameterError, match="does not exist"):
+        load_items(tmp_path / "missing")
+    one = _write_folder(tmp_path / "one", n=3, classes=("unsafe",))
+    with pytest.raises(InvalidParameterError, match="only one class"):
+        load_items(one)
+    (tmp_path / "flat").mkdir()
+    with pytest.raises(InvalidParameterError, match="no class sub-folders"):
+        load_items(tmp_path / "flat")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("path,class\na.png,safe\n")
+    with pytest.raises(InvalidParameterError, match=r"lacks column\(s\) \['image', 'label'\]"):
+        load_items(bad)
+    bad_split = tmp_path / "bad_split.csv"
+    bad_split.write_text("image,label,split\na.png,safe,holdout\nb.png,unsafe,train\n")
+    with pytest.raises(InvalidParameterError, match="holdout"):
+        load_items(bad_split)
+    missing_files = tmp_path / "missing_files.csv"
+    missing_files.write_text("image,label\na.png,safe\nb.png,unsafe\nc.png,unsafe\n")
+    with pytest.raises(InvalidParameterError, match="do not exist"):
+        train(missing_files, out=tmp_path / "m.json", **FAST)
+    with pytest.raises(InvalidParameterError, match="epochs"):
+        train(folder, out=tmp_path / "m.json", **{**FAST, "arch": ARCH}, epochs=0)
+    with pytest.raises(ModelLoadError, match="unknown architecture"):
+        train(folder, out=tmp_path / "m.json", **{**FAST, "arch": "no_such_net"})
+    with pytest.raises(ModelLoadError, match="do not exist"):
+        train(folder, out=tmp_path / "m.json", pretrained=tmp_path / "nope.pt", **FAST)
+    # every error is a VeilError and a ValueError
+    assert issubclass(InvalidParameterError, VeilError) and issubclass(InvalidParameterError, ValueError)
+
+
+def test_fine_tunes_from_local_state_dict(folder, tmp_path):
+    from veil.classify.arch import build_model
+
+    donor = build_model(ARCH, 5)  # different head size: must be replaced, the rest loaded
+    torch.save(donor.state_dict(), tmp_path / "donor.pt")
+    card = train(folder, out=tmp_path / "m.json", epochs=1, max_steps=1,
+                 pretrained=tmp_path / "donor.pt", **FAST)
+    info = card["training"]["pretrained"]
+    assert info["loaded"] > 0 and info["skipped"]  # the 5-way head was skipped
+    assert card["training"]["lr"] == 3e-3
+
+
+# ---------------------------------------------------------------------------------------------
+def test_cli_train(folder, tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from veil.cli_train import register
+
+    app = typer.Typer()
+    register(app)
+
+    @app.command("noop")  # a second command so that Typer keeps `train` as a sub-command
+    def noop() -> None:  # pragma: no cover
+        pass
+
+    runner = CliRunner()
+    out = tmp_path / "cli.json"
+    res = runner.invoke(app, ["train", str(folder), "--arch", ARCH, "--out", str(out), "--input-size",
+                              "32", "--epochs", "1", "--max-steps", "1", "--batch-size", "8",
+                              "--unsafe-labels", "unsafe", "--no-progress", "--no-resume"])
+    assert res.exit_code == 0, res.output
+    assert "test:" in res.output and json.loads(out.read_text())["unsafe_labels"] == ["unsafe"]
+    res = runner.invoke(app, ["train", str(tmp_path / "missing"), "--out", str(out)])
+    assert res.exit_code == 2
+    assert "does not exist" in res.output and "Traceback" not in res.output
