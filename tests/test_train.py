@@ -301,3 +301,23 @@ def test_cli_train(folder, tmp_path):
     res = runner.invoke(app, ["train", str(tmp_path / "missing"), "--out", str(out)])
     assert res.exit_code == 2
     assert "does not exist" in res.output and "Traceback" not in res.output
+
+
+def test_card_in_veil_scan_reproduces_recorded_test_accuracy(trained, folder, tmp_path):
+    """The trained card loads in `veil scan`; its verdicts on the test split give the card's accuracy."""
+    from typer.testing import CliRunner
+
+    from veil.cli import app
+
+    out, card = trained
+    split = json.loads(out.with_suffix(".split.json").read_text())
+    files = [str(folder / rel) for rel, _ in split["test"]]
+    truth = {str(folder / rel): label for rel, label in split["test"]}
+    res = CliRunner().invoke(app, ["scan", *files, "--model", str(out), "--out", str(tmp_path / "scan"),
+                                   "--rationale", "none", "--no-overlays", "--no-report"])
+    assert res.exit_code == 0, res.output
+    records = [json.loads(x) for x in (tmp_path / "scan" / "results.jsonl").read_text().splitlines()]
+    assert len(records) == len(files) and all(r["error"] is None for r in records)
+    unsafe_labels = set(card["unsafe_labels"])
+    correct = [r["unsafe"] == (truth[r["path"]] in unsafe_labels) for r in records]
+    assert np.mean(correct) == pytest.approx(card["metrics"]["test"]["accuracy"])
