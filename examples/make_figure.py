@@ -31,7 +31,7 @@ def main(image: str = "02_chelsea_mark.png", out: Path = HERE.parent / "docs" / 
     bounds = find_boundaries(res.segments, mode="inner")
     regions = img.copy()
     regions[bounds] = (255, 255, 255)
-    regions[find_boundaries(res.mask.astype(int), mode="inner") & res.mask] = (230, 30, 30)
+    regions[res.mask] = (0.4 * regions[res.mask] + 0.6 * np.array([230, 30, 30])).astype(np.uint8)
     panels = [
         (img, f"input: unsafe {res.models[0].unsafe_score:.2f}"),
         (res.attribution, f"attribution ({res.settings['attribution']})"),
