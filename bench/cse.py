@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from veil.attribution import ATTRIBUTIONS  # noqa: E402
+from veil.bench.obfuscation import mask_scores  # noqa: E402
 from veil.bench.synthetic import HELDOUT_SAMPLES, make_dataset, sample_backgrounds  # noqa: E402
 from veil.classify import load_classifier  # noqa: E402
 from veil.counterfactual import SEARCHES, obfuscate, rank_regions, regions_mask  # noqa: E402
@@ -59,12 +60,12 @@ def evaluate(sg: Safeguarder, images: np.ndarray, masks: np.ndarray) -> dict[str
         n_eval.append(res.n_evaluated)
         if res.counterfactual_found:
             found += 1
-            inter = float((res.mask & truth).sum())
+            scores = mask_scores(res.mask, truth)
             depth.append(res.depth)
             area.append(res.obfuscated_fraction)
             gt.append(truth.mean())
-            prec.append(inter / max(res.mask.sum(), 1))
-            rec.append(inter / max(truth.sum(), 1))
+            prec.append(scores.precision)
+            rec.append(scores.recall)
 
     def mean(x: list[float]) -> float:
         return float(np.mean(x)) if x else float("nan")

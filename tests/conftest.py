@@ -7,6 +7,9 @@ model cannot key on colour alone.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 import torch
@@ -20,6 +23,25 @@ def checkerboard(p: int, cell: int = 4) -> np.ndarray:
     yy, xx = np.mgrid[0:p, 0:p]
     board = ((yy // cell + xx // cell) % 2).astype(np.float32) * 255.0
     return np.repeat(board[..., None], 3, axis=2)
+
+
+@contextmanager
+def torch_threads(n: int = 1) -> Iterator[None]:
+    """Run torch on ``n`` threads, then restore. On a busy 2-core runner two contending threads
+    are many times slower than one for the tiny networks the tests train."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Module-wide :func:`torch_threads` (use with ``pytestmark = pytest.mark.usefixtures(...)``)."""
+    with torch_threads(1):
+        yield
 
 
 def background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -80,14 +102,12 @@ def planted_classifier() -> TorchClassifier:
         ys.append(k % 2)
     x_all, y_all = clf.preprocess(pool), torch.tensor(ys)
     net.train()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a tiny net trains faster on one thread than two contending ones
-    for _ in range(150):
-        idx = torch.from_numpy(rng.integers(0, len(pool), 32))
-        loss = torch.nn.functional.cross_entropy(net(x_all[idx]), y_all[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        for _ in range(150):
+            idx = torch.from_numpy(rng.integers(0, len(pool), 32))
+            loss = torch.nn.functional.cross_entropy(net(x_all[idx]), y_all[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
     net.eval()
     return clf

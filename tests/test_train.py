@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import torch_threads
 from veil.errors import InvalidParameterError, ModelLoadError, VeilError
 from veil.train import Item, default_unsafe_labels, evaluate, load_items, split_items, train
 
@@ -17,13 +18,7 @@ ARCH = "test_resnet"  # timm's ~0.4 M-parameter test network
 FAST = dict(arch=ARCH, input_size=32, batch_size=8, lr=3e-3, progress=False, seed=0)
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    # one thread: on a shared, busy CPU more threads oversubscribe and run many times slower
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _image(rng: np.random.Generator, patch: bool) -> np.ndarray:
@@ -53,12 +48,8 @@ def folder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained(folder, tmp_path_factory):
     out = tmp_path_factory.mktemp("model") / "model.json"
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         card = train(folder, out=out, epochs=4, patience=None, **FAST)
-    finally:
-        torch.set_num_threads(old)
     return out, card
 
 

@@ -21,7 +21,6 @@ from veil.errors import InvalidImageError, InvalidParameterError
 DEFAULT_MAX_PIXELS = 64_000_000
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-LOSSLESS_FORMATS = {"PNG", "BMP", "TIFF", "GIF"}
 
 ImageInput = str | os.PathLike | bytes | np.ndarray | Image.Image
 
@@ -171,15 +170,6 @@ def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
 def to_float(image: np.ndarray) -> np.ndarray:
     """H×W×3 ``uint8`` → float32 in [0, 1]."""
     return as_rgb_uint8(image).astype(np.float32) / 255.0
-
-
-def image_format(path: str | os.PathLike) -> str | None:
-    """The PIL format name of a file (``"PNG"``, ``"JPEG"`` …) or None if unknown."""
-    try:
-        with Image.open(path) as img:
-            return img.format
-    except (OSError, UnidentifiedImageError):
-        return None
 
 
 def save_image(image: np.ndarray, path: str | os.PathLike) -> None:

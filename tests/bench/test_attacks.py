@@ -19,16 +19,7 @@ from veil.bench.attacks import (
 from veil.classify.torch import TorchClassifier
 from veil.errors import InvalidParameterError, UnknownNameError
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Two contending threads on a shared 2-core runner are ~50× slower than one for tiny nets."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def linear_margin(w: torch.Tensor, b: float):

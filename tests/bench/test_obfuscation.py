@@ -16,16 +16,7 @@ from veil.bench.obfuscation import (
 )
 from veil.errors import InvalidParameterError, UnknownNameError
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Two contending threads on a shared 2-core runner are ~50× slower than one for tiny nets."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_mask_scores_and_configs():

@@ -18,12 +18,7 @@ from veil.errors import ModelLoadError  # noqa: E402
 DIM = 12  # projection_dim of the tiny backbones
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
