@@ -39,8 +39,8 @@ from veil.bench.obfuscation import mask_scores  # noqa: E402
 from veil.bench.synthetic import HELDOUT_SAMPLES, make_dataset, sample_backgrounds  # noqa: E402
 from veil.classify import load_classifier  # noqa: E402
 from veil.counterfactual import SEARCHES, obfuscate, rank_regions, regions_mask  # noqa: E402
-from veil.pipeline import SafeguardConfig, Safeguarder  # noqa: E402
-from veil.segment import SEGMENTERS, segment  # noqa: E402
+from veil.pipeline import DEFAULT_COARSER, DEFAULT_MERGE, SafeguardConfig, Safeguarder  # noqa: E402
+from veil.segment import SEGMENTERS, merge_similar, segment  # noqa: E402
 
 DEFAULT_MODEL = ROOT / "examples" / "demo-model" / "model.json"
 
@@ -87,8 +87,14 @@ HEADER = ("| {} | n | CF % | depth | area % | GT % | precision | recall | s/img 
 
 
 def plain_pipeline(clf: Any, image: np.ndarray, *, segmentation: str, style: str, max_depth: int,
-                   threshold: float) -> tuple[bool, float]:
-    """The unoptimized reference: pytorch-grad-cam FullGrad, one candidate styled and classified at a time."""
+                   threshold: float, merge: float | None,
+                   coarser: tuple[float, ...]) -> tuple[bool, dict[str, float]]:
+    """The unoptimized reference: pytorch-grad-cam FullGrad, one candidate styled and classified at a time.
+
+    Same stages and settings as the pipeline (segmentation, colour merge and coarser retries,
+    greedy order, style, depth), without its optimizations. Returns whether a counterfactual
+    was found and the seconds spent per stage.
+    """
     import torch
     from pytorch_grad_cam import FullGrad
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -101,20 +107,78 @@ def plain_pipeline(clf: Any, image: np.ndarray, *, segmentation: str, style: str
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return clf.torch_unsafe_score(x)[:, None]
 
+    secs = {"attribution": 0.0, "segmentation": 0.0, "search": 0.0}
     t = time.perf_counter()
     x = clf.torch_input(image)
     with FullGrad(model=Score(), target_layers=[]) as cam:
         small = cam(input_tensor=x, targets=[ClassifierOutputTarget(0)])[0]
     att = clf.attribution_to_image(small, image.shape[:2])
-    labels = segment(image, segmentation)
-    order, _ = rank_regions(att, labels)
-    found = False
-    for k in range(1, min(max_depth, len(order)) + 1):
-        cand = obfuscate(image, regions_mask(labels, order[:k]), style)
-        if clf.unsafe_score(clf.predict_proba([cand]))[0] <= threshold:
-            found = True
-            break
-    return found, time.perf_counter() - t
+    secs["attribution"] = time.perf_counter() - t
+    t = time.perf_counter()
+    segments = segment(image, segmentation, rng=0)
+    secs["segmentation"] = time.perf_counter() - t
+    merge = merge if merge is not None else DEFAULT_MERGE.get(segmentation, 0.0)
+    for level in [merge, *(c for c in coarser if c > merge)]:
+        t = time.perf_counter()
+        labels = merge_similar(image, segments, level) if level else segments
+        secs["segmentation"] += time.perf_counter() - t
+        t = time.perf_counter()
+        order, _ = rank_regions(att, labels)
+        for k in range(1, min(max_depth, len(order)) + 1):
+            cand = obfuscate(image, regions_mask(labels, order[:k]), style)
+            if clf.unsafe_score(clf.predict_proba([cand]))[0] <= threshold:
+                secs["search"] += time.perf_counter() - t
+                return True, secs
+        secs["search"] += time.perf_counter() - t
+    return False, secs
+
+
+STAGES = ("classify", "attribution", "segmentation", "search", "other")
+
+
+def speed(clf: Any, images: np.ndarray, thresholds: list[float | None], settings: dict[str, Any]) -> dict[str, Any]:
+    """Time our pipeline against :func:`plain_pipeline` on the same images and settings; print a table.
+
+    The two alternate image by image so that drifts in machine load hit both alike. Per-stage
+    means show where the time goes: ``classify`` is the first verdict and ``other`` includes
+    re-classifying the delivered image (ours only; the plain reference does neither).
+    """
+    def ours_one(img: np.ndarray, thr: float | None) -> tuple[bool, dict[str, float]]:
+        cfg = SafeguardConfig(models=(clf,), attribution="fullgrad", search="greedy", threshold=thr,
+                              rationale=None, **settings)
+        sg = Safeguarder(cfg, classifiers=[clf])
+        t = time.perf_counter()
+        res = sg.run(img)
+        total = time.perf_counter() - t
+        tm = res.timings
+        secs = {"classify": tm.get("classify", 0.0), "attribution": tm.get("attribution", 0.0),
+                "segmentation": tm.get("segmentation", 0.0) + tm.get("merge", 0.0), "search": tm.get("search", 0.0)}
+        secs["other"] = total - sum(secs.values())
+        return res.counterfactual_found, secs
+
+    def plain_one(img: np.ndarray, thr: float | None) -> tuple[bool, dict[str, float]]:
+        return plain_pipeline(clf, img, threshold=thr if thr is not None else clf.threshold, **settings)
+
+    ours_one(images[0], thresholds[0])  # warm-up (JIT, lazy model conversion)
+    plain_one(images[0], thresholds[0])
+    runs: dict[str, list[tuple[bool, dict[str, float]]]] = {"ours": [], "plain": []}
+    for img, thr in zip(images, thresholds, strict=True):
+        runs["ours"].append(ours_one(img, thr))
+        runs["plain"].append(plain_one(img, thr))
+    out: dict[str, Any] = {}
+    print("| pipeline | s/img | " + " | ".join(STAGES) + " | found |\n|---|---|" + "---|" * len(STAGES) + "---|")
+    names = {"ours": "ours (fast FullGrad, batched search)",
+             "plain": "plain (pytorch-grad-cam FullGrad, one candidate at a time)"}
+    for key, rs in runs.items():
+        stages = {st: float(np.mean([r[1].get(st, 0.0) for r in rs])) for st in STAGES}
+        total = sum(stages.values())
+        found = sum(f for f, _ in rs)
+        out[key] = {"seconds": total, "stages": stages, "found": found}
+        cells = " | ".join(f"{stages[st]:.3f}" if st in rs[0][1] else "—" for st in STAGES)
+        print(f"| {names[key]} | {total:.3f} | {cells} | {found}/{len(rs)} |")
+    out["speedup"] = out["plain"]["seconds"] / out["ours"]["seconds"]
+    print(f"\nspeed-up: {out['speedup']:.1f}×")
+    return out
 
 
 def main() -> None:
@@ -128,7 +192,14 @@ def main() -> None:
     ap.add_argument("--searches", nargs="+", default=SEARCHES.names())
     ap.add_argument("--style", default="blur")
     ap.add_argument("--max-depth", type=int, default=10)
+    ap.add_argument("--merge", type=float, default=None,
+                    help="colour merge threshold (0: off; default: the segmenter's, 12 for BASS, else off)")
+    ap.add_argument("--coarser", type=float, nargs="*", default=list(DEFAULT_COARSER),
+                    help="merge thresholds retried before failing closed (none: fail closed at once)")
     ap.add_argument("--speed-n", type=int, default=10, help="images for the speed comparison")
+    ap.add_argument("--speed-arch", default="resnet50",
+                    help="also time an untrained torchvision model of this architecture ('' to skip)")
+    ap.add_argument("--speed-input", type=int, default=224, help="input size of --speed-arch")
     ap.add_argument("--json", type=Path, default=None, help="also write all numbers here")
     args = ap.parse_args()
 
@@ -138,7 +209,8 @@ def main() -> None:
     keep = proba > clf.threshold
     images, masks = images[keep], masks[keep]
     print(f"model: {args.model}; {int(keep.sum())}/{len(keep)} planted images classified unsafe "
-          f"(only those are searched); style {args.style}; max depth {args.max_depth}")
+          f"(only those are searched); style {args.style}; max depth {args.max_depth}; "
+          f"merge {'default' if args.merge is None else args.merge}; coarser {args.coarser}")
     out: dict[str, Any] = {"command": " ".join(sys.argv), "machine": platform.platform(),
                            "classified_unsafe": int(keep.sum()), "n": int(len(keep)), "grid": {}}
 
@@ -147,7 +219,7 @@ def main() -> None:
     for att in args.attributions:
         for seg in args.segmentations:
             cfg = SafeguardConfig(models=(clf,), attribution=att, segmentation=seg, style=args.style,
-                                  max_depth=args.max_depth, rationale=None)
+                                  max_depth=args.max_depth, merge=args.merge, coarser=tuple(args.coarser), rationale=None)
             m = evaluate(Safeguarder(cfg, classifiers=[clf]), images, masks)
             out["grid"][f"{att}/{seg}"] = m
             print(row(f"{att} / {seg}", m), flush=True)
@@ -158,31 +230,35 @@ def main() -> None:
     out["searches"] = {}
     for s in args.searches:
         cfg = SafeguardConfig(models=(clf,), attribution=att0, segmentation=seg0, search=s,
-                              style=args.style, max_depth=args.max_depth, rationale=None)
+                              style=args.style, max_depth=args.max_depth, merge=args.merge, coarser=tuple(args.coarser), rationale=None)
         m = evaluate(Safeguarder(cfg, classifiers=[clf]), images, masks)
         out["searches"][s] = m
         print(row(s, m), flush=True)
 
-    print(f"\n### Speed: ours vs plain (fullgrad / {seg0} / greedy, {args.speed_n} images)\n")
-    sub = images[: args.speed_n]
-    cfg = SafeguardConfig(models=(clf,), attribution="fullgrad", segmentation=seg0, style=args.style,
-                          max_depth=args.max_depth, rationale=None)
-    sg = Safeguarder(cfg, classifiers=[clf])
-    sg.run(sub[0])  # warm-up (JIT, lazy model conversion)
-    plain_pipeline(clf, sub[0], segmentation=seg0, style=args.style, max_depth=args.max_depth,
-                   threshold=clf.threshold)
-    t = time.perf_counter()
-    ours_found = sum(sg.run(img).counterfactual_found for img in sub)
-    ours = (time.perf_counter() - t) / len(sub)
-    plain_runs = [plain_pipeline(clf, img, segmentation=seg0, style=args.style, max_depth=args.max_depth,
-                                 threshold=clf.threshold) for img in sub]
-    plain = float(np.mean([s for _, s in plain_runs]))
-    plain_found = sum(f for f, _ in plain_runs)
-    print("| pipeline | s/img | found |\n|---|---|---|")
-    print(f"| ours (fast FullGrad, batched search) | {ours:.3f} | {ours_found}/{len(sub)} |")
-    print(f"| plain (pytorch-grad-cam FullGrad, one candidate at a time) | {plain:.3f} | {plain_found}/{len(sub)} |")
-    print(f"\nspeed-up: {plain / ours:.1f}×")
-    out["speed"] = {"ours": ours, "plain": plain, "speedup": plain / ours}
+    settings = {"segmentation": seg0, "style": args.style, "max_depth": args.max_depth, "merge": args.merge,
+                "coarser": tuple(args.coarser)}
+    print(f"\n### Speed: ours vs plain (fullgrad / {seg0} / greedy, {args.speed_n} images, demo model)\n")
+    out["speed"] = speed(clf, images[: args.speed_n], [None] * args.speed_n, settings)
+    if args.speed_arch:
+        import torch
+        import torchvision
+
+        from veil.classify.torch import TorchClassifier
+
+        torch.manual_seed(0)
+        net = getattr(torchvision.models, args.speed_arch)(num_classes=2)
+        with torch.no_grad():  # default init saturates the softmax; keep scores in a searchable range
+            for p in net.modules():
+                if isinstance(p, torch.nn.Linear):
+                    p.weight.mul_(0.01)
+        big = TorchClassifier(net, ["safe", "unsafe"], ["unsafe"], input_size=args.speed_input, name=args.speed_arch)
+        sub = images[: args.speed_n]
+        # An untrained network has no notion of the mark: set each image's threshold just under
+        # its own score so that it is flagged and both pipelines do the same search.
+        thr = [float(np.clip(sc - 1e-3, 1e-3, 0.999)) for sc in big.unsafe_score(big.predict_proba(list(sub)))]
+        print(f"\n### Speed at a larger model: untrained torchvision {args.speed_arch} at {args.speed_input} px "
+              f"(last layer scaled by 0.01; {args.speed_n} images, threshold 0.001 under each image's score)\n")
+        out["speed_" + args.speed_arch] = speed(big, sub, thr, settings)
     print(f"\ncommand: python {' '.join(sys.argv)}")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))

@@ -35,7 +35,8 @@ def main(image: str = "02_chelsea_mark.png", out: Path = HERE.parent / "docs" / 
     panels = [
         (img, f"input: unsafe {res.models[0].unsafe_score:.2f}"),
         (res.attribution, f"attribution ({res.settings['attribution']})"),
-        (regions, f"{res.settings['segmentation']} regions; chosen in red (depth {res.depth})"),
+        (regions, f"{res.settings['segmentation']} + merge {sg.config.merge_threshold:g}: "
+                  f"chosen in red (depth {res.depth})"),
         (res.image, f"delivered: unsafe {res.models_after[0].unsafe_score:.2f}, "
                     f"{100 * res.obfuscated_fraction:.1f}% obfuscated"),
     ]

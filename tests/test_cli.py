@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import planted
 from veil.classify import CLASSIFIERS
-from veil.cli import app, parse_params
+from veil.cli import app, parse_floats, parse_params
 from veil.errors import InvalidParameterError
 from veil.output import RECORD_KEYS
 
@@ -130,3 +130,11 @@ def test_parse_params():
     }
     with pytest.raises(InvalidParameterError, match="STAGE.NAME=VALUE"):
         parse_params(["nonsense"])
+
+
+def test_parse_floats():
+    assert parse_floats("30", "--coarser") == (30.0,)
+    assert parse_floats("30,60.5", "--coarser") == (30.0, 60.5)
+    assert parse_floats("none", "--coarser") == () == parse_floats("", "--coarser")
+    with pytest.raises(InvalidParameterError, match="--coarser"):
+        parse_floats("thirty", "--coarser")

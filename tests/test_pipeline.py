@@ -66,13 +66,40 @@ def test_safe_images_are_untouched(planted_classifier):
 def test_fail_closed_when_no_counterfactual(planted_classifier):
     # max_depth 1 with a tiny segmentation granularity: one region cannot hide the patch.
     cfg = SafeguardConfig(models=(planted_classifier,), max_depth=1, segmentation="slic",
-                          segmentation_options={"n_segments": 400})
+                          segmentation_options={"n_segments": 400}, merge=None, coarser=())
     img, _ = planted(np.random.default_rng(7), 96, patch=30)
     res = Safeguarder(cfg, classifiers=[planted_classifier]).run(img)
     assert res.unsafe and res.fail_closed and not res.counterfactual_found
     assert res.mask.all() and res.obfuscated_fraction == 1.0
     assert np.ptp(res.image) == 0  # fully obscured: a single flat colour
-    assert res.note and "no counterfactual" in res.note
+    assert res.note and "no counterfactual" in res.note and "unmerged" in res.note
+
+
+def test_coarser_regions_are_tried_before_failing_closed(planted_classifier):
+    # The same fine segmentation fails at depth 1; a merge threshold beyond any Lab distance
+    # joins everything into one region, which the retry then obfuscates.
+    cfg = SafeguardConfig(models=(planted_classifier,), max_depth=1, segmentation="slic",
+                          segmentation_options={"n_segments": 400}, merge=None, coarser=(500.0,))
+    img, _ = planted(np.random.default_rng(7), 96, patch=30)
+    res = Safeguarder(cfg, classifiers=[planted_classifier]).run(img)
+    assert res.counterfactual_found and not res.fail_closed and res.depth == 1
+    assert res.n_evaluated == 2  # one candidate per level
+    assert res.mask.all() and res.note and "coarsened to merge 500" in res.note
+    assert all(m.unsafe_score <= m.threshold for m in res.models_after)
+
+
+def test_default_merge_joins_segments_before_the_search(planted_classifier):
+    img, _ = planted(np.random.default_rng(4), 96)
+    base = dict(models=(planted_classifier,), segmentation="bass", coarser=())
+    assert SafeguardConfig(**base).merge_threshold == 12.0  # BASS over-segments and is merged by default
+    assert SafeguardConfig(segmentation="slic").merge_threshold == 0.0
+    merged = Safeguarder(SafeguardConfig(**base), classifiers=[planted_classifier]).run(img)
+    raw = Safeguarder(SafeguardConfig(**base, merge=0), classifiers=[planted_classifier]).run(img)
+    assert merged.segments is not None and raw.segments is not None
+    assert merged.segments.max() < raw.segments.max()
+    # every merged region is a union of raw segments
+    pairs = set(zip(raw.segments.ravel().tolist(), merged.segments.ravel().tolist(), strict=True))
+    assert len(pairs) == raw.segments.max() + 1
 
 
 def test_fail_closed_when_a_stage_raises(planted_classifier, monkeypatch):
@@ -130,6 +157,11 @@ def test_config_validation():
         SafeguardConfig(max_depth=0)
     with pytest.raises(InvalidParameterError, match="threshold"):
         SafeguardConfig(threshold=1.5)
+    with pytest.raises(InvalidParameterError, match="merge"):
+        SafeguardConfig(merge=-1.0)
+    with pytest.raises(InvalidParameterError, match="coarser"):
+        SafeguardConfig(coarser=(30.0, float("nan")))
+    assert SafeguardConfig(coarser=45).coarser == (45.0,)
 
 
 def test_bad_input_raises_clear_error(planted_classifier):

@@ -58,6 +58,16 @@ def parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
     return stages
 
 
+def parse_floats(text: str, option: str) -> tuple[float, ...]:
+    """``"30,60"`` → ``(30.0, 60.0)``; ``"none"`` or ``""`` → ``()``."""
+    if text.strip().lower() in ("", "none"):
+        return ()
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise InvalidParameterError(f"{option} takes comma-separated numbers or 'none', got {text!r}") from None
+
+
 @app.command()
 def scan(
     paths: list[Path] = typer.Argument(..., help="Image files and folders (searched recursively)."),
@@ -68,6 +78,8 @@ def scan(
     ),
     attribution: str = typer.Option("fullgrad", help="Attribution method: fullgrad, gradcam, gradcam++, xgradcam, ablationcam, occlusion."),
     segmentation: str = typer.Option("bass", help="Segmenter: bass (default), bass_guided, slic, felzenszwalb, watershed, sam (veil list)."),
+    merge: float | None = typer.Option(None, help="Join touching segments whose mean Lab colours differ by less than this (0: off; default 12 for bass and bass_guided, off for the others)."),
+    coarser: str = typer.Option("30", help="Comma-separated larger merge thresholds retried before failing closed ('none': fail closed at once)."),
     search: str = typer.Option("greedy", help="Search strategy: greedy, subset, csra."),
     style: str = typer.Option("blur", help="Obfuscation style: blur, pixelate, fill."),
     max_depth: int = typer.Option(10, help="Most regions to obfuscate before failing closed."),
@@ -105,7 +117,7 @@ def scan(
         config = SafeguardConfig(
             models=tuple(model), attribution=attribution, segmentation=segmentation, search=search,
             style=style, max_depth=max_depth, threshold=threshold, batch_size=batch_size, seed=seed,
-            max_pixels=max_pixels, rationale=None if rationale.lower() == "none" else rationale,
+            merge=merge, coarser=parse_floats(coarser, "--coarser"), max_pixels=max_pixels, rationale=None if rationale.lower() == "none" else rationale,
             attribution_options=stages["attribution"], segmentation_options=stages["segmentation"],
             search_options=stages["search"], style_options=stages["style"],
             rationale_options=stages["rationale"],

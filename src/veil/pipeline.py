@@ -28,8 +28,16 @@ from veil.counterfactual import (
 from veil.counterfactual.styles import apply_mask
 from veil.errors import InvalidParameterError, VeilError
 from veil.image import DEFAULT_MAX_PIXELS, ImageInput, load_image
-from veil.segment import SEGMENTERS, segment
+from veil.segment import SEGMENTERS, merge_similar, segment
 from veil.types import ModelOutput, Result
+
+#: Default Lab distance for joining similar neighbouring segments, per segmenter (tuned with
+#: bench/cse.py on synthetic seeds 7 and 11, reported on seed 2024). BASS over-segments on
+#: purpose (100 initial superpixels) and relies on the merge to reassemble thin objects; the
+#: paper's coarse SLIC / watershed settings (25 segments) would only grow, so they are not merged.
+DEFAULT_MERGE: dict[str, float] = {"bass": 12.0, "bass_guided": 12.0}
+#: Merge thresholds retried before failing closed (chosen on the seed-11 failures of bench/cse.py).
+DEFAULT_COARSER = (30.0,)
 
 #: Gradient-free attribution used for classifiers that expose no torch gradients.
 FALLBACK_ATTRIBUTION = "occlusion"
@@ -53,6 +61,15 @@ class SafeguardConfig:
         Candidate images classified per batch during the search.
     seed : int or None
         Seed for randomized stages (segmenters that sample); recorded in the result.
+    merge : float or None
+        After segmentation, join touching segments whose mean Lab colours differ by less
+        than this (:func:`veil.segment.merge_similar`), so a thin object cut into several
+        superpixels becomes one region. 0: keep the segmenter's output. None (default):
+        the segmenter's default from ``DEFAULT_MERGE`` (12 for BASS, off for the others).
+    coarser : sequence of float
+        Larger merge thresholds to retry with, in order, when no counterfactual is found
+        within ``max_depth`` regions; only then is the image fully obscured. The attribution
+        and segmentation are reused; ``()`` fails closed at once.
     combine : {"max", "mean"}
         How the attribution maps of several unsafe models are merged.
     rationale : str or None
@@ -69,6 +86,8 @@ class SafeguardConfig:
     threshold: float | None = None
     batch_size: int = 8
     seed: int | None = 0
+    merge: float | None = None
+    coarser: tuple[float, ...] = DEFAULT_COARSER
     combine: str = "max"
     max_pixels: int = DEFAULT_MAX_PIXELS
     rationale: str | None = "grounded"
@@ -96,8 +115,20 @@ class SafeguardConfig:
             raise InvalidParameterError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise InvalidParameterError(f"threshold must lie in (0, 1), got {self.threshold}")
+        if self.merge is not None and not (np.isfinite(self.merge) and self.merge >= 0):
+            raise InvalidParameterError(f"merge must be a finite number >= 0 (or None), got {self.merge!r}")
+        if isinstance(self.coarser, (int, float)):
+            object.__setattr__(self, "coarser", (self.coarser,))
+        object.__setattr__(self, "coarser", tuple(float(c) for c in self.coarser))
+        if not all(np.isfinite(c) and c > 0 for c in self.coarser):
+            raise InvalidParameterError(f"coarser thresholds must be positive numbers, got {self.coarser!r}")
         if self.combine not in ("max", "mean"):
             raise InvalidParameterError(f"combine must be 'max' or 'mean', got {self.combine!r}")
+
+    @property
+    def merge_threshold(self) -> float:
+        """The merge threshold in effect (``merge``, or the segmenter's default)."""
+        return float(self.merge if self.merge is not None else DEFAULT_MERGE.get(self.segmentation, 0.0))
 
     def to_dict(self) -> dict[str, Any]:
         d = {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "models"}
@@ -222,31 +253,42 @@ class Safeguarder:
         settings = {**settings, "attribution_used": used}
 
         t = time.perf_counter()
-        labels = segment(image, cfg.segmentation, attribution=attribution, rng=cfg.seed, **cfg.segmentation_options)
+        segments = segment(image, cfg.segmentation, attribution=attribution, rng=cfg.seed,
+                           **cfg.segmentation_options)
         timings["segmentation"] = time.perf_counter() - t
 
-        order, region_score = rank_regions(attribution, labels)
-        areas = np.bincount(labels.ravel(), minlength=region_score.size) / float(labels.size)
         styled = stylize(image, cfg.style, **cfg.style_options)
-        lut_cache: dict[tuple[int, ...], np.ndarray] = {}
+        merge = cfg.merge_threshold
+        levels = [merge, *(c for c in cfg.coarser if c > merge)]
+        timings["search"] = timings["merge"] = 0.0
+        n_evaluated, tried = 0, []
+        for level in levels:
+            t = time.perf_counter()
+            labels = merge_similar(image, segments, level) if level else segments
+            timings["merge"] += time.perf_counter() - t
+            order, region_score = rank_regions(attribution, labels)
+            areas = np.bincount(labels.ravel(), minlength=region_score.size) / float(labels.size)
 
-        def evaluate(cands: list[tuple[int, ...]]) -> np.ndarray:
-            imgs = []
-            for c in cands:
-                mask = lut_cache.setdefault(c, regions_mask(labels, c))
-                imgs.append(apply_mask(image, styled, mask))
-            return self.unsafe_scores(imgs)
+            def evaluate(cands: list[tuple[int, ...]], labels: np.ndarray = labels) -> np.ndarray:
+                return self.unsafe_scores([apply_mask(image, styled, regions_mask(labels, c)) for c in cands])
 
-        t = time.perf_counter()
-        outcome = search(order.tolist(), evaluate, self.thresholds, cfg.search, max_depth=cfg.max_depth,
-                         batch_size=cfg.batch_size, areas=areas, **cfg.search_options)
-        timings["search"] = time.perf_counter() - t
-        timings["n_evaluated"] = outcome.n_evaluated
+            t = time.perf_counter()
+            outcome = search(order.tolist(), evaluate, self.thresholds, cfg.search, max_depth=cfg.max_depth,
+                             batch_size=cfg.batch_size, areas=areas, **cfg.search_options)
+            timings["search"] += time.perf_counter() - t
+            n_evaluated += outcome.n_evaluated
+            tried.append(f"merge {level:g}" if level else "unmerged")
+            if outcome.found:
+                break
+        timings["n_evaluated"] = n_evaluated
         if not outcome.found:
             res = self._fail_closed(image, before, None, timings, settings)
-            res.note = f"no counterfactual within {cfg.max_depth} regions ({cfg.search} search); fully obscured"
-            res.attribution, res.segments, res.n_evaluated = attribution, labels, outcome.n_evaluated
+            res.note = (f"no counterfactual within {cfg.max_depth} regions ({cfg.search} search; "
+                        f"{', '.join(tried)}); fully obscured")
+            res.attribution, res.segments, res.n_evaluated = attribution, labels, n_evaluated
             return res
+        note = (f"regions coarsened to {tried[-1]} after no counterfactual at {', '.join(tried[:-1])}"
+                if len(tried) > 1 else None)
 
         mask = regions_mask(labels, outcome.selected)
         delivered = apply_mask(image, styled, mask)
@@ -254,7 +296,7 @@ class Safeguarder:
         after = self.classify([delivered])[0]
         if any(mo.unsafe for mo in after):
             res = self._fail_closed(image, before, "delivered image still classified unsafe", timings, settings)
-            res.attribution, res.segments, res.n_evaluated = attribution, labels, outcome.n_evaluated
+            res.attribution, res.segments, res.n_evaluated = attribution, labels, n_evaluated
             return res
         regions = describe_regions(labels, list(outcome.selected), region_score)
         return Result(
@@ -262,7 +304,7 @@ class Safeguarder:
             depth=len(outcome.selected), obfuscated_fraction=float(mask.mean()),
             scores_after=self.flat_scores(after), models_after=after, fail_closed=False, error=None,
             image=delivered, mask=mask, attribution=attribution, segments=labels, regions=regions,
-            n_evaluated=outcome.n_evaluated, seed=cfg.seed, timings=timings, settings=settings,
+            n_evaluated=n_evaluated, seed=cfg.seed, timings=timings, settings=settings, note=note,
         )
 
     def _fail_closed(self, image: np.ndarray, before: list[ModelOutput] | None, error: str | None,

@@ -136,4 +136,6 @@ def _register_optional() -> None:
 
 _register_optional()
 
-__all__ = ["SEGMENTERS", "segment", "relabel", "slic", "felzenszwalb", "watershed"]
+from veil.segment.merge import merge_similar  # noqa: E402
+
+__all__ = ["SEGMENTERS", "segment", "relabel", "merge_similar", "slic", "felzenszwalb", "watershed"]

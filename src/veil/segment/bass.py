@@ -940,7 +940,7 @@ def bass(
     rng : numpy Generator, int or None
         Seeds Gibbs sampling; hard EM is deterministic and ignores it.
     n_segments : int, optional
-        Initial number of superpixels (default 25 when ``sp_size`` is not given
+        Initial number of superpixels (default 100 when ``sp_size`` is not given
         either). Split and merge moves then adapt the count to the image.
     sp_size : float, optional
         Initial superpixel side in pixels (cells of ``sp_size**2`` pixels); overrides
@@ -1012,7 +1012,7 @@ def bass(
         area = float(sp_size) ** 2
     else:
         if n_segments is None:
-            n_segments = 25
+            n_segments = 100
         _check("n_segments", n_segments, integer=True)
         area = h * w / float(n_segments)
     area = max(area, 1.0)
