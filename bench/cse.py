@@ -196,7 +196,7 @@ def main() -> None:
                     help="colour merge threshold (0: off; default: the segmenter's, 12 for BASS, else off)")
     ap.add_argument("--coarser", type=float, nargs="*", default=list(DEFAULT_COARSER),
                     help="merge thresholds retried before failing closed (none: fail closed at once)")
-    ap.add_argument("--speed-n", type=int, default=10, help="images for the speed comparison")
+    ap.add_argument("--speed-n", type=int, default=10, help="images for the speed comparison (0: skip it)")
     ap.add_argument("--speed-arch", default="resnet50",
                     help="also time an untrained torchvision model of this architecture ('' to skip)")
     ap.add_argument("--speed-input", type=int, default=224, help="input size of --speed-arch")
@@ -237,9 +237,10 @@ def main() -> None:
 
     settings = {"segmentation": seg0, "style": args.style, "max_depth": args.max_depth, "merge": args.merge,
                 "coarser": tuple(args.coarser)}
-    print(f"\n### Speed: ours vs plain (fullgrad / {seg0} / greedy, {args.speed_n} images, demo model)\n")
-    out["speed"] = speed(clf, images[: args.speed_n], [None] * args.speed_n, settings)
-    if args.speed_arch:
+    if args.speed_n > 0:
+        print(f"\n### Speed: ours vs plain (fullgrad / {seg0} / greedy, {args.speed_n} images, demo model)\n")
+        out["speed"] = speed(clf, images[: args.speed_n], [None] * args.speed_n, settings)
+    if args.speed_n > 0 and args.speed_arch:
         import torch
         import torchvision
 
