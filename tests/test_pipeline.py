@@ -115,6 +115,34 @@ def test_fail_closed_when_a_stage_raises(planted_classifier, monkeypatch):
     assert np.ptp(res.image) == 0
 
 
+def test_large_images_are_segmented_on_a_smaller_copy(planted_classifier, monkeypatch):
+    from PIL import Image
+
+    import veil.pipeline as pipeline
+
+    shapes = []
+    real_segment = pipeline.segment
+
+    def spy(image, method, **kw):
+        shapes.append(image.shape[:2])
+        return real_segment(image, method, **kw)
+
+    monkeypatch.setattr(pipeline, "segment", spy)
+    small, truth = planted(np.random.default_rng(10), 96)
+    big = np.asarray(Image.fromarray(small).resize((288, 288), Image.Resampling.NEAREST))
+    big_truth = np.kron(truth, np.ones((3, 3), bool))
+    cfg = SafeguardConfig(models=(planted_classifier,), segmentation="felzenszwalb", segment_size=96)
+    res = Safeguarder(cfg, classifiers=[planted_classifier]).run(big)
+    assert shapes == [(96, 96)]
+    assert res.counterfactual_found and res.mask.shape == big.shape[:2] == res.segments.shape
+    np.testing.assert_array_equal(res.image[~res.mask], big[~res.mask])
+    p, r = precision_recall(res.mask, big_truth)
+    assert r >= 0.8 and p >= 0.8
+    full = Safeguarder(SafeguardConfig(models=(planted_classifier,), segmentation="felzenszwalb", segment_size=None),
+                       classifiers=[planted_classifier]).run(big)
+    assert shapes[-1] == (288, 288) and full.segments.shape == big.shape[:2]
+
+
 def test_input_is_not_modified(planted_classifier):
     img, _ = planted(np.random.default_rng(11), 96)
     before = img.copy()
@@ -162,6 +190,8 @@ def test_config_validation():
     with pytest.raises(InvalidParameterError, match="coarser"):
         SafeguardConfig(coarser=(30.0, float("nan")))
     assert SafeguardConfig(coarser=45).coarser == (45.0,)
+    with pytest.raises(InvalidParameterError, match="segment_size"):
+        SafeguardConfig(segment_size=8)
 
 
 def test_bad_input_raises_clear_error(planted_classifier):

@@ -79,6 +79,7 @@ def scan(
     attribution: str = typer.Option("fullgrad", help="Attribution method: fullgrad, gradcam, gradcam++, xgradcam, ablationcam, occlusion."),
     segmentation: str = typer.Option("bass", help="Segmenter: bass (default), bass_guided, slic, felzenszwalb, watershed, sam (veil list)."),
     merge: float | None = typer.Option(None, help="Join touching segments whose mean Lab colours differ by less than this (0: off; default 12 for bass and bass_guided, off for the others)."),
+    segment_size: int = typer.Option(640, help="Segment on a copy whose longer side is at most this many pixels (0: full resolution)."),
     coarser: str = typer.Option("30", help="Comma-separated larger merge thresholds retried before failing closed ('none': fail closed at once)."),
     search: str = typer.Option("greedy", help="Search strategy: greedy, subset, csra."),
     style: str = typer.Option("blur", help="Obfuscation style: blur, pixelate, fill."),
@@ -117,7 +118,7 @@ def scan(
         config = SafeguardConfig(
             models=tuple(model), attribution=attribution, segmentation=segmentation, search=search,
             style=style, max_depth=max_depth, threshold=threshold, batch_size=batch_size, seed=seed,
-            merge=merge, coarser=parse_floats(coarser, "--coarser"), max_pixels=max_pixels, rationale=None if rationale.lower() == "none" else rationale,
+            merge=merge, segment_size=segment_size or None, coarser=parse_floats(coarser, "--coarser"), max_pixels=max_pixels, rationale=None if rationale.lower() == "none" else rationale,
             attribution_options=stages["attribution"], segmentation_options=stages["segmentation"],
             search_options=stages["search"], style_options=stages["style"],
             rationale_options=stages["rationale"],

@@ -27,8 +27,8 @@ from veil.counterfactual import (
 )
 from veil.counterfactual.styles import apply_mask
 from veil.errors import InvalidParameterError, VeilError
-from veil.image import DEFAULT_MAX_PIXELS, ImageInput, load_image
-from veil.segment import SEGMENTERS, merge_similar, segment
+from veil.image import DEFAULT_MAX_PIXELS, ImageInput, load_image, resize
+from veil.segment import SEGMENTERS, merge_similar, resize_labels, segment
 from veil.types import ModelOutput, Result
 
 #: Default Lab distance for joining similar neighbouring segments, per segmenter (tuned with
@@ -36,6 +36,8 @@ from veil.types import ModelOutput, Result
 #: purpose (100 initial superpixels) and relies on the merge to reassemble thin objects; the
 #: paper's coarse SLIC / watershed settings (25 segments) would only grow, so they are not merged.
 DEFAULT_MERGE: dict[str, float] = {"bass": 12.0, "bass_guided": 12.0}
+#: Longest side (pixels) at which images are segmented; larger ones are segmented on a smaller copy.
+DEFAULT_SEGMENT_SIZE = 640
 #: Merge thresholds retried before failing closed (chosen on the seed-11 failures of bench/cse.py).
 DEFAULT_COARSER = (30.0,)
 
@@ -66,6 +68,10 @@ class SafeguardConfig:
         than this (:func:`veil.segment.merge_similar`), so a thin object cut into several
         superpixels becomes one region. 0: keep the segmenter's output. None (default):
         the segmenter's default from ``DEFAULT_MERGE`` (12 for BASS, off for the others).
+    segment_size : int or None
+        Segmentation (and the colour merge) run on a copy whose longer side is at most this
+        many pixels; the labels are scaled back to the image with nearest neighbours. Keeps a
+        12-megapixel photo at about the cost of a 640-pixel one. None: full resolution.
     coarser : sequence of float
         Larger merge thresholds to retry with, in order, when no counterfactual is found
         within ``max_depth`` regions; only then is the image fully obscured. The attribution
@@ -87,6 +93,7 @@ class SafeguardConfig:
     batch_size: int = 8
     seed: int | None = 0
     merge: float | None = None
+    segment_size: int | None = DEFAULT_SEGMENT_SIZE
     coarser: tuple[float, ...] = DEFAULT_COARSER
     combine: str = "max"
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -117,6 +124,8 @@ class SafeguardConfig:
             raise InvalidParameterError(f"threshold must lie in (0, 1), got {self.threshold}")
         if self.merge is not None and not (np.isfinite(self.merge) and self.merge >= 0):
             raise InvalidParameterError(f"merge must be a finite number >= 0 (or None), got {self.merge!r}")
+        if self.segment_size is not None and int(self.segment_size) < 32:
+            raise InvalidParameterError(f"segment_size must be at least 32 pixels (or None), got {self.segment_size!r}")
         if isinstance(self.coarser, (int, float)):
             object.__setattr__(self, "coarser", (self.coarser,))
         object.__setattr__(self, "coarser", tuple(float(c) for c in self.coarser))
@@ -253,7 +262,13 @@ class Safeguarder:
         settings = {**settings, "attribution_used": used}
 
         t = time.perf_counter()
-        segments = segment(image, cfg.segmentation, attribution=attribution, rng=cfg.seed,
+        work, work_attribution = image, attribution
+        h, w = image.shape[:2]
+        if cfg.segment_size and max(h, w) > cfg.segment_size:
+            scale = cfg.segment_size / max(h, w)
+            small = (max(1, round(h * scale)), max(1, round(w * scale)))
+            work, work_attribution = resize(image, small), resize(attribution.astype(np.float32), small)
+        segments = segment(work, cfg.segmentation, attribution=work_attribution, rng=cfg.seed,
                            **cfg.segmentation_options)
         timings["segmentation"] = time.perf_counter() - t
 
@@ -264,7 +279,9 @@ class Safeguarder:
         n_evaluated, tried = 0, []
         for level in levels:
             t = time.perf_counter()
-            labels = merge_similar(image, segments, level) if level else segments
+            labels = merge_similar(work, segments, level) if level else segments
+            if labels.shape != (h, w):
+                labels = resize_labels(labels, (h, w))
             timings["merge"] += time.perf_counter() - t
             order, region_score = rank_regions(attribution, labels)
             areas = np.bincount(labels.ravel(), minlength=region_score.size) / float(labels.size)

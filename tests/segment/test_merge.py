@@ -60,3 +60,16 @@ def test_errors_name_the_parameter() -> None:
         merge_similar(img, -np.ones((8, 8), int))
     with pytest.raises(InvalidParameterError, match="threshold"):
         merge_similar(img, np.zeros((8, 8), int), threshold=-1.0)
+
+
+def test_resize_labels_keeps_the_partition_and_the_shape() -> None:
+    from veil.segment import resize_labels
+
+    labels = (np.arange(12 * 16).reshape(12, 16) // 7) % 5
+    up = resize_labels(labels, (36, 48))
+    assert up.shape == (36, 48) and up.dtype == np.int32
+    np.testing.assert_array_equal(up[1::3, 1::3], labels)       # centres map onto centres
+    down = resize_labels(up, (12, 16))
+    np.testing.assert_array_equal(down, labels)
+    with pytest.raises(InvalidParameterError, match="shape"):
+        resize_labels(labels, (0, 4))

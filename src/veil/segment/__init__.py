@@ -60,6 +60,26 @@ def relabel(labels: np.ndarray) -> np.ndarray:
     return inverse.reshape(labels.shape).astype(np.int32)
 
 
+def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a label map to ``shape`` (pixel centres map to pixel centres).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> resize_labels(np.array([[0, 1], [2, 3]]), (4, 4))[:, 0].tolist()
+    [0, 0, 2, 2]
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.size == 0:
+        raise InvalidParameterError(f"labels (shape {labels.shape}) must be a non-empty H×W array")
+    h, w = int(shape[0]), int(shape[1])
+    if h < 1 or w < 1:
+        raise InvalidParameterError(f"shape must be two positive sizes, got {shape}")
+    ys = np.minimum(((np.arange(h) + 0.5) * labels.shape[0] / h).astype(np.int64), labels.shape[0] - 1)
+    xs = np.minimum(((np.arange(w) + 0.5) * labels.shape[1] / w).astype(np.int64), labels.shape[1] - 1)
+    return labels[ys[:, None], xs[None, :]].astype(np.int32)
+
+
 def _check_positive(name: str, value: float) -> None:
     if not value > 0:
         raise InvalidParameterError(f"{name} must be positive, got {value!r}")
@@ -138,4 +158,4 @@ _register_optional()
 
 from veil.segment.merge import merge_similar  # noqa: E402
 
-__all__ = ["SEGMENTERS", "segment", "relabel", "merge_similar", "slic", "felzenszwalb", "watershed"]
+__all__ = ["SEGMENTERS", "segment", "relabel", "resize_labels", "merge_similar", "slic", "felzenszwalb", "watershed"]
