@@ -39,7 +39,7 @@ from veil.bench.obfuscation import mask_scores  # noqa: E402
 from veil.bench.synthetic import HELDOUT_SAMPLES, make_dataset, sample_backgrounds  # noqa: E402
 from veil.classify import load_classifier  # noqa: E402
 from veil.counterfactual import SEARCHES, obfuscate, rank_regions, regions_mask  # noqa: E402
-from veil.pipeline import DEFAULT_COARSER, DEFAULT_MERGE, SafeguardConfig, Safeguarder  # noqa: E402
+from veil.pipeline import DEFAULT_COARSER, SafeguardConfig, Safeguarder  # noqa: E402
 from veil.segment import SEGMENTERS, merge_similar, segment  # noqa: E402
 
 DEFAULT_MODEL = ROOT / "examples" / "demo-model" / "model.json"
@@ -87,13 +87,12 @@ HEADER = ("| {} | n | CF % | depth | area % | GT % | precision | recall | s/img 
 
 
 def plain_pipeline(clf: Any, image: np.ndarray, *, segmentation: str, style: str, max_depth: int,
-                   threshold: float, merge: float | None,
-                   coarser: tuple[float, ...]) -> tuple[bool, dict[str, float]]:
+                   threshold: float, merge_levels: list[float]) -> tuple[bool, dict[str, float]]:
     """The unoptimized reference: pytorch-grad-cam FullGrad, one candidate styled and classified at a time.
 
-    Same stages and settings as the pipeline (segmentation, colour merge and coarser retries,
-    greedy order, style, depth), without its optimizations. Returns whether a counterfactual
-    was found and the seconds spent per stage.
+    Same stages and settings as the pipeline (segmentation, colour merge and coarser retries
+    given as ``SafeguardConfig.merge_levels``, greedy order, style, depth), without its
+    optimizations. Returns whether a counterfactual was found and the seconds spent per stage.
     """
     import torch
     from pytorch_grad_cam import FullGrad
@@ -117,8 +116,7 @@ def plain_pipeline(clf: Any, image: np.ndarray, *, segmentation: str, style: str
     t = time.perf_counter()
     segments = segment(image, segmentation, rng=0)
     secs["segmentation"] = time.perf_counter() - t
-    merge = merge if merge is not None else DEFAULT_MERGE.get(segmentation, 0.0)
-    for level in [merge, *(c for c in coarser if c > merge)]:
+    for level in merge_levels:
         t = time.perf_counter()
         labels = merge_similar(image, segments, level) if level else segments
         secs["segmentation"] += time.perf_counter() - t
@@ -143,10 +141,12 @@ def speed(clf: Any, images: np.ndarray, thresholds: list[float | None], settings
     means show where the time goes: ``classify`` is the first verdict and ``other`` includes
     re-classifying the delivered image (ours only; the plain reference does neither).
     """
+    def config(thr: float | None) -> SafeguardConfig:
+        return SafeguardConfig(models=(clf,), attribution="fullgrad", search="greedy", threshold=thr,
+                               rationale=None, **settings)
+
     def ours_one(img: np.ndarray, thr: float | None) -> tuple[bool, dict[str, float]]:
-        cfg = SafeguardConfig(models=(clf,), attribution="fullgrad", search="greedy", threshold=thr,
-                              rationale=None, **settings)
-        sg = Safeguarder(cfg, classifiers=[clf])
+        sg = Safeguarder(config(thr), classifiers=[clf])
         t = time.perf_counter()
         res = sg.run(img)
         total = time.perf_counter() - t
@@ -157,7 +157,9 @@ def speed(clf: Any, images: np.ndarray, thresholds: list[float | None], settings
         return res.counterfactual_found, secs
 
     def plain_one(img: np.ndarray, thr: float | None) -> tuple[bool, dict[str, float]]:
-        return plain_pipeline(clf, img, threshold=thr if thr is not None else clf.threshold, **settings)
+        return plain_pipeline(clf, img, segmentation=settings["segmentation"], style=settings["style"],
+                              max_depth=settings["max_depth"], threshold=thr if thr is not None else clf.threshold,
+                              merge_levels=config(thr).merge_levels)
 
     ours_one(images[0], thresholds[0])  # warm-up (JIT, lazy model conversion)
     plain_one(images[0], thresholds[0])

@@ -190,6 +190,8 @@ def test_config_validation():
     with pytest.raises(InvalidParameterError, match="coarser"):
         SafeguardConfig(coarser=(30.0, float("nan")))
     assert SafeguardConfig(coarser=45).coarser == (45.0,)
+    assert SafeguardConfig(coarser=(5.0, 30.0)).merge_levels == [12.0, 30.0]  # thresholds not above merge are skipped
+    assert SafeguardConfig(segmentation="slic", coarser=()).merge_levels == [0.0]
     with pytest.raises(InvalidParameterError, match="segment_size"):
         SafeguardConfig(segment_size=8)
 

@@ -139,6 +139,12 @@ class SafeguardConfig:
         """The merge threshold in effect (``merge``, or the segmenter's default)."""
         return float(self.merge if self.merge is not None else DEFAULT_MERGE.get(self.segmentation, 0.0))
 
+    @property
+    def merge_levels(self) -> list[float]:
+        """Merge thresholds the search tries in order: ``merge_threshold``, then each larger ``coarser``."""
+        first = self.merge_threshold
+        return [first, *(c for c in self.coarser if c > first)]
+
     def to_dict(self) -> dict[str, Any]:
         d = {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "models"}
         d["models"] = [m if isinstance(m, str) else getattr(m, "name", type(m).__name__) for m in self.models]
@@ -273,11 +279,9 @@ class Safeguarder:
         timings["segmentation"] = time.perf_counter() - t
 
         styled = stylize(image, cfg.style, **cfg.style_options)
-        merge = cfg.merge_threshold
-        levels = [merge, *(c for c in cfg.coarser if c > merge)]
         timings["search"] = timings["merge"] = 0.0
         n_evaluated, tried = 0, []
-        for level in levels:
+        for level in cfg.merge_levels:
             t = time.perf_counter()
             labels = merge_similar(work, segments, level) if level else segments
             if labels.shape != (h, w):
