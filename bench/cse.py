@@ -183,6 +183,35 @@ def speed(clf: Any, images: np.ndarray, thresholds: list[float | None], settings
     return out
 
 
+def plot_speed(runs: dict[str, dict[str, Any]], path: Path) -> None:
+    """Stacked per-stage bars, ours vs plain, one panel per timed model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {"classify": "#9e9e9e", "attribution": "#d62728", "segmentation": "#1f77b4",
+              "search": "#2ca02c", "other": "#bcbd22"}
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.2), squeeze=False)
+    for ax, (title, res) in zip(axes[0], runs.items(), strict=True):
+        for y, key in enumerate(("plain", "ours")):
+            left = 0.0
+            for st in STAGES:
+                v = res[key]["stages"].get(st, 0.0)
+                ax.barh(y, v, left=left, color=colors[st], label=st if y == 0 else None)
+                left += v
+            ax.text(left, y, f" {left:.2f} s", va="center", fontsize=9)
+        ax.set_yticks([0, 1], ["plain", "Veil"])
+        ax.set_xlim(0, 1.25 * res["plain"]["seconds"])
+        ax.set_xlabel("seconds per image")
+        ax.set_title(f"{title}: {res['speedup']:.1f}× faster", fontsize=10)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(STAGES), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(DEFAULT_MODEL))
@@ -202,7 +231,10 @@ def main() -> None:
     ap.add_argument("--speed-arch", default="resnet50",
                     help="also time an untrained torchvision model of this architecture ('' to skip)")
     ap.add_argument("--speed-input", type=int, default=224, help="input size of --speed-arch")
+    ap.add_argument("--speed-model", type=Path, default=None,
+                    help="also run and time a trained model card (e.g. bench/train_large.py's resnet50)")
     ap.add_argument("--json", type=Path, default=None, help="also write all numbers here")
+    ap.add_argument("--plot", type=Path, default=None, help="also draw the speed tables as a PNG here")
     args = ap.parse_args()
 
     clf = load_classifier(args.model)
@@ -262,7 +294,34 @@ def main() -> None:
         print(f"\n### Speed at a larger model: untrained torchvision {args.speed_arch} at {args.speed_input} px "
               f"(last layer scaled by 0.01; {args.speed_n} images, threshold 0.001 under each image's score)\n")
         out["speed_" + args.speed_arch] = speed(big, sub, thr, settings)
+    if args.speed_model is not None:
+        large = load_classifier(str(args.speed_model))
+        all_images, all_masks = dataset(args.n, args.seed, tuple(args.size))
+        flagged = large.unsafe_score(large.predict_proba(list(all_images))) > large.threshold
+        card = json.loads(args.speed_model.read_text(encoding="utf-8"))
+        large_title = f"trained {card.get('arch', 'model')} ({card.get('input_size', '?')} px)"
+        name = f"{args.speed_model} ({card.get('arch')}, input {card.get('input_size')} px)"
+        print(f"\n### Trained large model {name}: {int(flagged.sum())}/{len(flagged)} planted images "
+              f"classified unsafe\n")
+        print(HEADER.format("attribution / segmentation"))
+        cfg = SafeguardConfig(models=(large,), attribution="fullgrad", segmentation=seg0, style=args.style,
+                              max_depth=args.max_depth, merge=args.merge, coarser=tuple(args.coarser), rationale=None)
+        m = evaluate(Safeguarder(cfg, classifiers=[large]), all_images[flagged], all_masks[flagged])
+        out["model_grid"] = {f"fullgrad/{seg0}": m}
+        print(row(f"fullgrad / {seg0}", m), flush=True)
+        if args.speed_n > 0:
+            sub = all_images[flagged][: args.speed_n]
+            print(f"\n### Speed at the trained large model ({len(sub)} images)\n")
+            out["speed_model"] = speed(large, sub, [None] * len(sub), settings)
     print(f"\ncommand: python {' '.join(sys.argv)}")
+    if args.plot:
+        titles = {"speed": "demo model (resnet10t, 128 px)",
+                  "speed_" + args.speed_arch: f"untrained {args.speed_arch} (worst case)",
+                  "speed_model": large_title if args.speed_model else ""}
+        runs = {titles[k]: out[k] for k in titles if k in out}
+        if runs:
+            plot_speed(runs, args.plot)
+            print(f"wrote {args.plot}")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
 

@@ -79,6 +79,17 @@ def test_loss_falls(trained):
     assert card["training"]["best_val_accuracy"] >= 0.75
 
 
+def test_bf16_training_learns_and_saves_float32_weights(folder, tmp_path):
+    """bfloat16 autocast trains as well on this task; the saved state_dict stays float32."""
+    card = train(folder, out=tmp_path / "bf16.json", epochs=4, patience=None, precision="bf16", **FAST)
+    assert card["training"]["precision"] == "bf16"
+    hist = card["training"]["history"]
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"]
+    assert card["training"]["best_val_accuracy"] >= 0.75
+    state = torch.load(tmp_path / card["weights"], weights_only=True)
+    assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float32}
+
+
 def test_card_loads_as_classifier(trained):
     pytest.importorskip("veil.classify.card")
     from veil.classify import load_classifier
@@ -252,6 +263,8 @@ def test_bad_data_errors(tmp_path, folder):
         train(folder, out=tmp_path / "m.json", **{**FAST, "arch": "no_such_net"})
     with pytest.raises(ModelLoadError, match="do not exist"):
         train(folder, out=tmp_path / "m.json", pretrained=tmp_path / "nope.pt", **FAST)
+    with pytest.raises(InvalidParameterError, match="precision"):
+        train(folder, out=tmp_path / "m.json", precision="fp8", **FAST)
     # every error is a VeilError and a ValueError
     assert issubclass(InvalidParameterError, VeilError) and issubclass(InvalidParameterError, ValueError)
 
