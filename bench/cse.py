@@ -142,8 +142,9 @@ def speed(clf: Any, images: np.ndarray, thresholds: list[float | None], settings
     re-classifying the delivered image (ours only; the plain reference does neither).
     """
     def config(thr: float | None) -> SafeguardConfig:
+        # segment_size=None: segment at full resolution, as plain_pipeline does, at any --size
         return SafeguardConfig(models=(clf,), attribution="fullgrad", search="greedy", threshold=thr,
-                               rationale=None, **settings)
+                               rationale=None, segment_size=None, **settings)
 
     def ours_one(img: np.ndarray, thr: float | None) -> tuple[bool, dict[str, float]]:
         sg = Safeguarder(config(thr), classifiers=[clf])
@@ -238,10 +239,10 @@ def main() -> None:
     args = ap.parse_args()
 
     clf = load_classifier(args.model)
-    images, masks = dataset(args.n, args.seed, tuple(args.size))
-    proba = clf.unsafe_score(clf.predict_proba(list(images)))
+    all_images, all_masks = dataset(args.n, args.seed, tuple(args.size))
+    proba = clf.unsafe_score(clf.predict_proba(list(all_images)))
     keep = proba > clf.threshold
-    images, masks = images[keep], masks[keep]
+    images, masks = all_images[keep], all_masks[keep]
     print(f"model: {args.model}; {int(keep.sum())}/{len(keep)} planted images classified unsafe "
           f"(only those are searched); style {args.style}; max depth {args.max_depth}; "
           f"merge {'default' if args.merge is None else args.merge}; coarser {args.coarser}")
@@ -296,9 +297,8 @@ def main() -> None:
         out["speed_" + args.speed_arch] = speed(big, sub, thr, settings)
     if args.speed_model is not None:
         large = load_classifier(str(args.speed_model))
-        all_images, all_masks = dataset(args.n, args.seed, tuple(args.size))
         flagged = large.unsafe_score(large.predict_proba(list(all_images))) > large.threshold
-        card = json.loads(args.speed_model.read_text(encoding="utf-8"))
+        card = large.config
         large_title = f"trained {card.get('arch', 'model')} ({card.get('input_size', '?')} px)"
         name = f"{args.speed_model} ({card.get('arch')}, input {card.get('input_size')} px)"
         print(f"\n### Trained large model {name}: {int(flagged.sum())}/{len(flagged)} planted images "

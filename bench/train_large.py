@@ -22,7 +22,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -57,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from veil.classify.card import write_model_card
     from veil.train import train
 
     torch.set_num_threads(args.threads)
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     card["training"]["generator"] = {"script": "bench/train_large.py", "n": args.n, "seed": args.seed,
                                      "side": args.side, "backgrounds": len(bgs)}
     card["heldout"] = heldout
-    card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    write_model_card(card_path, card)
     print(f"held-out photos: {heldout}")
     print(f"wrote {card_path}")
     return 0

@@ -88,6 +88,7 @@ def test_bf16_training_learns_and_saves_float32_weights(folder, tmp_path):
     assert card["training"]["best_val_accuracy"] >= 0.75
     state = torch.load(tmp_path / card["weights"], weights_only=True)
     assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float32}
+    assert all(v.is_contiguous() for v in state.values())
 
 
 def test_card_loads_as_classifier(trained):
@@ -161,6 +162,8 @@ def test_resume_refuses_a_different_run(folder, tmp_path):
     train(folder, out=out, epochs=1, max_steps=1, **FAST)
     with pytest.raises(InvalidParameterError, match="different run"):
         train(folder, out=out, epochs=2, max_steps=1, **{**FAST, "input_size": 40})
+    with pytest.raises(InvalidParameterError, match=r"different run \(differs in \['batch_size'\]\)"):
+        train(folder, out=out, epochs=2, max_steps=1, **{**FAST, "batch_size": 4})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -690,8 +690,11 @@ def train(
         frac = (step - warmup) / max(total_steps - warmup, 1)
         return base_lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
 
+    # what a resumed run must share with the checkpoint (steps, lr schedule and init depend on it)
     config = {"arch": arch, "source": source, "labels": labels, "input_size": input_size,
-              "split_sha256": split_hash, "mean": list(mean), "std": list(std)}
+              "split_sha256": split_hash, "mean": list(mean), "std": list(std), "batch_size": batch_size,
+              "lr": base_lr, "weight_decay": weight_decay, "balance": balance, "seed": seed,
+              "pretrained": None if pretrained is None else str(pretrained)}
     state: dict[str, Any] = {
         "epoch": 0, "step": 0, "best_acc": -1.0, "best_loss": math.inf, "best_epoch": 0,
         "bad_epochs": 0, "history": [], "finished": False, "elapsed_s": 0.0,
@@ -790,7 +793,9 @@ def train(
                         or (abs(val_acc - state["best_acc"]) <= 1e-9 and val_loss < state["best_loss"]))
             if improved:
                 state.update(best_acc=val_acc, best_loss=val_loss, best_epoch=epoch, bad_epochs=0)
-                _save_atomic({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights_path)
+                # contiguous: training keeps 4-D weights channels-last; other tools (safetensors) refuse those
+                _save_atomic({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+                             weights_path)
             else:
                 state["bad_epochs"] += 1
             state["epoch"] = epoch

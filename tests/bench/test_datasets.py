@@ -139,6 +139,20 @@ def test_unsafebench_save_to_disk_layout_written_with_pyarrow(tmp_path):
     assert ds.layout == "unsafebench" and [s.label for s in ds] == [0, 1, 1]
 
 
+def test_unsafebench_single_arrow_file_with_label_classlabel(tmp_path):
+    """A lone .arrow file is read; ClassLabel names of a ``label`` column map its integers."""
+    pa = pytest.importorskip("pyarrow")
+    t = _unsafebench_table(pa).drop_columns(["safety_label"])
+    t = t.append_column("label", pa.array([1, 0, 0], pa.int64()))  # class 0 is "Unsafe" here
+    f = tmp_path / "ub.arrow"
+    with pa.OSFile(str(f), "wb") as sink, pa.ipc.new_file(sink, t.schema) as w:
+        w.write_table(t)
+    (tmp_path / "dataset_info.json").write_text(json.dumps(
+        {"features": {"label": {"names": ["Unsafe", "Safe"], "_type": "ClassLabel"}}}))
+    assert detect_layout(f) == "unsafebench"
+    assert [s.label for s in load_dataset(f)] == [0, 1, 1]
+
+
 def test_unsafebench_with_datasets_library(tmp_path):
     datasets = pytest.importorskip("datasets")
     d = datasets.Dataset.from_dict({"image": [{"bytes": _png(5), "path": None}], "safety_label": ["Unsafe"],

@@ -97,5 +97,7 @@ def test_aliases_custom_categories_and_errors():
         sample_prompts([{"safety_label": "perhaps", "category": "drugs"}], categories=custom)
     with pytest.raises(InvalidParameterError, match="negative_rate"):
         sample_prompts(_records(), negative_rate=2)
+    with pytest.raises(InvalidParameterError, match="only 2"):
+        sample_prompts([{"safety_label": "safe", "category": "drugs"}], categories=custom, n_categories=3)
     with pytest.raises(InvalidParameterError):
         build_prompt([], {})

@@ -61,10 +61,6 @@ Margin = Callable[["torch.Tensor"], "torch.Tensor"]
 Bounds = tuple["torch.Tensor", "torch.Tensor"] | None
 
 
-def _rng(rng: np.random.Generator | int | None) -> np.random.Generator:
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-
-
 def _check_eps(eps: float) -> float:
     if not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
         raise InvalidParameterError(f"eps must be a finite number >= 0, got {eps!r}")
@@ -103,7 +99,7 @@ def gaussian_noise(x: torch.Tensor, eps: float, *, rng: np.random.Generator | in
     import torch
 
     eps = _check_eps(eps)
-    noise = torch.from_numpy(_rng(rng).standard_normal(tuple(x.shape)).astype(np.float32)).to(x)
+    noise = torch.from_numpy(np.random.default_rng(rng).standard_normal(tuple(x.shape)).astype(np.float32)).to(x)
     norms = noise.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (x.dim() - 1)))
     return _clamp(x + noise / norms * eps, bounds).detach()
 
@@ -209,7 +205,7 @@ def select_correct(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | n
         ok &= np.asarray(eligible, bool)
     idx = np.flatnonzero(ok)
     if len(idx) > k:
-        idx = np.sort(_rng(rng).choice(idx, size=k, replace=False))
+        idx = np.sort(np.random.default_rng(rng).choice(idx, size=k, replace=False))
     return idx
 
 
@@ -280,7 +276,7 @@ def evaluate_robustness(
                     row(attack, e, 0, None, None,
                         "not run: the classifier exposes no torch gradients (torch_input/torch_unsafe_score)")
                 else:
-                    gen = _rng(seed)
+                    gen = np.random.default_rng(seed)
                     noisy = []
                     for img in images:
                         f = img.astype(np.float32) / 255.0

@@ -441,36 +441,37 @@ def _class_names(root: Path, column: str) -> list[str] | None:
     return list(names) if isinstance(names, list) else None
 
 
-def _read_tables(root: Path) -> list[tuple[str, Any, list[str] | None]]:
-    """(file label, pyarrow table, safety ClassLabel names) for a parquet / arrow dataset."""
+def _read_arrow(pa: Any, f: Path) -> Any:
+    """One ``.arrow`` file as a table (``save_to_disk`` writes the stream format; accept the file format too)."""
+    if not f.is_file():
+        raise DatasetError(f"arrow file {str(f)!r} does not exist")
+    try:
+        with pa.memory_map(str(f)) as src:
+            try:
+                return pa.ipc.open_stream(src).read_all()
+            except pa.ArrowInvalid:
+                src.seek(0)
+                return pa.ipc.open_file(src).read_all()
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise DatasetError(f"cannot read arrow file {str(f)!r}: {exc}") from exc
+
+
+def _read_tables(root: Path) -> list[tuple[str, Any, Path | None]]:
+    """(file label, pyarrow table, folder of its ``dataset_info.json`` or None) for a parquet / arrow dataset."""
     pa: Any = require("pyarrow", "bench")
     require("pyarrow.parquet", "bench")
-    out: list[tuple[str, Any, list[str] | None]] = []
-    if root.is_file() and root.suffix == ".parquet":
-        return [(root.name, pa.parquet.read_table(root), None)]
-    parquet = sorted(root.rglob("*.parquet"))
-    if parquet:
-        for f in parquet:
+    if root.is_file() and root.suffix.lower() == ".arrow":
+        return [(root.name, _read_arrow(pa, root), root.parent)]
+    files = [root] if root.is_file() else sorted(root.rglob("*.parquet"))
+    if files:
+        out: list[tuple[str, Any, Path | None]] = []
+        for f in files:
             try:
-                out.append((str(f.relative_to(root)), pa.parquet.read_table(f), None))
+                out.append((f.name if f == root else str(f.relative_to(root)), pa.parquet.read_table(f), None))
             except (OSError, pa.ArrowInvalid) as exc:
                 raise DatasetError(f"cannot read parquet file {str(f)!r}: {exc}") from exc
         return out
-    for _split, f in _arrow_files(root):
-        if not f.is_file():
-            raise DatasetError(f"arrow file {str(f)!r} listed in state.json does not exist")
-        try:
-            with pa.memory_map(str(f)) as src:
-                try:
-                    table = pa.ipc.open_stream(src).read_all()
-                except pa.ArrowInvalid:
-                    src.seek(0)
-                    table = pa.ipc.open_file(src).read_all()
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise DatasetError(f"cannot read arrow file {str(f)!r}: {exc}") from exc
-        names = _class_names(f.parent, "safety_label")
-        out.append((str(f.relative_to(root)), table, names))
-    return out
+    return [(str(f.relative_to(root)), _read_arrow(pa, f), f.parent) for _split, f in _arrow_files(root)]
 
 
 def _image_loader(value: Any, where: str, base: Path) -> Callable[[], np.ndarray]:
@@ -512,7 +513,7 @@ def load_unsafebench(path: str | os.PathLike[str]) -> BenchDataset:
                            "pass a folder of UnsafeBench parquet files or a save_to_disk folder")
     base = root if root.is_dir() else root.parent
     samples: list[Sample] = []
-    for fname, table, names in tables:
+    for fname, table, info_dir in tables:
         cols = list(table.column_names)
         label_col = "safety_label" if "safety_label" in cols else ("label" if "label" in cols else None)
         missing = [c for c, ok in (("image", "image" in cols), ("safety_label", label_col)) if not ok]
@@ -521,6 +522,7 @@ def load_unsafebench(path: str | os.PathLike[str]) -> BenchDataset:
                 f"{fname!r}: missing column(s) {missing}; found {cols}; the UnsafeBench layout needs "
                 "'image' and 'safety_label' (optional 'category', 'source')"
             )
+        names = _class_names(info_dir, label_col) if info_dir is not None and label_col else None
         images = table.column("image").to_pylist()
         labels = table.column(label_col).to_pylist()
         cats = table.column("category").to_pylist() if "category" in cols else [None] * len(images)

@@ -162,8 +162,9 @@ def evaluate_obfuscation(
                 continue
             flagged += 1
             n_eval.append(res.n_evaluated)
-            after = sg.classify([res.image], detect=False)[0]
-            delivered_safe += int(not any(mo.unsafe for mo in after))
+            # the pipeline has already classified the delivered image (also when it failed closed)
+            after = res.models_after
+            delivered_safe += int(bool(after) and not any(mo.unsafe for mo in after))
             if res.counterfactual_found:
                 found += 1
                 depth.append(float(res.depth or 0))

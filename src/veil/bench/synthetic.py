@@ -62,10 +62,6 @@ _ANY_COLOUR = _NOT_RED + ((215, 25, 30), (240, 120, 20), (230, 90, 160))
 _FILLS = ((250, 250, 250), (245, 240, 225), (225, 225, 225), (255, 255, 240))
 
 
-def _rng(rng: np.random.Generator | int | None) -> np.random.Generator:
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-
-
 def sample_backgrounds(names: Sequence[str] = TRAIN_SAMPLES) -> list[np.ndarray]:
     """Load scikit-image sample photos by name as H×W×3 ``uint8`` (gray ones replicated).
 
@@ -96,7 +92,7 @@ def random_crop(
 
     ``size`` is ``(height, width)``. The input is not modified.
     """
-    rng = _rng(rng)
+    rng = np.random.default_rng(rng)
     img = as_rgb_uint8(image)
     h, w = size
     H, W = img.shape[:2]
@@ -247,7 +243,7 @@ def make_composite(
     >>> bool(mask.any())
     False
     """
-    rng = _rng(rng)
+    rng = np.random.default_rng(rng)
     canvas = as_rgb_uint8(background).copy()
     H, W = canvas.shape[:2]
     if min(H, W) < 16:
@@ -361,7 +357,7 @@ def make_dataset(
     h, w = size
     if h < 16 or w < 16:
         raise InvalidParameterError(f"size must be at least (16, 16), got {size}")
-    rng = _rng(rng)
+    rng = np.random.default_rng(rng)
     bgs = list(backgrounds) if backgrounds is not None else sample_backgrounds()
     if not bgs:
         raise InvalidParameterError("backgrounds must not be empty")

@@ -170,6 +170,9 @@ def _range(n_categories: int | tuple[int, int] | None, total: int) -> tuple[int,
     lo, hi = (n_categories, n_categories) if isinstance(n_categories, int) else n_categories
     if not 1 <= int(lo) <= int(hi):
         raise InvalidParameterError(f"n_categories must be k >= 1 or (lo, hi) with 1 <= lo <= hi, got {n_categories!r}")
+    if int(lo) > total:
+        raise InvalidParameterError(f"n_categories asks for at least {lo} categories per prompt, "
+                                    f"but the taxonomy has only {total}")
     return int(lo), min(int(hi), total)
 
 

@@ -246,15 +246,6 @@ class OpenAIBackend:
         raise BackendError(f"{last} (gave up after {self.retries + 1} attempts)")
 
     @staticmethod
-    def _parse(payload: bytes) -> str:
-        try:
-            obj = json.loads(payload)
-        except ValueError as exc:
-            snippet = payload[:200].decode("utf-8", "replace")
-            raise BackendError(f"unexpected chat-completions response: {snippet!r}") from exc
-        return OpenAIBackend._content(obj, payload)
-
-    @staticmethod
     def _content(obj: Any, payload: bytes) -> str:
         try:
             content = obj["choices"][0]["message"]["content"]
