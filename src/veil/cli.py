@@ -81,6 +81,7 @@ def scan(
     merge: float | None = typer.Option(None, help="Join touching segments whose mean Lab colours differ by less than this (0: off; default 12 for bass and bass_guided, off for the others)."),
     segment_size: int = typer.Option(640, help="Segment on a copy whose longer side is at most this many pixels (0: full resolution)."),
     coarser: str = typer.Option("30", help="Comma-separated larger merge thresholds retried before failing closed ('none': fail closed at once)."),
+    search_size: int = typer.Option(1024, help="Attribute, segment and search on a copy whose longer side is at most this many pixels; the mask is scaled back and the full-size result re-classified (0: full resolution)."),
     search: str = typer.Option("greedy", help="Search strategy: greedy, subset, csra."),
     style: str = typer.Option("blur", help="Obfuscation style: blur, pixelate, fill."),
     max_depth: int = typer.Option(10, help="Most regions to obfuscate before failing closed."),
@@ -92,6 +93,8 @@ def scan(
     overlays: bool = typer.Option(True, help="Write attribution and region overlays (drawn on the delivered image)."),
     report: bool = typer.Option(True, help="Write report.html."),
     max_pixels: int = typer.Option(64_000_000, help="Refuse images with more pixels (decompression-bomb guard)."),
+    max_frames: int = typer.Option(64, help="Frames (animations) or pages (TIFF, MPO) judged per file; later ones are neither judged nor delivered."),
+    keep_metadata: bool = typer.Option(False, "--keep-metadata", help="Keep EXIF (without its thumbnail), ICC and XMP in delivered images; by default all metadata (GPS, maker notes, thumbnails) is stripped."),
     fail_on_error: bool = typer.Option(False, help="Exit with code 1 if any input could not be processed."),
 ) -> None:
     """Safeguard images: classify, attribute, segment, search and deliver minimally obfuscated copies.
@@ -108,17 +111,20 @@ def scan(
     )
 
     from veil import __version__
-    from veil.image import iter_image_files
-    from veil.output import ResultWriter, error_record
+    from veil.image import iter_scan_files
+    from veil.output import ResultWriter, plan_names
     from veil.pipeline import SafeguardConfig, Safeguarder
     from veil.report import write_report
+    from veil.scan import ScanCounts, scan_file
 
     try:
         stages = parse_params(param)
         config = SafeguardConfig(
             models=tuple(model), attribution=attribution, segmentation=segmentation, search=search,
             style=style, max_depth=max_depth, threshold=threshold, batch_size=batch_size, seed=seed,
-            merge=merge, segment_size=segment_size or None, coarser=parse_floats(coarser, "--coarser"), max_pixels=max_pixels, rationale=None if rationale.lower() == "none" else rationale,
+            merge=merge, segment_size=segment_size or None, coarser=parse_floats(coarser, "--coarser"),
+            search_size=search_size or None, max_pixels=max_pixels,
+            rationale=None if rationale.lower() == "none" else rationale,
             attribution_options=stages["attribution"], segmentation_options=stages["segmentation"],
             search_options=stages["search"], style_options=stages["style"],
             rationale_options=stages["rationale"],
@@ -126,9 +132,11 @@ def scan(
         missing = [str(p) for p in paths if not p.exists()]
         if missing:
             raise InvalidParameterError(f"no such file or folder: {', '.join(missing)}")
-        items = iter_image_files(list(paths))
+        if max_frames < 1:
+            raise InvalidParameterError(f"--max-frames must be at least 1, got {max_frames}")
+        items = iter_scan_files(list(paths))
         if not items:
-            raise InvalidParameterError(f"no images found under {', '.join(map(str, paths))}")
+            raise InvalidParameterError(f"no files found under {', '.join(map(str, paths))}")
         with err.status("loading models…"):
             sg = Safeguarder(config)
     except VeilError as exc:
@@ -136,41 +144,37 @@ def scan(
         return
 
     writer = ResultWriter(out, overlays=overlays)
+    stems = plan_names(items)
     records = []
-    counts = {"unsafe": 0, "fail_closed": 0, "error": 0}
+    counts = ScanCounts(files=len(items))
     t0 = time.perf_counter()
     with open(writer.out / "results.jsonl", "w", encoding="utf-8") as fh, Progress(
         TextColumn("[bold]scan"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[name]}"),
         TimeRemainingColumn(), console=err, transient=False,
     ) as progress:
         task = progress.add_task("scan", total=len(items), name="")
-        for src, rel in items:
+        for (src, rel), stem in zip(items, stems, strict=True):
             progress.update(task, name=str(rel))
-            try:
-                result = sg.run(src)
-                rec = writer.write(result, src, rel, str(src))
-            except Exception as exc:  # one bad input never stops the batch
-                rec = error_record(str(src), str(exc) if isinstance(exc, VeilError) else f"{type(exc).__name__}: {exc}")
-            counts["unsafe"] += bool(rec.get("unsafe"))
-            counts["fail_closed"] += bool(rec.get("fail_closed"))
-            counts["error"] += rec.get("output") is None
-            fh.write(json.dumps(rec) + "\n")
+            for rec in scan_file(sg, src, stem, writer, max_frames=max_frames, keep_metadata=keep_metadata):
+                counts.add(rec)
+                fh.write(json.dumps(rec) + "\n")
+                records.append(rec)
             fh.flush()
-            records.append(rec)
             progress.advance(task)
     elapsed = time.perf_counter() - t0
-    run_info = {"veil": __version__, "config": config.to_dict(), "n_images": len(items), "seconds": round(elapsed, 2)}
+    run_info = {"veil": __version__, "config": config.to_dict(), "n_files": len(items), "n_images": counts.images,
+                "n_skipped": counts.skipped, "n_failed": counts.failed, "keep_metadata": keep_metadata,
+                "max_frames": max_frames, "seconds": round(elapsed, 2)}
     (writer.out / "run.json").write_text(json.dumps(run_info, indent=2, default=str))
     if report:
         write_report(records, writer.out, title="Veil report",
                      info={"models": ", ".join(model), "attribution": attribution, "segmentation": segmentation,
                            "search": search, "style": style})
     err.print(
-        f"{len(items)} images · {counts['unsafe']} unsafe · {counts['fail_closed']} fully obscured · "
-        f"{counts['error']} errors · {elapsed:.1f}s → {writer.out}/results.jsonl"
+        f"{counts.summary()} · {elapsed:.1f}s → {writer.out}/results.jsonl"
         + (f", {writer.out}/report.html" if report else "")
     )
-    if fail_on_error and counts["error"]:
+    if fail_on_error and counts.failed:
         raise typer.Exit(code=1)
 
 

@@ -17,6 +17,17 @@ class InvalidImageError(VeilError, ValueError):
     """The input is not a decodable image, is truncated, empty or too large."""
 
 
+class NotAnImageError(InvalidImageError):
+    """The input's content is not an image format Veil can decode (a folder scan skips it)."""
+
+
+class ClassifierOutputError(VeilError, ValueError):
+    """A classifier returned scores Veil cannot trust (NaN, infinite, outside [0, 1], wrong shape).
+
+    The image it was judging fails closed: a model that cannot judge must not let it through.
+    """
+
+
 class InvalidParameterError(VeilError, ValueError):
     """A parameter has a value outside what the function accepts."""
 

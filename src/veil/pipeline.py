@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from veil.classify import Classifier, DetectorClassifier, GradientClassifier, load_classifier
-from veil.classify.base import scores_dict
+from veil.classify.base import CheckedClassifier, checked_scores, scores_dict
 from veil.counterfactual import (
     SEARCHES,
     STYLES,
@@ -26,7 +26,7 @@ from veil.counterfactual import (
     stylize,
 )
 from veil.counterfactual.styles import apply_mask
-from veil.errors import InvalidParameterError, VeilError
+from veil.errors import ClassifierOutputError, InvalidParameterError, VeilError
 from veil.image import DEFAULT_MAX_PIXELS, ImageInput, load_image, resize
 from veil.segment import SEGMENTERS, merge_similar, resize_labels, segment
 from veil.types import ModelOutput, Result
@@ -38,6 +38,11 @@ from veil.types import ModelOutput, Result
 DEFAULT_MERGE: dict[str, float] = {"bass": 12.0, "bass_guided": 12.0}
 #: Longest side (pixels) at which images are segmented; larger ones are segmented on a smaller copy.
 DEFAULT_SEGMENT_SIZE = 640
+#: Longest side (pixels) of the working copy that attribution, segmentation and the search see;
+#: larger images are searched on a smaller copy and only the final mask is scaled up, so memory
+#: stays bounded (no full-resolution image per candidate). Every classifier sees images far
+#: smaller than this, so the verdict on the delivered full-size image hardly differs.
+DEFAULT_SEARCH_SIZE = 1024
 #: Merge thresholds retried before failing closed (chosen on the seed-11 failures of bench/cse.py).
 DEFAULT_COARSER = (30.0,)
 
@@ -76,6 +81,10 @@ class SafeguardConfig:
         Larger merge thresholds to retry with, in order, when no counterfactual is found
         within ``max_depth`` regions; only then is the image fully obscured. The attribution
         and segmentation are reused; ``()`` fails closed at once.
+    search_size : int or None
+        Attribution, segmentation and the candidate images of the search work on a copy whose
+        longer side is at most this many pixels; the chosen regions' mask is scaled back up and
+        the full-size delivered image is classified again. None: full resolution.
     combine : {"max", "mean"}
         How the attribution maps of several unsafe models are merged.
     rationale : str or None
@@ -95,6 +104,7 @@ class SafeguardConfig:
     merge: float | None = None
     segment_size: int | None = DEFAULT_SEGMENT_SIZE
     coarser: tuple[float, ...] = DEFAULT_COARSER
+    search_size: int | None = DEFAULT_SEARCH_SIZE
     combine: str = "max"
     max_pixels: int = DEFAULT_MAX_PIXELS
     rationale: str | None = "grounded"
@@ -126,6 +136,8 @@ class SafeguardConfig:
             raise InvalidParameterError(f"merge must be a finite number >= 0 (or None), got {self.merge!r}")
         if self.segment_size is not None and int(self.segment_size) < 32:
             raise InvalidParameterError(f"segment_size must be at least 32 pixels (or None), got {self.segment_size!r}")
+        if self.search_size is not None and int(self.search_size) < 64:
+            raise InvalidParameterError(f"search_size must be at least 64 pixels (or None), got {self.search_size!r}")
         if isinstance(self.coarser, (int, float)):
             object.__setattr__(self, "coarser", (self.coarser,))
         object.__setattr__(self, "coarser", tuple(float(c) for c in self.coarser))
@@ -177,12 +189,27 @@ class Safeguarder:
     def score_key(self, clf: Classifier, label: str) -> str:
         return label if len(self.classifiers) == 1 else f"{clf.name}/{label}"
 
+    def _scores(self, clf: Classifier, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """One model's validated ``(N, K)`` probabilities and ``(N,)`` unsafe scores."""
+        n = len(images)
+        try:
+            proba = checked_scores(clf.name, "probabilities", clf.predict_proba(images), (n, len(clf.labels)))
+            unsafe = checked_scores(clf.name, "unsafe scores", clf.unsafe_score(proba), (n,))
+        except VeilError:
+            raise
+        except Exception as exc:  # a model that cannot judge fails the image closed, with its name
+            raise ClassifierOutputError(f"model {clf.name!r} failed: {type(exc).__name__}: {exc}") from exc
+        return proba, unsafe
+
     def classify(self, images: Sequence[np.ndarray], *, detect: bool = True) -> list[list[ModelOutput]]:
-        """Every classifier on every image: ``out[i][m]`` is model ``m``'s verdict on image ``i``."""
+        """Every classifier on every image: ``out[i][m]`` is model ``m``'s verdict on image ``i``.
+
+        Scores are validated (:func:`~veil.classify.base.checked_scores`): NaN, infinite,
+        out-of-range or misshapen output raises :class:`~veil.errors.ClassifierOutputError`.
+        """
         per_image: list[list[ModelOutput]] = [[] for _ in images]
         for clf, thr in zip(self.classifiers, self.thresholds, strict=True):
-            proba = np.asarray(clf.predict_proba(list(images)))
-            unsafe = clf.unsafe_score(proba)
+            proba, unsafe = self._scores(clf, list(images))
             for i, img in enumerate(images):
                 dets = clf.detect(img) if detect and isinstance(clf, DetectorClassifier) else []
                 per_image[i].append(
@@ -219,21 +246,29 @@ class Safeguarder:
             if gradient_method and not isinstance(clf, GradientClassifier):
                 method = FALLBACK_ATTRIBUTION
             options = cfg.attribution_options if method == cfg.attribution else {}
-            maps.append(attribute(image, clf, method, **options))
+            # gradient-free methods call the model themselves: give them its validated view
+            target = clf if ATTRIBUTIONS.get(method).requires_gradients else CheckedClassifier(clf)
+            m = attribute(image, target, method, **options)
+            if not np.all(np.isfinite(m)):
+                raise ClassifierOutputError(f"attribution ({method}) of model {clf.name!r} is non-finite (NaN or infinity)")
+            maps.append(m)
             used.append(f"{clf.name}:{method}")
         return combine(maps, how="mean" if cfg.combine == "mean" else "max"), used
 
     def unsafe_scores(self, images: list[np.ndarray]) -> np.ndarray:
         """``(N, n_models)`` unsafe scores."""
-        cols = [clf.unsafe_score(np.asarray(clf.predict_proba(images))) for clf in self.classifiers]
-        return np.stack(cols, axis=1)
+        return np.stack([self._scores(clf, images)[1] for clf in self.classifiers], axis=1)
 
     # -- composition ------------------------------------------------------------------------
-    def run(self, source: ImageInput) -> Result:
-        """Safeguard one image. Undecodable input raises :class:`~veil.errors.InvalidImageError`;
-        any later failure on an unsafe image delivers it fully obscured (``fail_closed``)."""
+    def run(self, source: ImageInput, *, frame: int = 0) -> Result:
+        """Safeguard one image (``frame``: which frame or page of a multi-frame file).
+
+        Undecodable input raises :class:`~veil.errors.InvalidImageError`; any later failure on
+        an unsafe image, and any classifier output that cannot be trusted, delivers it fully
+        obscured (``fail_closed``).
+        """
         cfg = self.config
-        image = load_image(source, max_pixels=cfg.max_pixels)
+        image = load_image(source, max_pixels=cfg.max_pixels, frame=frame)
         image.setflags(write=False)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -257,41 +292,55 @@ class Safeguarder:
         except Exception as exc:  # fail closed on any stage failure
             kind = "" if isinstance(exc, VeilError) else f"{type(exc).__name__}: "
             return self._fail_closed(image, before, f"obfuscation failed: {kind}{exc}", timings, settings)
+        broken = _broken_promise(result)
+        if broken:  # a stage that claims success it did not deliver never lets the image through
+            return self._fail_closed(image, before, f"obfuscation failed: {broken}", timings, settings)
         return self._explain(result, image)
+
+    def _working_copy(self, image: np.ndarray) -> np.ndarray:
+        """The image at most ``search_size`` on its longer side (the image itself when smaller)."""
+        limit = self.config.search_size
+        h, w = image.shape[:2]
+        if not limit or max(h, w) <= limit:
+            return image
+        s = limit / max(h, w)
+        return resize(image, (max(1, round(h * s)), max(1, round(w * s))))
 
     def _obfuscate(self, image: np.ndarray, before: list[ModelOutput], scores: dict[str, float],
                    timings: dict[str, float], settings: dict[str, Any]) -> Result:
         cfg = self.config
+        h, w = image.shape[:2]
+        work = self._working_copy(image)
+        wh, ww = work.shape[:2]
         t = time.perf_counter()
-        attribution, used = self.attribute(image, before)
+        attribution, used = self.attribute(work, before)
         timings["attribution"] = time.perf_counter() - t
         settings = {**settings, "attribution_used": used}
 
         t = time.perf_counter()
-        work, work_attribution = image, attribution
-        h, w = image.shape[:2]
-        if cfg.segment_size and max(h, w) > cfg.segment_size:
-            scale = cfg.segment_size / max(h, w)
-            small = (max(1, round(h * scale)), max(1, round(w * scale)))
-            work, work_attribution = resize(image, small), resize(attribution.astype(np.float32), small)
-        segments = segment(work, cfg.segmentation, attribution=work_attribution, rng=cfg.seed,
+        seg_image, seg_attribution = work, attribution
+        if cfg.segment_size and max(wh, ww) > cfg.segment_size:
+            scale = cfg.segment_size / max(wh, ww)
+            small = (max(1, round(wh * scale)), max(1, round(ww * scale)))
+            seg_image, seg_attribution = resize(work, small), resize(attribution.astype(np.float32), small)
+        segments = segment(seg_image, cfg.segmentation, attribution=seg_attribution, rng=cfg.seed,
                            **cfg.segmentation_options)
         timings["segmentation"] = time.perf_counter() - t
 
-        styled = stylize(image, cfg.style, **cfg.style_options)
+        styled = stylize(work, cfg.style, **cfg.style_options)
         timings["search"] = timings["merge"] = 0.0
         n_evaluated, tried = 0, []
         for level in cfg.merge_levels:
             t = time.perf_counter()
-            labels = merge_similar(work, segments, level) if level else segments
-            if labels.shape != (h, w):
-                labels = resize_labels(labels, (h, w))
+            labels = merge_similar(seg_image, segments, level) if level else segments
+            if labels.shape != (wh, ww):
+                labels = resize_labels(labels, (wh, ww))
             timings["merge"] += time.perf_counter() - t
             order, region_score = rank_regions(attribution, labels)
             areas = np.bincount(labels.ravel(), minlength=region_score.size) / float(labels.size)
 
             def evaluate(cands: list[tuple[int, ...]], labels: np.ndarray = labels) -> np.ndarray:
-                return self.unsafe_scores([apply_mask(image, styled, regions_mask(labels, c)) for c in cands])
+                return self.unsafe_scores([apply_mask(work, styled, regions_mask(labels, c)) for c in cands])
 
             t = time.perf_counter()
             outcome = search(order.tolist(), evaluate, self.thresholds, cfg.search, max_depth=cfg.max_depth,
@@ -312,14 +361,26 @@ class Safeguarder:
                 if len(tried) > 1 else None)
 
         mask = regions_mask(labels, outcome.selected)
-        delivered = apply_mask(image, styled, mask)
+        if not mask.any():
+            raise ClassifierOutputError(
+                f"the {cfg.search} search reported a counterfactual without any region to obfuscate")
+        if (wh, ww) == (h, w):
+            delivered = apply_mask(image, styled, mask)
+        else:  # grounded or no rationale: nothing reads the original again, so write in place
+            delivered = _deliver_large(image, styled, mask, in_place=cfg.rationale in (None, "grounded"))
         # The delivered image itself is classified again: that is the verdict we report.
         after = self.classify([delivered])[0]
+        if mask.shape != (h, w):
+            mask = _upscale_mask(mask, (h, w))
         if any(mo.unsafe for mo in after):
             res = self._fail_closed(image, before, "delivered image still classified unsafe", timings, settings)
             res.attribution, res.segments, res.n_evaluated = attribution, labels, n_evaluated
             return res
         regions = describe_regions(labels, list(outcome.selected), region_score)
+        if (wh, ww) != (h, w):
+            for r in regions:  # boxes in the delivered image's pixels
+                x, y, bw, bh = r.bbox
+                r.bbox = (int(x * w / ww), int(y * h / wh), max(1, round(bw * w / ww)), max(1, round(bh * h / wh)))
         return Result(
             unsafe=True, scores=scores, models=before, counterfactual_found=True,
             depth=len(outcome.selected), obfuscated_fraction=float(mask.mean()),
@@ -359,6 +420,69 @@ class Safeguarder:
             result.rationale = {"text": None, "control": None, "backend": self.config.rationale,
                                 "error": f"{kind}{exc}"}
         return result
+
+
+def _upscale_mask(work_mask: np.ndarray, shape: tuple[int, int],
+                  box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Nearest-neighbour upscaling of a boolean mask to ``shape`` (rows ``Y0:Y1``, columns
+    ``X0:X1`` of it when ``box`` is given), by indexing: the only allocation is the result."""
+    h, w = shape
+    wh, ww = work_mask.shape
+    Y0, Y1, X0, X1 = box or (0, h, 0, w)
+    ys = np.arange(Y0, Y1) * wh // h
+    xs = np.arange(X0, X1) * ww // w
+    return work_mask[np.ix_(ys, xs)]
+
+
+def _deliver_large(image: np.ndarray, styled: np.ndarray, work_mask: np.ndarray, *,
+                   in_place: bool = False) -> np.ndarray:
+    """The full-size delivered image from a search on a smaller working copy.
+
+    The styled pixels come from the working copy's styled image (every style is relative to
+    the image size), scaled up over the mask's bounding box only, and pasted where the mask,
+    scaled up with nearest neighbours, is set: no full-size styled image or mask is made.
+    With ``in_place`` the pixels are written into ``image`` itself when it owns its buffer
+    (a decoded image does), saving a full-size copy; the caller must not need the original.
+    """
+    h, w = image.shape[:2]
+    wh, ww = work_mask.shape
+    ys, xs = np.nonzero(work_mask.any(axis=1))[0], np.nonzero(work_mask.any(axis=0))[0]
+    y0, y1 = int(ys[0]), int(ys[-1]) + 1
+    x0, x1 = int(xs[0]), int(xs[-1]) + 1
+    # full-size rows/columns whose nearest working pixel lies in the box
+    Y0, Y1 = -(-y0 * h // wh), -(-y1 * h // wh)
+    X0, X1 = -(-x0 * w // ww), -(-x1 * w // ww)
+    patch = resize(np.ascontiguousarray(styled[y0:y1, x0:x1]), (Y1 - Y0, X1 - X0))
+    delivered = image if in_place and _make_writable(image) else np.array(image)
+    np.copyto(delivered[Y0:Y1, X0:X1], patch, where=_upscale_mask(work_mask, (h, w), (Y0, Y1, X0, X1))[..., None])
+    return delivered
+
+
+def _make_writable(arr: np.ndarray) -> bool:
+    try:
+        arr.setflags(write=True)
+    except ValueError:  # a view of read-only memory (bytes, a caller's buffer): copy instead
+        return False
+    return True
+
+
+def _broken_promise(result: Result) -> str | None:
+    """What is wrong with a result that claims more than it delivers (None when it is sound).
+
+    The contract: an image flagged unsafe leaves either fully obscured or with a non-empty mask
+    whose delivered image every model re-classified as safe; a counterfactual always has regions.
+    """
+    if result.fail_closed:
+        return None
+    obscured = bool(np.asarray(result.mask).any())
+    if result.counterfactual_found and not obscured:
+        return "a counterfactual was reported with an empty mask"
+    if result.unsafe:
+        if not obscured:
+            return "an image flagged unsafe would be delivered untouched"
+        if not result.models_after or any(mo.unsafe for mo in result.models_after):
+            return "the delivered image was not verified safe by every model"
+    return None
 
 
 _CACHE: dict[tuple[Any, ...], Safeguarder] = {}

@@ -61,7 +61,9 @@ class Result:
     """Everything :func:`veil.safeguard` knows about one image.
 
     ``image`` is the delivered image (identical to the input when safe),
-    ``mask`` a boolean H×W map of obfuscated pixels.
+    ``mask`` a boolean H×W map of obfuscated pixels. ``attribution`` and ``segments`` are at
+    the working resolution of the search: the image's own for images up to
+    ``SafeguardConfig.search_size`` pixels on the longer side, a smaller copy's for larger ones.
     """
 
     unsafe: bool

@@ -87,3 +87,59 @@ class DetectorClassifier(Protocol):
 def scores_dict(labels: Sequence[str], proba_row: np.ndarray) -> dict[str, float]:
     """``{label: probability}`` rounded for JSON."""
     return {str(lbl): round(float(p), 6) for lbl, p in zip(labels, proba_row, strict=True)}
+
+
+def checked_scores(name: str, what: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Validate a classifier's output at the boundary: the expected ``shape``, finite, in [0, 1].
+
+    A model that returns NaN, infinities, negative or > 1 scores, or the wrong shape cannot
+    judge the image; comparing such a score with a threshold would silently call it safe
+    (``nan > 0.5`` is false). Values within 1e-6 of [0, 1] are clipped (float rounding).
+
+    Raises
+    ------
+    ClassifierOutputError
+        Naming the model (``name``), the output (``what``) and what was wrong.
+
+    Examples
+    --------
+    >>> checked_scores("m", "probabilities", [[0.2, 0.8]], (1, 2)).tolist()
+    [[0.2, 0.8]]
+    """
+    from veil.errors import ClassifierOutputError
+
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ClassifierOutputError(f"model {name!r} returned {what} that are not numbers: {exc}") from None
+    if arr.shape != shape:
+        raise ClassifierOutputError(f"model {name!r} returned {what} of shape {arr.shape}, expected {shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ClassifierOutputError(f"model {name!r} returned non-finite {what} (NaN or infinity)")
+    if arr.size and (arr.min() < -1e-6 or arr.max() > 1 + 1e-6):
+        raise ClassifierOutputError(
+            f"model {name!r} returned {what} outside [0, 1] (range [{arr.min():.4g}, {arr.max():.4g}])")
+    return np.clip(arr, 0.0, 1.0)
+
+
+class CheckedClassifier:
+    """A view of a classifier whose every output is validated with :func:`checked_scores`.
+
+    Stages that call a model themselves (occlusion attribution) get this view, so a model that
+    returns NaN or out-of-range scores fails the image wherever it is asked. Every other
+    attribute is the wrapped classifier's.
+    """
+
+    def __init__(self, inner: Classifier) -> None:
+        self._inner = inner
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._inner, attr)
+
+    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        inner = self._inner
+        return checked_scores(inner.name, "probabilities", inner.predict_proba(images), (len(images), len(inner.labels)))
+
+    def unsafe_score(self, proba: np.ndarray) -> np.ndarray:
+        proba = np.asarray(proba)
+        return checked_scores(self._inner.name, "unsafe scores", self._inner.unsafe_score(proba), (proba.shape[0],))

@@ -33,7 +33,7 @@ import numpy as np
 
 from veil.classify.base import Detection
 from veil.errors import InvalidParameterError, ModelLoadError
-from veil.image import as_rgb_uint8, resize
+from veil.image import as_rgb_uint8, resize, shrink
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -145,8 +145,13 @@ def letterbox(image: np.ndarray, size: int = 320) -> tuple[np.ndarray, Letterbox
 
     arr = as_rgb_uint8(image)
     h, w = arr.shape[:2]
-    side = max(h, w)
-    padded = cv2.copyMakeBorder(arr, 0, side - h, 0, side - w, cv2.BORDER_CONSTANT, value=0)
+    # camera-sized input: average blocks first, so the square padding is never made full size
+    factor = max(h, w) // (4 * int(size))
+    if factor >= 2:
+        arr = shrink(arr, factor)
+    sh, sw = arr.shape[:2]
+    side = max(sh, sw)
+    padded = cv2.copyMakeBorder(arr, 0, side - sh, 0, side - sw, cv2.BORDER_CONSTANT, value=0)
     # The input is RGB; swapRB hands the network BGR, exactly like NudeNet on a file.
     blob = cv2.dnn.blobFromImage(padded, 1 / 255.0, (size, size), (0, 0, 0), swapRB=True, crop=False)
     return np.ascontiguousarray(blob[0], dtype=np.float32), Letterbox(h, w, int(size))

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from veil.errors import InvalidParameterError
-from veil.image import as_rgb_uint8, resize
+from veil.image import as_rgb_uint8, resize, shrink
 
 
 class TorchClassifier:
@@ -97,6 +97,10 @@ class TorchClassifier:
         tensors = []
         for img in images:
             arr = as_rgb_uint8(img)
+            # camera-sized input: average blocks first, so no full-size float copy is made
+            factor = min(arr.shape[:2]) // (4 * self.input_size)
+            if factor >= 2:
+                arr = shrink(arr, factor)
             t = torch.from_numpy(arr if arr.flags.writeable else arr.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
             if t.shape[-2:] != (self.input_size, self.input_size):
                 t = F.interpolate(t, size=(self.input_size, self.input_size), mode="bilinear",

@@ -1,0 +1,106 @@
+"""One input file through the pipeline and onto disk: the unit of work of ``veil scan``.
+
+A file is judged frame by frame (animations, multi-page TIFF, MPO), each frame delivered as its
+own PNG re-encoded from the judged pixels, with one record each. Files that are not images,
+and images that cannot be decoded, get an error record, so nothing in a scanned folder goes
+unaccounted for. Shells (the CLI, batch engines) call :func:`scan_file` and only move records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from veil.errors import NotAnImageError, VeilError
+from veil.image import DEFAULT_MAX_FRAMES, frame_count, read_metadata, sha256_file
+from veil.output import ResultWriter, error_record
+from veil.pipeline import Safeguarder
+
+
+@dataclass
+class ScanCounts:
+    """What a scan did, for its summary line."""
+
+    files: int = 0
+    images: int = 0
+    unsafe: int = 0
+    fail_closed: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+    def add(self, rec: dict[str, Any]) -> None:
+        if rec.get("output") is not None:
+            self.images += 1
+            self.unsafe += bool(rec.get("unsafe"))
+            self.fail_closed += bool(rec.get("fail_closed"))
+        elif rec.get("skipped"):
+            self.skipped += 1
+        else:
+            self.failed += 1
+
+    def summary(self) -> str:
+        parts = [f"{self.files} files", f"{self.images} images", f"{self.unsafe} unsafe",
+                 f"{self.fail_closed} fully obscured", f"{self.skipped} skipped (not images)",
+                 f"{self.failed} failed"]
+        return " · ".join(parts)
+
+
+def _message(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, VeilError) else f"{type(exc).__name__}: {exc}"
+
+
+def scan_file(sg: Safeguarder, source: Path, stem: PurePosixPath, writer: ResultWriter, *,
+              display_path: str | None = None, max_frames: int = DEFAULT_MAX_FRAMES,
+              keep_metadata: bool = False) -> list[dict[str, Any]]:
+    """Safeguard every frame of one file and write what was delivered; one record per frame.
+
+    Never raises for a bad input: a file that is not an image gives one record with
+    ``skipped: true``; one that fails to decode, or any unexpected error, gives an error record
+    and nothing delivered. Every record carries the SHA-256 of the original file.
+
+    Parameters
+    ----------
+    stem : PurePosixPath
+        Output name without extension (from :func:`veil.output.plan_names`); frames after the
+        first of a multi-frame file are written as ``stem@k``.
+    max_frames : int
+        Frames judged per file; later ones are neither judged nor delivered (noted in the records).
+    keep_metadata : bool
+        Carry EXIF (without its thumbnail), ICC and XMP into the delivered PNG. Off by default:
+        GPS positions, maker notes and thumbnails never leave unless asked for.
+    """
+    path = display_path or str(source)
+    try:
+        digest = sha256_file(source)
+    except OSError as exc:
+        return [error_record(path, f"cannot read file: {exc}")]
+    try:
+        n_frames = frame_count(source)
+        metadata = read_metadata(source)
+    except NotAnImageError as exc:
+        return [error_record(path, str(exc), skipped=True, sha256=digest)]
+    except Exception as exc:  # noqa: BLE001 - one bad input never stops a batch
+        return [error_record(path, _message(exc), sha256=digest)]
+    n = min(n_frames, max_frames)
+    keep = metadata if keep_metadata else None
+    found = {"found": metadata.found, "kept": []}
+    records = []
+    for k in range(n):
+        extra: dict[str, Any] = {"sha256": digest}
+        if n_frames > 1:
+            extra.update(frame=k, n_frames=n_frames)
+        try:
+            result = sg.run(source, frame=k)
+            name = stem if k == 0 else stem.with_name(f"{stem.name}@{k}")
+            rec = writer.write(result, name, path, metadata=keep)
+        except Exception as exc:  # noqa: BLE001 - one bad input never stops a batch
+            records.append(error_record(path, _message(exc), **extra))
+            continue
+        rec.setdefault("metadata", found)
+        rec.update(extra)
+        if n < n_frames:
+            note = f"frames {n}-{n_frames - 1} of this file exceed --max-frames {max_frames}: not judged, not delivered"
+            rec["note"] = f"{rec['note']}; {note}" if rec.get("note") else note
+        records.append(rec)
+    return records
