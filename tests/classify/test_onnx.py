@@ -280,3 +280,36 @@ def test_onnx_classifier_from_dict_resolves_weights(tmp_path: Path) -> None:
         onnx_classifier(_card(input_size=24), base_dir=tmp_path / "elsewhere")
     with pytest.raises(InvalidParameterError, match="threshold"):
         onnx_classifier(_card(input_size=24), base_dir=tmp_path, threshold=1.5)
+
+
+class _TwoHeads(torch.nn.Module):
+    """Returns (pooled features, logits): the classifier output is the second graph output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = _Net(nhwc=False, softmax=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1), self.net(x)
+
+
+def test_output_name_picks_the_classifier_output(tmp_path: Path) -> None:
+    model = _TwoHeads().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, torch.zeros(1, 3, 24, 24), str(tmp_path / "model.onnx"), dynamo=False,
+                          opset_version=17, input_names=["image"], output_names=["features", "scores"],
+                          dynamic_axes={"image": {0: "n"}, "features": {0: "n"}, "scores": {0: "n"}})
+    clf = load_onnx_card(_write(tmp_path, _card(output_name="scores")))
+    assert isinstance(clf, OnnxGradientClassifier)
+    images = _images()
+    ref = _reference(model.net, images, bgr=False, pixel_range=1.0, mean=[0, 0, 0], std=[1, 1, 1], size=(24, 24))
+    np.testing.assert_allclose(clf.predict_proba(images), ref, atol=1e-5)
+    x = torch.cat([clf.torch_input(im) for im in images])
+    with torch.no_grad():
+        np.testing.assert_allclose(torch.softmax(clf.torch_module()(x), 1).numpy(), ref, atol=1e-5)
+    # Without output_name the first output (3 pooled channels, also 3 wide) would be read instead.
+    first = load_onnx_card(_write(tmp_path, _card(), name="first.json"), gradients=False)
+    assert not np.allclose(first.predict_proba(images), ref, atol=1e-3)
+    with pytest.raises(ModelLoadError, match=r"'output_name'.*not an output.*features"):
+        load_onnx_card(_write(tmp_path, _card(output_name="logits"), name="bad.json"))

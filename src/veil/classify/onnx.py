@@ -36,8 +36,8 @@ key                     meaning
                         own static size
 ``resize_size``         side (or ``[height, width]``) before the centre crop (``resize_crop`` only)
 ``output``              ``"logits"`` (softmax is applied) or ``"probabilities"`` (required)
-``input_name``,         which graph input / output to use (default: the first); other inputs
-``output_name``         must not exist
+``input_name``,         the graph's image input (it must have exactly one) and the output
+``output_name``         to read (default: the first)
 ``target_layers``       module names of the converted torch graph for the Grad-CAM family
                         (default: the last module with a spatial feature map)
 ======================  =====================================================================
@@ -329,10 +329,12 @@ class OnnxClassifier:
             raise _fail(where, "input_name", f"{want_in!r} is not an input of the graph (inputs: {names_in})")
         if want_out is not None and want_out not in names_out:
             raise _fail(where, "output_name", f"{want_out!r} is not an output of the graph (outputs: {names_out})")
-        if want_in is None and len(inputs) != 1:
-            raise _fail(where, "input_name", f"the graph has {len(inputs)} inputs {names_in}; name the image input")
+        if len(inputs) != 1:
+            raise _fail(where, "weights", f"the graph has {len(inputs)} inputs {names_in}",
+                        "export the classifier with a single image input")
         inp = next(i for i in inputs if i.name == (want_in or names_in[0]))
         out = next(o for o in outputs if o.name == (want_out or names_out[0]))
+        self._output_index = names_out.index(out.name)
         shape = list(inp.shape)
         if len(shape) != 4:
             raise _fail(where, "layout", f"the graph's input {inp.name!r} has shape {shape}, not 4-D",
@@ -444,9 +446,10 @@ class OnnxGradientClassifier(OnnxClassifier):
 
     def _build_torch(self) -> None:
         graph = convert_to_torch(self.onnx_path)
-        logits = None if self.logits else _softmax_logits_module(graph)
+        tap = not self.logits and self._output_index == 0
+        logits = _softmax_logits_module(graph) if tap else None
         nhwc = self.layout == "NHWC"
-        self._torch = channels_first(graph, nhwc=nhwc)
+        self._torch = channels_first(graph, nhwc=nhwc, output=self._output_index)
         self._logits = None if logits is None else channels_first(logits, nhwc=nhwc)
         # Attribution needs gradients with respect to the input only.
         for p in self._torch.parameters():
@@ -585,10 +588,10 @@ def crop_box(crop: tuple[int, int, int, int], input_size: tuple[int, int],
     return y0, x0, y1, x1
 
 
-def channels_first(graph_module: Any, *, nhwc: bool) -> Any:
+def channels_first(graph_module: Any, *, nhwc: bool, output: int = 0) -> Any:
     """Wrap a graph so that it takes ``(N, 3, h, w)``: a permute in front of a channels-last graph.
 
-    The wrapper's ``graph_module`` attribute is the graph; its first output is returned.
+    The wrapper's ``graph_module`` attribute is the graph; of several outputs, ``output`` is returned.
     Defined inside so that importing this module does not import torch.
     """
     import torch
@@ -601,7 +604,7 @@ def channels_first(graph_module: Any, *, nhwc: bool) -> Any:
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             out = self.graph_module(x.permute(0, 2, 3, 1) if self.nhwc else x)
-            return out[0] if isinstance(out, (tuple, list)) else out
+            return out[output] if isinstance(out, (tuple, list)) else out
 
     return ChannelsFirst().eval()
 
