@@ -88,3 +88,27 @@ def test_fullgrad_ignores_pixels_outside_the_centre_crop(clf: OnnxGradientClassi
     outside = att.copy()
     outside[y0:y1, x0:x1] = 0
     assert outside.max() == 0.0
+
+
+def test_pipeline_end_to_end_with_a_lowered_threshold(clf: OnnxGradientClassifier) -> None:
+    """open_nsfw flags no ordinary image; at 0.8 × its own score the pipeline must lower it that far.
+
+    On skimage's immunohistochemistry slide (nsfw 0.022) three SLIC regions do it. Not every image
+    has such a counterfactual: blurring regions of ``coffee`` raises its score instead.
+    """
+    from veil.pipeline import SafeguardConfig, Safeguarder
+
+    img = data.immunohistochemistry()
+    score = float(clf.unsafe_score(clf.predict_proba([img]))[0])
+    cfg = SafeguardConfig(models=(clf,), threshold=0.8 * score, segmentation="slic", rationale=None)
+    res = Safeguarder(cfg, classifiers=[clf]).run(img)
+    assert res.unsafe and res.settings["attribution_used"] == ["opennsfw:fullgrad"]
+    assert res.counterfactual_found and not res.fail_closed
+    assert res.scores_after["nsfw"] <= 0.8 * score < res.scores["nsfw"]
+    assert res.n_evaluated is not None and res.n_evaluated <= 2 * 6  # two merge levels at most
+    # every obfuscated region reaches into the crop window (regions wholly outside score 0)
+    y0, x0, y1, x1 = crop_box(clf.crop, clf.input_size, img.shape[:2])  # type: ignore[arg-type]
+    assert res.regions and all(r.score > 0 for r in res.regions)
+    for r in res.regions:
+        rx, ry, rw, rh = r.bbox
+        assert rx < x1 and ry < y1 and rx + rw > x0 and ry + rh > y0
