@@ -67,8 +67,14 @@ def main() -> None:
     ap.add_argument("--segmentation", default="bass")
     ap.add_argument("--style", default="blur")
     ap.add_argument("--max-depth", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads (0: torch's default); 1 avoids OpenMP stalls on an oversubscribed machine")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     clf = load_classifier("opennsfw")
     paths = sorted(args.data.glob("*.jpg"))[: args.n]
@@ -114,7 +120,10 @@ def main() -> None:
     def mean(key: str, st: str) -> float:
         return float(np.mean([r[key].get(st, 0.0) for r in rows]))
 
+    import torch
+
     print(f"\n{len(rows)} BSDS500 test photos, open_nsfw (onnx2torch ResNet-50, 224 px crop), "
+          f"torch threads {torch.get_num_threads()}, "
           f"fullgrad / {args.segmentation} / greedy / {args.style}; threshold = own score × {1 - args.margin:g}\n")
     print("| pipeline | s/img | " + " | ".join(STAGES) + " | found |\n|---|---|" + "---|" * len(STAGES) + "---|")
     out: dict[str, Any] = {"command": "python " + " ".join(sys.argv), "machine": platform.platform(), "rows": rows}
