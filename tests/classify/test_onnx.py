@@ -313,3 +313,19 @@ def test_output_name_picks_the_classifier_output(tmp_path: Path) -> None:
     assert not np.allclose(first.predict_proba(images), ref, atol=1e-3)
     with pytest.raises(ModelLoadError, match=r"'output_name'.*not an output.*features"):
         load_onnx_card(_write(tmp_path, _card(output_name="logits"), name="bad.json"))
+
+
+def test_dynamic_spatial_size_needs_input_size(tmp_path: Path) -> None:
+    net = _Net(nhwc=False, softmax=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net.eval(), torch.zeros(1, 3, 24, 24), str(tmp_path / "model.onnx"), dynamo=False,
+                          opset_version=17, input_names=["image"], output_names=["scores"],
+                          dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}, "scores": {0: "n"}})
+    with pytest.raises(ModelLoadError, match=r"'input_size'.*not set.*no static height and width"):
+        load_onnx_card(_write(tmp_path, _card()))
+    clf = load_onnx_card(_write(tmp_path, _card(input_size=[20, 28]), name="sized.json"))
+    assert clf.input_size == (20, 28)
+    images = _images()
+    ref = _reference(net, images, bgr=False, pixel_range=1.0, mean=[0, 0, 0], std=[1, 1, 1], size=(20, 28))
+    np.testing.assert_allclose(clf.predict_proba(images), ref, atol=1e-5)
