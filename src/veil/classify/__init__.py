@@ -1,7 +1,8 @@
 """Classifiers: protocols, the registry of named backends and model-card loading.
 
-``load_classifier(spec)`` accepts a registered name (``"nudenet"``) or a path to
-a model card JSON (``my_model.json``).
+``load_classifier(spec)`` accepts a registered name (``"nudenet"``, ``"opennsfw"``) or a
+path to a model card JSON (``my_model.json``: a torchvision / timm checkpoint, or an
+ONNX graph with ``"format": "onnx"``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ def _nudenet(**kwargs: Any) -> Classifier:
     return NudeNetClassifier(**kwargs)
 
 
+def _opennsfw(**kwargs: Any) -> Classifier:
+    from veil.classify.opennsfw import opennsfw
+
+    return opennsfw(**kwargs)
+
+
 CLASSIFIERS.register("nudenet", _nudenet)
+CLASSIFIERS.register("opennsfw", _opennsfw)
 
 
 def load_classifier(spec: str | Path | Classifier, **kwargs: Any) -> Classifier:
@@ -52,6 +60,12 @@ def load_classifier(spec: str | Path | Classifier, **kwargs: Any) -> Classifier:
 
         if is_clip_card(text):  # "type": "clip-…": a CLIP backbone plus a head
             return load_clip_card(text, **kwargs)
+        from veil.classify.card import is_onnx_card_file
+
+        if is_onnx_card_file(text):  # "format": "onnx"
+            from veil.classify.onnx import load_onnx_card
+
+            return load_onnx_card(text, **kwargs)
         return load_model_card(text, **kwargs)
     return CLASSIFIERS.get(text)(**kwargs)
 

@@ -17,6 +17,9 @@ Optional keys: ``name`` (default: the card file's stem), ``threshold`` (0.5),
 ``source`` (``"torchvision"`` or ``"timm"``; default: torchvision first, then timm),
 ``categories`` (``{label: category}``) and ``description``. Other keys are kept
 as they are. Weights are never downloaded.
+
+A card with ``"format": "onnx"`` describes an ONNX graph instead (``"weights":
+"model.onnx"``, no ``arch``): see :mod:`veil.classify.onnx` for its keys.
 """
 
 from __future__ import annotations
@@ -81,11 +84,32 @@ def _string_list(card: Mapping[str, Any], key: str, path: str) -> list[str]:
     return list(value)
 
 
+def is_onnx_card(card: Any) -> bool:
+    """Whether a parsed card declares ``"format": "onnx"``."""
+    return isinstance(card, Mapping) and card.get("format") == "onnx"
+
+
+def is_onnx_card_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a readable JSON card with ``"format": "onnx"`` (False on any read error)."""
+    try:
+        return is_onnx_card(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+
+
 def _validate(card: Any, path: str, *, stem: str) -> dict[str, Any]:
     """Check keys and types; return the card with optional keys filled in."""
+    if is_onnx_card(card):
+        from veil.classify.onnx import validate_onnx_card
+
+        return validate_onnx_card(card, path, stem=stem)
     if not isinstance(card, Mapping):
         raise _fail(path, None, f"must be a JSON object, got {type(card).__name__}",
                     f"write an object with the keys {', '.join(REQUIRED_KEYS)}")
+    fmt = card.get("format", "torch")
+    if fmt != "torch":
+        raise _fail(path, "format", f"must be \"torch\" (the default) or \"onnx\", got {fmt!r}",
+                    "leave it out for a torchvision / timm state_dict, or write \"onnx\" for an ONNX graph")
     missing = [k for k in REQUIRED_KEYS if k not in card]
     if missing:
         raise _fail(path, missing[0], f"missing required key(s) {missing}",
@@ -94,12 +118,6 @@ def _validate(card: Any, path: str, *, stem: str) -> dict[str, Any]:
     for key in ("arch", "weights"):
         if not isinstance(card[key], str) or not card[key].strip():
             raise _fail(path, key, f"must be a non-empty string, got {card[key]!r}")
-    labels = _string_list(card, "labels", path)
-    unsafe = _string_list(card, "unsafe_labels", path)
-    unknown = [u for u in unsafe if u not in labels]
-    if unknown:
-        raise _fail(path, "unsafe_labels", f"{unknown} are not in labels {labels}",
-                    "use only names listed under \"labels\"")
     size = card["input_size"]
     if not isinstance(size, int) or isinstance(size, bool) or size < 8:
         raise _fail(path, "input_size", f"must be an integer of at least 8, got {size!r}")
@@ -109,7 +127,17 @@ def _validate(card: Any, path: str, *, stem: str) -> dict[str, Any]:
             raise _fail(path, key, f"must be a list of 3 numbers, got {value!r}")
     if any(v <= 0 for v in card["std"]):
         raise _fail(path, "std", f"values must be positive, got {card['std']!r}")
+    return _validate_common(out, path, stem=stem)
 
+
+def _validate_common(out: dict[str, Any], path: str, *, stem: str) -> dict[str, Any]:
+    """Labels, unsafe labels and the optional keys every card format shares; fills defaults in place."""
+    labels = _string_list(out, "labels", path)
+    unsafe = _string_list(out, "unsafe_labels", path)
+    unknown = [u for u in unsafe if u not in labels]
+    if unknown:
+        raise _fail(path, "unsafe_labels", f"{unknown} are not in labels {labels}",
+                    "use only names listed under \"labels\"")
     for key, default in OPTIONAL_KEYS.items():
         out.setdefault(key, default)
     if out["name"] is None:
@@ -160,11 +188,11 @@ def _arch_error(arch: str, source: str | None, path: str) -> ModelLoadError | No
 
 
 def read_model_card(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and validate a model card; return it with optional keys filled in.
+    """Read and validate a model card (torch or ONNX); return it with optional keys filled in.
 
     Checks keys and types, that ``unsafe_labels`` are labels, that the weights file
     exists and that the architecture is known. The ``state_dict`` itself is checked
-    by :func:`load_model_card`.
+    by :func:`load_model_card`, an ONNX graph by :func:`veil.classify.onnx.load_onnx_card`.
 
     Raises
     ------
@@ -192,8 +220,11 @@ def read_model_card(path: str | os.PathLike[str]) -> dict[str, Any]:
     card = _validate(raw, text_path, stem=p.stem)
     weights = p.parent / card["weights"]
     if not weights.is_file():
+        what = "ONNX file" if is_onnx_card(card) else "state_dict file"
         raise _fail(text_path, "weights", f"weights file {str(weights)!r} does not exist",
-                    "put the state_dict file there or correct the path (relative to the card)")
+                    f"put the {what} there or correct the path (relative to the card)")
+    if is_onnx_card(card):
+        return card
     err = _arch_error(card["arch"], card["source"], text_path)
     if err is not None:
         raise err
@@ -281,6 +312,9 @@ def load_model_card(
 
     card = read_model_card(path)
     card_path = str(Path(path))
+    if is_onnx_card(card):
+        raise _fail(card_path, "format", "is an ONNX card, which does not load into a TorchClassifier",
+                    "load it with veil.classify.load_classifier(path) or veil.classify.onnx.load_onnx_card(path)")
     if threshold is not None:
         if not _is_number(threshold) or not 0.0 < threshold < 1.0:
             raise InvalidParameterError(f"threshold must lie in (0, 1), got {threshold!r}")
@@ -348,4 +382,4 @@ def write_model_card(path: str | os.PathLike[str], card: Mapping[str, Any]) -> P
     return p
 
 
-__all__ = ["OPTIONAL_KEYS", "REQUIRED_KEYS", "load_model_card", "read_model_card", "write_model_card"]
+__all__ = ["OPTIONAL_KEYS", "REQUIRED_KEYS", "is_onnx_card", "is_onnx_card_file", "load_model_card", "read_model_card", "write_model_card"]

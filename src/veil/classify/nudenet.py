@@ -417,16 +417,9 @@ class NudeNetClassifier:
 
     # -- GradientClassifier -------------------------------------------------------------------
     def _build_torch(self) -> None:
-        import onnx
-        from onnx2torch import convert
+        from veil.classify.onnx import convert_to_torch
 
-        try:
-            module = convert(onnx.load(str(self.onnx_path))).eval()
-        except Exception as exc:  # onnx2torch raises bare NotImplementedError/KeyError for unknown ops
-            raise ModelLoadError(
-                f"onnx2torch could not convert {str(self.onnx_path)!r} ({exc!r}); gradient-based "
-                "attribution needs an ONNX graph made of ops onnx2torch supports"
-            ) from exc
+        module = convert_to_torch(self.onnx_path)
         self._torch = module
         self._torch_logits = _class_logits_module(module)
 
@@ -526,12 +519,6 @@ def _class_logits_module(module: Any) -> Any:
             and isinstance(module.get_submodule(str(sig.target)), torch.nn.Sigmoid)
             and sig.args and isinstance(sig.args[0], torch.fx.Node)):
         return None
-    logits_node = sig.args[0]
-    new_graph = torch.fx.Graph()
-    val_map: dict[torch.fx.Node, torch.fx.Node] = {}
-    new_graph.graph_copy(graph, val_map)
-    new_graph.output(val_map[logits_node])
-    logits = torch.fx.GraphModule(module, new_graph)
-    logits.graph.eliminate_dead_code()  # drop the box branch
-    logits.recompile()
-    return logits.eval()
+    from veil.classify.onnx import graph_module_returning
+
+    return graph_module_returning(module, sig.args[0])  # dead code elimination drops the box branch

@@ -89,6 +89,42 @@ def _check(order: Sequence[int], max_depth: int, batch_size: int) -> list[int]:
     return [int(r) for r in order]
 
 
+def _record(trace: list[dict[str, Any]], cand: Candidate, row: np.ndarray) -> None:
+    trace.append({"regions": list(cand), "scores": [round(float(s), 6) for s in row]})
+
+
+def prefix_budget(max_depth: int) -> int:
+    """Most evaluations :func:`greedy` spends on one image: ``⌈log₂ max_depth⌉ + 2``.
+
+    Examples
+    --------
+    >>> prefix_budget(10), prefix_budget(1), prefix_budget(64)
+    (6, 2, 8)
+    """
+    if max_depth < 1:
+        raise InvalidParameterError(f"max_depth must be at least 1, got {max_depth}")
+    return int(max_depth - 1).bit_length() + 2
+
+
+def _next_probe(lo: int, depth: int, remaining: int) -> int:
+    """The next prefix length to try when every prefix up to ``lo`` is known (or assumed) to fail.
+
+    Galloping doubles the step (1, 2, 4, 8, … regions) so that shallow counterfactuals cost
+    few evaluations, clamped so that whatever the answer the rest fits ``remaining`` evaluations:
+
+    * if the probe succeeds, bisecting the gap ``(lo, probe]`` takes ``⌈log₂ gap⌉`` more, so
+      ``gap ≤ 2**(remaining - 1)``;
+    * if it fails, the ``depth - probe`` longer prefixes plus "none succeeds" must be told apart
+      with ``remaining - 1`` evaluations, so ``depth - probe + 1 ≤ 2**(remaining - 1)``.
+
+    Both hold at once while ``depth - lo + 1 ≤ 2**remaining``, which the budget guarantees.
+    """
+    half = 1 << (remaining - 1)
+    gallop = max(1, lo)
+    step = min(max(gallop, depth - lo + 1 - half), half, depth - lo)
+    return lo + step
+
+
 @SEARCHES.decorator("greedy")
 def greedy(
     order: Sequence[int],
@@ -99,7 +135,87 @@ def greedy(
     batch_size: int = 8,
     areas: np.ndarray | None = None,
 ) -> SearchOutcome:
-    """The paper's search: obfuscate the top-1, top-2, … regions until every model says safe."""
+    """The paper's search: the shortest prefix top-1, top-2, … of the ranking that makes every model safe.
+
+    The candidates are nested prefixes of one ranking, so the prefix length is searched
+    rather than walked: galloping (1, 2, 4, 8, … regions) until a prefix succeeds, then
+    bisection between the longest failing and the shortest succeeding prefix. At most
+    :func:`prefix_budget` ``(max_depth) = ⌈log₂ max_depth⌉ + 2`` candidates are classified
+    (6 for the default depth 10, against up to 10 one at a time), one per round, because
+    each round's probe depends on the previous verdict.
+
+    The prefix returned always succeeds and the prefix one region shorter was classified
+    and failed (or is empty: the flagged image itself). Wherever the unsafe scores fall
+    monotonically along the ranking (once safe, every longer prefix is safe too) this is
+    the first successful prefix, the one a one-at-a-time search returns; otherwise it is
+    *a* successful prefix whose predecessor fails, not necessarily the shortest.
+
+    When no prefix within ``max_depth`` succeeds (the full ``max_depth`` prefix is classified
+    and fails), ``found`` is False and ``selected`` is the evaluated prefix with the lowest
+    worst-model score. ``batch_size`` is accepted for the common strategy signature.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> def evaluate(cands):  # safe once region 7 (ranked third) is obfuscated
+    ...     return np.array([[0.1 if 7 in c else 0.9] for c in cands])
+    >>> out = greedy([9, 8, 7, 6, 3, 2, 1, 0, 4, 5, 10, 11], evaluate, np.array([0.5]))
+    >>> out.selected, [len(t["regions"]) for t in out.trace]  # 1, 2 fail; 4 and 3 succeed
+    ((9, 8, 7), [1, 2, 4, 3])
+    """
+    order = _check(order, max_depth, batch_size)
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    depth = min(max_depth, len(order))
+    trace: list[dict[str, Any]] = []
+    if depth == 0:
+        return SearchOutcome(False, (), None, 0, trace)
+    results: dict[int, np.ndarray] = {}
+
+    def probe(k: int) -> bool:
+        cand = tuple(order[:k])
+        row = np.asarray(evaluate([cand]), dtype=np.float64)
+        if row.ndim != 2 or row.shape[0] != 1:
+            raise InvalidParameterError(
+                f"evaluate must return one row of scores per candidate, got shape {row.shape} for 1 candidate"
+            )
+        results[k] = row[0]
+        _record(trace, cand, row[0])
+        return bool(is_safe(row, thresholds)[0])
+
+    budget = prefix_budget(depth)
+    lo, hi = 0, None  # every prefix up to lo fails (0: the flagged image); prefix hi succeeds
+    while hi is None and lo < depth:
+        k = _next_probe(lo, depth, budget - len(results))
+        if probe(k):
+            hi = k
+        else:
+            lo = k
+    if hi is None:  # even max_depth regions do not suffice
+        best = min(results, key=lambda k: (float(results[k].max()), k))
+        return SearchOutcome(False, tuple(order[:best]), results[best], len(results), trace)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if probe(mid):
+            hi = mid
+        else:
+            lo = mid
+    return SearchOutcome(True, tuple(order[:hi]), results[hi], len(results), trace)
+
+
+def greedy_linear(
+    order: Sequence[int],
+    evaluate: Evaluate,
+    thresholds: np.ndarray,
+    *,
+    max_depth: int = 10,
+    batch_size: int = 8,
+    areas: np.ndarray | None = None,
+) -> SearchOutcome:
+    """The one-at-a-time form of :func:`greedy`: prefixes 1, 2, 3, … in growing batches.
+
+    Kept as the reference that tests and ``bench/search_evals.py`` compare :func:`greedy`
+    against; not registered.
+    """
     order = _check(order, max_depth, batch_size)
     depth = min(max_depth, len(order))
     cands = (tuple(order[:k]) for k in range(1, depth + 1))
