@@ -7,7 +7,17 @@ from typing import Any
 
 import numpy as np
 
-from veil.classify.base import Detection
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected attribute: a label, its score and its box ``(x, y, width, height)`` in pixels."""
+
+    label: str
+    score: float
+    box: tuple[int, int, int, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "score": round(float(self.score), 6), "box": list(self.box)}
 
 
 @dataclass

@@ -11,25 +11,14 @@ the unsafe score, needed by FullGrad and the Grad-CAM family) and
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from veil.types import Detection  # re-exported: plain records live in veil.types (no torch)
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
-
-
-@dataclass(frozen=True)
-class Detection:
-    """One detected attribute: a label, its score and its box ``(x, y, width, height)`` in pixels."""
-
-    label: str
-    score: float
-    box: tuple[int, int, int, int]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "score": round(float(self.score), 6), "box": list(self.box)}
 
 
 @runtime_checkable
