@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,7 @@ def scan(
     from veil.output import ResultWriter, plan_names
     from veil.pipeline import SafeguardConfig, Safeguarder
     from veil.report import write_report
-    from veil.scan import ScanCounts, scan_file
+    from veil.scan import BackgroundWriter, Deferred, ScanCounts, scan_file
 
     try:
         stages = parse_params(param)
@@ -145,22 +146,40 @@ def scan(
 
     writer = ResultWriter(out, overlays=overlays)
     stems = plan_names(items)
-    records = []
+    records: list[dict[str, Any]] = []
     counts = ScanCounts(files=len(items))
     t0 = time.perf_counter()
+    background = BackgroundWriter(writer)
+    pending: deque[tuple[Any, bool]] = deque()  # (record or Deferred, last of its file)
+
+    def emit(block: bool) -> None:
+        # records reach results.jsonl in input order, once their files are on disk
+        while pending and (block or not isinstance(pending[0][0], Deferred) or pending[0][0].future.done()):
+            item, last = pending.popleft()
+            rec = item.get() if isinstance(item, Deferred) else item
+            counts.add(rec)
+            fh.write(json.dumps(rec) + "\n")
+            records.append(rec)
+            if last:
+                fh.flush()
+                progress.advance(task)
+
     with open(writer.out / "results.jsonl", "w", encoding="utf-8") as fh, Progress(
         TextColumn("[bold]scan"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[name]}"),
         TimeRemainingColumn(), console=err, transient=False,
     ) as progress:
         task = progress.add_task("scan", total=len(items), name="")
-        for (src, rel), stem in zip(items, stems, strict=True):
-            progress.update(task, name=str(rel))
-            for rec in scan_file(sg, src, stem, writer, max_frames=max_frames, keep_metadata=keep_metadata):
-                counts.add(rec)
-                fh.write(json.dumps(rec) + "\n")
-                records.append(rec)
-            fh.flush()
-            progress.advance(task)
+        try:
+            for (src, rel), stem in zip(items, stems, strict=True):
+                progress.update(task, name=str(rel))
+                recs = scan_file(sg, src, stem, background, max_frames=max_frames, keep_metadata=keep_metadata)
+                pending.extend((r, i == len(recs) - 1) for i, r in enumerate(recs))
+                if not recs:
+                    progress.advance(task)
+                emit(block=False)
+            emit(block=True)
+        finally:
+            background.close()
     elapsed = time.perf_counter() - t0
     run_info = {"veil": __version__, "config": config.to_dict(), "n_files": len(items), "n_images": counts.images,
                 "n_skipped": counts.skipped, "n_failed": counts.failed, "keep_metadata": keep_metadata,

@@ -8,6 +8,8 @@ unaccounted for. Shells (the CLI, batch engines) call :func:`scan_file` and only
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -50,12 +52,65 @@ def _message(exc: Exception) -> str:
     return str(exc) if isinstance(exc, VeilError) else f"{type(exc).__name__}: {exc}"
 
 
-def scan_file(sg: Safeguarder, source: Path, stem: PurePosixPath, writer: ResultWriter, *,
+class Deferred:
+    """A record that a background writer is still producing (see :class:`BackgroundWriter`)."""
+
+    def __init__(self, future: Future[dict[str, Any]]) -> None:
+        self.future = future
+
+    def get(self) -> dict[str, Any]:
+        return self.future.result()
+
+
+class BackgroundWriter:
+    """Writes results on one background thread while the next image is safeguarded.
+
+    PNG encoding (zlib) and the overlays release the GIL, so on a machine whose cores the
+    models do not fill this hides most of the writing. Results waiting to be written are
+    bounded by their pixels (``max_pending_pixels``), so large images are not held twice.
+    Records come back in submission order; a write that fails gives an error record.
+    """
+
+    def __init__(self, writer: ResultWriter, *, max_pending_pixels: int = 8_000_000) -> None:
+        self.writer = writer
+        self.max_pending_pixels = max_pending_pixels
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="veil-writer")
+        self._pending: deque[tuple[Future[dict[str, Any]], int]] = deque()
+
+    def submit(self, result: Any, stem: PurePosixPath, path: str, extra: dict[str, Any], *,
+               metadata: Any = None, note: str | None = None) -> Deferred:
+        pixels = int(result.mask.size)
+        while self._pending and sum(p for _, p in self._pending) + pixels > self.max_pending_pixels:
+            self._pending.popleft()[0].result()  # wait: the oldest write frees its images
+        future = self._pool.submit(_write_one, self.writer, result, stem, path, extra, metadata, note)
+        self._pending.append((future, pixels))
+        while self._pending and self._pending[0][0].done():
+            self._pending.popleft()
+        return Deferred(future)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def _write_one(writer: ResultWriter, result: Any, stem: PurePosixPath, path: str, extra: dict[str, Any],
+               metadata: Any, note: str | None) -> dict[str, Any]:
+    try:
+        rec = writer.write(result, stem, path, metadata=metadata)
+    except Exception as exc:  # noqa: BLE001 - one bad output never stops a batch
+        return error_record(path, _message(exc), **extra)
+    rec.update(extra)
+    if note:
+        rec["note"] = f"{rec['note']}; {note}" if rec.get("note") else note
+    return rec
+
+
+def scan_file(sg: Safeguarder, source: Path, stem: PurePosixPath, writer: ResultWriter | BackgroundWriter, *,
               display_path: str | None = None, max_frames: int = DEFAULT_MAX_FRAMES,
-              keep_metadata: bool = False) -> list[dict[str, Any]]:
+              keep_metadata: bool = False) -> list[dict[str, Any] | Deferred]:
     """Safeguard every frame of one file and write what was delivered; one record per frame.
 
-    Never raises for a bad input: a file that is not an image gives one record with
+    With a :class:`BackgroundWriter` the written frames come back as :class:`Deferred` records
+    (``.get()`` waits for them). Never raises for a bad input: a file that is not an image gives one record with
     ``skipped: true``; one that fails to decode, or any unexpected error, gives an error record
     and nothing delivered. Every record carries the SHA-256 of the original file.
 
@@ -85,22 +140,23 @@ def scan_file(sg: Safeguarder, source: Path, stem: PurePosixPath, writer: Result
     n = min(n_frames, max_frames)
     keep = metadata if keep_metadata else None
     found = {"found": metadata.found, "kept": []}
-    records = []
+    dropped = (f"frames {n}-{n_frames - 1} of this file exceed --max-frames {max_frames}: not judged, not delivered"
+               if n < n_frames else None)
+    records: list[dict[str, Any] | Deferred] = []
     for k in range(n):
         extra: dict[str, Any] = {"sha256": digest}
         if n_frames > 1:
             extra.update(frame=k, n_frames=n_frames)
+        if not keep_metadata:
+            extra["metadata"] = found
         try:
             result = sg.run(source, frame=k)
-            name = stem if k == 0 else stem.with_name(f"{stem.name}@{k}")
-            rec = writer.write(result, name, path, metadata=keep)
         except Exception as exc:  # noqa: BLE001 - one bad input never stops a batch
             records.append(error_record(path, _message(exc), **extra))
             continue
-        rec.setdefault("metadata", found)
-        rec.update(extra)
-        if n < n_frames:
-            note = f"frames {n}-{n_frames - 1} of this file exceed --max-frames {max_frames}: not judged, not delivered"
-            rec["note"] = f"{rec['note']}; {note}" if rec.get("note") else note
-        records.append(rec)
+        name = stem if k == 0 else stem.with_name(f"{stem.name}@{k}")
+        if isinstance(writer, BackgroundWriter):
+            records.append(writer.submit(result, name, path, extra, metadata=keep, note=dropped))
+        else:
+            records.append(_write_one(writer, result, name, path, extra, keep, dropped))
     return records
