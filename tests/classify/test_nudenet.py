@@ -140,6 +140,23 @@ def test_detect_boxes_inside_image(clf: NudeNetClassifier) -> None:
         clf.detect(im, threshold=1.0)
 
 
+def test_scores_then_detections_run_the_network_once() -> None:
+    """The pipeline scores an image and then asks for its detections: one forward pass, and the
+    detections are those of a fresh classifier that must run the network itself."""
+    fresh = NudeNetClassifier()
+    im = data.astronaut()[:300]
+    expected = fresh.detect(im, threshold=0.05)
+    clf = NudeNetClassifier()
+    calls = []
+    run = clf._run
+    clf._run = lambda x: calls.append(x.shape[0]) or run(x)  # type: ignore[method-assign]
+    clf.predict_proba([im, data.coffee()])
+    assert clf.detect(im, threshold=0.05) == expected
+    assert calls == [2]  # the batch only; detect reused its row
+    clf.detect(data.camera(), threshold=0.05)  # an image not scored before runs the network
+    assert calls == [2, 1]
+
+
 def test_decode_detections_geometry() -> None:
     out = np.zeros((6, 2), np.float32)
     out[:4, 0] = [16, 8, 8, 8]  # centre (16, 8), 8×8 in a 32² input
