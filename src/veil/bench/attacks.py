@@ -36,13 +36,13 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from veil.errors import InvalidParameterError
-from veil.image import as_rgb_uint8
 from veil.registry import Registry
 
+# numpy and torch are imported where used: the registry (and `veil --help`, which lists the
+# attacks) must not pay for them.
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     import torch
 
 __all__ = [
@@ -96,6 +96,7 @@ def gaussian_noise(x: torch.Tensor, eps: float, *, rng: np.random.Generator | in
     >>> [round(float(v), 4) for v in d.flatten(1).norm(dim=1)]
     [0.5, 0.5]
     """
+    import numpy as np
     import torch
 
     eps = _check_eps(eps)
@@ -198,6 +199,7 @@ def select_correct(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | n
     >>> select_correct([1, 0, 1, 0], [1, 1, 1, 0], 2, rng=0).tolist()
     [2, 3]
     """
+    import numpy as np
     if k < 1:
         raise InvalidParameterError(f"k must be at least 1, got {k}")
     ok = np.asarray(y_true) == np.asarray(y_pred)
@@ -251,7 +253,10 @@ def evaluate_robustness(
     --------
     >>> rows = evaluate_robustness(clf, images, labels, attacks=["fgsm"])  # doctest: +SKIP
     """
+    import numpy as np
     import torch
+
+    from veil.image import as_rgb_uint8
 
     for a in attacks:
         ATTACKS.get(a)
