@@ -252,3 +252,40 @@ def test_helpers():
     views = light_views(np.arange(20 * 30 * 3, dtype=np.uint8).reshape(20, 30, 3))
     assert len(views) == 5 and all(v.shape == (20, 30, 3) for v in views)
     np.testing.assert_array_equal(views[1], views[0][:, ::-1])
+
+
+@pytest.mark.parametrize("extent", EXTENTS.names())
+def test_scan_records_the_extent_and_why_each_region_is_hidden(planted_classifier, monkeypatch, tmp_path, extent):
+    import json
+
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from veil.classify import CLASSIFIERS
+    from veil.cli import app
+
+    monkeypatch.setitem(CLASSIFIERS._items, "planted", lambda **kw: planted_classifier)
+    img, _ = planted(np.random.default_rng(101), 96)
+    Image.fromarray(img).save(tmp_path / "unsafe.png")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["scan", str(tmp_path / "unsafe.png"), "--out", str(out), "--model", "planted",
+                                   "--segmentation", "slic", "-p", "segmentation.n_segments=64",
+                                   "--extent", extent])
+    assert res.exit_code == 0, res.output
+    rec = json.loads((out / "results.jsonl").read_text().splitlines()[0])
+    assert rec["extent"] == extent and rec["counterfactual_found"]
+    assert len(rec["regions"]) == rec["depth"] >= 1
+    assert all(r["reason"] in ("counterfactual", "split", "margin", "closure") for r in rec["regions"])
+    if extent == "minimal":
+        assert {r["reason"] for r in rec["regions"]} == {"counterfactual"}
+    html = (out / "report.html").read_text()
+    assert f"Extent: <b>{extent}</b>" in html and "hidden regions by reason" in html
+
+
+def test_unknown_extent_is_a_clear_cli_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from veil.cli import app
+
+    res = CliRunner().invoke(app, ["scan", str(tmp_path), "--out", str(tmp_path / "o"), "--extent", "largest"])
+    assert res.exit_code == 2 and "valid names: minimal, object" in res.output

@@ -16,14 +16,14 @@ background in. An extent takes the search's regions and returns the regions to d
     1. *split* — a selected region larger than ``split_fraction`` of the image is replaced
        by its pre-merge superpixels, and only those the verdict needs (taken in attribution
        order) are kept: a blade merged with a same-coloured wall hides the blade, not the wall;
-    2. *margin* — regions are added (the neighbour that lowers the worst logit most) until
-       the image is safe by ``margin`` logits under the threshold, also under light views
-       of it (mirror, ±10 % scale, a shift of 3 %);
-    3. *closure* — touching regions that still carry evidence (hiding one lowers the
+    2. *closure* — touching regions that still carry evidence (hiding one lowers the
        unsafe logit by at least ``min_gain``) are hidden too, for up to ``rounds`` rounds,
        and the hidden area never exceeds ``max_fraction`` of the image;
-    4. *trim* — a region added by closure or margin that hiding no longer needs, (removing
-       it costs less than ``min_gain / 2``) is dropped again, last added first.
+    3. *margin* — regions are added (the neighbour that lowers the logit most) until the
+       image is safe by ``margin`` logits under the threshold, also under light views of it
+       (mirror, ±10 % scale, a shift of 3 %);
+    4. *trim* — a closure region whose removal now costs less than ``min_gain / 2`` logits
+       is dropped again, as long as the verdict (and margin) still holds.
 
 Every extent is a function ``fn(image, styled, labels, selected, score, thresholds, *,
 attribution, segments, **options) -> ExtentOutcome``; ``score`` classifies a batch of
@@ -379,26 +379,7 @@ def object_extent(
             out[grown] = None
         return list(out)
 
-    # -- 2. margin: a harder verdict (margin under the threshold, also under light views) ------
-    current = float(work.excess([chosen], views=True)[0])
-    steps = 0
-    while current > -margin and steps < max_steps:
-        cand = neighbours(chosen)
-        if not cand:
-            break
-        ex = np.concatenate([work.excess([chosen + list(q) for q in cand[i : i + batch_size]], views=True)
-                             for i in range(0, len(cand), batch_size)])
-        j = int(np.argmin(ex))
-        if ex[j] >= current:  # nothing helps any more
-            break
-        chosen += list(cand[j])
-        reasons += ["margin"] * len(cand[j])
-        hidden += float(area[list(cand[j])].sum())
-        current = float(ex[j])
-        steps += 1
-    trace.append({"step": "margin", "excess": round(current, 4), "added": steps})
-
-    # -- 3. closure: touching regions that still carry evidence -------------------------------
+    # -- 2. closure: touching regions that still carry evidence -------------------------------
     base = float(work.excess([chosen])[0])
     for _ in range(max(0, int(rounds))):
         cand = neighbours(chosen)
@@ -422,6 +403,28 @@ def object_extent(
         base = float(work.excess([chosen])[0])
         trace.append({"step": "closure", "added": added, "excess": round(base, 4)})
 
+    # -- 3. margin: a harder verdict (margin under the threshold, also under light views) ------
+    # candidates are ranked on the image itself; only the best one is checked under the views
+    current = float(work.excess([chosen], views=True)[0])
+    steps = 0
+    while current > -margin and steps < max_steps:
+        cand = neighbours(chosen)
+        if not cand:
+            break
+        ex = np.concatenate([work.excess([chosen + list(q) for q in cand[i : i + batch_size]])
+                             for i in range(0, len(cand), batch_size)])
+        j = int(np.argmin(ex))
+        worst = float(work.excess([chosen + list(cand[j])], views=True)[0])
+        if worst >= current:  # nothing helps any more
+            break
+        chosen += list(cand[j])
+        reasons += ["margin"] * len(cand[j])
+        hidden += float(area[list(cand[j])].sum())
+        current = worst
+        steps += 1
+    base = float(work.excess([chosen])[0])
+    trace.append({"step": "margin", "excess": round(current, 4), "added": steps})
+
     # -- 4. trim: drop closure regions whose removal now costs (almost) no evidence -------------
     extra = [i for i, why in enumerate(reasons) if why == "closure"]
     if extra:
@@ -431,7 +434,7 @@ def object_extent(
         drop = {i for i, e in zip(extra, ex, strict=True) if e - base < min_gain / 2 and e <= limit}
         if drop:
             kept = [r for k, r in enumerate(chosen) if k not in drop]
-            if float(work.excess([kept])[0]) <= limit:
+            if float(work.excess([kept], views=current <= -margin)[0]) <= limit:
                 reasons = [why for k, why in enumerate(reasons) if k not in drop]
                 chosen = kept
                 trace.append({"step": "trim", "dropped": len(drop)})
