@@ -77,17 +77,18 @@ class Canvas:
         alpha_full = np.zeros((self.h, self.w), np.float32)
         if x1 <= x0 or y1 <= y0:
             return alpha_full
-        bw, bh = (x1 - x0) * _SS, (y1 - y0) * _SS
+        ss = _SS if (x1 - x0) * (y1 - y0) <= 400_000 else 1  # large shapes: anti-aliasing is invisible
+        bw, bh = (x1 - x0) * ss, (y1 - y0) * ss
         rgba = Image.new("RGBA", (bw, bh), (0, 0, 0, 0))
         draw = ImageDraw.Draw(rgba)
 
         def tr(p: tuple[float, float]) -> tuple[float, float]:
-            return ((p[0] - x0) * _SS, (p[1] - y0) * _SS)
+            return ((p[0] - x0) * ss, (p[1] - y0) * ss)
 
         for (ex0, ey0, ex1, ey1), col in ellipses:
             draw.ellipse([tr((ex0, ey0)), tr((ex1, ey1))], fill=(*col, 255))
         for pl, col, wd in lines:
-            draw.line([tr(p) for p in pl], fill=(*col, 255), width=max(1, int(round(wd * _SS))), joint="curve")
+            draw.line([tr(p) for p in pl], fill=(*col, 255), width=max(1, int(round(wd * ss))), joint="curve")
         for poly, col in polys:
             draw.polygon([tr(p) for p in poly], fill=(*col, 255))
         arr = np.asarray(rgba.resize((x1 - x0, y1 - y0), Image.Resampling.BOX), dtype=np.float32)
@@ -200,10 +201,8 @@ def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
                 bw = short * rng.uniform(0.15, 0.35)
                 band = [(-2 * max(h, w), -bw / 2), (2 * max(h, w), -bw / 2), (2 * max(h, w), bw / 2), (-2 * max(h, w), bw / 2)]
                 ang2 = angle + rng.uniform(-0.5, 0.5)
-                before = cv.image.copy()
                 a = cv.shape([(_rot(band, cx, cy, ang2), colour)])
-                noise = rng.normal(0, 6, size=(h, w, 1)).astype(np.float32)
-                cv.image = np.where(a[..., None] > 0, cv.image + noise * a[..., None], before)
+                cv.image += rng.normal(0, 6, size=(h, w, 1)).astype(np.float32) * a[..., None]  # light texture
                 mask &= ~(a > 0.5)
             mask |= draw_blade(cv, rng, cx, cy, length, width, angle, colour) > 0.5
         else:
@@ -276,6 +275,39 @@ def benchmark_set(seed: int, n: int, sides: Sequence[int] = (256, 512, 1024, 200
     out = []
     for i in range(n):
         img, mask, kinds = sample(bgs, rng, int(sides[i % len(sides)]), unsafe=True, p_two=0.3)
+        out.append({"id": f"{seed}-{i:03d}", "image": img, "mask": mask, "kinds": kinds})
+    return out
+
+
+def mark_set(seed: int, n: int, sides: Sequence[int] = (256, 512, 1024, 2000)) -> list[dict[str, Any]]:
+    """``n`` images with the Veil demo mark (:mod:`veil.bench.synthetic`) for the bundled demo model.
+
+    The mark is itself a thin two-part object (a ring and a bar). A third of the images carry
+    a second mark, a third a broad band of the mark's own red under random positions, and every
+    image 1–3 look-alike distractors; longer sides cycle through ``sides``.
+    """
+    from veil.bench.synthetic import make_composite
+
+    bgs = backgrounds("test", max_side=800)
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        h, w = _shape(rng, int(sides[i % len(sides)]))
+        bg = random_crop(bgs[int(rng.integers(len(bgs)))], (h, w), rng)
+        if rng.random() < 1 / 3:  # a band of the mark's red across the photo
+            cv = Canvas(bg)
+            short = min(h, w)
+            bw = short * rng.uniform(0.15, 0.35)
+            band = [(-2 * max(h, w), -bw / 2), (2 * max(h, w), -bw / 2), (2 * max(h, w), bw / 2), (-2 * max(h, w), bw / 2)]
+            a = cv.shape([(_rot(band, rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, np.pi)), (215, 25, 30))])
+            cv.image += rng.normal(0, 6, size=(h, w, 1)).astype(np.float32) * a[..., None]
+            bg = cv.result()
+        img, mask = make_composite(bg, rng, with_symbol=True, n_distractors=(1, 3))
+        kinds = ["mark"]
+        if rng.random() < 1 / 3:
+            img, m2 = make_composite(img, rng, with_symbol=True, n_distractors=(0, 0))
+            mask |= m2
+            kinds.append("mark")
         out.append({"id": f"{seed}-{i:03d}", "image": img, "mask": mask, "kinds": kinds})
     return out
 
@@ -420,19 +452,22 @@ def run_cmd(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     out: dict[str, Any] = {"command": "python " + " ".join(sys.argv), "machine": platform.platform(), "rows": []}
-    items = [it for s in args.seeds for it in benchmark_set(s, args.n)]
+    make = mark_set if args.data == "mark" else benchmark_set
+    items = [it for s in args.seeds for it in make(s, args.n)]
     opts = json.loads(args.extent_options) if args.extent_options else {}
-    print(f"{len(items)} unsafe images (seeds {args.seeds}, longer sides 256/512/1024/2000)\n")
+    print(f"{len(items)} unsafe images ({args.data} data, seeds {args.seeds}, longer sides 256/512/1024/2000)\n",
+          flush=True)
     print(HEADER)
     recalls: dict[str, list[float]] = {}
     per_all: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for arch in args.archs:
-        clf = load_classifier(str(CACHE / arch / "model.json"))
+        clf = load_classifier(arch if arch.endswith(".json") else str(CACHE / arch / "model.json"))
         for seg in args.segmentations:
             for extent in args.extents:
                 m, per = evaluate(clf, items, extent, seg, opts if extent != "minimal" else None)
                 out["rows"].append({"model": arch, "extent": extent, "segmentation": seg, **m, "per_image": per})
-                print(table_row(arch, extent, seg, m), flush=True)
+                name = Path(arch).parent.name if arch.endswith(".json") else arch
+                print(table_row(name, extent, seg, m), flush=True)
                 recalls[f"{arch} / {extent} / {seg}"] = [r["recall"] for r in per if r["found"]]
                 per_all.setdefault(f"{arch}/{seg}", {})[extent] = per
         if args.worst:
@@ -458,7 +493,11 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--seed", type=int, default=0)
     r = sub.add_parser("run", help="run the benchmark")
-    r.add_argument("--archs", nargs="+", default=["mobilenet_v3_small", "resnet18"])
+    r.add_argument("--archs", nargs="+", default=["mobilenet_v3_small", "resnet18"],
+                   help="architectures trained by `train` (or model card paths)")
+    r.add_argument("--data", choices=["objects", "mark"], default="objects",
+                   help="objects: bombs and blades (for the `train` models); mark: the Veil demo mark "
+                        "(for examples/demo-model)")
     r.add_argument("--extents", nargs="+", default=["minimal", "object"])
     r.add_argument("--segmentations", nargs="+", default=["bass"])
     r.add_argument("--seeds", type=int, nargs="+", default=[2024])
