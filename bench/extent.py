@@ -462,22 +462,22 @@ def run_cmd(args: argparse.Namespace) -> None:
     per_all: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for arch in args.archs:
         clf = load_classifier(arch if arch.endswith(".json") else str(CACHE / arch / "model.json"))
+        name = Path(arch).parent.name if arch.endswith(".json") else arch
         for seg in args.segmentations:
             for extent in args.extents:
                 m, per = evaluate(clf, items, extent, seg, opts if extent != "minimal" else None)
                 out["rows"].append({"model": arch, "extent": extent, "segmentation": seg, **m, "per_image": per})
-                name = Path(arch).parent.name if arch.endswith(".json") else arch
                 print(table_row(name, extent, seg, m), flush=True)
-                recalls[f"{arch} / {extent} / {seg}"] = [r["recall"] for r in per if r["found"]]
+                recalls[f"{name} / {extent} / {seg}"] = [r["recall"] for r in per if r["found"]]
                 per_all.setdefault(f"{arch}/{seg}", {})[extent] = per
+        if args.json:
+            args.json.write_text(json.dumps(out, indent=1, default=float))
+        if args.plot:
+            plot_recall(recalls, args.plot)
         if args.worst:
             worst_cases(clf, items, per_all[f"{arch}/{args.segmentations[0]}"],
-                        args.worst.with_name(f"{args.worst.stem}-{arch}{args.worst.suffix}"), args.segmentations[0])
+                        args.worst.with_name(f"{args.worst.stem}-{name}{args.worst.suffix}"), args.segmentations[0])
     print(f"\ncommand: python {' '.join(sys.argv)}")
-    if args.plot:
-        plot_recall(recalls, args.plot)
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=1, default=float))
 
 
 def main(argv: list[str] | None = None) -> None:
