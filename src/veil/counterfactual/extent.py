@@ -13,17 +13,18 @@ background in. An extent takes the search's regions and returns the regions to d
     classifiers on the *delivered* image and on the unsafe **logit** (which, unlike the
     probability, does not saturate):
 
-    1. *split* — a selected region larger than ``split_fraction`` of the image is replaced
-       by its pre-merge superpixels, and only those the verdict needs (taken in attribution
-       order) are kept: a blade merged with a same-coloured wall hides the blade, not the wall;
+    1. *split* — every region larger than ``split_fraction`` of the image is replaced by its
+       pre-merge superpixels; of a selected one only those the verdict needs (taken in
+       attribution order) are kept: a blade merged with a same-coloured wall hides the blade,
+       not the wall, and the rest of an object merged into a large region can still be added;
     2. *closure* — touching regions that still carry evidence (hiding one lowers the
        unsafe logit by at least ``min_gain``) are hidden too, for up to ``rounds`` rounds,
        and the hidden area never exceeds ``max_fraction`` of the image;
     3. *margin* — regions are added (the neighbour that lowers the logit most) until the
        image is safe by ``margin`` logits under the threshold, also under light views of it
        (mirror, ±10 % scale, a shift of 3 %);
-    4. *trim* — a closure region whose removal now costs less than ``min_gain / 2`` logits
-       is dropped again, as long as the verdict (and margin) still holds.
+    4. *trim* (``trim=True``; off by default) — a closure region whose removal now costs less
+       than ``min_gain / 2`` logits is dropped again, as long as the verdict (and margin) holds.
 
 Every extent is a function ``fn(image, styled, labels, selected, score, thresholds, *,
 attribution, segments, **options) -> ExtentOutcome``; ``score`` classifies a batch of
@@ -216,6 +217,8 @@ def object_extent(
     max_region: float = 0.15,
     split_fraction: float = 0.08,
     group_delta: float = 12.0,
+    attr_ratio: float = 0.0,
+    trim: bool = False,
     max_steps: int = 6,
     work_size: int = 384,
     batch_size: int = 16,
@@ -255,6 +258,12 @@ def object_extent(
     group_delta : float
         Lab distance under which touching regions are weighed together by margin and closure
         (:func:`veil.segment.merge_similar`; 0: one region at a time).
+    attr_ratio : float
+        Closure also takes a touching region with any logit gain whose mean attribution is at
+        least this share of the counterfactual's (0: off).
+    trim : bool
+        Run the trim step (off by default: on the tuning seed it dropped closure regions that
+        were parts of the object once the margin step had added others).
     max_steps : int
         Most regions the margin step adds.
     work_size : int
@@ -291,25 +300,29 @@ def object_extent(
     h, w = labels.shape
     trace: list[dict[str, Any]] = []
 
-    # -- 1. split: large selected regions → their superpixels; new label map ------------------
+    # -- 1. split: every region larger than split_fraction → its superpixels ------------------
+    # (so that margin and closure can take the part of a large touching region that holds the
+    # rest of the object, and a chosen large region can be cut down to the pieces it needs)
     labels = labels.astype(np.int64)
     n = int(labels.max()) + 1
     area = np.bincount(labels.ravel(), minlength=n) / float(labels.size)
-    big = [int(r) for r in selected if area[r] > split_fraction] if segments is not None else []
+    big_all = np.flatnonzero(area > split_fraction) if segments is not None else np.zeros(0, np.int64)
+    big = [int(r) for r in selected if int(r) in set(big_all.tolist())]
     pieces: dict[int, list[int]] = {}
-    if big:
+    if big_all.size:
         seg = np.asarray(segments).astype(np.int64)
+        lut = np.zeros(n, bool)
+        lut[big_all] = True
+        inside = lut[labels]
+        k = int(seg.max()) + 1
+        uniq, inv = np.unique(labels[inside] * k + seg[inside], return_inverse=True)
         new = labels.copy()
-        nxt = n
+        new[inside] = n + inv.ravel()
+        owner = uniq // k
         for r in big:
-            inside = labels == r
-            # connected parts of (superpixel ∩ region) get fresh ids
-            sub = np.unique(seg[inside], return_inverse=True)[1]
-            new[inside] = nxt + sub
-            pieces[r] = list(range(nxt, nxt + int(sub.max()) + 1))
-            nxt += int(sub.max()) + 1
+            pieces[r] = (n + np.flatnonzero(owner == r)).tolist()
         labels = new
-        n = nxt
+        n = n + len(uniq)
         area = np.bincount(labels.ravel(), minlength=n) / float(labels.size)
 
     scale = min(1.0, work_size / max(h, w))
@@ -323,12 +336,12 @@ def object_extent(
         if int(r) not in pieces:
             chosen.append(int(r))
             reasons.append("counterfactual")
+    att = np.asarray(attribution, dtype=np.float64) if attribution is not None else np.zeros((h, w))
+    if att.shape != (h, w):
+        raise InvalidParameterError(f"attribution (shape {att.shape}) must have the labels' shape {(h, w)}")
+    mean_att = np.bincount(labels.ravel(), weights=att.ravel(), minlength=n) / np.maximum(
+        np.bincount(labels.ravel(), minlength=n), 1)
     if pieces:
-        att = np.asarray(attribution, dtype=np.float64) if attribution is not None else np.zeros((h, w))
-        if att.shape != (h, w):
-            raise InvalidParameterError(f"attribution (shape {att.shape}) must have the labels' shape {(h, w)}")
-        mean_att = np.bincount(labels.ravel(), weights=att.ravel(), minlength=n) / np.maximum(
-            np.bincount(labels.ravel(), minlength=n), 1)
         pool = sorted((p for ps in pieces.values() for p in ps), key=lambda p: (-mean_att[p], p))
         # the fewest superpixels (in attribution order) that keep the image safe
         cands = [tuple(chosen + pool[:k]) for k in range(1, len(pool) + 1)]
@@ -380,6 +393,8 @@ def object_extent(
         return list(out)
 
     # -- 2. closure: touching regions that still carry evidence -------------------------------
+    cf = [r for r, why in zip(chosen, reasons, strict=True) if why in ("counterfactual", "split")]
+    cf_att = float(np.average(mean_att[cf], weights=area[cf])) if cf and float(area[cf].sum()) > 0 else 0.0
     base = float(work.excess([chosen])[0])
     for _ in range(max(0, int(rounds))):
         cand = neighbours(chosen)
@@ -388,7 +403,11 @@ def object_extent(
         ex = np.concatenate([work.excess([chosen + list(q) for q in cand[i : i + batch_size]])
                              for i in range(0, len(cand), batch_size)])
         gain = base - ex
-        take = [qs for qs, g in sorted(zip(cand, gain, strict=True), key=lambda t: -t[1]) if g >= min_gain]
+        # evidence on the logit, or (attr_ratio > 0) as much attribution as the counterfactual and any gain
+        hot = [attr_ratio > 0 and cf_att > 0 and float(np.average(mean_att[list(q)], weights=area[list(q)]))
+               >= attr_ratio * cf_att for q in cand]
+        take = [qs for qs, g, a in sorted(zip(cand, gain, hot, strict=True), key=lambda t: -t[1])
+                if g >= min_gain or (a and g > 0)]
         added: list[int] = []
         for qs in take:
             new_ids = [r for r in qs if r not in added]
@@ -426,7 +445,7 @@ def object_extent(
     trace.append({"step": "margin", "excess": round(current, 4), "added": steps})
 
     # -- 4. trim: drop closure regions whose removal now costs (almost) no evidence -------------
-    extra = [i for i, why in enumerate(reasons) if why == "closure"]
+    extra = [i for i, why in enumerate(reasons) if why == "closure"] if trim else []
     if extra:
         limit = -margin if current <= -margin else 0.0
         trial = [[r for k, r in enumerate(chosen) if k != i] for i in extra]
