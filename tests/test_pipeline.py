@@ -26,8 +26,9 @@ def precision_recall(mask: np.ndarray, truth: np.ndarray) -> tuple[float, float]
 )
 def test_search_obfuscates_the_planted_patch(planted_classifier, attribution, segmentation, options):
     sg = Safeguarder(
+        # the search's own precision: the object extent trades some of it for recall (test_extent.py)
         SafeguardConfig(models=(planted_classifier,), attribution=attribution,
-                        segmentation=segmentation, segmentation_options=options),
+                        segmentation=segmentation, segmentation_options=options, extent="minimal"),
         classifiers=[planted_classifier],
     )
     found, precisions, recalls = 0, [], []
@@ -78,8 +79,10 @@ def test_fail_closed_when_no_counterfactual(planted_classifier):
 def test_coarser_regions_are_tried_before_failing_closed(planted_classifier):
     # The same fine segmentation fails at depth 1; a merge threshold beyond any Lab distance
     # joins everything into one region, which the retry then obfuscates.
+    # (extent "minimal": the object extent would split that one region again, see test_extent.py)
     cfg = SafeguardConfig(models=(planted_classifier,), max_depth=1, segmentation="slic",
-                          segmentation_options={"n_segments": 400}, merge=None, coarser=(500.0,))
+                          segmentation_options={"n_segments": 400}, merge=None, coarser=(500.0,),
+                          extent="minimal")
     img, _ = planted(np.random.default_rng(7), 96, patch=30)
     res = Safeguarder(cfg, classifiers=[planted_classifier]).run(img)
     assert res.counterfactual_found and not res.fail_closed and res.depth == 1

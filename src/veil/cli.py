@@ -85,6 +85,7 @@ def scan(
     search_size: int = typer.Option(1024, help="Attribute, segment and search on a copy whose longer side is at most this many pixels; the mask is scaled back and the full-size result re-classified (0: full resolution)."),
     search: str = typer.Option("greedy", help="Search strategy: greedy, subset, csra."),
     style: str = typer.Option("blur", help="Obfuscation style: blur, pixelate, fill."),
+    extent: str = typer.Option("object", help="How much to hide: object (the whole object that carried the evidence) or minimal (the search's regions only, the paper's)."),
     max_depth: int = typer.Option(10, help="Most regions to obfuscate before failing closed."),
     threshold: float | None = typer.Option(None, help="Unsafe threshold for every model (default: each model's own, 0.5)."),
     batch_size: int = typer.Option(8, help="Candidate images classified per batch during the search."),
@@ -121,7 +122,7 @@ def scan(
     try:
         stages = parse_params(param)
         config = SafeguardConfig(
-            models=tuple(model), attribution=attribution, segmentation=segmentation, search=search,
+            models=tuple(model), attribution=attribution, segmentation=segmentation, search=search, extent=extent,
             style=style, max_depth=max_depth, threshold=threshold, batch_size=batch_size, seed=seed,
             merge=merge, segment_size=segment_size or None, coarser=parse_floats(coarser, "--coarser"),
             search_size=search_size or None, max_pixels=max_pixels,

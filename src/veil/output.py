@@ -215,6 +215,7 @@ def record(result: Result, path: str, output: str | None, mask: str | None,
         "models_after": [{"name": m.name, "unsafe_score": round(m.unsafe_score, 6), "unsafe": m.unsafe}
                          for m in result.models_after],
         "detections": [dict(d.to_dict(), model=m.name) for m in result.models for d in m.detections],
+        "extent": result.settings.get("extent"),
         "regions": [r.to_dict() for r in result.regions],
         "overlays": overlays or {},
         "n_evaluated": result.n_evaluated,

@@ -16,11 +16,15 @@ import numpy as np
 from veil.classify import Classifier, DetectorClassifier, GradientClassifier, load_classifier
 from veil.classify.base import CheckedClassifier, checked_scores, scores_dict
 from veil.counterfactual import (
+    DEFAULT_EXTENT,
+    EXTENTS,
     SEARCHES,
     STYLES,
     describe_regions,
+    extend,
     fully_obscured,
     rank_regions,
+    region_scores,
     regions_mask,
     search,
     stylize,
@@ -87,6 +91,10 @@ class SafeguardConfig:
         the full-size delivered image is classified again. None: full resolution.
     combine : {"max", "mean"}
         How the attribution maps of several unsafe models are merged.
+    extent : str
+        How much to hide once a counterfactual is found (:mod:`veil.counterfactual.extent`):
+        ``"object"`` (default) the whole object that carried the evidence, ``"minimal"`` the
+        search's regions only (the paper's counterfactual).
     rationale : str or None
         Rationale backend that explains each result (``"grounded"``: offline, deterministic;
         None: no rationale).
@@ -108,6 +116,8 @@ class SafeguardConfig:
     combine: str = "max"
     max_pixels: int = DEFAULT_MAX_PIXELS
     rationale: str | None = "grounded"
+    extent: str = DEFAULT_EXTENT
+    extent_options: dict[str, Any] = field(default_factory=dict)
     attribution_options: dict[str, Any] = field(default_factory=dict)
     segmentation_options: dict[str, Any] = field(default_factory=dict)
     search_options: dict[str, Any] = field(default_factory=dict)
@@ -126,6 +136,7 @@ class SafeguardConfig:
         SEGMENTERS.get(self.segmentation)
         SEARCHES.get(self.search)
         STYLES.get(self.style)
+        EXTENTS.get(self.extent)
         if self.max_depth < 1:
             raise InvalidParameterError(f"max_depth must be at least 1, got {self.max_depth}")
         if self.batch_size < 1:
@@ -360,7 +371,14 @@ class Safeguarder:
         note = (f"regions coarsened to {tried[-1]} after no counterfactual at {', '.join(tried[:-1])}"
                 if len(tried) > 1 else None)
 
-        mask = regions_mask(labels, outcome.selected)
+        t = time.perf_counter()
+        fine = segments if segments.shape == (wh, ww) else resize_labels(segments, (wh, ww))
+        ext = extend(work, styled, labels, outcome.selected, self.unsafe_scores, self.thresholds, cfg.extent,
+                     attribution=attribution, segments=fine, **cfg.extent_options)
+        timings["extent"] = time.perf_counter() - t
+        n_evaluated += ext.n_evaluated
+        labels, selected = ext.labels, list(ext.selected)
+        mask = regions_mask(labels, selected)
         if not mask.any():
             raise ClassifierOutputError(
                 f"the {cfg.search} search reported a counterfactual without any region to obfuscate")
@@ -376,14 +394,16 @@ class Safeguarder:
             res = self._fail_closed(image, before, "delivered image still classified unsafe", timings, settings)
             res.attribution, res.segments, res.n_evaluated = attribution, labels, n_evaluated
             return res
-        regions = describe_regions(labels, list(outcome.selected), region_score)
-        if (wh, ww) != (h, w):
-            for r in regions:  # boxes in the delivered image's pixels
+        regions = describe_regions(labels, selected, region_scores(attribution, labels))
+        why = dict(zip(selected, ext.reasons, strict=True))
+        for r in regions:
+            r.reason = why[r.id]
+            if (wh, ww) != (h, w):  # boxes in the delivered image's pixels
                 x, y, bw, bh = r.bbox
                 r.bbox = (int(x * w / ww), int(y * h / wh), max(1, round(bw * w / ww)), max(1, round(bh * h / wh)))
         return Result(
             unsafe=True, scores=scores, models=before, counterfactual_found=True,
-            depth=len(outcome.selected), obfuscated_fraction=float(mask.mean()),
+            depth=len(selected), obfuscated_fraction=float(mask.mean()),
             scores_after=self.flat_scores(after), models_after=after, fail_closed=False, error=None,
             image=delivered, mask=mask, attribution=attribution, segments=labels, regions=regions,
             n_evaluated=n_evaluated, seed=cfg.seed, timings=timings, settings=settings, note=note,

@@ -73,6 +73,13 @@ def _card(rec: dict[str, Any]) -> str:
             f"<p>Regions obfuscated: <b>{'–' if depth is None else depth}</b> · "
             f"area obfuscated: <b>{100 * frac:.1f}%</b> · candidates tried: {rec.get('n_evaluated', 0)}</p>"
         )
+        regions = rec.get("regions") or []
+        if regions:
+            counts: dict[str, int] = {}
+            for r in regions:
+                counts[r.get("reason", "counterfactual")] = counts.get(r.get("reason", "counterfactual"), 0) + 1
+            why = ", ".join(f"{n} {_e(k)}" for k, n in counts.items())
+            body.append(f"<p>Extent: <b>{_e(rec.get('extent') or '–')}</b> · hidden regions by reason: {why}</p>")
         rows = "".join(
             f"<tr><td>{_e(k)}</td><td>{v:.3f}</td><td>{rec.get('scores_after', {}).get(k, float('nan')):.3f}</td></tr>"
             for k, v in _top(rec.get("scores") or {})

@@ -47,7 +47,13 @@ class ModelOutput:
 
 @dataclass
 class Region:
-    """One segment the search obfuscated, in the order it was chosen."""
+    """One obfuscated region, in the order it was chosen, and why (``reason``).
+
+    ``reason`` is ``"counterfactual"`` (the search needed it), ``"split"`` (a superpixel of a
+    large region the search chose, kept because the verdict needs it), ``"margin"`` (added so
+    the image is safe with a margin, also under light views) or ``"closure"`` (a touching
+    region that still carried evidence); see :mod:`veil.counterfactual.extent`.
+    """
 
     id: int
     rank: int
@@ -55,6 +61,7 @@ class Region:
     area_fraction: float
     bbox: tuple[int, int, int, int]  # x, y, width, height
     centroid: tuple[float, float]  # x, y as fractions of width and height
+    reason: str = "counterfactual"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +71,7 @@ class Region:
             "area_fraction": round(float(self.area_fraction), 6),
             "bbox": [int(v) for v in self.bbox],
             "centroid": [round(float(v), 4) for v in self.centroid],
+            "reason": self.reason,
         }
 
 

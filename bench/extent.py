@@ -1,0 +1,515 @@
+"""Extent benchmark: does the delivered image hide the whole unsafe object, or only the part the model needs?
+
+Data built to expose the two failures of issue #12, with exact ground-truth masks:
+
+* **bombs** — a two-part object: a dark round body (which also appears, alone, as a harmless
+  distractor) with a fuse ending in a small bright spark (which never appears without a bomb).
+  A classifier trained on them keys on the spark; the body is most of the object.
+* **blades** — thin, elongated (2.5–5 % of the shorter side wide, 35–65 % long): a silver
+  tapered blade with a small dark handle, over textured photos and, in a third of the
+  cases, across a band painted in the blade's own colour (the colour merge joins them).
+* one or **two** unsafe objects per image; **harmless distractors** (dark discs, plain grey
+  sticks, brown blocks) in both classes; image longer sides from 256 to 2000 pixels.
+
+Steps::
+
+    python bench/extent.py train --arch mobilenet_v3_small     # data + `veil train` → .bench-cache/extent/
+    python bench/extent.py train --arch resnet18
+    python bench/extent.py run --seeds 11 --n 60 ...            # tuning seeds
+    python bench/extent.py run --seeds 2024 2025 --n 60 ...     # report seeds
+
+Training backgrounds are BSDS500 train/val photos and scikit-image's training samples;
+benchmark backgrounds are BSDS500 *test* photos and scikit-image's held-out samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from veil.bench.obfuscation import mask_scores  # noqa: E402
+from veil.bench.synthetic import HELDOUT_SAMPLES, TRAIN_SAMPLES, random_crop, sample_backgrounds  # noqa: E402
+from veil.image import IMAGE_EXTENSIONS, load_image  # noqa: E402
+
+CACHE = ROOT / ".bench-cache" / "extent"
+BSDS = Path("/work/shared/data/bsds500/images")
+_SS = 3  # supersampling of the drawn shapes
+
+DESCRIPTION = (
+    "BENCHMARK ONLY. Detects two synthetic objects planted on photos by bench/extent.py: a 'bomb' "
+    "(dark disc, fuse, small bright spark) and a 'blade' (thin silver blade with a dark handle). "
+    "'unsafe' means exactly 'one of these drawings is present'; it is not a detector of real content."
+)
+
+
+# -- drawing --------------------------------------------------------------------------------------
+class Canvas:
+    """An RGB image with supersampled polygon drawing; every drawn shape returns its own coverage."""
+
+    def __init__(self, image: np.ndarray) -> None:
+        self.image = image.astype(np.float32)
+        self.h, self.w = image.shape[:2]
+
+    def shape(self, polys: Sequence[tuple[Sequence[tuple[float, float]], tuple[int, int, int]]],
+              ellipses: Sequence[tuple[tuple[float, float, float, float], tuple[int, int, int]]] = (),
+              lines: Sequence[tuple[Sequence[tuple[float, float]], tuple[int, int, int], float]] = ()) -> np.ndarray:
+        """Paint polygons / ellipses / polylines (image coordinates) inside their bounding box; return alpha."""
+        pts = [p for poly, _ in polys for p in poly] + [p for pl, _, _ in lines for p in pl]
+        pts += [(x0, y0) for (x0, y0, _, _), _ in ellipses] + [(x1, y1) for (_, _, x1, y1), _ in ellipses]
+        pad = 2 + max([wd for _, _, wd in lines], default=0)
+        x0 = int(max(0, np.floor(min(p[0] for p in pts) - pad)))
+        y0 = int(max(0, np.floor(min(p[1] for p in pts) - pad)))
+        x1 = int(min(self.w, np.ceil(max(p[0] for p in pts) + pad)))
+        y1 = int(min(self.h, np.ceil(max(p[1] for p in pts) + pad)))
+        alpha_full = np.zeros((self.h, self.w), np.float32)
+        if x1 <= x0 or y1 <= y0:
+            return alpha_full
+        ss = _SS if (x1 - x0) * (y1 - y0) <= 400_000 else 1  # large shapes: anti-aliasing is invisible
+        bw, bh = (x1 - x0) * ss, (y1 - y0) * ss
+        rgba = Image.new("RGBA", (bw, bh), (0, 0, 0, 0))
+        draw = ImageDraw.Draw(rgba)
+
+        def tr(p: tuple[float, float]) -> tuple[float, float]:
+            return ((p[0] - x0) * ss, (p[1] - y0) * ss)
+
+        for (ex0, ey0, ex1, ey1), col in ellipses:
+            draw.ellipse([tr((ex0, ey0)), tr((ex1, ey1))], fill=(*col, 255))
+        for pl, col, wd in lines:
+            draw.line([tr(p) for p in pl], fill=(*col, 255), width=max(1, int(round(wd * ss))), joint="curve")
+        for poly, col in polys:
+            draw.polygon([tr(p) for p in poly], fill=(*col, 255))
+        arr = np.asarray(rgba.resize((x1 - x0, y1 - y0), Image.Resampling.BOX), dtype=np.float32)
+        a = arr[..., 3:4] / 255.0
+        # BOX-downsampled premultiplied colours: divide back where covered
+        col_ = np.asarray(rgba.resize((x1 - x0, y1 - y0), Image.Resampling.NEAREST), dtype=np.float32)[..., :3]
+        sub = self.image[y0:y1, x0:x1]
+        self.image[y0:y1, x0:x1] = sub * (1 - a) + col_ * a
+        alpha_full[y0:y1, x0:x1] = a[..., 0]
+        return alpha_full
+
+    def result(self) -> np.ndarray:
+        return np.clip(self.image + 0.5, 0, 255).astype(np.uint8)
+
+
+def _rot(pts: Sequence[tuple[float, float]], cx: float, cy: float, angle: float) -> list[tuple[float, float]]:
+    ca, sa = np.cos(angle), np.sin(angle)
+    return [(cx + x * ca - y * sa, cy + x * sa + y * ca) for x, y in pts]
+
+
+def draw_bomb(cv: Canvas, rng: np.random.Generator, cx: float, cy: float, d: float, *, spark: bool = True) -> np.ndarray:
+    """A dark round body, a short fuse and (``spark``) a small bright spark. Returns the coverage."""
+    g = int(rng.integers(15, 60))
+    body = (g, g + int(rng.integers(0, 12)), g + int(rng.integers(0, 18)))
+    r = d / 2
+    alpha = cv.shape([], ellipses=[((cx - r, cy - r, cx + r, cy + r), body)])
+    if not spark:
+        return alpha
+    a = rng.uniform(-np.pi * 0.85, -np.pi * 0.15)  # fuse leaves the upper half
+    start = (cx + 0.85 * r * np.cos(a), cy + 0.85 * r * np.sin(a))
+    ln = r * rng.uniform(0.45, 0.7)
+    bend = rng.uniform(-0.6, 0.6)
+    mid = (start[0] + 0.5 * ln * np.cos(a + bend), start[1] + 0.5 * ln * np.sin(a + bend))
+    end = (mid[0] + 0.5 * ln * np.cos(a - bend), mid[1] + 0.5 * ln * np.sin(a - bend))
+    fuse = (int(rng.integers(150, 200)), int(rng.integers(110, 150)), int(rng.integers(60, 90)))
+    alpha = np.maximum(alpha, cv.shape([], lines=[([start, mid, end], fuse, max(1.5, 0.07 * d))]))
+    rs = d * rng.uniform(0.13, 0.18)
+    ang = np.arange(16) * np.pi / 8 + rng.uniform(0, np.pi)
+    rad = np.where(np.arange(16) % 2 == 0, rs, rs * 0.45)
+    star = [(end[0] + q * np.cos(t), end[1] + q * np.sin(t)) for t, q in zip(ang, rad, strict=True)]
+    core = [(end[0] + 0.35 * q * np.cos(t), end[1] + 0.35 * q * np.sin(t)) for t, q in zip(ang, rad, strict=True)]
+    spark_col = (255, int(rng.integers(190, 235)), int(rng.integers(0, 60)))
+    return np.maximum(alpha, cv.shape([(star, spark_col), (core, (230, 40, 20))]))
+
+
+def draw_blade(cv: Canvas, rng: np.random.Generator, cx: float, cy: float, length: float, width: float,
+               angle: float, colour: tuple[int, int, int], *, handle: bool = True) -> np.ndarray:
+    """A thin tapered blade (``colour``) with a small dark handle and guard (``handle``). Returns coverage."""
+    hl = 0.22 * length if handle else 0.0
+    bl = length - hl
+    x0 = -length / 2 + hl
+    if handle:
+        blade = [(x0, -width / 2), (x0 + 0.8 * bl, -width / 2), (x0 + bl, width * 0.15), (x0 + 0.8 * bl, width / 2),
+                 (x0, width / 2)]
+    else:  # a plain stick: same colour, same width, no tip
+        blade = [(-length / 2, -width / 2), (length / 2, -width / 2), (length / 2, width / 2), (-length / 2, width / 2)]
+    polys = [(_rot(blade, cx, cy, angle), colour)]
+    if handle:
+        brown = (int(rng.integers(55, 95)), int(rng.integers(30, 50)), int(rng.integers(15, 30)))
+        hw = width * 1.5
+        grip = [(-length / 2, -hw / 2), (x0, -hw / 2), (x0, hw / 2), (-length / 2, hw / 2)]
+        guard = [(x0 - 0.02 * length, -1.2 * width), (x0 + 0.02 * length, -1.2 * width),
+                 (x0 + 0.02 * length, 1.2 * width), (x0 - 0.02 * length, 1.2 * width)]
+        polys += [(_rot(grip, cx, cy, angle), brown), (_rot(guard, cx, cy, angle), (40, 40, 45))]
+    return cv.shape(polys)
+
+
+def _silver(rng: np.random.Generator) -> tuple[int, int, int]:
+    g = int(rng.integers(165, 215))
+    return (g, g + int(rng.integers(0, 10)), min(255, g + int(rng.integers(5, 25))))
+
+
+def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
+            n_distractors: tuple[int, int] = (1, 3), same_colour: float = 0.35) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Plant ``n_unsafe`` objects (bombs / blades) and distractors on a copy of ``background``.
+
+    Returns the image, the ground-truth mask (union of the unsafe objects' coverage > 0.5,
+    minus anything drawn over them) and the kinds planted.
+    """
+    h, w = background.shape[:2]
+    short = min(h, w)
+    cv = Canvas(background)
+    kinds = [str(rng.choice(["bomb", "blade"])) for _ in range(n_unsafe)]
+    items = kinds + ["distractor"] * int(rng.integers(n_distractors[0], n_distractors[1] + 1))
+    rng.shuffle(items)  # type: ignore[arg-type]
+    occupied: list[tuple[float, float, float]] = []
+
+    def place(r: float) -> tuple[float, float]:
+        best = (w / 2, h / 2)
+        for _ in range(40):
+            best = (rng.uniform(r + 2, max(r + 3, w - r - 2)), rng.uniform(r + 2, max(r + 3, h - r - 2)))
+            if all((best[0] - x) ** 2 + (best[1] - y) ** 2 > (r + rr) ** 2 for x, y, rr in occupied):
+                break
+        occupied.append((best[0], best[1], r))
+        return best
+
+    mask = np.zeros((h, w), bool)
+    for item in items:
+        if item == "bomb":
+            d = short * rng.uniform(0.14, 0.28)
+            cx, cy = place(0.75 * d)
+            mask |= draw_bomb(cv, rng, cx, cy, d) > 0.5
+        elif item == "blade":
+            length, width = short * rng.uniform(0.35, 0.65), short * rng.uniform(0.025, 0.05)
+            angle = rng.uniform(0, np.pi)
+            cx, cy = place(0.5 * length)
+            colour = _silver(rng)
+            if rng.random() < same_colour:
+                # a broad band of the blade's own colour (lightly textured) under and across the blade
+                bw = short * rng.uniform(0.15, 0.35)
+                band = [(-2 * max(h, w), -bw / 2), (2 * max(h, w), -bw / 2), (2 * max(h, w), bw / 2), (-2 * max(h, w), bw / 2)]
+                ang2 = angle + rng.uniform(-0.5, 0.5)
+                a = cv.shape([(_rot(band, cx, cy, ang2), colour)])
+                cv.image += rng.normal(0, 6, size=(h, w, 1)).astype(np.float32) * a[..., None]  # light texture
+                mask &= ~(a > 0.5)
+            mask |= draw_blade(cv, rng, cx, cy, length, width, angle, colour) > 0.5
+        else:
+            kind = rng.choice(["disc", "stick", "block"], p=[0.45, 0.4, 0.15])
+            if kind == "disc":
+                d = short * rng.uniform(0.14, 0.28)
+                cx, cy = place(d / 2)
+                a = draw_bomb(cv, rng, cx, cy, d, spark=False)
+            elif kind == "stick":
+                length, width = short * rng.uniform(0.3, 0.6), short * rng.uniform(0.025, 0.05)
+                cx, cy = place(0.5 * length)
+                a = draw_blade(cv, rng, cx, cy, length, width, rng.uniform(0, np.pi), _silver(rng), handle=False)
+            else:
+                s = short * rng.uniform(0.05, 0.1)
+                cx, cy = place(s)
+                brown = (int(rng.integers(55, 95)), int(rng.integers(30, 50)), int(rng.integers(15, 30)))
+                a = cv.shape([(_rot([(-s, -s / 3), (s, -s / 3), (s, s / 3), (-s, s / 3)], cx, cy,
+                                    rng.uniform(0, np.pi)), brown)])
+            mask &= ~(a > 0.5)
+    return cv.result(), mask, kinds
+
+
+# -- data -----------------------------------------------------------------------------------------
+def backgrounds(split: str, max_side: int = 500) -> list[np.ndarray]:
+    """Training photos (BSDS500 train+val, scikit-image training samples) or held-out ones (test)."""
+    dirs = [BSDS / "train", BSDS / "val"] if split == "train" else [BSDS / "test"]
+    bgs = sample_backgrounds(TRAIN_SAMPLES if split == "train" else HELDOUT_SAMPLES)
+    for d in dirs:
+        for f in sorted(d.glob("*")) if d.is_dir() else []:
+            if f.suffix.lower() in IMAGE_EXTENSIONS:
+                img = Image.fromarray(load_image(f))
+                img.thumbnail((max_side, max_side))
+                bgs.append(np.asarray(img))
+    return bgs
+
+
+def _shape(rng: np.random.Generator, side: int) -> tuple[int, int]:
+    aspect = float(rng.choice([1.0, 0.75, 4 / 3, 2 / 3]))
+    return (side, int(round(side * aspect))) if aspect < 1 else (int(round(side / aspect)), side)
+
+
+def sample(bgs: list[np.ndarray], rng: np.random.Generator, side: int, *, unsafe: bool,
+           p_two: float = 0.25) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    h, w = _shape(rng, side)
+    bg = random_crop(bgs[int(rng.integers(len(bgs)))], (h, w), rng)
+    n = (2 if rng.random() < p_two else 1) if unsafe else 0
+    return compose(bg, rng, n_unsafe=n)
+
+
+def synthesize(out: Path, n: int, seed: int, side: int) -> None:
+    """``n`` training composites (half unsafe) as an ImageFolder ``out/{safe,unsafe}``; skipped if done."""
+    stamp = out / "DONE.json"
+    meta = {"n": n, "seed": seed, "side": side}
+    if stamp.is_file() and json.loads(stamp.read_text()) == meta:
+        return
+    for cls in ("safe", "unsafe"):
+        (out / cls).mkdir(parents=True, exist_ok=True)
+    bgs = backgrounds("train")
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        img, _, _ = sample(bgs, rng, side, unsafe=bool(i % 2))
+        Image.fromarray(img).save(out / ("unsafe" if i % 2 else "safe") / f"{i:05d}.png", compress_level=1)
+    stamp.write_text(json.dumps(meta))
+
+
+def benchmark_set(seed: int, n: int, sides: Sequence[int] = (256, 512, 1024, 2000)) -> list[dict[str, Any]]:
+    """``n`` unsafe benchmark images (held-out photos), longer sides cycling through ``sides``."""
+    bgs = backgrounds("test", max_side=800)
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        img, mask, kinds = sample(bgs, rng, int(sides[i % len(sides)]), unsafe=True, p_two=0.3)
+        out.append({"id": f"{seed}-{i:03d}", "image": img, "mask": mask, "kinds": kinds})
+    return out
+
+
+def mark_set(seed: int, n: int, sides: Sequence[int] = (256, 512, 1024, 2000)) -> list[dict[str, Any]]:
+    """``n`` images with the Veil demo mark (:mod:`veil.bench.synthetic`) for the bundled demo model.
+
+    The mark is itself a thin two-part object (a ring and a bar). A third of the images carry
+    a second mark, a third a broad band of the mark's own red under random positions, and every
+    image 1–3 look-alike distractors; longer sides cycle through ``sides``.
+    """
+    from veil.bench.synthetic import make_composite
+
+    bgs = backgrounds("test", max_side=800)
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        h, w = _shape(rng, int(sides[i % len(sides)]))
+        bg = random_crop(bgs[int(rng.integers(len(bgs)))], (h, w), rng)
+        if rng.random() < 1 / 3:  # a band of the mark's red across the photo
+            cv = Canvas(bg)
+            short = min(h, w)
+            bw = short * rng.uniform(0.15, 0.35)
+            band = [(-2 * max(h, w), -bw / 2), (2 * max(h, w), -bw / 2), (2 * max(h, w), bw / 2), (-2 * max(h, w), bw / 2)]
+            a = cv.shape([(_rot(band, rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, np.pi)), (215, 25, 30))])
+            cv.image += rng.normal(0, 6, size=(h, w, 1)).astype(np.float32) * a[..., None]
+            bg = cv.result()
+        img, mask = make_composite(bg, rng, with_symbol=True, n_distractors=(1, 3))
+        kinds = ["mark"]
+        if rng.random() < 1 / 3:
+            img, m2 = make_composite(img, rng, with_symbol=True, n_distractors=(0, 0))
+            mask |= m2
+            kinds.append("mark")
+        out.append({"id": f"{seed}-{i:03d}", "image": img, "mask": mask, "kinds": kinds})
+    return out
+
+
+def train_cmd(args: argparse.Namespace) -> None:
+    data = CACHE / "data"
+    t = time.monotonic()
+    synthesize(data, args.n, args.seed, args.side)
+    print(f"data: {data} ({args.n} images, {time.monotonic() - t:.0f} s)", flush=True)
+    card = CACHE / args.arch / "model.json"
+    cmd = [sys.executable, "-m", "veil.cli", "train", str(data), "--arch", args.arch, "--out", str(card),
+           "--input-size", str(args.input_size), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
+           "--lr", str(args.lr), "--seed", str(args.seed), "--patience", str(args.epochs), "--no-progress"]
+    print("$ " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, env={**__import__("os").environ, "PYTHONPATH": str(ROOT / "src")})
+
+
+# -- evaluation -----------------------------------------------------------------------------------
+def evaluate(clf: Any, items: list[dict[str, Any]], extent: str, segmentation: str,
+             extent_options: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from veil.pipeline import SafeguardConfig, Safeguarder
+
+    cfg = SafeguardConfig(models=(clf,), segmentation=segmentation, extent=extent, rationale=None,
+                          extent_options=dict(extent_options or {}))
+    sg = Safeguarder(cfg, classifiers=[clf])
+    per: list[dict[str, Any]] = []
+    for it in items:
+        t = time.perf_counter()
+        res = sg.run(it["image"])
+        secs = time.perf_counter() - t
+        if not res.unsafe:
+            continue
+        row: dict[str, Any] = {"id": it["id"], "kinds": it["kinds"], "side": max(it["image"].shape[:2]),
+                               "seconds": secs, "found": res.counterfactual_found,
+                               "verified": bool(res.models_after) and not any(m.unsafe for m in res.models_after),
+                               "fail_closed": res.fail_closed, "depth": res.depth,
+                               "area": res.obfuscated_fraction, "gt": float(it["mask"].mean())}
+        if res.counterfactual_found:
+            m = mask_scores(res.mask, it["mask"])
+            row.update(recall=m.recall, precision=m.precision, ratio=float(res.mask.sum() / max(it["mask"].sum(), 1)),
+                       reasons=[r.reason for r in res.regions])
+        per.append(row)
+    return summarize(per), per
+
+
+def summarize(per: list[dict[str, Any]]) -> dict[str, Any]:
+    found = [r for r in per if r["found"]]
+
+    def mean(xs: list[float]) -> float:
+        return float(np.mean(xs)) if xs else float("nan")
+
+    rec = [r["recall"] for r in found]
+    ratio = [r["ratio"] for r in found]
+    return {
+        "n_flagged": len(per), "cf": mean([float(r["found"]) for r in per]),
+        "verified": mean([float(r["found"] and r["verified"]) for r in per]),
+        "depth": mean([float(r["depth"]) for r in found]), "obfuscated": mean([r["area"] for r in found]),
+        "ratio_mean": mean(ratio), "ratio_median": float(np.median(ratio)) if ratio else float("nan"),
+        "recall": mean(rec), "recall_50": mean([float(x >= 0.5) for x in rec]),
+        "recall_90": mean([float(x >= 0.9) for x in rec]), "precision": mean([r["precision"] for r in found]),
+        "seconds": mean([r["seconds"] for r in per]),
+    }
+
+
+HEADER = ("| model | extent | segmentation | flagged | CF % | verified % | depth | obfuscated % | area/GT mean | "
+          "area/GT median | recall mean | recall ≥ 0.5 | recall ≥ 0.9 | precision | s/img |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def table_row(model: str, extent: str, seg: str, m: dict[str, Any]) -> str:
+    return (f"| {model} | {extent} | {seg} | {m['n_flagged']} | {100 * m['cf']:.1f} | {100 * m['verified']:.1f} | "
+            f"{m['depth']:.2f} | {100 * m['obfuscated']:.1f} | {m['ratio_mean']:.2f} | {m['ratio_median']:.2f} | "
+            f"{m['recall']:.2f} | {100 * m['recall_50']:.0f} % | {100 * m['recall_90']:.0f} % | "
+            f"{m['precision']:.2f} | {m['seconds']:.2f} |")
+
+
+def plot_recall(runs: dict[str, list[float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    bins = np.linspace(0, 1, 21)
+    for name, rec in runs.items():
+        if rec:
+            ax.hist(rec, bins=bins, histtype="step", linewidth=1.8, label=f"{name} (n={len(rec)})")
+    ax.axvline(0.5, color="#999", ls=":")
+    ax.axvline(0.9, color="#999", ls=":")
+    ax.set_xlabel("ground-truth recall of the hidden area")
+    ax.set_ylabel("images")
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def worst_cases(clf: Any, items: list[dict[str, Any]], per: dict[str, list[dict[str, Any]]], path: Path,
+                segmentation: str, k: int = 3) -> None:
+    """Delivered images of the ``k`` lowest-recall and ``k`` highest-area images per extent, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from veil.pipeline import SafeguardConfig, Safeguarder
+
+    by_id = {it["id"]: it for it in items}
+    rows = []
+    for extent, rs in per.items():
+        found = [r for r in rs if r["found"]]
+        low = sorted(found, key=lambda r: r["recall"])[:k]
+        big = sorted(found, key=lambda r: -r["ratio"])[:k]
+        for r, why in [(r, f"recall {r['recall']:.2f}") for r in low] + [(r, f"area/GT {r['ratio']:.1f}") for r in big]:
+            rows.append((extent, r["id"], why))
+    fig, axes = plt.subplots(len(per), 2 * k, figsize=(2.3 * 2 * k, 2.4 * len(per)), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, extent in enumerate(per):
+        sg = Safeguarder(SafeguardConfig(models=(clf,), segmentation=segmentation, extent=extent, rationale=None),
+                         classifiers=[clf])
+        for j, (_, rid, why) in enumerate([r for r in rows if r[0] == extent]):
+            it = by_id[rid]
+            res = sg.run(it["image"])
+            shown = res.image.copy()
+            from scipy.ndimage import binary_dilation
+
+            edge = binary_dilation(it["mask"], iterations=max(1, max(shown.shape[:2]) // 200)) & ~it["mask"]
+            shown[edge] = (0, 255, 0)
+            axes[i][j].imshow(shown)
+            axes[i][j].set_title(f"{extent}: {why}", fontsize=7)
+    fig.suptitle("delivered images (green: ground-truth outline)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run_cmd(args: argparse.Namespace) -> None:
+    import torch
+
+    from veil.classify import load_classifier
+
+    torch.set_num_threads(args.threads)
+    out: dict[str, Any] = {"command": "python " + " ".join(sys.argv), "machine": platform.platform(), "rows": []}
+    make = mark_set if args.data == "mark" else benchmark_set
+    items = [it for s in args.seeds for it in make(s, args.n)]
+    opts = json.loads(args.extent_options) if args.extent_options else {}
+    print(f"{len(items)} unsafe images ({args.data} data, seeds {args.seeds}, longer sides 256/512/1024/2000)\n",
+          flush=True)
+    print(HEADER)
+    recalls: dict[str, list[float]] = {}
+    per_all: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for arch in args.archs:
+        clf = load_classifier(arch if arch.endswith(".json") else str(CACHE / arch / "model.json"))
+        name = Path(arch).parent.name if arch.endswith(".json") else arch
+        for seg in args.segmentations:
+            for extent in args.extents:
+                m, per = evaluate(clf, items, extent, seg, opts if extent != "minimal" else None)
+                out["rows"].append({"model": arch, "extent": extent, "segmentation": seg, **m, "per_image": per})
+                print(table_row(name, extent, seg, m), flush=True)
+                recalls[f"{name} / {extent} / {seg}"] = [r["recall"] for r in per if r["found"]]
+                per_all.setdefault(f"{arch}/{seg}", {})[extent] = per
+        if args.json:
+            args.json.write_text(json.dumps(out, indent=1, default=float))
+        if args.plot:
+            plot_recall(recalls, args.plot)
+        if args.worst:
+            worst_cases(clf, items, per_all[f"{arch}/{args.segmentations[0]}"],
+                        args.worst.with_name(f"{args.worst.stem}-{name}{args.worst.suffix}"), args.segmentations[0])
+    print(f"\ncommand: python {' '.join(sys.argv)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="synthesize the training set and train one classifier with `veil train`")
+    t.add_argument("--arch", default="mobilenet_v3_small")
+    t.add_argument("--n", type=int, default=3000)
+    t.add_argument("--side", type=int, default=192)
+    t.add_argument("--input-size", type=int, default=128)
+    t.add_argument("--epochs", type=int, default=6)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--seed", type=int, default=0)
+    r = sub.add_parser("run", help="run the benchmark")
+    r.add_argument("--archs", nargs="+", default=["mobilenet_v3_small", "resnet18"],
+                   help="architectures trained by `train` (or model card paths)")
+    r.add_argument("--data", choices=["objects", "mark"], default="objects",
+                   help="objects: bombs and blades (for the `train` models); mark: the Veil demo mark "
+                        "(for examples/demo-model)")
+    r.add_argument("--extents", nargs="+", default=["minimal", "object"])
+    r.add_argument("--segmentations", nargs="+", default=["bass"])
+    r.add_argument("--seeds", type=int, nargs="+", default=[2024])
+    r.add_argument("--n", type=int, default=60, help="images per seed")
+    r.add_argument("--extent-options", default="", help="JSON options for the non-minimal extents (tuning)")
+    r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--json", type=Path)
+    r.add_argument("--plot", type=Path)
+    r.add_argument("--worst", type=Path, help="PNG of the worst cases (one per model)")
+    args = ap.parse_args(argv)
+    train_cmd(args) if args.cmd == "train" else run_cmd(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,308 @@
+"""Extents: known answers for a two-part object and a thin object, and the contracts of every entry."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.conftest import planted
+from veil import SafeguardConfig, Safeguarder
+from veil.counterfactual import EXTENTS, extend, stylize
+from veil.counterfactual.extent import light_views, logit, minimal, object_extent
+from veil.errors import InvalidParameterError, UnknownNameError
+
+SPARK = np.array([255, 220, 0], np.float32)
+BODY = np.array([30, 30, 40], np.float32)
+
+
+def bomb(size: int = 96) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A smooth background with a dark disc (the body) and a small yellow square touching it (the spark)."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    img = np.stack([90 + 60 * xx / size, 140 - 40 * yy / size, 120 + 0 * xx], axis=-1)
+    body = (yy - 56) ** 2 + (xx - 48) ** 2 <= 18**2
+    spark = np.zeros((size, size), bool)
+    spark[33:40, 45:52] = True  # overlaps the top of the body
+    img[body] = BODY
+    img[spark] = SPARK
+    return img.astype(np.uint8), body, spark
+
+
+class PartModel:
+    """A tiny linear model on colour evidence that keys on the spark: logit = 12·spark + 3·body − 6.
+
+    ``spark`` and ``body`` are the visible shares (pixels near each colour over the counts in
+    the clean image), so hiding the spark alone flips it (logit −3) while the body, a quarter
+    of the evidence, is what a person still sees.
+    """
+
+    name = "parts"
+    labels = ("safe", "unsafe")
+    unsafe_labels = ("unsafe",)
+    threshold = 0.5
+    config: dict[str, Any] = {}
+
+    def __init__(self) -> None:
+        img, body, spark = bomb()
+        self.ref = (float(spark.sum()), float(body.sum()))
+
+    def logits(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        out = []
+        for im in images:
+            f = np.asarray(im, np.float32)
+            near = [np.linalg.norm(f - c, axis=-1) < 40 for c in (SPARK, BODY)]
+            s = min(1.0, near[0].sum() / self.ref[0] * 96 * 96 / near[0].size)
+            b = min(1.0, near[1].sum() / self.ref[1] * 96 * 96 / near[1].size)
+            out.append(12 * s + 3 * b - 6)
+        return np.array(out)
+
+    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        p = 1 / (1 + np.exp(-self.logits(images)))
+        return np.stack([1 - p, p], axis=1)
+
+    def unsafe_score(self, proba: np.ndarray) -> np.ndarray:
+        return np.asarray(proba)[:, 1]
+
+
+def bomb_labels(body: np.ndarray, spark: np.ndarray) -> np.ndarray:
+    """Background quadrants 0–3, the body 4, the spark 5."""
+    size = body.shape[0]
+    yy, xx = np.mgrid[0:size, 0:size]
+    labels = (yy >= size // 2) * 2 + (xx >= size // 2)
+    labels[body] = 4
+    labels[spark] = 5
+    return labels.astype(np.int32)
+
+
+def scorer(model: PartModel):
+    return lambda imgs: model.unsafe_score(model.predict_proba(imgs))[:, None]
+
+
+def test_two_part_object_minimal_hides_the_part_object_hides_both():
+    model = PartModel()
+    img, body, spark = bomb()
+    labels = bomb_labels(body, spark)
+    styled = stylize(img, "fill")
+    before = img.copy()
+    mini = extend(img, styled, labels, (5,), scorer(model), [0.5], "minimal")
+    assert mini.selected == (5,) and mini.reasons == ("counterfactual",)
+    full = extend(img, styled, labels, (5,), scorer(model), [0.5], "object")
+    assert full.selected == (5, 4)
+    assert full.reasons == ("counterfactual", "closure")
+    assert full.n_evaluated > 0
+    np.testing.assert_array_equal(img, before)  # input untouched
+    # the delivered image is safe with the margin
+    hidden = np.isin(full.labels, full.selected)
+    delivered = np.where(hidden[..., None], styled, img)
+    assert model.logits([delivered])[0] <= -1.0
+
+
+def test_two_part_object_end_to_end():
+    model = PartModel()
+    img, body, spark = bomb()
+    truth = body | spark
+    out = {}
+    for extent in ("minimal", "object"):
+        # fill: a blurred dark disc is still dark to this colour model
+        cfg = SafeguardConfig(models=(model,), attribution="occlusion", segmentation="felzenszwalb",
+                              segmentation_options={"min_size": 20, "scale": 100}, style="fill",
+                              extent=extent, rationale=None)
+        res = Safeguarder(cfg, classifiers=[model]).run(img)
+        assert res.counterfactual_found and not res.fail_closed
+        assert all(m.unsafe_score <= m.threshold for m in res.models_after)
+        assert res.settings["extent"] == extent
+        assert res.regions[0].reason in ("counterfactual", "split")
+        out[extent] = (res.mask & truth).sum() / truth.sum()
+    assert out["minimal"] < 0.3  # the part only
+    assert out["object"] >= 0.9  # the whole object
+
+
+def thin_object(size: int = 128) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A 3-px vertical bar across a broad band of (almost) its own colour, merged with it."""
+    rng = np.random.default_rng(0)
+    img = rng.uniform(40, 220, size=(size, size, 3))  # textured background
+    band = np.zeros((size, size), bool)
+    band[40:88] = True
+    bar = np.zeros((size, size), bool)
+    bar[10:118, 60:63] = True
+    img[band] = (150, 150, 150) + rng.normal(0, 3, size=(int(band.sum()), 3))
+    img[bar] = (156, 156, 150)
+    cell = 16
+    yy, xx = np.mgrid[0:size, 0:size]
+    grid = (yy // cell) * (size // cell) + xx // cell
+    segments = np.where(bar, grid + (size // cell) ** 2, grid).astype(np.int32)  # superpixels follow the bar
+    merged = np.where(band | bar, 1, 0).astype(np.int32)  # the colour merge joined bar and band
+    return img.astype(np.uint8), bar, band, merged, segments
+
+
+def test_thin_object_over_its_own_colour_stays_within_a_bound():
+    img, bar, band, merged, segments = thin_object()
+
+    def score(imgs: list[np.ndarray]) -> np.ndarray:
+        # keys on the bar: the share of its pixels left as they were
+        vis = [float(np.mean(np.all(np.abs(im[bar].astype(int) - img[bar].astype(int)) < 3, axis=-1)))
+               for im in imgs]
+        return (1 / (1 + np.exp(-(10 * np.array(vis) - 5))))[:, None]
+
+    from scipy.ndimage import gaussian_filter
+
+    attribution = gaussian_filter(bar.astype(np.float32), 3)
+    attribution /= attribution.max()
+    styled = stylize(img, "fill")
+    mini = extend(img, styled, merged, (1,), score, [0.5], "minimal")
+    assert np.isin(mini.labels, mini.selected).sum() > 10 * bar.sum()  # the band came along
+    full = extend(img, styled, merged, (1,), score, [0.5], "object", attribution=attribution, segments=segments)
+    hidden = np.isin(full.labels, full.selected)
+    assert hidden[bar].mean() >= 0.9
+    assert hidden.sum() <= 2.0 * bar.sum()
+    assert "split" in full.reasons
+
+
+@pytest.fixture
+def planted_image() -> tuple[np.ndarray, np.ndarray]:
+    return planted(np.random.default_rng(101), 96)
+
+
+@pytest.mark.parametrize("extent", EXTENTS.names())
+def test_every_extent_delivers_a_verified_safe_image(planted_classifier, planted_image, extent):
+    img, truth = planted_image
+    cfg = SafeguardConfig(models=(planted_classifier,), attribution="gradcam", segmentation="slic",
+                          segmentation_options={"n_segments": 64}, extent=extent, rationale=None)
+    res = Safeguarder(cfg, classifiers=[planted_classifier]).run(img)
+    assert res.unsafe and res.counterfactual_found and not res.fail_closed
+    assert all(m.unsafe_score <= m.threshold for m in res.models_after)
+    # what was re-classified is what is delivered: untouched outside the mask
+    np.testing.assert_array_equal(res.image[~res.mask], img[~res.mask])
+    assert res.depth == len(res.regions) >= 1
+    assert {r.reason for r in res.regions} <= {"counterfactual", "split", "margin", "closure"}
+    got = np.zeros_like(res.mask)
+    for r in res.regions:
+        got |= res.segments == r.id
+    np.testing.assert_array_equal(got, res.mask)
+
+
+@pytest.mark.parametrize("extent", EXTENTS.names())
+def test_every_extent_fails_closed_when_the_delivered_image_is_unsafe(planted_classifier, planted_image,
+                                                                       extent, monkeypatch):
+    img, _ = planted_image
+    sg = Safeguarder(SafeguardConfig(models=(planted_classifier,), attribution="gradcam", segmentation="slic",
+                                     segmentation_options={"n_segments": 64}, extent=extent, rationale=None),
+                     classifiers=[planted_classifier])
+    real = Safeguarder.classify
+    calls = {"n": 0}
+
+    def classify(self, images, *, detect=True):  # the second verdict (the delivered image) says unsafe
+        calls["n"] += 1
+        out = real(self, images, detect=detect)
+        if calls["n"] == 2:
+            for mo in out[0]:
+                mo.unsafe = True
+        return out
+
+    monkeypatch.setattr(Safeguarder, "classify", classify)
+    res = sg.run(img)
+    assert res.fail_closed and res.mask.all() and np.ptp(res.image) == 0
+
+
+@pytest.mark.parametrize("extent", EXTENTS.names())
+def test_every_extent_fails_closed_when_scoring_breaks(planted_classifier, planted_image, extent, monkeypatch):
+    img, _ = planted_image
+    sg = Safeguarder(SafeguardConfig(models=(planted_classifier,), attribution="gradcam", segmentation="slic",
+                                     segmentation_options={"n_segments": 64}, extent=extent, rationale=None),
+                     classifiers=[planted_classifier])
+    real = Safeguarder.unsafe_scores
+    search_done = {"flag": False}
+
+    def scores(self, images):
+        if search_done["flag"]:
+            raise RuntimeError("model crashed")
+        out = real(self, images)
+        search_done["flag"] = bool((out <= self.thresholds).all(axis=1).any())
+        return out
+
+    monkeypatch.setattr(Safeguarder, "unsafe_scores", scores)
+    res = sg.run(img)
+    if extent == "minimal":  # classifies nothing after the search
+        assert res.counterfactual_found and not res.fail_closed
+    else:
+        assert res.fail_closed and res.mask.all() and "model crashed" in (res.error or "")
+
+
+def test_extent_options_are_validated():
+    img, body, spark = bomb()
+    labels = bomb_labels(body, spark)
+    styled = stylize(img, "fill")
+    with pytest.raises(InvalidParameterError, match="margin"):
+        object_extent(img, styled, labels, (5,), scorer(PartModel()), np.array([0.5]), margin=-1)
+    with pytest.raises(InvalidParameterError, match="max_fraction"):
+        object_extent(img, styled, labels, (5,), scorer(PartModel()), np.array([0.5]), max_fraction=2)
+    with pytest.raises(InvalidParameterError, match="selected region ids"):
+        minimal(img, styled, labels, (9,), scorer(PartModel()), np.array([0.5]))
+    with pytest.raises(InvalidParameterError, match="labels"):
+        minimal(img, styled, labels[:5], (1,), scorer(PartModel()), np.array([0.5]))
+    with pytest.raises(UnknownNameError, match="valid names: minimal, object"):
+        SafeguardConfig(extent="largest")
+
+
+def test_helpers():
+    assert float(logit(0.5)) == 0.0
+    assert np.isfinite(logit(np.array([0.0, 1.0]))).all()
+    views = light_views(np.arange(20 * 30 * 3, dtype=np.uint8).reshape(20, 30, 3))
+    assert len(views) == 5 and all(v.shape == (20, 30, 3) for v in views)
+    np.testing.assert_array_equal(views[1], views[0][:, ::-1])
+
+
+@pytest.mark.parametrize("extent", EXTENTS.names())
+def test_scan_records_the_extent_and_why_each_region_is_hidden(planted_classifier, monkeypatch, tmp_path, extent):
+    import json
+
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from veil.classify import CLASSIFIERS
+    from veil.cli import app
+
+    monkeypatch.setitem(CLASSIFIERS._items, "planted", lambda **kw: planted_classifier)
+    img, _ = planted(np.random.default_rng(101), 96)
+    Image.fromarray(img).save(tmp_path / "unsafe.png")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["scan", str(tmp_path / "unsafe.png"), "--out", str(out), "--model", "planted",
+                                   "--segmentation", "slic", "-p", "segmentation.n_segments=64",
+                                   "--extent", extent])
+    assert res.exit_code == 0, res.output
+    rec = json.loads((out / "results.jsonl").read_text().splitlines()[0])
+    assert rec["extent"] == extent and rec["counterfactual_found"]
+    assert len(rec["regions"]) == rec["depth"] >= 1
+    assert all(r["reason"] in ("counterfactual", "split", "margin", "closure") for r in rec["regions"])
+    if extent == "minimal":
+        assert {r["reason"] for r in rec["regions"]} == {"counterfactual"}
+    html = (out / "report.html").read_text()
+    assert f"Extent: <b>{extent}</b>" in html and "hidden regions by reason" in html
+
+
+def test_unknown_extent_is_a_clear_cli_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from veil.cli import app
+
+    res = CliRunner().invoke(app, ["scan", str(tmp_path), "--out", str(tmp_path / "o"), "--extent", "largest"])
+    assert res.exit_code == 2 and "valid names: minimal, object" in res.output
+
+
+def test_object_extent_recovers_what_the_minimal_counterfactual_leaves(planted_classifier):
+    # coarse watershed regions: the search stops once most of the patch is hidden; closure takes
+    # the touching regions that still carry evidence
+    recalls: dict[str, list[float]] = {"minimal": [], "object": []}
+    for extent in recalls:
+        sg = Safeguarder(SafeguardConfig(models=(planted_classifier,), attribution="gradcam",
+                                         segmentation="watershed", extent=extent, rationale=None),
+                         classifiers=[planted_classifier])
+        for i in range(4):
+            img, truth = planted(np.random.default_rng(100 + i), 96)
+            res = sg.run(img)
+            assert res.counterfactual_found
+            recalls[extent].append(float((res.mask & truth).sum() / truth.sum()))
+    assert all(o >= m - 1e-9 for o, m in zip(recalls["object"], recalls["minimal"], strict=True))
+    assert np.mean(recalls["object"]) > np.mean(recalls["minimal"])
