@@ -100,7 +100,9 @@ def test_pipeline_end_to_end_with_a_lowered_threshold(clf: OnnxGradientClassifie
 
     img = data.immunohistochemistry()
     score = float(clf.unsafe_score(clf.predict_proba([img]))[0])
-    cfg = SafeguardConfig(models=(clf,), threshold=0.8 * score, segmentation="slic", rationale=None)
+    # extent="minimal": the count below is the search's own (the object extent adds its checks)
+    cfg = SafeguardConfig(models=(clf,), threshold=0.8 * score, segmentation="slic", rationale=None,
+                          extent="minimal")
     res = Safeguarder(cfg, classifiers=[clf]).run(img)
     assert res.unsafe and res.settings["attribution_used"] == ["opennsfw:fullgrad"]
     assert res.counterfactual_found and not res.fail_closed
