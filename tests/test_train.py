@@ -94,7 +94,8 @@ def test_card_records_speed_and_recipe(trained):
         assert h["seconds"] > 0 and h["train_seconds"] > 0 and h["images_per_second"] > 0
         assert h["train_seconds"] <= h["seconds"]
         # 32 training images (batch 8, none dropped) in train_seconds
-        assert h["images_per_second"] == pytest.approx(32 / h["train_seconds"], rel=0.02)
+        # train_seconds is rounded to 10 ms, which bounds how far the product may stray from 32
+        assert abs(h["images_per_second"] * h["train_seconds"] - 32) <= 0.005 * h["images_per_second"] + 0.1
     assert tr["seconds_per_epoch"] == pytest.approx(np.mean([h["seconds"] for h in tr["history"]]), abs=0.01)
     assert tr["images_per_second"] > 0
     assert tr["augment"] == "flip" and tr["augmentation"] == AUGMENTATIONS["flip"]

@@ -997,7 +997,7 @@ def train(
     chance = max(Counter(val_labels).values()) / len(val_labels) if val_labels else 1.0 / len(labels)
     # only a finished run is judged: one cut short by max_steps is not over yet
     warns = (training_warnings(state["history"], chance=chance, finished_by_epochs=stop_reason == "reached epochs")
-             if state["finished"] else [])
+             if state["finished"] and not str(stop_reason).startswith("max_steps") else [])
     for w in warns:
         warnings.warn(w, TrainingWarning, stacklevel=2)
     card: dict[str, Any] = {
