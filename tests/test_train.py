@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,20 @@ import torch
 
 from tests.conftest import torch_threads
 from veil.errors import InvalidParameterError, ModelLoadError, VeilError
-from veil.train import Item, default_unsafe_labels, evaluate, load_items, split_items, train
+from veil.train import (
+    AUGMENTATIONS,
+    Item,
+    TrainingWarning,
+    _ImageDataset,
+    _one_cycle_lr,
+    default_unsafe_labels,
+    evaluate,
+    find_lr,
+    load_items,
+    split_items,
+    train,
+    training_warnings,
+)
 
 ARCH = "test_resnet"  # timm's ~0.4 M-parameter test network
 FAST = dict(arch=ARCH, input_size=32, batch_size=8, lr=3e-3, progress=False, seed=0)
@@ -70,6 +84,23 @@ def test_training_writes_a_complete_card(trained):
         m = card["metrics"][s]
         assert {"accuracy", "precision", "recall", "f1", "n"} <= set(m)
     assert card["training"]["epochs_completed"] == 4
+
+
+def test_card_records_speed_and_recipe(trained):
+    """Images per second and seconds per epoch are in every history entry and summarised in the card."""
+    _, card = trained
+    tr = card["training"]
+    for h in tr["history"]:
+        assert h["seconds"] > 0 and h["train_seconds"] > 0 and h["images_per_second"] > 0
+        assert h["train_seconds"] <= h["seconds"]
+        # 32 training images (batch 8, none dropped) in train_seconds
+        # train_seconds is rounded to 10 ms, which bounds how far the product may stray from 32
+        assert abs(h["images_per_second"] * h["train_seconds"] - 32) <= 0.005 * h["images_per_second"] + 0.1
+    assert tr["seconds_per_epoch"] == pytest.approx(np.mean([h["seconds"] for h in tr["history"]]), abs=0.01)
+    assert tr["images_per_second"] > 0
+    assert tr["augment"] == "flip" and tr["augmentation"] == AUGMENTATIONS["flip"]
+    assert tr["warmup"] == 0.3 and tr["cached_in_memory"] is True
+    assert isinstance(tr["warnings"], list)
 
 
 def test_loss_falls(trained):
@@ -328,3 +359,150 @@ def test_card_in_veil_scan_reproduces_recorded_test_accuracy(trained, folder, tm
     unsafe_labels = set(card["unsafe_labels"])
     correct = [r["unsafe"] == (truth[r["path"]] in unsafe_labels) for r in records]
     assert np.mean(correct) == pytest.approx(card["metrics"]["test"]["accuracy"])
+
+
+# ---------------------------------------------------------------------------------------------
+# defaults that let small objects be learnt (issue #17)
+# ---------------------------------------------------------------------------------------------
+def test_default_recipe():
+    import inspect
+
+    params = inspect.signature(train).parameters
+    assert params["batch_size"].default == 64 and params["augment"].default == "flip"
+    assert params["warmup"].default == 0.3 and params["lr"].default is None
+
+
+def test_one_cycle_lr_warms_up_then_anneals():
+    total, warm, peak = 100, 30, 2e-3
+    lrs = [_one_cycle_lr(s, total, warm, peak) for s in range(total)]
+    assert lrs[0] == pytest.approx(peak / 25)
+    assert max(lrs) == pytest.approx(peak) and int(np.argmax(lrs)) == warm
+    assert all(a < b for a, b in zip(lrs[:warm], lrs[1 : warm + 1], strict=True))  # rises
+    assert all(a >= b for a, b in zip(lrs[warm:], lrs[warm + 1 :], strict=False))  # then falls
+    assert _one_cycle_lr(total, total, warm, peak) == pytest.approx(peak / 100)
+    assert _one_cycle_lr(0, total, 0, peak) == pytest.approx(peak)  # no warm-up: starts at the peak
+
+
+def _corner_object_image() -> np.ndarray:
+    img = np.full((48, 64, 3), 90, np.uint8)
+    img[2:8, 2:8] = (250, 10, 10)  # a small object (1 % of the image) in a corner
+    return img
+
+
+def test_default_augmentation_keeps_a_small_corner_object(tmp_path):
+    """'flip' never crops: every draw still shows the whole object; 'crop' cuts some draws."""
+    from PIL import Image
+
+    (tmp_path / "unsafe").mkdir()
+    Image.fromarray(_corner_object_image()).save(tmp_path / "unsafe" / "a.png")
+    items = [Item("unsafe/a.png", "unsafe")]
+    torch.manual_seed(0)
+    mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    flip = _ImageDataset(tmp_path, items, {"unsafe": 0}, 32, mean, std, "flip")
+    crop = _ImageDataset(tmp_path, items, {"unsafe": 0}, 32, mean, std, "crop")
+    plain = _ImageDataset(tmp_path, items, {"unsafe": 0}, 32, mean, std, "none")[0][0]
+
+    def red_pixels(t: torch.Tensor) -> int:
+        return int(((t[0] > 0.8) & (t[1] < 0.2)).sum())
+
+    full = red_pixels(plain)
+    assert full > 0
+    flips = [flip[0][0] for _ in range(40)]
+    assert all(torch.equal(t, plain) or torch.equal(t, plain.flip(-1)) for t in flips)
+    assert any(torch.equal(t, plain.flip(-1)) for t in flips)
+    assert min(red_pixels(crop[0][0]) for _ in range(40)) < full  # the old default loses pixels
+
+
+def test_cached_images_match_decoded_ones(folder):
+    _, items = load_items(folder)
+    items = items[:6]
+    args = (folder, items, {"safe": 0, "unsafe": 1}, 24, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), "none")
+    cached, decoded = _ImageDataset(*args, cache=True), _ImageDataset(*args, cache=False)
+    assert cached.cached is not None and cached.cached.dtype == torch.uint8
+    for i in range(len(items)):
+        torch.testing.assert_close(cached[i][0], decoded[i][0], atol=0.5 / 255 / 0.25 + 1e-6, rtol=0)
+        assert cached[i][1] == decoded[i][1]
+
+
+def test_training_warnings():
+    rising = [{"val_accuracy": a} for a in (0.5, 0.52, 0.58, 0.62, 0.66, 0.69, 0.71)]
+    (msg,) = training_warnings(rising, chance=0.5)
+    assert "rose from 0.58 to 0.71 in the last 4 epochs" in msg and "--epochs 14" in msg
+    assert training_warnings(rising, chance=0.5, finished_by_epochs=False) == []  # early-stopped: not rising
+    plateau = [{"val_accuracy": a} for a in (0.6, 0.9, 0.95, 0.96, 0.96, 0.96)]
+    assert training_warnings(plateau, chance=0.5) == []
+    (msg,) = training_warnings([{"val_accuracy": a} for a in (0.5, 0.53, 0.52)], chance=0.5)
+    assert "near chance (best 0.53" in msg and "--find-lr" in msg
+    # chance is the majority share: 0.8 accuracy on 80/20 data is chance too
+    assert "near chance" in training_warnings([{"val_accuracy": 0.8}], chance=0.8)[0]
+    assert training_warnings([], chance=0.5) == []
+
+
+def test_run_near_chance_warns_and_records_it(folder, tmp_path):
+    with pytest.warns(TrainingWarning, match="near chance"):
+        card = train(folder, out=tmp_path / "m.json", epochs=1, patience=None, **{**FAST, "lr": 1e-9})
+    assert "near chance" in card["training"]["warnings"][0]
+
+
+def test_patience_does_not_count_warm_up_epochs(folder, tmp_path):
+    """With patience 1 and (almost) no learning, a run still outlasts its warm-up before stopping."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TrainingWarning)  # near chance, as intended here
+        card = train(folder, out=tmp_path / "m.json", epochs=5, patience=1, warmup=0.5, bn_batches=0,
+                     **{**FAST, "lr": 1e-9})
+    # 4 steps per epoch, 20 steps, warm-up 10: epochs 1-2 end inside it and are never "bad"
+    assert card["training"]["epochs_completed"] >= 3
+
+
+def test_bad_recipe_options(folder, tmp_path):
+    with pytest.raises(InvalidParameterError, match=r"augment must be one of \['crop', 'flip', 'none'\]"):
+        train(folder, out=tmp_path / "m.json", augment="mixup", **FAST)
+    with pytest.raises(InvalidParameterError, match="warmup"):
+        train(folder, out=tmp_path / "m.json", warmup=1.0, **FAST)
+    with pytest.raises(InvalidParameterError, match="cache_mb"):
+        train(folder, out=tmp_path / "m.json", cache_mb=-1, **FAST)
+
+
+# ---------------------------------------------------------------------------------------------
+def test_find_lr(folder, tmp_path):
+    res = find_lr(folder, arch=ARCH, input_size=32, batch_size=8, num_steps=12, start_lr=1e-5, end_lr=1.0,
+                  progress=False, plot=tmp_path / "lr.png")
+    lrs = res["lrs"]
+    assert lrs[0] == pytest.approx(1e-5) and all(a < b for a, b in zip(lrs, lrs[1:], strict=False))
+    assert len(res["losses"]) == len(res["smoothed"]) == len(lrs)
+    if not res["stopped_early"]:
+        assert len(lrs) == 12 and lrs[-1] == pytest.approx(1.0)
+    i_min = int(np.argmin(res["smoothed"]))
+    assert res["min_loss_lr"] == pytest.approx(lrs[i_min])
+    assert res["suggested_lr"] == pytest.approx(lrs[i_min] / 10, rel=0.05)
+    assert (tmp_path / "lr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(InvalidParameterError, match="start_lr"):
+        find_lr(folder, arch=ARCH, start_lr=1.0, end_lr=0.1, progress=False)
+
+
+def test_find_lr_stops_when_the_loss_diverges(folder):
+    res = find_lr(folder, arch=ARCH, input_size=32, batch_size=8, num_steps=40, start_lr=1e-3, end_lr=1e4,
+                  progress=False)
+    assert res["stopped_early"] and len(res["lrs"]) < 40
+    assert res["suggested_lr"] < 1e4 / 10
+
+
+def test_cli_find_lr(folder, tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from veil.cli_train import register
+
+    app = typer.Typer()
+    register(app)
+
+    @app.command("noop")
+    def noop() -> None:  # pragma: no cover
+        pass
+
+    res = CliRunner().invoke(app, ["train", str(folder), "--arch", ARCH, "--input-size", "32", "--batch-size",
+                                   "8", "--find-lr", "--find-lr-steps", "8", "--no-progress",
+                                   "--out", str(tmp_path / "never.json")])
+    assert res.exit_code == 0, res.output
+    assert "suggested --lr" in res.output and "smoothed loss" in res.output
+    assert not (tmp_path / "never.json").exists()  # a range test trains no card

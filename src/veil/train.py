@@ -20,6 +20,14 @@ Preprocessing at train and test time is exactly that of
 :class:`veil.classify.torch.TorchClassifier` (whole image squashed to
 ``input_size``², antialiased bilinear, normalized), so the recorded metrics are
 the metrics of the loaded card.
+
+The default recipe is meant to learn small unsafe objects in large photos from
+scratch without tuning (issue #17, ``bench/train.py``): batch 64, AdamW with a
+one-cycle schedule peaking at 2e-3, horizontal flips as the only augmentation
+(no crop that could cut the object out of the frame), training images decoded
+once and held in memory, BatchNorm statistics recomputed before each
+validation. :func:`find_lr` is a learning-rate range test, and a finished run
+warns (:class:`TrainingWarning`) when it ends near chance or still improving.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import math
 import os
 import re
 import time
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,7 +51,8 @@ import numpy as np
 from veil.errors import InvalidImageError, InvalidParameterError, ModelLoadError
 from veil.image import IMAGE_EXTENSIONS, iter_image_files, load_image
 
-__all__ = ["train", "evaluate", "load_items", "default_unsafe_labels", "split_items"]
+__all__ = ["train", "evaluate", "find_lr", "load_items", "default_unsafe_labels", "split_items",
+           "training_warnings", "TrainingWarning", "AUGMENTATIONS"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -274,17 +284,30 @@ def _check_files(root: Path, items: Sequence[Item]) -> None:
 # ---------------------------------------------------------------------------------------------
 # torch pieces (imported lazily so that `import veil.train` stays cheap)
 # ---------------------------------------------------------------------------------------------
+#: ``augment`` choices of :func:`train` and what each does to a training image (after the squash).
+AUGMENTATIONS = {
+    "none": "squash to input_size",
+    "flip": "squash to input_size, horizontal flip",
+    "crop": "squash to input_size, RandomResizedCrop(scale 0.7-1, ratio 3/4-4/3), horizontal flip, "
+            "ColorJitter(0.2, 0.2, 0.2, hue 0.02)",
+}
+
+
 class _ImageDataset:
     """Map-style dataset (module level so that DataLoader workers can pickle it).
 
     Each image is squashed to ``input_size``² exactly as :class:`TorchClassifier`
-    does, then (when ``augment``) mildly augmented: a crop keeping at least 70 %
-    of the area, so the content that makes an image unsafe stays in frame, a
-    horizontal flip and a small colour jitter.
+    does, then augmented as ``augment`` says (:data:`AUGMENTATIONS`). The
+    default, ``"flip"``, keeps every pixel: a crop can cut a small unsafe
+    object out of the frame and leave an "unsafe" label on a safe picture.
+
+    With ``cache`` the squashed images are decoded once and held in memory as
+    ``uint8`` (``len × 3 × input_size²`` bytes); DataLoader workers share them.
     """
 
     def __init__(self, root: Path, items: Sequence[Item], label_index: dict[str, int], input_size: int,
-                 mean: Sequence[float], std: Sequence[float], augment: bool) -> None:
+                 mean: Sequence[float], std: Sequence[float], augment: str, *, cache: bool = False,
+                 progress: Any = None) -> None:
         import torch
         from torchvision.transforms import v2
 
@@ -292,21 +315,35 @@ class _ImageDataset:
         self.input_size = input_size
         self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
-        self.aug = v2.Compose([
-            v2.RandomResizedCrop(input_size, scale=(0.7, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
-            v2.RandomHorizontalFlip(),
-            v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02),
-        ]) if augment else None
+        self.aug: Any = None
+        if augment == "crop":
+            self.aug = v2.Compose([
+                v2.RandomResizedCrop(input_size, scale=(0.7, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
+                v2.RandomHorizontalFlip(),
+                v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02),
+            ])
+        elif augment == "flip":
+            self.aug = v2.RandomHorizontalFlip()
+        self.cached: Any = None
+        if cache:
+            data = torch.empty((len(self.items), 3, input_size, input_size), dtype=torch.uint8)
+            task = progress.add_task("load images", total=len(self.items), info="") if progress else None
+            for i in range(len(self.items)):
+                data[i] = self._squashed(i).mul_(255.0).round_().to(torch.uint8)
+                if task is not None:
+                    progress.advance(task)
+            if task is not None:
+                progress.remove_task(task)
+            self.cached = data
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> tuple[Any, int]:
+    def _squashed(self, i: int) -> Any:
         import torch
         import torch.nn.functional as F
 
-        it = self.items[i]
-        path = _resolve(self.root, it)
+        path = _resolve(self.root, self.items[i])
         try:
             arr = np.array(load_image(path))  # writable copy for torch.from_numpy
         except InvalidImageError as exc:
@@ -315,10 +352,13 @@ class _ImageDataset:
         size = self.input_size
         if t.shape[-2:] != (size, size):  # same squash as TorchClassifier
             t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        t = t[0].clamp_(0.0, 1.0)
+        return t[0].clamp_(0.0, 1.0)
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        t = self.cached[i].float().div_(255.0) if self.cached is not None else self._squashed(i)
         if self.aug is not None:
             t = self.aug(t)
-        return (t - self.mean) / self.std, self.label_index[it.label]
+        return (t - self.mean) / self.std, self.label_index[self.items[i].label]
 
 
 def _metrics(proba: np.ndarray, y: np.ndarray, unsafe_idx: Sequence[int], threshold: float,
@@ -347,6 +387,68 @@ def _metrics(proba: np.ndarray, y: np.ndarray, unsafe_idx: Sequence[int], thresh
     }
     if loss is not None:
         out["loss"] = round(float(loss), 6)
+    return out
+
+
+class TrainingWarning(UserWarning):
+    """A training run finished but its result is suspect (near chance, or still improving)."""
+
+
+def _one_cycle_lr(step: int, total_steps: int, warmup_steps: int, peak: float) -> float:
+    """One-cycle learning rate: linear from ``peak / 25`` to ``peak`` over ``warmup_steps``, then cosine to ``peak / 100``.
+
+    Examples
+    --------
+    >>> [round(_one_cycle_lr(s, 10, 2, 1.0), 3) for s in (0, 1, 2, 10)]
+    [0.04, 0.52, 1.0, 0.01]
+    """
+    if step < warmup_steps:
+        return peak * (0.04 + 0.96 * step / warmup_steps)
+    frac = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+    return peak * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+
+
+def training_warnings(history: Sequence[dict[str, Any]], *, chance: float, finished_by_epochs: bool = True,
+                      window: int = 4, near: float = 0.05, rise: float = 0.05) -> list[str]:
+    """Plain-language warnings about a finished run's validation curve.
+
+    Two cases: the best validation accuracy is within ``near`` of ``chance``
+    (the share of the most frequent class), or the run stopped at its epoch
+    limit while validation accuracy rose by at least ``rise`` over the last
+    ``window`` epochs, by at least ``rise / 2`` over the last two, and ended
+    at its best.
+
+    Examples
+    --------
+    >>> h = [{"val_accuracy": a} for a in (0.5, 0.55, 0.58, 0.62, 0.66, 0.69, 0.71)]
+    >>> training_warnings(h, chance=0.5)[0][:61]
+    'validation accuracy rose from 0.58 to 0.71 in the last 4 epoc'
+    >>> training_warnings([{"val_accuracy": a} for a in (0.5, 0.52, 0.51)], chance=0.5)[0][:46]
+    'validation accuracy stayed near chance (best 0'
+    """
+    accs = [float(h["val_accuracy"]) for h in history if "val_accuracy" in h]
+    if not accs:
+        return []
+    out = []
+    best = max(accs)
+    if best < chance + near:
+        out.append(
+            f"validation accuracy stayed near chance (best {best:.2f}; always answering the most frequent "
+            f"class scores {chance:.2f}): the model learnt little. Run `veil train --find-lr` to pick a "
+            "learning rate, train for more epochs, keep every pixel in frame (--augment flip) and check "
+            "the labels"
+        )
+        return out
+    k = min(window, len(accs) - 1)
+    if finished_by_epochs and k >= 2:
+        first, last = accs[-1 - k], accs[-1]
+        # still steep at the very end too (half the rise in the last two epochs), not a flattened curve
+        if last - first >= rise and last - accs[-3] >= rise / 2 and last >= best - 1e-9 and last < 0.99:
+            out.append(
+                f"validation accuracy rose from {first:.2f} to {last:.2f} in the last {k} epochs: it is still "
+                f"improving. Train longer (e.g. --epochs {2 * len(accs)} --no-resume), or raise the learning "
+                "rate (`veil train --find-lr` suggests one)"
+            )
     return out
 
 
@@ -493,9 +595,12 @@ def train(
     source: str | None = None,
     input_size: int = 224,
     epochs: int = 50,
-    batch_size: int = 32,
+    batch_size: int = 64,
     lr: float | None = None,
     weight_decay: float = 0.01,
+    warmup: float = 0.3,
+    augment: str = "flip",
+    cache_mb: float = 2048,
     seed: int = 0,
     splits: Sequence[float] = (0.8, 0.1, 0.1),
     patience: int | None = 10,
@@ -505,7 +610,7 @@ def train(
     num_workers: int = 0,
     progress: bool = True,
     max_steps: int | None = None,
-    bn_batches: int = 20,
+    bn_batches: int = 8,
     name: str | None = None,
     threshold: float = 0.5,
     mean: Sequence[float] = IMAGENET_MEAN,
@@ -544,10 +649,24 @@ def train(
     batch_size : int
         Training and evaluation batch size.
     lr : float, optional
-        AdamW learning rate; default 1e-3 from scratch, 3e-4 when fine-tuning.
-        Cosine-annealed over ``epochs`` after a one-epoch linear warm-up.
+        Peak AdamW learning rate; default 2e-3 from scratch, 3e-4 when
+        fine-tuning (``veil train --find-lr`` suggests one for your data). The
+        schedule is one cycle over ``epochs``: a linear warm-up from ``lr / 25``
+        over the first ``warmup`` of the steps, then cosine annealing to
+        ``lr / 100``.
     weight_decay : float
         AdamW weight decay.
+    warmup : float
+        Fraction of all steps spent warming up, in ``[0, 1)``. Early stopping
+        does not count epochs that end inside the warm-up.
+    augment : {"flip", "none", "crop"}
+        Training augmentation (:data:`AUGMENTATIONS`): horizontal flips only
+        (the default keeps every pixel, so a small unsafe object is never
+        cropped away), nothing, or the random-resized crop and colour jitter
+        used before (which can cut a small object out of the frame).
+    cache_mb : float
+        Hold the squashed training images in memory (decoded once) when they
+        take at most this many megabytes (0: decode every image every epoch).
     seed : int
         Seeds the split, the initialisation, the augmentation and the batch order.
     splits : (float, float, float)
@@ -585,7 +704,16 @@ def train(
     Returns
     -------
     dict
-        The model card as written, with ``metrics`` ``{"val": …, "test": …}``.
+        The model card as written, with ``metrics`` ``{"val": …, "test": …}``
+        and a ``training`` section with the history (per epoch: losses,
+        accuracies, learning rate, ``seconds`` and ``images_per_second``),
+        ``seconds_per_epoch``, ``images_per_second`` and ``warnings``.
+
+    Warns
+    -----
+    TrainingWarning
+        When the run ends near chance, or while validation accuracy is still
+        rising steeply (see :func:`training_warnings`).
 
     Raises
     ------
@@ -625,6 +753,14 @@ def train(
         raise InvalidParameterError(f"threshold must lie in (0, 1), got {threshold}")
     if precision not in ("fp32", "bf16"):
         raise InvalidParameterError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    if augment not in AUGMENTATIONS:
+        raise InvalidParameterError(f"augment must be one of {sorted(AUGMENTATIONS)}, got {augment!r}")
+    if not 0.0 <= warmup < 1.0:
+        raise InvalidParameterError(f"warmup must be a fraction of the steps in [0, 1), got {warmup}")
+    if not weight_decay >= 0:
+        raise InvalidParameterError(f"weight_decay must be non-negative, got {weight_decay}")
+    if not cache_mb >= 0:
+        raise InvalidParameterError(f"cache_mb must be non-negative (0 disables the cache), got {cache_mb}")
     out_path = Path(out)
     if out_path.suffix.lower() != ".json":
         raise InvalidParameterError(f"out must be a .json model card path, got {str(out_path)!r}")
@@ -671,7 +807,7 @@ def train(
     # channels-last is the layout oneDNN and cuDNN convolutions run fastest in (1.4-1.5x per
     # step on resnet50, bench/train_speed.py); it only changes how 4-D tensors are stored.
     model.to(dev, memory_format=torch.channels_last)
-    base_lr = float(lr if lr is not None else (3e-4 if pretrained is not None else 1e-3))
+    base_lr = float(lr if lr is not None else (3e-4 if pretrained is not None else 2e-3))
     optimizer = torch.optim.AdamW(model.parameters(), lr=base_lr, weight_decay=weight_decay)
 
     counts = Counter(it.label for it in split["train"])
@@ -681,19 +817,17 @@ def train(
     )
     loss_fn = torch.nn.CrossEntropyLoss(weight=class_w.to(dev) if balance == "loss" else None)
 
-    train_ds: Any = _ImageDataset(root, split["train"], label_index, input_size, mean, std, augment=True)
-    total_steps, warmup = 1, 1  # set once the loader exists
+    cache = len(split["train"]) * 3 * input_size**2 <= cache_mb * 1e6
+    total_steps, warmup_steps = 1, 0  # set once the loader exists
 
     def lr_at(step: int) -> float:
-        if step < warmup:
-            return base_lr * (step + 1) / warmup
-        frac = (step - warmup) / max(total_steps - warmup, 1)
-        return base_lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+        return _one_cycle_lr(step, total_steps, warmup_steps, base_lr)
 
     # what a resumed run must share with the checkpoint (steps, lr schedule and init depend on it)
     config = {"arch": arch, "source": source, "labels": labels, "input_size": input_size,
               "split_sha256": split_hash, "mean": list(mean), "std": list(std), "batch_size": batch_size,
               "lr": base_lr, "weight_decay": weight_decay, "balance": balance, "seed": seed,
+              "warmup": warmup, "augment": augment,
               "pretrained": None if pretrained is None else str(pretrained)}
     state: dict[str, Any] = {
         "epoch": 0, "step": 0, "best_acc": -1.0, "best_loss": math.inf, "best_epoch": 0,
@@ -723,6 +857,11 @@ def train(
     elif ckpt_path.exists():
         ckpt_path.unlink()
 
+    t_load = time.monotonic()
+    with _make_progress(progress and cache) as load_prog:
+        train_ds: Any = _ImageDataset(root, split["train"], label_index, input_size, mean, std, augment,
+                                      cache=cache, progress=load_prog)
+    load_s = time.monotonic() - t_load
     # reseeded every epoch (below), so a resumed run sees the same batches as an uninterrupted one
     train_gen = torch.Generator().manual_seed(seed)
     if balance == "sampler":
@@ -737,7 +876,7 @@ def train(
                                              drop_last=len(train_ds) > batch_size)
     steps_per_epoch = len(loader)
     total_steps = steps_per_epoch * epochs
-    warmup = min(steps_per_epoch, max(total_steps // 10, 1))
+    warmup_steps = int(round(warmup * total_steps))
 
     def save_ckpt() -> None:
         _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -756,6 +895,7 @@ def train(
             run_loss, run_correct, run_n = 0.0, 0, 0
             task = prog.add_task(f"epoch {epoch}/{epochs}", total=steps_per_epoch, info="")
             cut_short = False
+            t_train = time.monotonic()
             for x, y in loader:
                 x, y = x.to(dev, memory_format=torch.channels_last), y.to(dev)
                 for g in optimizer.param_groups:
@@ -772,10 +912,12 @@ def train(
                 run_correct += int((logits.detach().argmax(1) == y).sum())
                 run_n += len(y)
                 prog.update(task, advance=1,
-                            info=f"loss {run_loss / run_n:.4f} acc {run_correct / run_n:.3f}")
+                            info=f"loss {run_loss / run_n:.4f} acc {run_correct / run_n:.3f} "
+                                 f"| {run_n / max(time.monotonic() - t_train, 1e-9):.1f} img/s")
                 if max_steps is not None and steps_this_call >= max_steps:
                     cut_short = True
                     break
+            train_s = time.monotonic() - t_train
             prog.remove_task(task)
             train_gen.manual_seed(seed * 1_000_003 + epoch + 500_000)
             _recalibrate_bn(model, loader, bn_batches, dev)
@@ -796,16 +938,19 @@ def train(
                 # contiguous: training keeps 4-D weights channels-last; other tools (safetensors) refuse those
                 _save_atomic({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                              weights_path)
-            else:
+            elif state["step"] > warmup_steps:  # a plateau while the lr still rises is no reason to stop
                 state["bad_epochs"] += 1
             state["epoch"] = epoch
-            state["elapsed_s"] = float(state["elapsed_s"]) + time.monotonic() - t_ep
+            epoch_s = time.monotonic() - t_ep
+            state["elapsed_s"] = float(state["elapsed_s"]) + epoch_s
             state["history"].append({
                 "epoch": epoch, "steps": state["step"],
                 "train_loss": round(run_loss / max(run_n, 1), 6),
                 "train_accuracy": round(run_correct / max(run_n, 1), 6),
                 "val_loss": round(val_loss, 6), "val_accuracy": round(val_acc, 6),
                 "lr": round(lr_at(max(state["step"] - 1, 0)), 8), "cut_short": cut_short,
+                "seconds": round(epoch_s, 2), "train_seconds": round(train_s, 2),
+                "images_per_second": round(run_n / max(train_s, 1e-9), 2),
             })
             if patience is not None and state["bad_epochs"] >= patience:
                 state["finished"], stop_reason = True, f"early stop: no better val accuracy for {patience} epochs"
@@ -820,7 +965,8 @@ def train(
                 prog.console.print(
                     f"epoch {epoch}/{epochs}: train loss {h['train_loss']:.4f} acc {h['train_accuracy']:.3f}"
                     f" | val loss {h['val_loss']:.4f} acc {h['val_accuracy']:.3f}"
-                    f" | best {state['best_acc']:.3f} @ {state['best_epoch']} | {time.monotonic() - t_ep:.0f} s",
+                    f" | best {state['best_acc']:.3f} @ {state['best_epoch']}"
+                    f" | {h['seconds']:.0f} s, {h['images_per_second']:.1f} img/s",
                     highlight=False,
                 )
             if cut_short:
@@ -845,6 +991,15 @@ def train(
             metrics[s] = _metrics(proba, y, unsafe_idx, threshold)
 
     n_params = int(sum(p.numel() for p in model.parameters()))
+    ep_s = [h["seconds"] for h in state["history"] if "seconds" in h and not h.get("cut_short")]
+    ips = [h["images_per_second"] for h in state["history"] if "images_per_second" in h]
+    val_labels = [it.label for it in split["val"]]
+    chance = max(Counter(val_labels).values()) / len(val_labels) if val_labels else 1.0 / len(labels)
+    # only a finished run is judged: one cut short by max_steps is not over yet
+    warns = (training_warnings(state["history"], chance=chance, finished_by_epochs=stop_reason == "reached epochs")
+             if state["finished"] and not str(stop_reason).startswith("max_steps") else [])
+    for w in warns:
+        warnings.warn(w, TrainingWarning, stacklevel=2)
     card: dict[str, Any] = {
         "name": name or out_path.stem,
         "arch": arch,
@@ -876,22 +1031,221 @@ def train(
         "batch_size": batch_size,
         "lr": base_lr,
         "weight_decay": weight_decay,
-        "optimizer": "AdamW, linear warm-up then cosine",
+        "optimizer": f"AdamW, one cycle: linear warm-up from lr/25 over {warmup:.0%} of the steps, "
+                     "then cosine to lr/100",
+        "warmup": warmup,
         "precision": precision,
         "balance": balance,
         "bn_recalibration_batches": bn_batches,
         "class_counts": {lbl: int(counts.get(lbl, 0)) for lbl in labels},
-        "augmentation": "squash to input_size, RandomResizedCrop(scale 0.7-1, ratio 3/4-4/3), "
-                        "horizontal flip, ColorJitter(0.2, 0.2, 0.2, hue 0.02)",
+        "augment": augment,
+        "augmentation": AUGMENTATIONS[augment],
+        "cached_in_memory": cache,
         "pretrained": pretrained_info,
         "parameters": n_params,
         "device": str(dev),
         "train_time_s": round(float(state["elapsed_s"]), 1),
+        "load_time_s": round(load_s, 1),
+        "seconds_per_epoch": round(float(np.mean(ep_s)), 2) if ep_s else None,
+        "images_per_second": round(float(np.mean(ips)), 2) if ips else None,
         "wall_time_this_call_s": round(time.monotonic() - t_start, 1),
+        "warnings": warns,
         "history": state["history"],
     }
     write_model_card(out_path, card)
     return card
+
+
+# ---------------------------------------------------------------------------------------------
+# learning-rate range test
+# ---------------------------------------------------------------------------------------------
+def find_lr(
+    data: str | os.PathLike,
+    *,
+    arch: str = "resnet18",
+    pretrained: str | os.PathLike | None = None,
+    source: str | None = None,
+    input_size: int = 224,
+    batch_size: int = 64,
+    weight_decay: float = 0.01,
+    augment: str = "flip",
+    start_lr: float = 1e-6,
+    end_lr: float = 1.0,
+    num_steps: int = 100,
+    seed: int = 0,
+    splits: Sequence[float] = (0.8, 0.1, 0.1),
+    device: str | None = None,
+    num_workers: int = 0,
+    precision: str = "fp32",
+    cache_mb: float = 2048,
+    diverge: float = 4.0,
+    plot: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Learning-rate range test: train with an exponentially rising lr and watch the loss.
+
+    Starting from a fresh model (or ``pretrained``), each of ``num_steps``
+    AdamW steps on the training split (the same seeded split and
+    preprocessing as :func:`train`) uses a learning rate ``start_lr ·
+    (end_lr / start_lr)^(i / (num_steps - 1))``. The loss is smoothed with an
+    exponential moving average; the test stops early once the smoothed loss
+    exceeds ``diverge`` times its minimum. Nothing is saved except the plot.
+
+    The suggestion is a tenth of the learning rate at the smoothed loss's
+    minimum (L. Smith's rule: the loss still falls fast there and is far from
+    diverging); ``steepest_lr``, where the smoothed loss falls fastest per
+    decade, is reported too. Use it as the peak of :func:`train`'s one-cycle
+    schedule (``lr=``).
+
+    Parameters
+    ----------
+    data, arch, pretrained, source, input_size, batch_size, weight_decay, augment, seed, splits,
+    device, num_workers, precision, cache_mb
+        As in :func:`train`.
+    start_lr, end_lr : float
+        Range of the test, ``0 < start_lr < end_lr``.
+    num_steps : int
+        Optimizer steps (batches); the training split is cycled through when shorter.
+    diverge : float
+        Stop when the smoothed loss exceeds this multiple of its minimum.
+    plot : path, optional
+        Write a PNG of loss against learning rate (log axis) with the suggestion marked.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    dict
+        ``lrs``, ``losses``, ``smoothed`` (one per step taken), ``suggested_lr``,
+        ``min_loss_lr``, ``steepest_lr``, ``stopped_early`` and ``plot`` (the
+        path written, or None).
+
+    Examples
+    --------
+    >>> res = find_lr("data/", arch="resnet18", input_size=160)  # doctest: +SKIP
+    >>> res["suggested_lr"]  # doctest: +SKIP
+    0.002
+    """
+    import torch
+
+    from veil.classify.arch import build_model
+
+    if not 0 < start_lr < end_lr:
+        raise InvalidParameterError(f"need 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}")
+    if int(num_steps) < 5:
+        raise InvalidParameterError(f"num_steps must be at least 5, got {num_steps}")
+    if not diverge > 1:
+        raise InvalidParameterError(f"diverge must be above 1, got {diverge}")
+    if augment not in AUGMENTATIONS:
+        raise InvalidParameterError(f"augment must be one of {sorted(AUGMENTATIONS)}, got {augment!r}")
+    if precision not in ("fp32", "bf16"):
+        raise InvalidParameterError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    if int(input_size) < 8 or int(batch_size) < 1:
+        raise InvalidParameterError(
+            f"input_size must be at least 8 and batch_size at least 1, got {input_size} and {batch_size}")
+    input_size, batch_size, num_steps = int(input_size), int(batch_size), int(num_steps)
+    root, items = load_items(data)
+    labels = sorted({it.label for it in items})
+    label_index = {lbl: i for i, lbl in enumerate(labels)}
+    split = split_items(items, splits, seed)
+    if not split["train"]:
+        raise InvalidParameterError("the training split is empty; add images or change splits")
+    _check_files(root, split["train"])
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch.manual_seed(seed)
+    model = build_model(arch, len(labels), source=source)
+    if pretrained is not None:
+        _load_pretrained(model, pretrained)
+    model.to(dev, memory_format=torch.channels_last)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=start_lr, weight_decay=weight_decay)
+    cache = len(split["train"]) * 3 * input_size**2 <= cache_mb * 1e6
+    loss_fn = torch.nn.CrossEntropyLoss()
+    lrs: list[float] = []
+    losses: list[float] = []
+    smoothed: list[float] = []
+    avg, best, stopped = 0.0, math.inf, False
+    with _make_progress(progress) as prog:
+        ds: Any = _ImageDataset(root, split["train"], label_index, input_size, IMAGENET_MEAN, IMAGENET_STD,
+                                augment, cache=cache, progress=prog)
+        loader: Any = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=num_workers,
+                                             generator=torch.Generator().manual_seed(seed),
+                                             drop_last=len(ds) > batch_size)
+        task = prog.add_task("lr range test", total=num_steps, info="")
+        batches = iter(loader)
+        for i in range(num_steps):
+            try:
+                x, y = next(batches)
+            except StopIteration:
+                batches = iter(loader)
+                x, y = next(batches)
+            lr_i = start_lr * (end_lr / start_lr) ** (i / (num_steps - 1))
+            for g in optimizer.param_groups:
+                g["lr"] = lr_i
+            x, y = x.to(dev, memory_format=torch.channels_last), y.to(dev)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                loss = loss_fn(model(x).float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            value = float(loss.detach())
+            lrs.append(lr_i)
+            losses.append(value)
+            avg = 0.9 * avg + 0.1 * value if math.isfinite(value) else math.inf
+            smooth_i = avg / (1 - 0.9 ** (i + 1))
+            smoothed.append(smooth_i)
+            best = min(best, smooth_i)
+            prog.update(task, advance=1, info=f"lr {lr_i:.2e} loss {smooth_i:.4f}")
+            if not math.isfinite(smooth_i) or (i >= 5 and smooth_i > diverge * best):
+                stopped = True
+                break
+    result = _suggest_lr(lrs, smoothed)
+    result.update(lrs=lrs, losses=losses, smoothed=smoothed, stopped_early=stopped, plot=None)
+    if plot is not None:
+        result["plot"] = str(_plot_lr(lrs, smoothed, losses, result["suggested_lr"], Path(plot)))
+    return result
+
+
+def _suggest_lr(lrs: Sequence[float], smoothed: Sequence[float]) -> dict[str, Any]:
+    """A tenth of the lr at the smoothed loss's minimum, and the lr where it falls fastest per decade."""
+    finite = [i for i, v in enumerate(smoothed) if math.isfinite(v)]
+    if not finite:
+        return {"suggested_lr": None, "min_loss_lr": None, "steepest_lr": None}
+    i_min = min(finite, key=lambda i: smoothed[i])
+    steepest = None
+    if i_min >= 2:
+        logs = np.log10(np.asarray(lrs[: i_min + 1]))
+        grads = np.gradient(np.asarray(smoothed[: i_min + 1]), logs)
+        steepest = float(lrs[int(np.argmin(grads))])
+    return {"suggested_lr": float(f"{lrs[i_min] / 10:.2g}"), "min_loss_lr": float(lrs[i_min]),
+            "steepest_lr": steepest}
+
+
+def _plot_lr(lrs: Sequence[float], smoothed: Sequence[float], losses: Sequence[float], suggested: float | None,
+             path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(lrs, losses, color="0.75", lw=0.8, label="loss")
+    ax.plot(lrs, smoothed, color="C0", lw=1.8, label="smoothed loss")
+    if suggested is not None:
+        ax.axvline(suggested, color="C3", ls="--", label=f"suggested lr {suggested:.2g}")
+    finite = [v for v in smoothed if math.isfinite(v)]
+    if finite:
+        ax.set_ylim(min(finite) * 0.9, min(max(finite), 3 * min(finite)) * 1.1)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ax.set_title("veil train --find-lr")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 # ---------------------------------------------------------------------------------------------
