@@ -110,3 +110,20 @@ def test_iter_image_files(tmp_path):
     (tmp_path / "a" / "notes.txt").write_text("hi")
     items = iter_image_files([tmp_path / "a"])
     assert [str(r) for _, r in items] == ["b/y.JPG", "x.png"]
+
+
+def test_streamed_png_round_trips_across_strips(tmp_path):
+    """save_delivered / save_mask encode strip by strip: the files decode to the exact arrays."""
+    from veil.image import save_delivered, save_mask
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (600, 37, 3), dtype=np.uint8)  # 600 rows: several strips
+    mask = rng.random((600, 37)) > 0.5
+    save_delivered(img, tmp_path / "d.png")
+    save_mask(mask, tmp_path / "m.png")
+    with Image.open(tmp_path / "d.png") as im:
+        assert im.mode == "RGB"
+        np.testing.assert_array_equal(np.asarray(im), img)
+    with Image.open(tmp_path / "m.png") as im:
+        assert im.mode == "L"
+        np.testing.assert_array_equal(np.asarray(im), np.where(mask, 255, 0))

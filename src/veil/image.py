@@ -285,19 +285,36 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
+def save_mask(mask: np.ndarray, path: str | os.PathLike, *, compress_level: int = 6) -> None:
+    """A boolean H×W mask as an 8-bit grayscale PNG, 255 where set, streamed strip by strip
+    (no full-size 0/255 copy of a 48-megapixel mask is made)."""
+    arr = np.asarray(mask)
+    if arr.ndim != 2:
+        raise InvalidParameterError(f"mask (shape {arr.shape}) must be a 2-D array")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        _write_png(fh, arr, [], compress_level)
+
+
 def _write_png(fh: io.BufferedIOBase | io.BufferedWriter, arr: np.ndarray, chunks: list[tuple[bytes, bytes]],
-               compress_level: int, *, strip_rows: int = 256) -> None:
-    """8-bit RGB PNG, rows "Up"-filtered and deflated strip by strip (PNG spec, ISO 15948)."""
+               compress_level: int, *, strip_rows: int = 64) -> None:
+    """8-bit RGB (H×W×3) or grayscale (H×W; booleans become 0/255) PNG, rows "Up"-filtered and
+    deflated strip by strip (PNG spec, ISO 15948)."""
     h, w = arr.shape[:2]
+    gray = arr.ndim == 2
+    row_bytes = w * (1 if gray else 3)
     fh.write(b"\x89PNG\r\n\x1a\n")
-    fh.write(_png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)))
+    fh.write(_png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0 if gray else 2, 0, 0, 0)))
     for kind, data in chunks:
         fh.write(_png_chunk(kind, data))
     deflate = zlib.compressobj(compress_level)
-    prev = np.zeros((1, w * 3), np.uint8)
+    prev = np.zeros((1, row_bytes), np.uint8)
     for y in range(0, h, strip_rows):
-        rows = arr[y : y + strip_rows].reshape(-1, w * 3)
-        filtered = np.empty((rows.shape[0], w * 3 + 1), np.uint8)
+        strip = arr[y : y + strip_rows]
+        if strip.dtype == bool:
+            strip = np.multiply(strip, 255, dtype=np.uint8)
+        rows = np.ascontiguousarray(strip, dtype=np.uint8).reshape(-1, row_bytes)
+        filtered = np.empty((rows.shape[0], row_bytes + 1), np.uint8)
         filtered[:, 0] = 2  # filter type Up: each byte minus the byte above (mod 256)
         np.subtract(rows, np.concatenate([prev, rows[:-1]]), out=filtered[:, 1:])
         prev = rows[-1:]

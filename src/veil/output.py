@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from veil.image import Metadata, resize, save_delivered, save_image
+from veil.image import Metadata, resize, save_delivered, save_image, save_mask
 from veil.types import Result
 
 #: Keys every ``results.jsonl`` record carries, in this order.
@@ -143,7 +143,7 @@ class ResultWriter:
         overlays: dict[str, str] = {}
         try:
             put(out_img, lambda p: save_delivered(result.image, p, metadata=metadata))
-            put(mask_path, lambda p: save_image(np.multiply(result.mask, 255, dtype=np.uint8), p, format="PNG"))
+            put(mask_path, lambda p: save_mask(result.mask, p))
             if self.overlays and result.attribution is not None:
                 base = _display(result.image, result.attribution.shape, self.overlay_size)
                 heat = _display_map(result.attribution, base.shape[:2])
