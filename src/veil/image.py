@@ -404,6 +404,22 @@ def save_image(image: np.ndarray, path: str | os.PathLike, *, format: str | None
     Image.fromarray(arr).save(path, format=format)
 
 
+def fit_within(shape: tuple[int, ...], limit: int | None) -> tuple[int, int]:
+    """``(height, width)`` of ``shape`` scaled so the longer side is at most ``limit`` (unchanged
+    when it already is, or when ``limit`` is None or 0).
+
+    Examples
+    --------
+    >>> fit_within((3000, 4000), 1024), fit_within((300, 400), 1024)
+    ((768, 1024), (300, 400))
+    """
+    h, w = int(shape[0]), int(shape[1])
+    if not limit or max(h, w) <= limit:
+        return h, w
+    s = limit / max(h, w)
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
 def shrink(image: np.ndarray, factor: int) -> np.ndarray:
     """Downscale by an integer ``factor``: each output pixel is the mean of a factor×factor block.
 

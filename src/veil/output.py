@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from veil.image import Metadata, resize, save_delivered, save_image, save_mask
+from veil.image import Metadata, fit_within, resize, save_delivered, save_image, save_mask
 from veil.types import Result
 
 #: Keys every ``results.jsonl`` record carries, in this order.
@@ -175,11 +175,8 @@ _META_FIELDS = {"exif": "exif", "icc": "icc_profile", "xmp": "xmp"}
 def _display(image: np.ndarray, shape: tuple[int, ...], limit: int) -> np.ndarray:
     """The delivered image at the size overlays are drawn at: the attribution's (the working
     resolution of large images), and at most ``limit`` pixels on the longer side."""
-    h, w = shape[:2]
-    if max(h, w) > limit:
-        s = limit / max(h, w)
-        h, w = max(1, round(h * s)), max(1, round(w * s))
-    return image if image.shape[:2] == (h, w) else resize(image, (h, w))
+    size = fit_within(shape, limit)
+    return image if image.shape[:2] == size else resize(image, size)
 
 
 def _display_map(m: np.ndarray, shape: tuple[int, int], *, nearest: bool = False) -> np.ndarray:

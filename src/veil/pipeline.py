@@ -31,7 +31,7 @@ from veil.counterfactual import (
 )
 from veil.counterfactual.styles import apply_mask
 from veil.errors import ClassifierOutputError, InvalidParameterError, VeilError
-from veil.image import DEFAULT_MAX_PIXELS, ImageInput, load_image, resize
+from veil.image import DEFAULT_MAX_PIXELS, ImageInput, fit_within, load_image, resize
 from veil.segment import SEGMENTERS, merge_similar, resize_labels, segment
 from veil.types import ModelOutput, Result
 
@@ -310,12 +310,8 @@ class Safeguarder:
 
     def _working_copy(self, image: np.ndarray) -> np.ndarray:
         """The image at most ``search_size`` on its longer side (the image itself when smaller)."""
-        limit = self.config.search_size
-        h, w = image.shape[:2]
-        if not limit or max(h, w) <= limit:
-            return image
-        s = limit / max(h, w)
-        return resize(image, (max(1, round(h * s)), max(1, round(w * s))))
+        size = fit_within(image.shape, self.config.search_size)
+        return image if size == image.shape[:2] else resize(image, size)
 
     def _obfuscate(self, image: np.ndarray, before: list[ModelOutput], scores: dict[str, float],
                    timings: dict[str, float], settings: dict[str, Any]) -> Result:
@@ -330,9 +326,8 @@ class Safeguarder:
 
         t = time.perf_counter()
         seg_image, seg_attribution = work, attribution
-        if cfg.segment_size and max(wh, ww) > cfg.segment_size:
-            scale = cfg.segment_size / max(wh, ww)
-            small = (max(1, round(wh * scale)), max(1, round(ww * scale)))
+        small = fit_within(work.shape, cfg.segment_size)
+        if small != (wh, ww):
             seg_image, seg_attribution = resize(work, small), resize(attribution.astype(np.float32), small)
         segments = segment(seg_image, cfg.segmentation, attribution=seg_attribution, rng=cfg.seed,
                            **cfg.segmentation_options)

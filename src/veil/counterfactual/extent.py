@@ -43,6 +43,7 @@ import numpy as np
 from PIL import Image
 
 from veil.errors import InvalidParameterError
+from veil.image import fit_within
 from veil.registry import Registry
 
 Score = Callable[[list[np.ndarray]], np.ndarray]
@@ -325,8 +326,7 @@ def object_extent(
         n = n + len(uniq)
         area = np.bincount(labels.ravel(), minlength=n) / float(labels.size)
 
-    scale = min(1.0, work_size / max(h, w))
-    shape = (max(1, round(h * scale)), max(1, round(w * scale)))
+    shape = fit_within((h, w), work_size)
     work = _Work(_small(image, shape), _small(styled, shape), _nearest(labels, shape), score,
                  logit(thresholds), views)
 
