@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from veil.bench.obfuscation import mask_scores  # noqa: E402
 from veil.bench.synthetic import HELDOUT_SAMPLES, TRAIN_SAMPLES, random_crop, sample_backgrounds  # noqa: E402
-from veil.image import IMAGE_EXTENSIONS, load_image  # noqa: E402
+from veil.image import IMAGE_EXTENSIONS, fit_within, load_image  # noqa: E402
 
 CACHE = ROOT / ".bench-cache" / "extent"
 BSDS = Path("/work/shared/data/bsds500/images")
@@ -480,6 +480,44 @@ def run_cmd(args: argparse.Namespace) -> None:
     print(f"\ncommand: python {' '.join(sys.argv)}")
 
 
+def oracle_cmd(args: argparse.Namespace) -> None:
+    """The best any extent could do with the pipeline's regions: each region hidden iff at least half of it
+    is ground truth. A bound that no classifier-driven extent can beat with these regions."""
+    from veil.pipeline import SafeguardConfig
+    from veil.segment import merge_similar, segment
+
+    make = mark_set if args.data == "mark" else benchmark_set
+    items = [it for s in args.seeds for it in make(s, args.n)]
+    opts = json.loads(args.segmentation_options) if args.segmentation_options else {}
+    cfg = SafeguardConfig(segmentation=args.segmentation, segmentation_options=opts, rationale=None)
+    level = cfg.merge_levels[0]
+    print(f"{len(items)} unsafe images ({args.data} data, seeds {args.seeds}); {args.segmentation} {opts or ''}, "
+          f"segmented at {cfg.segment_size} px, merge {level:g}\n")
+    print("| regions | regions per image | recall mean | recall ≥ 0.5 | recall ≥ 0.9 | area/GT mean | area/GT median |")
+    print("|---|---|---|---|---|---|---|")
+    rows: dict[str, list[tuple[float, float, int]]] = {"superpixels": [], f"merged ({level:g})": []}
+    for it in items:
+        img = it["image"]
+        shape = fit_within(img.shape, cfg.segment_size)
+        small = img if shape == img.shape[:2] else np.asarray(
+            Image.fromarray(img).resize(shape[::-1], Image.Resampling.BILINEAR))
+        gt = np.asarray(Image.fromarray(it["mask"].astype(np.uint8) * 255).resize(
+            shape[::-1], Image.Resampling.NEAREST)) > 0
+        seg = segment(small, args.segmentation, rng=cfg.seed, **opts)
+        for key, lab in (("superpixels", seg), (f"merged ({level:g})", merge_similar(small, seg, level) if level else seg)):
+            n = int(lab.max()) + 1
+            cnt = np.bincount(lab.ravel(), minlength=n)
+            share = np.bincount(lab.ravel(), weights=gt.ravel().astype(float), minlength=n) / np.maximum(cnt, 1)
+            hide = (share >= 0.5)[lab]
+            g = max(int(gt.sum()), 1)
+            rows[key].append((float((hide & gt).sum() / g), float(hide.sum() / g), n))
+    for key, rs in rows.items():
+        rec, area, n = (np.array([r[i] for r in rs]) for i in range(3))
+        print(f"| {key} | {np.mean(n):.0f} | {rec.mean():.2f} | {100 * np.mean(rec >= 0.5):.0f} % | "
+              f"{100 * np.mean(rec >= 0.9):.0f} % | {area.mean():.2f} | {np.median(area):.2f} |")
+    print(f"\ncommand: python {' '.join(sys.argv)}")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -507,8 +545,14 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--json", type=Path)
     r.add_argument("--plot", type=Path)
     r.add_argument("--worst", type=Path, help="PNG of the worst cases (one per model)")
+    o = sub.add_parser("oracle", help="the best recall/area any extent could reach with the pipeline's regions")
+    o.add_argument("--data", choices=["objects", "mark"], default="objects")
+    o.add_argument("--segmentation", default="bass")
+    o.add_argument("--segmentation-options", default="", help='JSON, e.g. \'{"n_segments": 400}\'')
+    o.add_argument("--seeds", type=int, nargs="+", default=[2024])
+    o.add_argument("--n", type=int, default=60, help="images per seed")
     args = ap.parse_args(argv)
-    train_cmd(args) if args.cmd == "train" else run_cmd(args)
+    {"train": train_cmd, "run": run_cmd, "oracle": oracle_cmd}[args.cmd](args)
 
 
 if __name__ == "__main__":
