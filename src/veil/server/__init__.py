@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from veil.errors import require
 
-for _module in ("fastapi", "uvicorn", "multipart", "jinja2", "sqlalchemy", "alembic"):
+for _module in ("fastapi", "uvicorn", "python_multipart", "jinja2", "sqlalchemy", "alembic"):
     require(_module, "server")
 
 from veil.server.app import create_app  # noqa: E402
