@@ -148,6 +148,7 @@
   }
 
   document.addEventListener("keydown", e => {
+    if (e.key === "Escape") { hideOriginal(); if (document.activeElement) document.activeElement.blur(); return; }
     if (typing(e) || e.ctrlKey || e.metaKey || e.altKey) return;
     const keys = {c: "confirm", o: "overturn", e: "escalate"};
     if (keys[e.key]) { decide(keys[e.key]); }
@@ -155,7 +156,6 @@
     else if (e.key === "r") { document.getElementById("reveal-reason").focus(); }
     else if (e.key === "m") { startCorrect(); }
     else if (e.key === "n" && item.dataset.next) { hideOriginal(); location.href = "/review/" + item.dataset.next; }
-    else if (e.key === "Escape") { hideOriginal(); }
     else return;
     e.preventDefault();
   });
