@@ -99,7 +99,10 @@ async def authenticate(request: Request) -> Principal:
     if principal is None:
         raise HTTPException(401, "sign in: send 'Authorization: Bearer TOKEN' (veil token create prints one)",
                             headers={"WWW-Authenticate": "Bearer"})
-    wait = request.app.state.limiter.check(principal.token.id)
+    # API calls and every state change count; a signed-in page's own image loads do not (a queue
+    # page shows up to 200 thumbnails at once, and the page itself bounds them)
+    limited = principal.session is None or request.method not in SAFE_METHODS
+    wait = request.app.state.limiter.check(principal.token.id) if limited else 0.0
     if wait:
         raise HTTPException(429, f"rate limit of {request.app.state.settings.rate_limit:g} requests per minute "
                                  f"for this token exceeded; retry in {wait:.1f} s",
