@@ -57,16 +57,21 @@ class Magenta:
         return np.asarray(proba)[:, 1]
 
 
+def pipeline_config(model: str) -> Any:
+    from veil.pipeline import SafeguardConfig
+
+    models: tuple[Any, ...] = (Magenta(),) if model == "magenta" else (model,)
+    stages = ({"attribution": "occlusion", "segmentation": "felzenszwalb", "style": "fill", "max_depth": 6}
+              if model == "magenta" else {"segmentation": "slic", "extent": "minimal"})
+    return SafeguardConfig(models=models, rationale="grounded", seed=0, **stages)  # type: ignore[arg-type]
+
+
 def make_app() -> Any:
     """uvicorn factory (``--factory``): the service configured by BENCH_* environment variables."""
-    from veil.pipeline import SafeguardConfig
     from veil.server import ServiceSettings, create_app
 
     env = os.environ
-    models: tuple[Any, ...] = (Magenta(),) if env["BENCH_MODEL"] == "magenta" else (env["BENCH_MODEL"],)
-    stages = ({"attribution": "occlusion", "segmentation": "felzenszwalb", "style": "fill", "max_depth": 6}
-              if env["BENCH_MODEL"] == "magenta" else {"segmentation": "slic", "extent": "minimal"})
-    config = SafeguardConfig(models=models, rationale="grounded", seed=0, **stages)  # type: ignore[arg-type]
+    config = pipeline_config(env["BENCH_MODEL"])
     settings = ServiceSettings(db=env["BENCH_DB"], data=Path(env["BENCH_DATA"]), safeguard=config,
                                workers=int(env["BENCH_WORKERS"]), rate_limit=0, poll=0.05)
     return create_app(settings)
@@ -219,12 +224,23 @@ def main() -> None:
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
     store.close()
+    # the same pipeline in this process, one image after another: what the service adds is the rest
+    from veil.pipeline import Safeguarder
+
+    sg = Safeguarder(pipeline_config(args.model))
+    sample = data[: min(len(data), 40)]
+    t = time.perf_counter()
+    for img in sample:
+        sg.run(img)
+    figures["pipeline_alone_s_per_img"] = round((time.perf_counter() - t) / len(sample), 4)
     print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
     print("| clients | images | workers | db | images/s | submit p50 / p95 ms | read p50 / p95 ms | exactly once |")
     print("|---|---|---|---|---|---|---|---|")
     print(f"| {args.clients} | {figures['done']}/{args.images} | {args.workers} | {figures['db']} | "
           f"{figures['images_per_s']} | {figures['submit_p50_ms']} / {figures['submit_p95_ms']} | "
           f"{figures['read_p50_ms']} / {figures['read_p95_ms']} | {'yes' if once else 'NO'} |")
+    print(f"pipeline alone (in-process, one thread, {len(sample)} images): "
+          f"{figures['pipeline_alone_s_per_img']} s/img; load average {figures['load_average']}")
     print(json.dumps(figures))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
