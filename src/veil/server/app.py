@@ -338,7 +338,8 @@ def create_app(settings: ServiceSettings, *, store: Store | None = None,
         media = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp",
                  "BMP": "image/bmp", "TIFF": "image/tiff"}.get(item.original_format, "application/octet-stream")
         return Response(the_store.blobs.read(sha), media_type=media,
-                        headers={**NO_STORE, "Content-Disposition": "inline"})
+                        headers={**NO_STORE, "Content-Disposition": "inline",
+                                 "Content-Security-Policy": "default-src 'none'; sandbox"})
 
     def _correction(item_id: str, body: MaskIn) -> tuple[Item, Any]:
         item, job = the_store.item(item_id)
