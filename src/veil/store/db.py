@@ -8,8 +8,8 @@ its worker died) ``running`` under a fresh owner id and a lease time that the wo
 with :meth:`Store.heartbeat`. :meth:`Store.complete` commits the result only while the job is
 still running under that owner — a worker that lost its lease cannot commit, so a result is
 committed exactly once however often a job is started. On PostgreSQL the candidate row is
-picked with ``FOR UPDATE SKIP LOCKED``; SQLite serializes writers (``BEGIN IMMEDIATE``) and the
-claim is a conditional ``UPDATE`` whose row count says whether it won.
+picked with ``FOR UPDATE SKIP LOCKED``; SQLite serializes writers (``BEGIN IMMEDIATE``; readers
+do not wait: WAL) and the claim is a conditional ``UPDATE`` whose row count says whether it won.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ from veil.store.models import (
 
 #: How long a reveal grant stays usable (seconds); it is also single-use.
 GRANT_SECONDS = 60.0
+#: Execution option that marks a write transaction (SQLite begins those IMMEDIATE).
+WRITE = "veil_write"
 #: Shortest reason accepted for a reveal.
 MIN_REASON = 3
 
@@ -100,7 +102,9 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock up front: no upgrade deadlocks
+            # writers take the write lock up front (no lock-upgrade deadlocks); readers never wait
+            # for it (WAL)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
 
         return engine
     if parsed.get_backend_name() != "postgresql":
@@ -115,7 +119,7 @@ def migrate(engine: Engine) -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
-    with engine.begin() as conn:
+    with engine.execution_options(**{WRITE: True}).begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
@@ -183,6 +187,7 @@ class Store:
         if run_migrations:
             migrate(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(self.engine.execution_options(**{WRITE: True}), expire_on_commit=False)
 
     @classmethod
     def open(cls, db: str | None, data: str | Path) -> Store:
@@ -201,7 +206,7 @@ class Store:
     @contextmanager
     def tx(self) -> Iterator[Session]:
         """One transaction: committed on success, rolled back on any error."""
-        with self._sessions() as s, s.begin():
+        with self._write_sessions() as s, s.begin():
             yield s
 
     # -- audit -------------------------------------------------------------------------------
