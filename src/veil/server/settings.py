@@ -11,7 +11,9 @@ from veil.pipeline import SafeguardConfig
 
 @dataclass
 class ServiceSettings:
-    """Parameters
+    """How one ``veil serve`` process runs.
+
+    Parameters
     ----------
     db : str or None
         SQLAlchemy URL; None: SQLite at ``DATA/veil.db``.
@@ -23,6 +25,8 @@ class ServiceSettings:
         Worker threads, each with its own loaded models.
     lease : float
         Seconds a job stays leased without a heartbeat; a worker that died loses its jobs after this.
+    poll : float
+        Seconds an idle worker waits before asking for work again (a submission wakes it sooner).
     max_attempts : int
         Times a job is started before it fails (a worker died on it each time).
     max_upload_bytes : int
@@ -35,6 +39,11 @@ class ServiceSettings:
         Lifetime of a review-page session.
     secure_cookies : bool
         Mark cookies ``Secure`` (set it when the service is behind HTTPS).
+
+    Examples
+    --------
+    >>> ServiceSettings(data="veil-data", workers=2).workers
+    2
     """
 
     db: str | None = None
