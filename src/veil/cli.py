@@ -219,7 +219,7 @@ def version() -> None:
 def _register_plugins() -> None:
     import importlib
 
-    for mod in ("veil.cli_train", "veil.rationale.cli", "veil.bench.cli", "veil.moderator.cli"):
+    for mod in ("veil.cli_train", "veil.rationale.cli", "veil.bench.cli", "veil.moderator.cli", "veil.cli_serve"):
         try:
             module = importlib.import_module(mod)
         except ModuleNotFoundError as exc:
