@@ -284,3 +284,15 @@ def test_image_of_another_format_is_accepted(served: Served) -> None:
         body = wait_status(c, r.json()["id"])
     assert body["status"] == "done" and body["result"]["unsafe"] is False
     assert served.store.item(body["id"])[0].original_format == "JPEG"
+
+
+def test_api_docs_page_needs_no_network(served: Served) -> None:
+    """/docs is served from the installed swagger-ui-bundle files, not a CDN (the service runs offline)."""
+    with served.client() as c:
+        page = c.get("/docs")
+        assert page.status_code == 200
+        assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert assets and all(a.startswith("/docs-assets/") for a in assets), assets
+        for a in assets:
+            assert c.get(a).status_code == 200, a
+        assert c.get("/openapi.json").json()["info"]["title"] == "Veil moderator service"

@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
@@ -57,6 +58,16 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
+
+
+def _swagger_assets() -> Path | None:
+    """Swagger UI's files from the ``swagger-ui-bundle`` package (the ``server`` extra), if installed."""
+    try:
+        import swagger_ui_bundle
+    except ImportError:
+        return None
+    path = Path(swagger_ui_bundle.swagger_ui_path)
+    return path if (path / "swagger-ui-bundle.js").is_file() else None
 
 
 class TooLarge(Exception):
@@ -164,13 +175,24 @@ def create_app(settings: ServiceSettings, *, store: Store | None = None,
         finally:
             await run_in_threadpool(pool.stop)
 
+    docs_assets = _swagger_assets()
     app = FastAPI(title="Veil moderator service", version="1", lifespan=lifespan,
+                  docs_url=None if docs_assets else "/docs",
                   description="Submit images, read safeguarded results, review them. "
                               "Authenticate with `Authorization: Bearer TOKEN` (`veil token create`).")
     app.state.store, app.state.settings, app.state.pool = the_store, settings, pool
     app.state.limiter = RateLimiter(settings.rate_limit)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    if docs_assets:  # the API docs page from local files: the service needs no network, nor its users a CDN
+        app.mount("/docs-assets", StaticFiles(directory=str(docs_assets)), name="docs-assets")
+
+        @app.get("/docs", include_in_schema=False)
+        async def api_docs() -> Response:
+            return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} — API",
+                                       swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                       swagger_css_url="/docs-assets/swagger-ui.css",
+                                       swagger_favicon_url="/docs-assets/favicon-32x32.png")
 
     # -- errors: JSON with a message and the right status ----------------------------------------
     @app.exception_handler(HTTPException)
