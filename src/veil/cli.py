@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 
+from veil.cli_common import err, fail
 from veil.errors import InvalidParameterError, VeilError
 
 app = typer.Typer(
@@ -21,13 +21,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
-
-
-def fail(exc: Exception) -> None:
-    """One-line message and exit code 2 for user errors."""
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
-    raise typer.Exit(code=2)
 
 
 def _names(kind: str) -> str:
@@ -219,7 +212,7 @@ def version() -> None:
 def _register_plugins() -> None:
     import importlib
 
-    for mod in ("veil.cli_train", "veil.rationale.cli", "veil.bench.cli", "veil.moderator.cli"):
+    for mod in ("veil.cli_train", "veil.cli_explain", "veil.cli_bench", "veil.cli_moderator"):
         try:
             module = importlib.import_module(mod)
         except ModuleNotFoundError as exc:
@@ -236,8 +229,10 @@ def main() -> None:  # pragma: no cover
     try:
         app()
     except VeilError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
+        try:
+            fail(exc)
+        except typer.Exit as done:
+            sys.exit(done.exit_code)
 
 
 if __name__ == "__main__":  # pragma: no cover

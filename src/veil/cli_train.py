@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from veil.cli_common import fail
 from veil.errors import VeilError
 
 
@@ -138,8 +139,7 @@ def register(app: typer.Typer) -> None:
                     precision=precision,
                 )
         except VeilError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=2) from None
+            fail(exc)
         val, test = card["metrics"].get("val", {}), card["metrics"].get("test", {})
 
         def fmt(m: dict) -> str:

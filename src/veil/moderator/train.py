@@ -1,7 +1,7 @@
 """PerspectiveVision-style LoRA fine-tuning of a local VLM into a safety moderator.
 
 The base model (a LLaVA-style folder; Qwen2-VL and InstructBLIP work too) is
-loaded by the rationale backend :class:`veil.rationale.hf.TransformersBackend`,
+loaded by the VLM transport :class:`veil.vlm.hf.TransformersVLM`,
 wrapped with a peft LoRA adapter on the language model's attention projections,
 and trained on prompts from :func:`veil.moderator.sampler.sample_prompts`:
 each lists a random subset of categories with definitions and the target is
@@ -317,7 +317,7 @@ def train_moderator(
     torch: Any = require("torch", "vlm")
     peft: Any = require("peft", "vlm")
     from veil.classify.vlm import write_vlm_card
-    from veil.rationale.hf import TransformersBackend
+    from veil.vlm.hf import TransformersVLM
 
     for name, value, lo in (("epochs", epochs, 1), ("lora_r", lora_r, 1), ("batch_size", batch_size, 1),
                             ("save_every", save_every, 1), ("probe", probe, 0)):
@@ -351,7 +351,7 @@ def train_moderator(
         total = min(total, int(max_steps))
 
     base_path = Path(base_model).expanduser().resolve()
-    backend = TransformersBackend(base_path, device=device)
+    backend = TransformersVLM(base_path, device=device)
     alpha = float(2 * int(lora_r) if lora_alpha is None else lora_alpha)
     targets: Any = DEFAULT_TARGET_MODULES if target_modules is None else (
         target_modules if isinstance(target_modules, str) else list(target_modules))

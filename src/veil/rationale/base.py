@@ -12,8 +12,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from veil.errors import InvalidParameterError, VeilError
+from veil.errors import InvalidParameterError
 from veil.registry import Registry
+from veil.vlm.base import BackendError  # one error for every VLM transport
 
 __all__ = [
     "RATIONALE_BACKENDS",
@@ -21,10 +22,6 @@ __all__ = [
     "RationaleBackend",
     "load_backend",
 ]
-
-
-class BackendError(VeilError, RuntimeError):
-    """A rationale backend failed (e.g. the VLM endpoint kept failing or answered garbage)."""
 
 
 @runtime_checkable

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from veil.cli_common import fail
 from veil.errors import InvalidParameterError, VeilError
 
 __all__ = ["PAPER_QUESTIONS", "register"]
@@ -24,11 +25,6 @@ def _paper_questions() -> list[str]:
 
 #: What ``--questions paper`` expands to: one curated question per paper category plus the open ones.
 PAPER_QUESTIONS: tuple[str, ...] = tuple(_paper_questions())
-
-
-def _fail(exc: Exception) -> None:
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(code=2)
 
 
 def _card_categories(models: list[str]) -> dict[str, dict[str, str]]:
@@ -141,7 +137,7 @@ def explain_command(
             questions=qs or None, image=original,
         )
     except VeilError as exc:
-        _fail(exc)
+        fail(exc)
         return
     record = {
         "image": str(image),
@@ -183,7 +179,7 @@ def train_vlm_command(
             batch_size=batch_size, seed=seed, device=device,
         )
     except VeilError as exc:
-        _fail(exc)
+        fail(exc)
         return
     typer.echo(json.dumps(report, indent=2))
 

@@ -14,12 +14,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from veil.bench.attacks import ATTACKS
+from veil.cli_common import err, fail
 from veil.errors import InvalidParameterError, VeilError
-
-_err = Console(stderr=True)
 
 
 def _csv(value: str | None) -> list[str]:
@@ -47,7 +45,7 @@ def _progress(quiet: bool) -> Iterator[Callable[[str, int], Callable[[int], None
         yield lambda _d, _t: (lambda _n: None)
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=_err, transient=False) as progress:
+                  console=err, transient=False) as progress:
         def add(description: str, total: int) -> Callable[[int], None]:
             task = progress.add_task(description, total=total)
             return lambda n: progress.advance(task, n)
@@ -65,11 +63,6 @@ def _threads(n: int | None) -> None:
     torch.set_num_threads(n)
 
 
-def _fail(exc: Exception) -> None:
-    _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=2)
-
-
 def _load(dataset: Path, layout: str | None, limit: int | None, models: list[str]) -> tuple[Any, list[Any]]:
     from veil.bench.datasets import load_dataset
     from veil.classify import load_classifier
@@ -81,10 +74,10 @@ def _load(dataset: Path, layout: str | None, limit: int | None, models: list[str
 
 
 def _summary(paths: dict[str, Path], unreadable: int) -> None:
-    _err.print(f"wrote {paths['json']}, {paths['md'].name}, {paths['html'].name}"
+    err.print(f"wrote {paths['json']}, {paths['md'].name}, {paths['html'].name}"
                + (f" and {len(paths) - 3} chart(s)" if len(paths) > 3 else ""), highlight=False)
     if unreadable:
-        _err.print(f"[yellow]{unreadable} unreadable image(s) skipped; listed in report.json[/]", highlight=False)
+        err.print(f"[yellow]{unreadable} unreadable image(s) skipped; listed in report.json[/]", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -144,7 +137,7 @@ def register(app: typer.Typer) -> None:
             report["command"] = "veil " + " ".join(shlex.quote(a) for a in sys.argv[1:])
             paths = write_report(report, out, charts=charts)
         except VeilError as exc:
-            _fail(exc)
+            fail(exc)
             return
         _summary(paths, len(report["unreadable"]))
 
@@ -199,7 +192,7 @@ def register(app: typer.Typer) -> None:
             }
             paths = write_report(report, out, charts=charts)
         except VeilError as exc:
-            _fail(exc)
+            fail(exc)
             return
         _summary(paths, len(unreadable))
 
