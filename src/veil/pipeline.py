@@ -32,14 +32,9 @@ from veil.counterfactual import (
 from veil.counterfactual.styles import apply_mask
 from veil.errors import ClassifierOutputError, InvalidParameterError, VeilError
 from veil.image import DEFAULT_MAX_PIXELS, ImageInput, fit_within, load_image, resize
-from veil.segment import SEGMENTERS, merge_similar, resize_labels, segment
+from veil.segment import SEGMENTERS, default_merge, merge_similar, resize_labels, segment
 from veil.types import ModelOutput, Result
 
-#: Default Lab distance for joining similar neighbouring segments, per segmenter (tuned with
-#: bench/cse.py on synthetic seeds 7 and 11, reported on seed 2024). BASS over-segments on
-#: purpose (100 initial superpixels) and relies on the merge to reassemble thin objects; the
-#: paper's coarse SLIC / watershed settings (25 segments) would only grow, so they are not merged.
-DEFAULT_MERGE: dict[str, float] = {"bass": 12.0, "bass_guided": 12.0}
 #: Longest side (pixels) at which images are segmented; larger ones are segmented on a smaller copy.
 DEFAULT_SEGMENT_SIZE = 640
 #: Longest side (pixels) of the working copy that attribution, segmentation and the search see;
@@ -76,7 +71,7 @@ class SafeguardConfig:
         After segmentation, join touching segments whose mean Lab colours differ by less
         than this (:func:`veil.segment.merge_similar`), so a thin object cut into several
         superpixels becomes one region. 0: keep the segmenter's output. None (default):
-        the segmenter's default from ``DEFAULT_MERGE`` (12 for BASS, off for the others).
+        the segmenter's registered default (:func:`veil.segment.default_merge`: 12 for BASS, off for the others).
     segment_size : int or None
         Segmentation (and the colour merge) run on a copy whose longer side is at most this
         many pixels; the labels are scaled back to the image with nearest neighbours. Keeps a
@@ -160,7 +155,7 @@ class SafeguardConfig:
     @property
     def merge_threshold(self) -> float:
         """The merge threshold in effect (``merge``, or the segmenter's default)."""
-        return float(self.merge if self.merge is not None else DEFAULT_MERGE.get(self.segmentation, 0.0))
+        return float(self.merge if self.merge is not None else default_merge(self.segmentation))
 
     @property
     def merge_levels(self) -> list[float]:
