@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from veil.bench.attacks import ATTACKS
-from veil.cli_common import err, fail
+from veil.cli_common import RegistryHelpCommand, err, fail
 from veil.errors import InvalidParameterError, VeilError
 
 
@@ -141,18 +141,18 @@ def register(app: typer.Typer) -> None:
             return
         _summary(paths, len(report["unreadable"]))
 
-    @bench.command("obfuscation")
+    @bench.command("obfuscation", cls=RegistryHelpCommand)
     def obfuscation_command(
         dataset: Annotated[Path, typer.Option(help="Dataset with unsafe images (masks give precision/recall/IoU).")],
         model: Annotated[list[str], typer.Option(help="Classifier: registered name or model card JSON. "
                                                  "Repeat for several.")],
         out: Annotated[Path, typer.Option(help="Folder for report.json, report.md, report.html and charts.")],
         layout: Annotated[str | None, typer.Option(help="imagefolder, manifest or unsafebench.")] = None,
-        attributions: Annotated[str, typer.Option(help="Comma-separated attribution methods.")] = "fullgrad",
-        segmentations: Annotated[str, typer.Option(help="Comma-separated segmentations.")] = "slic",
-        searches: Annotated[str, typer.Option(help="Comma-separated search strategies (the first one runs "
+        attributions: Annotated[str, typer.Option(help="Comma-separated attribution methods ({attribution}).")] = "fullgrad",
+        segmentations: Annotated[str, typer.Option(help="Comma-separated segmentations ({segmentation}).")] = "slic",
+        searches: Annotated[str, typer.Option(help="Comma-separated search strategies ({search}; the first one runs "
                                               "the attribution × segmentation grid).")] = "greedy",
-        style: Annotated[str, typer.Option(help="Obfuscation style.")] = "blur",
+        style: Annotated[str, typer.Option(help="Obfuscation style ({style}).")] = "blur",
         max_depth: Annotated[int, typer.Option(help="Most regions obfuscated per image.")] = 10,
         seed: Annotated[int, typer.Option(help="Seed of randomized stages.")] = 0,
         limit: Annotated[int | None, typer.Option(help="Use only the first N samples.")] = None,

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from veil.cli_common import fail
+from veil.cli_common import RegistryHelpCommand, fail
 from veil.errors import InvalidParameterError, VeilError
 
 __all__ = ["PAPER_QUESTIONS", "register"]
@@ -69,7 +69,7 @@ def explain_command(
         ),
     ] = None,
     backend: Annotated[
-        str, typer.Option(help="Rationale backend: grounded, transformers or openai.")
+        str, typer.Option(help="Rationale backend: {rationale}.")
     ] = "grounded",
     strength: Annotated[
         float, typer.Option(help="Conditioning strength in [0, 1]; 0 = plain question.")
@@ -186,5 +186,5 @@ def train_vlm_command(
 
 def register(app: typer.Typer) -> None:
     """Add ``explain`` and ``train-vlm`` to the ``veil`` app."""
-    app.command("explain")(explain_command)
+    app.command("explain", cls=RegistryHelpCommand)(explain_command)
     app.command("train-vlm")(train_vlm_command)

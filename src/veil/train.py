@@ -37,7 +37,6 @@ import hashlib
 import json
 import math
 import os
-import re
 import time
 import warnings
 from collections import Counter
@@ -50,6 +49,7 @@ import numpy as np
 
 from veil.errors import InvalidImageError, InvalidParameterError, ModelLoadError
 from veil.image import IMAGE_EXTENSIONS, iter_image_files, load_image
+from veil.taxonomy import is_safe_label
 
 __all__ = ["train", "evaluate", "find_lr", "load_items", "default_unsafe_labels", "split_items",
            "training_warnings", "TrainingWarning", "AUGMENTATIONS"]
@@ -62,7 +62,6 @@ _SPLIT_ALIASES = {
     "val": "val", "valid": "val", "validation": "val", "dev": "val",
     "test": "test", "testing": "test",
 }
-_SAFE_NAME = re.compile(r"^(safe|neutral|normal|benign|sfw|negative|clean|none)([^a-z]|$)")
 
 
 @dataclass(frozen=True)
@@ -191,14 +190,14 @@ def _manifest_items(path: Path) -> list[Item]:
 
 
 def default_unsafe_labels(labels: Sequence[str]) -> list[str]:
-    """Every label not named like safe / neutral / normal (benign, sfw, negative, clean, none).
+    """Every label whose first word is not a safe name (:data:`veil.taxonomy.SAFE_LABELS`: safe, neutral, normal, …).
 
     Examples
     --------
     >>> default_unsafe_labels(["neutral", "nsfw", "violence", "safe_for_work"])
     ['nsfw', 'violence']
     """
-    unsafe = [lbl for lbl in labels if not _SAFE_NAME.match(lbl.lower())]
+    unsafe = [lbl for lbl in labels if not is_safe_label(lbl, prefix=True)]
     if not unsafe or len(unsafe) == len(labels):
         raise InvalidParameterError(
             f"cannot tell which of the labels {list(labels)} are unsafe (a safe class is one named "

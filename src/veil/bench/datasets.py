@@ -49,7 +49,7 @@ import numpy as np
 
 from veil.errors import InvalidImageError, InvalidParameterError, VeilError, require
 from veil.image import IMAGE_EXTENSIONS, load_image, resize
-from veil.taxonomy import get_category, normalize_category
+from veil.taxonomy import SAFE_LABELS, get_category, normalize_category
 
 __all__ = [
     "LAYOUTS",
@@ -70,8 +70,8 @@ __all__ = [
 LAYOUTS: tuple[str, ...] = ("imagefolder", "manifest", "unsafebench")
 
 _UNSAFE_NAMES = frozenset({"unsafe", "nsfw", "1", "true", "yes", "positive", "inappropriate"})
-_SAFE_NAMES = frozenset({"safe", "neutral", "normal", "drawings", "drawing", "benign", "sfw", "0",
-                         "false", "no", "negative", "not_unsafe", "non_inappropriate"})
+# Safe label names are the taxonomy's one list; the rest are how datasets write "not unsafe".
+_SAFE_NAMES = SAFE_LABELS | frozenset({"0", "false", "no", "not_unsafe", "non_inappropriate"})
 # Lower-cased source names (or fragments) of AI-generated images; UnsafeBench's are Lexica.
 _AI_SOURCES = ("lexica", "midjourney", "stable_diffusion", "stablediffusion", "sdxl", "dall",
                "generated", "synthetic", "diffusion", "ai")
