@@ -15,7 +15,6 @@ from typing import Annotated, Any
 
 import typer
 
-from veil.bench.attacks import ATTACKS
 from veil.cli_common import RegistryHelpCommand, err, fail
 from veil.errors import InvalidParameterError, VeilError
 
@@ -73,6 +72,11 @@ def _load(dataset: Path, layout: str | None, limit: int | None, models: list[str
     return ds, [load_classifier(m) for m in models]
 
 
+def _command() -> str:
+    """The command line that produced a report (recorded in it)."""
+    return "veil " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
 def _summary(paths: dict[str, Path], unreadable: int) -> None:
     err.print(f"wrote {paths['json']}, {paths['md'].name}, {paths['html'].name}"
                + (f" and {len(paths) - 3} chart(s)" if len(paths) > 3 else ""), highlight=False)
@@ -92,7 +96,7 @@ def register(app: typer.Typer) -> None:
     bench = typer.Typer(help="Benchmark safety classifiers (effectiveness, robustness) and obfuscation.",
                         no_args_is_help=True)
 
-    @bench.command("classifiers")
+    @bench.command("classifiers", cls=RegistryHelpCommand)
     def classifiers_command(
         dataset: Annotated[Path, typer.Option(help="ImageFolder root, .csv/.jsonl manifest, or UnsafeBench "
                                               "parquet / save_to_disk folder.")],
@@ -101,8 +105,8 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="Folder for report.json, report.md, report.html and charts.")],
         layout: Annotated[str | None, typer.Option(help="imagefolder, manifest or unsafebench "
                                                    "(default: detected).")] = None,
-        attacks: Annotated[str, typer.Option(help=f"Comma-separated robustness attacks from "
-                                             f"{', '.join(ATTACKS.names())}, or 'none'.")]
+        attacks: Annotated[str, typer.Option(help="Comma-separated robustness attacks from {attack}, "
+                                             "or 'none'.")]
         = "noise,fgsm,pgd,deepfool",
         eps: Annotated[list[str] | None, typer.Option(help="Attack budget(s) in normalized input space; "
                                                       "repeat or comma-separate for a sweep.")] = None,
@@ -123,6 +127,8 @@ def register(app: typer.Typer) -> None:
         try:
             _threads(threads)
             names = [] if attacks.strip().lower() in ("", "none") else _csv(attacks)
+            from veil.bench.attacks import ATTACKS
+
             for a in names:
                 ATTACKS.get(a)
             eps_values = _floats(eps, (0.01,))
@@ -134,7 +140,7 @@ def register(app: typer.Typer) -> None:
                                                pgd_steps=pgd_steps, seed=seed, batch_size=batch_size,
                                                on_batch=scored, on_attack=attacked)
             report["title"] = "Veil classifier benchmark"
-            report["command"] = "veil " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+            report["command"] = _command()
             paths = write_report(report, out, charts=charts)
         except VeilError as exc:
             fail(exc)
@@ -162,7 +168,7 @@ def register(app: typer.Typer) -> None:
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     ) -> None:
         """Counterfactual rate, depth, area, mask precision/recall/IoU and speed per configuration."""
-        from veil.bench.obfuscation import evaluate_obfuscation, obfuscation_configs
+        from veil.bench.obfuscation import benchmark_obfuscation, obfuscation_configs
         from veil.bench.report import write_report
 
         try:
@@ -173,27 +179,13 @@ def register(app: typer.Typer) -> None:
             n_unsafe = sum(s.label for s in ds)
             with _progress(quiet) as add:
                 step = add("safeguarding", len(cells) * n_unsafe)
-                rows, unreadable = evaluate_obfuscation(ds, clfs, attributions=atts, segmentations=segs,
-                                                        searches=srchs, style=style, max_depth=max_depth,
-                                                        seed=seed, on_image=step)
-            from veil.bench.metrics import classifier_coverage
-
-            report = {
-                "title": "Veil obfuscation benchmark",
-                "command": "veil " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-                "dataset": ds.summary(),
-                "classifiers": [{"name": c.name, "threshold": float(c.threshold),
-                                 "coverage": sorted(cv) if (cv := classifier_coverage(c)) else None}
-                                for c in clfs],
-                "unreadable": unreadable,
-                "obfuscation": rows,
-                "settings": {"attributions": atts, "segmentations": segs, "searches": srchs, "style": style,
-                             "max_depth": max_depth, "seed": seed},
-            }
+                report = benchmark_obfuscation(ds, clfs, attributions=atts, segmentations=segs, searches=srchs,
+                                               style=style, max_depth=max_depth, seed=seed, on_image=step,
+                                               command=_command())
             paths = write_report(report, out, charts=charts)
         except VeilError as exc:
             fail(exc)
             return
-        _summary(paths, len(unreadable))
+        _summary(paths, len(report["unreadable"]))
 
     app.add_typer(bench, name="bench")

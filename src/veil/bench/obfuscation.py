@@ -34,7 +34,7 @@ from veil.bench.datasets import BenchDataset
 from veil.classify.base import Classifier
 from veil.errors import InvalidImageError, InvalidParameterError
 
-__all__ = ["MaskScores", "evaluate_obfuscation", "mask_scores", "obfuscation_configs"]
+__all__ = ["MaskScores", "benchmark_obfuscation", "evaluate_obfuscation", "mask_scores", "obfuscation_configs"]
 
 
 @dataclass(frozen=True)
@@ -185,3 +185,47 @@ def evaluate_obfuscation(
             "seconds_per_image": _mean(secs), "n_evaluated": _mean(n_eval),
         })
     return rows, unreadable
+
+
+def benchmark_obfuscation(
+    dataset: BenchDataset,
+    classifiers: Sequence[Classifier],
+    *,
+    attributions: Sequence[str] = ("fullgrad",),
+    segmentations: Sequence[str] = ("slic",),
+    searches: Sequence[str] = ("greedy",),
+    style: str = "blur",
+    max_depth: int = 10,
+    seed: int | None = 0,
+    on_image: Callable[[int], None] | None = None,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """The obfuscation benchmark as a report dict (what ``veil bench obfuscation`` writes).
+
+    Runs :func:`evaluate_obfuscation` and adds the dataset summary, the classifiers (threshold
+    and category coverage), the settings and the ``command`` that ran it (recorded as given);
+    :func:`veil.bench.report.write_report` writes it.
+
+    Examples
+    --------
+    >>> report = benchmark_obfuscation(load_dataset("data/tiny"), [clf])  # doctest: +SKIP
+    >>> sorted(report)  # doctest: +SKIP
+    ['classifiers', 'command', 'dataset', 'obfuscation', 'settings', 'title', 'unreadable']
+    """
+    from veil.bench.metrics import classifier_coverage
+
+    rows, unreadable = evaluate_obfuscation(
+        dataset, classifiers, attributions=attributions, segmentations=segmentations, searches=searches,
+        style=style, max_depth=max_depth, seed=seed, on_image=on_image)
+    return {
+        "title": "Veil obfuscation benchmark",
+        "command": command,
+        "dataset": dataset.summary(),
+        "classifiers": [{"name": c.name, "threshold": float(c.threshold),
+                         "coverage": sorted(cv) if (cv := classifier_coverage(c)) else None}
+                        for c in classifiers],
+        "unreadable": unreadable,
+        "obfuscation": rows,
+        "settings": {"attributions": list(attributions), "segmentations": list(segmentations),
+                     "searches": list(searches), "style": style, "max_depth": max_depth, "seed": seed},
+    }

@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from veil.classify.vlm import VLM_CARD_TYPES
+from veil.errors import ModelLoadError
 from veil.registry import Registry
 
-__all__ = ["CARD_FORMATS", "CardFormat", "card_format", "peek_card"]
+__all__ = ["CARD_FORMATS", "CardFormat", "card_categories", "card_format", "peek_card"]
 
 
 @dataclass(frozen=True)
@@ -89,3 +90,27 @@ def card_format(card: Mapping[str, Any] | None) -> CardFormat:
             if fmt.describes(card):
                 return fmt
     return CARD_FORMATS.get("torch")
+
+
+def card_categories(specs: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``{model name: {label: category}}`` declared by the model cards among ``specs``.
+
+    Registry names are skipped; no weights are loaded (each card's JSON is read once).
+
+    Raises
+    ------
+    ModelLoadError
+        For a ``.json`` spec that is not a readable JSON object.
+    """
+    out: dict[str, dict[str, str]] = {}
+    for spec in specs:
+        path = Path(spec)
+        if not (str(spec).endswith(".json") and path.is_file()):
+            continue
+        card = peek_card(path)
+        if card is None:
+            raise ModelLoadError(f"model card {str(spec)!r}: cannot read it as a JSON object")
+        cats = card.get("categories")
+        if cats:
+            out[str(card.get("name") or path.stem)] = dict(cats)
+    return out
