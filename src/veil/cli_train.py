@@ -1,4 +1,4 @@
-"""``veil train``: a thin shell over :func:`veil.train.train`.
+"""``veil train``: a thin shell over :func:`veil.training.classifier.train`.
 
 The lead's ``veil.cli`` calls :func:`register` on its Typer app.
 """
@@ -115,8 +115,8 @@ def register(app: typer.Typer) -> None:
         """
         import warnings
 
-        from veil.train import TrainingWarning, train
-        from veil.train import find_lr as run_find_lr
+        from veil.training.classifier import TrainingWarning, train
+        from veil.training.classifier import find_lr as run_find_lr
 
         try:
             if find_lr:

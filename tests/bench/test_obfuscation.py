@@ -86,3 +86,10 @@ def test_benchmark_obfuscation_assembles_the_report(planted_classifier, planted_
     assert report["settings"]["attributions"] == ["occlusion"] and report["settings"]["max_depth"] == 4
     assert len(report["obfuscation"]) == 1
     assert [u["id"] for u in report["unreadable"]] == ["broken.png"]  # the fixture's undecodable file
+
+
+def test_benchmark_obfuscation_names_an_unknown_option(planted_classifier, planted_manifest):
+    from veil.bench.obfuscation import benchmark_obfuscation
+
+    with pytest.raises(InvalidParameterError, match="max_dept"):
+        benchmark_obfuscation(load_dataset(planted_manifest), [planted_classifier], max_dept=3)

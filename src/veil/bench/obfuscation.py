@@ -191,19 +191,15 @@ def benchmark_obfuscation(
     dataset: BenchDataset,
     classifiers: Sequence[Classifier],
     *,
-    attributions: Sequence[str] = ("fullgrad",),
-    segmentations: Sequence[str] = ("slic",),
-    searches: Sequence[str] = ("greedy",),
-    style: str = "blur",
-    max_depth: int = 10,
-    seed: int | None = 0,
-    on_image: Callable[[int], None] | None = None,
     command: str | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
     """The obfuscation benchmark as a report dict (what ``veil bench obfuscation`` writes).
 
-    Runs :func:`evaluate_obfuscation` and adds the dataset summary, the classifiers (threshold
-    and category coverage), the settings and the ``command`` that ran it (recorded as given);
+    Runs :func:`evaluate_obfuscation` with ``options`` (its keywords: ``attributions``,
+    ``segmentations``, ``searches``, ``style``, ``max_depth``, ``seed``, ``on_image``) and adds
+    the dataset summary, the classifiers (threshold and category coverage), the settings in
+    effect and the ``command`` that ran it (recorded as given);
     :func:`veil.bench.report.write_report` writes it.
 
     Examples
@@ -212,11 +208,18 @@ def benchmark_obfuscation(
     >>> sorted(report)  # doctest: +SKIP
     ['classifiers', 'command', 'dataset', 'obfuscation', 'settings', 'title', 'unreadable']
     """
+    import inspect
+
     from veil.bench.metrics import classifier_coverage
 
-    rows, unreadable = evaluate_obfuscation(
-        dataset, classifiers, attributions=attributions, segmentations=segmentations, searches=searches,
-        style=style, max_depth=max_depth, seed=seed, on_image=on_image)
+    try:
+        bound = inspect.signature(evaluate_obfuscation).bind(dataset, classifiers, **options)
+    except TypeError as exc:
+        raise InvalidParameterError(f"benchmark_obfuscation: {exc}; options are evaluate_obfuscation's "
+                                    f"keywords, got {sorted(options)}") from None
+    bound.apply_defaults()
+    rows, unreadable = evaluate_obfuscation(*bound.args, **bound.kwargs)
+    kw = bound.arguments
     return {
         "title": "Veil obfuscation benchmark",
         "command": command,
@@ -226,6 +229,7 @@ def benchmark_obfuscation(
                         for c in classifiers],
         "unreadable": unreadable,
         "obfuscation": rows,
-        "settings": {"attributions": list(attributions), "segmentations": list(segmentations),
-                     "searches": list(searches), "style": style, "max_depth": max_depth, "seed": seed},
+        "settings": {"attributions": list(kw["attributions"]), "segmentations": list(kw["segmentations"]),
+                     "searches": list(kw["searches"]), "style": kw["style"], "max_depth": kw["max_depth"],
+                     "seed": kw["seed"]},
     }

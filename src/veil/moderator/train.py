@@ -23,7 +23,6 @@ JSONL / CSV manifest with the same keys, ``image`` a path relative to the manife
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
@@ -42,6 +41,8 @@ from veil.moderator.sampler import (
     normalize_safety_label,
     sample_prompts,
 )
+from veil.training.data import read_manifest
+from veil.training.progress import make_progress
 
 __all__ = ["DEFAULT_TARGET_MODULES", "load_records", "train_moderator"]
 
@@ -119,24 +120,10 @@ def load_records(path: str | Path) -> list[dict[str, Any]]:
                 rec = dict(row)
                 rec["image"] = _parquet_image(rec.get("image"), f.parent)
                 out.append(_check_record(rec, f"{f}: row {n}"))
-        elif suffix in (".jsonl", ".json"):
-            for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except ValueError as exc:
-                    raise InvalidParameterError(f"{f}:{n}: not valid JSON ({exc})") from None
-                if not isinstance(rec, dict):
-                    raise InvalidParameterError(f"{f}:{n}: each line must be a JSON object")
+        elif suffix in (".jsonl", ".json", ".csv"):
+            for n, rec in read_manifest(f):
                 rec["image"] = _parquet_image(rec.get("image"), f.parent)
                 out.append(_check_record(rec, f"{f}:{n}"))
-        elif suffix == ".csv":
-            with f.open(newline="", encoding="utf-8") as fh:
-                for n, row in enumerate(csv.DictReader(fh), start=2):
-                    rec = dict(row)
-                    rec["image"] = _parquet_image(rec.get("image"), f.parent)
-                    out.append(_check_record(rec, f"{f}:{n}"))
         else:
             raise InvalidParameterError(
                 f"training data {str(f)!r}: expected .parquet, .jsonl or .csv, got {suffix or 'no suffix'!r}"
@@ -412,11 +399,9 @@ def train_moderator(
 
     loss_before = probe_loss()
     t0 = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, initial=step, desc="train-moderator", unit="step")
+    bars = make_progress(progress)
+    bars.start()
+    task = bars.add_task("train-moderator", total=total, completed=step, info="")
     model.train()
     while step < total:
         epoch, within = divmod(step, per_epoch)
@@ -432,14 +417,11 @@ def train_moderator(
         opt.step()
         losses.append(round(float(loss.detach()), 6))
         step += 1
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=losses[-1])
+        bars.update(task, advance=1, info=f"loss {losses[-1]:.4f}")
         if step % int(save_every) == 0 or step == total:
             save_checkpoint()
             model.train()
-    if bar is not None:
-        bar.close()
+    bars.stop()
     model.eval()
     loss_after = probe_loss()
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from veil.errors import CapabilityError, InvalidParameterError, ModelLoadError, require
 from veil.rationale.prompt import build_instruction, build_qformer_instruction
+from veil.training.data import read_jsonl
 
 __all__ = ["encode_example", "load_examples", "train_vlm"]
 
@@ -47,15 +48,7 @@ def load_examples(path: str | Path) -> list[dict[str, Any]]:
     if not p.is_file():
         raise InvalidParameterError(f"training data {str(path)!r} does not exist")
     out: list[dict[str, Any]] = []
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError as exc:
-            raise InvalidParameterError(f"{p}:{n}: not valid JSON ({exc})") from None
-        if not isinstance(rec, dict):
-            raise InvalidParameterError(f"{p}:{n}: each line must be a JSON object")
+    for n, rec in read_jsonl(p):
         for key in ("image", "answer"):
             if not isinstance(rec.get(key), str) or not rec[key].strip():
                 raise InvalidParameterError(f"{p}:{n}: key {key!r} must be a non-empty string")
