@@ -49,3 +49,16 @@ def test_progress_disabled_still_counts():
         task = p.add_task("train", total=3, info="")
         p.advance(task, 2)
         assert p.tasks[0].completed == 2
+
+
+def test_optimizer_step_stops_on_a_non_finite_loss():
+    import torch
+
+    from veil.training.loop import optimizer_step
+
+    w = torch.nn.Parameter(torch.tensor([1.0]))
+    opt = torch.optim.SGD([w], lr=0.5)
+    assert optimizer_step((w * 3).sum(), opt, [w], step=0, lr=0.5) == 3.0
+    assert float(w.detach()) == pytest.approx(0.5, abs=1e-5)  # gradient 3 clipped to norm 1: 1 - 0.5 · 1
+    with pytest.raises(InvalidParameterError, match=r"loss became nan at step 7; lower lr \(now 0.5\)"):
+        optimizer_step(w.sum() * float("nan"), opt, [w], step=7, lr=0.5)

@@ -42,6 +42,7 @@ from veil.moderator.sampler import (
     sample_prompts,
 )
 from veil.training.data import read_manifest
+from veil.training.loop import optimizer_step
 from veil.training.progress import make_progress
 
 __all__ = ["DEFAULT_TARGET_MODULES", "load_records", "train_moderator"]
@@ -401,27 +402,22 @@ def train_moderator(
     t0 = time.perf_counter()
     bars = make_progress(progress)
     bars.start()
-    task = bars.add_task("train-moderator", total=total, completed=step, info="")
-    model.train()
-    while step < total:
-        epoch, within = divmod(step, per_epoch)
-        samples = first if epoch == 0 else epoch_samples(epoch)
-        chunk = samples[within * int(batch_size) : (within + 1) * int(batch_size)]
-        batch = _to(encoder.collate([encoder(s) for s in chunk]), dev, dtype)
-        loss = model(**batch).loss
-        if not torch.isfinite(loss):
-            raise InvalidParameterError(f"loss became {float(loss)} at step {step}; lower lr (now {lr})")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-        opt.step()
-        losses.append(round(float(loss.detach()), 6))
-        step += 1
-        bars.update(task, advance=1, info=f"loss {losses[-1]:.4f}")
-        if step % int(save_every) == 0 or step == total:
-            save_checkpoint()
-            model.train()
-    bars.stop()
+    try:
+        task = bars.add_task("train-moderator", total=total, completed=step, info="")
+        model.train()
+        while step < total:
+            epoch, within = divmod(step, per_epoch)
+            samples = first if epoch == 0 else epoch_samples(epoch)
+            chunk = samples[within * int(batch_size) : (within + 1) * int(batch_size)]
+            batch = _to(encoder.collate([encoder(s) for s in chunk]), dev, dtype)
+            losses.append(optimizer_step(model(**batch).loss, opt, trainable, step=step, lr=lr))
+            step += 1
+            bars.update(task, advance=1, info=f"loss {losses[-1]:.4f}")
+            if step % int(save_every) == 0 or step == total:
+                save_checkpoint()
+                model.train()
+    finally:
+        bars.stop()
     model.eval()
     loss_after = probe_loss()
 
