@@ -18,6 +18,13 @@ import typer
 from veil.cli_common import RegistryHelpCommand, err, fail
 from veil.errors import InvalidParameterError, VeilError
 
+# Options both bench commands take.
+Limit = Annotated[int | None, typer.Option(help="Use only the first N samples.")]
+Charts = Annotated[bool, typer.Option("--charts/--no-charts", help="Write PNG charts.")]
+Threads = Annotated[int | None, typer.Option(help="Torch CPU threads (1 is often fastest for small models on a "
+                                             "busy machine).")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
 
 def _csv(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
@@ -113,12 +120,11 @@ def register(app: typer.Typer) -> None:
         robust_k: Annotated[int, typer.Option(help="Correctly classified images attacked per classifier.")] = 50,
         pgd_steps: Annotated[int, typer.Option(help="PGD iterations.")] = 100,
         seed: Annotated[int, typer.Option(help="Seed of the robustness sample and the noise.")] = 0,
-        limit: Annotated[int | None, typer.Option(help="Use only the first N samples.")] = None,
+        limit: Limit = None,
         batch_size: Annotated[int, typer.Option(help="Images classified per batch.")] = 16,
-        charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Write PNG charts.")] = True,
-        threads: Annotated[int | None, typer.Option(help="Torch CPU threads (1 is often fastest for small "
-                                                    "models on a busy machine).")] = None,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+        charts: Charts = True,
+        threads: Threads = None,
+        quiet: Quiet = False,
     ) -> None:
         """Effectiveness per category and source, and robust accuracy under attacks."""
         from veil.bench.metrics import benchmark_classifiers
@@ -161,11 +167,10 @@ def register(app: typer.Typer) -> None:
         style: Annotated[str, typer.Option(help="Obfuscation style ({style}).")] = "blur",
         max_depth: Annotated[int, typer.Option(help="Most regions obfuscated per image.")] = 10,
         seed: Annotated[int, typer.Option(help="Seed of randomized stages.")] = 0,
-        limit: Annotated[int | None, typer.Option(help="Use only the first N samples.")] = None,
-        charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Write PNG charts.")] = True,
-        threads: Annotated[int | None, typer.Option(help="Torch CPU threads (1 is often fastest for small "
-                                                    "models on a busy machine).")] = None,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+        limit: Limit = None,
+        charts: Charts = True,
+        threads: Threads = None,
+        quiet: Quiet = False,
     ) -> None:
         """Counterfactual rate, depth, area, mask precision/recall/IoU and speed per configuration."""
         from veil.bench.obfuscation import benchmark_obfuscation, obfuscation_configs
