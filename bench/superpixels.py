@@ -27,6 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from veil.bench.metrics import superpixel_metrics  # noqa: E402
+
 DATA = Path("/work/shared/data/bsds500")
 #: Matched counts: each method's ``n_segments`` is chosen so its *final* number of
 #: superpixels lands near the target. Both final counts follow a power law of the
@@ -58,33 +61,9 @@ def load_split(split: str, n_images: int | None) -> list[tuple[str, np.ndarray, 
     return out
 
 
-def _boundary(labels: np.ndarray) -> np.ndarray:
-    b = np.zeros(labels.shape, dtype=bool)
-    b[:, :-1] |= labels[:, :-1] != labels[:, 1:]
-    b[:-1, :] |= labels[:-1, :] != labels[1:, :]
-    return b
-
-
 def metrics(sp: np.ndarray, gts: list[np.ndarray], tol: float = 2.0) -> tuple[float, float, float]:
     """Boundary recall, undersegmentation error, ASA of one superpixel map, averaged over gts."""
-    from scipy.ndimage import distance_transform_edt
-
-    sp = sp.astype(np.int64)
-    n = sp.size
-    dist = distance_transform_edt(~_boundary(sp))
-    br, ue, asa = [], [], []
-    n_sp = int(sp.max()) + 1
-    sizes = np.bincount(sp.ravel(), minlength=n_sp)
-    for gt in gts:
-        gb = _boundary(gt)
-        br.append(float((dist[gb] <= tol).mean()) if gb.any() else 1.0)
-        g = gt.ravel() - gt.min()
-        n_g = int(g.max()) + 1
-        m = np.bincount(sp.ravel() * n_g + g, minlength=n_sp * n_g).reshape(n_sp, n_g)
-        rest = sizes[:, None] - m
-        ue.append(float(np.minimum(m, rest)[m > 0].sum()) / n)
-        asa.append(float(m.max(axis=1).sum()) / n)
-    return float(np.mean(br)), float(np.mean(ue)), float(np.mean(asa))
+    return superpixel_metrics(sp, gts, tolerance=tol)
 
 
 def run_method(name: str, image: np.ndarray, count: int, bass_options: dict) -> np.ndarray:

@@ -123,7 +123,6 @@ def test_bf16_training_learns_and_saves_float32_weights(folder, tmp_path):
 
 
 def test_card_loads_as_classifier(trained):
-    pytest.importorskip("veil.classify.card")
     from veil.classify import load_classifier
 
     out, card = trained

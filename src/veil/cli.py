@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 
+from veil.cli_common import RegistryHelpCommand, err, fail, registry_names
 from veil.errors import InvalidParameterError, VeilError
 
 app = typer.Typer(
@@ -21,23 +21,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
-
-
-def fail(exc: Exception) -> None:
-    """One-line message and exit code 2 for user errors."""
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
-    raise typer.Exit(code=2)
-
-
-def _names(kind: str) -> str:
-    from veil.attribution import ATTRIBUTIONS
-    from veil.counterfactual import SEARCHES, STYLES
-    from veil.segment import SEGMENTERS
-
-    regs: dict[str, Any] = {"attribution": ATTRIBUTIONS, "segmentation": SEGMENTERS, "search": SEARCHES,
-                            "style": STYLES}
-    return ", ".join(regs[kind].names())
 
 
 def parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
@@ -69,29 +52,29 @@ def parse_floats(text: str, option: str) -> tuple[float, ...]:
         raise InvalidParameterError(f"{option} takes comma-separated numbers or 'none', got {text!r}") from None
 
 
-@app.command()
+@app.command(cls=RegistryHelpCommand)
 def scan(
     paths: list[Path] = typer.Argument(..., help="Image files and folders (searched recursively)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (created)."),
     model: list[str] = typer.Option(
         ["nudenet"], "--model", "-m",
-        help="Classifier: a registered name (nudenet) or a model card JSON. Repeat for several.",
+        help="Classifier: a registered name ({classifier}) or a model card JSON ({card_format}). Repeat for several.",
     ),
-    attribution: str = typer.Option("fullgrad", help="Attribution method: fullgrad, gradcam, gradcam++, xgradcam, ablationcam, occlusion."),
-    segmentation: str = typer.Option("bass", help="Segmenter: bass (default), bass_guided, slic, felzenszwalb, watershed, sam (veil list)."),
-    merge: float | None = typer.Option(None, help="Join touching segments whose mean Lab colours differ by less than this (0: off; default 12 for bass and bass_guided, off for the others)."),
+    attribution: str = typer.Option("fullgrad", help="Attribution method: {attribution}."),
+    segmentation: str = typer.Option("bass", help="Segmenter: {segmentation}."),
+    merge: float | None = typer.Option(None, help="Join touching segments whose mean Lab colours differ by less than this (0: off; default {merge_defaults}, off for the others)."),
     segment_size: int = typer.Option(640, help="Segment on a copy whose longer side is at most this many pixels (0: full resolution)."),
     coarser: str = typer.Option("30", help="Comma-separated larger merge thresholds retried before failing closed ('none': fail closed at once)."),
     search_size: int = typer.Option(1024, help="Attribute, segment and search on a copy whose longer side is at most this many pixels; the mask is scaled back and the full-size result re-classified (0: full resolution)."),
-    search: str = typer.Option("greedy", help="Search strategy: greedy, subset, csra."),
-    style: str = typer.Option("blur", help="Obfuscation style: blur, pixelate, fill."),
-    extent: str = typer.Option("object", help="How much to hide: object (the whole object that carried the evidence) or minimal (the search's regions only, the paper's)."),
+    search: str = typer.Option("greedy", help="Search strategy: {search}."),
+    style: str = typer.Option("blur", help="Obfuscation style: {style}."),
+    extent: str = typer.Option("object", help="How much to hide ({extent}): object (the whole object that carried the evidence) or minimal (the search's regions only, the paper's)."),
     max_depth: int = typer.Option(10, help="Most regions to obfuscate before failing closed."),
     threshold: float | None = typer.Option(None, help="Unsafe threshold for every model (default: each model's own, 0.5)."),
     batch_size: int = typer.Option(8, help="Candidate images classified per batch during the search."),
     seed: int = typer.Option(0, help="Seed for randomized stages; recorded in each result."),
     param: list[str] = typer.Option([], "--param", "-p", help="Stage option STAGE.NAME=VALUE, e.g. segmentation.n_segments=50. Repeatable."),
-    rationale: str = typer.Option("grounded", help="Rationale backend explaining each result: grounded (offline), transformers, openai, or none."),
+    rationale: str = typer.Option("grounded", help="Rationale backend explaining each result: {rationale} (grounded is offline), or none."),
     overlays: bool = typer.Option(True, help="Write attribution and region overlays (drawn on the delivered image)."),
     report: bool = typer.Option(True, help="Write report.html."),
     max_pixels: int = typer.Option(64_000_000, help="Refuse images with more pixels (decompression-bomb guard)."),
@@ -201,11 +184,10 @@ def scan(
 @app.command("list")
 def list_registries() -> None:
     """Print the registered classifiers, attribution methods, segmenters, searches and styles."""
-    from veil.classify import CLASSIFIERS
-
-    typer.echo(f"classifiers:   {', '.join(CLASSIFIERS.names())} (or a model card .json)")
+    names = registry_names()
+    typer.echo(f"classifiers:   {names['classifier']} (or a model card .json: {names['card_format']})")
     for kind in ("attribution", "segmentation", "search", "style"):
-        typer.echo(f"{kind + ':':<14} {_names(kind)}")
+        typer.echo(f"{kind + ':':<14} {names[kind]}")
 
 
 @app.command()
@@ -219,7 +201,7 @@ def version() -> None:
 def _register_plugins() -> None:
     import importlib
 
-    for mod in ("veil.cli_train", "veil.rationale.cli", "veil.bench.cli", "veil.moderator.cli", "veil.cli_serve"):
+    for mod in ("veil.cli_train", "veil.cli_explain", "veil.cli_bench", "veil.cli_moderator", "veil.cli_serve"):
         try:
             module = importlib.import_module(mod)
         except ModuleNotFoundError as exc:
@@ -236,8 +218,10 @@ def main() -> None:  # pragma: no cover
     try:
         app()
     except VeilError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
+        try:
+            fail(exc)
+        except typer.Exit as done:
+            sys.exit(done.exit_code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,4 +1,4 @@
-"""``veil train``: a thin shell over :func:`veil.train.train`.
+"""``veil train``: a thin shell over :func:`veil.training.classifier.train`.
 
 The lead's ``veil.cli`` calls :func:`register` on its Typer app.
 """
@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from veil.cli_common import fail
 from veil.errors import VeilError
 
 
@@ -114,8 +115,8 @@ def register(app: typer.Typer) -> None:
         """
         import warnings
 
-        from veil.train import TrainingWarning, train
-        from veil.train import find_lr as run_find_lr
+        from veil.training.classifier import TrainingWarning, train
+        from veil.training.classifier import find_lr as run_find_lr
 
         try:
             if find_lr:
@@ -138,8 +139,7 @@ def register(app: typer.Typer) -> None:
                     precision=precision,
                 )
         except VeilError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=2) from None
+            fail(exc)
         val, test = card["metrics"].get("val", {}), card["metrics"].get("test", {})
 
         def fmt(m: dict) -> str:

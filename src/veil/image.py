@@ -513,3 +513,29 @@ def iter_scan_files(paths: list[str | os.PathLike]) -> list[tuple[Path, Path]]:
         else:
             add(path, Path(path.name))
     return out
+
+
+def check_labels(labels: np.ndarray, *, name: str = "labels", integer: bool = True) -> np.ndarray:
+    """Validate a label map: labels all >= 0 (and of an integer dtype with ``integer``).
+
+    Returns the labels as an array (not copied).
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming the dtype and the minimum received.
+
+    Examples
+    --------
+    >>> check_labels(np.array([[0, 1]])).tolist()
+    [[0, 1]]
+    >>> check_labels(np.array([[-1, 0]]))
+    Traceback (most recent call last):
+    ...
+    veil.errors.InvalidParameterError: labels must be non-negative integers, got dtype int64 with minimum -1
+    """
+    arr = np.asarray(labels)
+    if arr.size and ((integer and not np.issubdtype(arr.dtype, np.integer)) or arr.min() < 0):
+        raise InvalidParameterError(
+            f"{name} must be non-negative integers, got dtype {arr.dtype} with minimum {arr.min().item()!r}")
+    return arr

@@ -7,8 +7,10 @@ benchmarks run. :class:`Safeguarder` keeps loaded classifiers for many images.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,14 +34,9 @@ from veil.counterfactual import (
 from veil.counterfactual.styles import apply_mask
 from veil.errors import ClassifierOutputError, InvalidParameterError, VeilError
 from veil.image import DEFAULT_MAX_PIXELS, ImageInput, fit_within, load_image, resize
-from veil.segment import SEGMENTERS, merge_similar, resize_labels, segment
+from veil.segment import SEGMENTERS, default_merge, merge_similar, resize_labels, segment
 from veil.types import ModelOutput, Result
 
-#: Default Lab distance for joining similar neighbouring segments, per segmenter (tuned with
-#: bench/cse.py on synthetic seeds 7 and 11, reported on seed 2024). BASS over-segments on
-#: purpose (100 initial superpixels) and relies on the merge to reassemble thin objects; the
-#: paper's coarse SLIC / watershed settings (25 segments) would only grow, so they are not merged.
-DEFAULT_MERGE: dict[str, float] = {"bass": 12.0, "bass_guided": 12.0}
 #: Longest side (pixels) at which images are segmented; larger ones are segmented on a smaller copy.
 DEFAULT_SEGMENT_SIZE = 640
 #: Longest side (pixels) of the working copy that attribution, segmentation and the search see;
@@ -52,6 +49,17 @@ DEFAULT_COARSER = (30.0,)
 
 #: Gradient-free attribution used for classifiers that expose no torch gradients.
 FALLBACK_ATTRIBUTION = "occlusion"
+
+
+@dataclass
+class _Search:
+    """What the search over merge levels found: the regions, on which label map, at what cost."""
+
+    found: bool
+    selected: list[int]
+    labels: np.ndarray
+    n_evaluated: int
+    tried: list[str]
 
 
 @dataclass(frozen=True)
@@ -76,7 +84,7 @@ class SafeguardConfig:
         After segmentation, join touching segments whose mean Lab colours differ by less
         than this (:func:`veil.segment.merge_similar`), so a thin object cut into several
         superpixels becomes one region. 0: keep the segmenter's output. None (default):
-        the segmenter's default from ``DEFAULT_MERGE`` (12 for BASS, off for the others).
+        the segmenter's registered default (:func:`veil.segment.default_merge`: 12 for BASS, off for the others).
     segment_size : int or None
         Segmentation (and the colour merge) run on a copy whose longer side is at most this
         many pixels; the labels are scaled back to the image with nearest neighbours. Keeps a
@@ -160,7 +168,7 @@ class SafeguardConfig:
     @property
     def merge_threshold(self) -> float:
         """The merge threshold in effect (``merge``, or the segmenter's default)."""
-        return float(self.merge if self.merge is not None else DEFAULT_MERGE.get(self.segmentation, 0.0))
+        return float(self.merge if self.merge is not None else default_merge(self.segmentation))
 
     @property
     def merge_levels(self) -> list[float]:
@@ -290,13 +298,8 @@ class Safeguarder:
             return self._fail_closed(image, None, f"classification failed: {exc}", timings, settings)
         timings["classify"] = time.perf_counter() - t0
         scores = self.flat_scores(before)
-        if not any(mo.unsafe for mo in before):
-            result = Result(
-                unsafe=False, scores=scores, models=before, counterfactual_found=False, depth=None,
-                obfuscated_fraction=0.0, scores_after=scores, models_after=before, fail_closed=False,
-                error=None, image=image, mask=np.zeros(image.shape[:2], bool), seed=cfg.seed,
-                timings=timings, settings=settings,
-            )
+        if not any(mo.unsafe for mo in before):  # delivered as it came, judged once
+            result = self._result(before, before, image, np.zeros(image.shape[:2], bool), timings, settings)
             return self._explain(result, image)
         try:
             result = self._obfuscate(image, before, scores, timings, settings)
@@ -313,27 +316,26 @@ class Safeguarder:
         size = fit_within(image.shape, self.config.search_size)
         return image if size == image.shape[:2] else resize(image, size)
 
-    def _obfuscate(self, image: np.ndarray, before: list[ModelOutput], scores: dict[str, float],
-                   timings: dict[str, float], settings: dict[str, Any]) -> Result:
-        cfg = self.config
-        h, w = image.shape[:2]
-        work = self._working_copy(image)
-        wh, ww = work.shape[:2]
-        t = time.perf_counter()
-        attribution, used = self.attribute(work, before)
-        timings["attribution"] = time.perf_counter() - t
-        settings = {**settings, "attribution_used": used}
+    def _segment(self, work: np.ndarray, attribution: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Superpixels of the working copy (on a copy at most ``segment_size`` on its longer side).
 
-        t = time.perf_counter()
+        Returns the image that was segmented and its label map (both at the segmentation size).
+        """
+        cfg = self.config
         seg_image, seg_attribution = work, attribution
         small = fit_within(work.shape, cfg.segment_size)
-        if small != (wh, ww):
+        if small != work.shape[:2]:
             seg_image, seg_attribution = resize(work, small), resize(attribution.astype(np.float32), small)
         segments = segment(seg_image, cfg.segmentation, attribution=seg_attribution, rng=cfg.seed,
                            **cfg.segmentation_options)
-        timings["segmentation"] = time.perf_counter() - t
+        return seg_image, segments
 
-        styled = stylize(work, cfg.style, **cfg.style_options)
+    def _search_levels(self, work: np.ndarray, styled: np.ndarray, seg_image: np.ndarray,
+                       segments: np.ndarray, attribution: np.ndarray,
+                       timings: dict[str, float]) -> _Search:
+        """The counterfactual search at each merge level in turn (finer first) until one succeeds."""
+        cfg = self.config
+        wh, ww = work.shape[:2]
         timings["search"] = timings["merge"] = 0.0
         n_evaluated, tried = 0, []
         for level in cfg.merge_levels:
@@ -357,18 +359,38 @@ class Safeguarder:
             if outcome.found:
                 break
         timings["n_evaluated"] = n_evaluated
-        if not outcome.found:
-            res = self._fail_closed(image, before, None, timings, settings)
-            res.note = (f"no counterfactual within {cfg.max_depth} regions ({cfg.search} search; "
-                        f"{', '.join(tried)}); fully obscured")
-            res.attribution, res.segments, res.n_evaluated = attribution, labels, n_evaluated
-            return res
+        return _Search(outcome.found, list(outcome.selected), labels, n_evaluated, tried)
+
+    def _obfuscate(self, image: np.ndarray, before: list[ModelOutput], scores: dict[str, float],
+                   timings: dict[str, float], settings: dict[str, Any]) -> Result:
+        cfg = self.config
+        h, w = image.shape[:2]
+        work = self._working_copy(image)
+        wh, ww = work.shape[:2]
+        t = time.perf_counter()
+        attribution, used = self.attribute(work, before)
+        timings["attribution"] = time.perf_counter() - t
+        settings = {**settings, "attribution_used": used}
+
+        t = time.perf_counter()
+        seg_image, segments = self._segment(work, attribution)
+        timings["segmentation"] = time.perf_counter() - t
+
+        styled = stylize(work, cfg.style, **cfg.style_options)
+        found = self._search_levels(work, styled, seg_image, segments, attribution, timings)
+        n_evaluated, tried = found.n_evaluated, found.tried
+        if not found.found:
+            return self._fail_closed(
+                image, before, None, timings, settings, attribution=attribution, segments=found.labels,
+                n_evaluated=n_evaluated,
+                note=(f"no counterfactual within {cfg.max_depth} regions ({cfg.search} search; "
+                      f"{', '.join(tried)}); fully obscured"))
         note = (f"regions coarsened to {tried[-1]} after no counterfactual at {', '.join(tried[:-1])}"
                 if len(tried) > 1 else None)
 
         t = time.perf_counter()
         fine = segments if segments.shape == (wh, ww) else resize_labels(segments, (wh, ww))
-        ext = extend(work, styled, labels, outcome.selected, self.unsafe_scores, self.thresholds, cfg.extent,
+        ext = extend(work, styled, found.labels, found.selected, self.unsafe_scores, self.thresholds, cfg.extent,
                      attribution=attribution, segments=fine, **cfg.extent_options)
         timings["extent"] = time.perf_counter() - t
         n_evaluated += ext.n_evaluated
@@ -386,9 +408,8 @@ class Safeguarder:
         if mask.shape != (h, w):
             mask = _upscale_mask(mask, (h, w))
         if any(mo.unsafe for mo in after):
-            res = self._fail_closed(image, before, "delivered image still classified unsafe", timings, settings)
-            res.attribution, res.segments, res.n_evaluated = attribution, labels, n_evaluated
-            return res
+            return self._fail_closed(image, before, "delivered image still classified unsafe", timings, settings,
+                                     attribution=attribution, segments=labels, n_evaluated=n_evaluated)
         regions = describe_regions(labels, selected, region_scores(attribution, labels))
         why = dict(zip(selected, ext.reasons, strict=True))
         for r in regions:
@@ -396,30 +417,41 @@ class Safeguarder:
             if (wh, ww) != (h, w):  # boxes in the delivered image's pixels
                 x, y, bw, bh = r.bbox
                 r.bbox = (int(x * w / ww), int(y * h / wh), max(1, round(bw * w / ww)), max(1, round(bh * h / wh)))
+        return self._result(before, after, delivered, mask, timings, settings, counterfactual_found=True,
+                            depth=len(selected), attribution=attribution, segments=labels, regions=regions,
+                            n_evaluated=n_evaluated, note=note)
+
+    def _result(self, before: list[ModelOutput], after: list[ModelOutput], delivered: np.ndarray,
+                mask: np.ndarray, timings: dict[str, float], settings: dict[str, Any], *,
+                unsafe: bool | None = None, fail_closed: bool = False, error: str | None = None,
+                scores_after: dict[str, float] | None = None, **found: Any) -> Result:
+        """The one place a :class:`Result` is made: verdicts before and after, the delivered image.
+
+        ``found`` carries what the search produced (``counterfactual_found``, ``depth``,
+        ``attribution``, ``segments``, ``regions``, ``n_evaluated``, ``note``).
+        """
         return Result(
-            unsafe=True, scores=scores, models=before, counterfactual_found=True,
-            depth=len(selected), obfuscated_fraction=float(mask.mean()),
-            scores_after=self.flat_scores(after), models_after=after, fail_closed=False, error=None,
-            image=delivered, mask=mask, attribution=attribution, segments=labels, regions=regions,
-            n_evaluated=n_evaluated, seed=cfg.seed, timings=timings, settings=settings, note=note,
+            unsafe=any(mo.unsafe for mo in before) if unsafe is None else unsafe,
+            scores=self.flat_scores(before) if before else {}, models=before,
+            counterfactual_found=found.pop("counterfactual_found", False), depth=found.pop("depth", None),
+            obfuscated_fraction=float(np.asarray(mask).mean()) if mask.size else 0.0,
+            scores_after=self.flat_scores(after) if scores_after is None else scores_after,
+            models_after=after, fail_closed=fail_closed, error=error, image=delivered, mask=mask,
+            seed=self.config.seed, timings=timings, settings=settings, **found,
         )
 
     def _fail_closed(self, image: np.ndarray, before: list[ModelOutput] | None, error: str | None,
-                     timings: dict[str, float], settings: dict[str, Any]) -> Result:
+                     timings: dict[str, float], settings: dict[str, Any], **found: Any) -> Result:
+        """The image fully obscured, with what the search found (``attribution``, ``note``, …)."""
         delivered = fully_obscured(image)
         try:
             after = self.classify([delivered], detect=False)[0]
             scores_after = self.flat_scores(after)
         except Exception:  # noqa: BLE001 - the output is already fully obscured
             after, scores_after = [], {}
-        return Result(
-            unsafe=True if before is None else any(mo.unsafe for mo in before),
-            scores=self.flat_scores(before) if before else {}, models=before or [],
-            counterfactual_found=False, depth=None, obfuscated_fraction=1.0,
-            scores_after=scores_after, models_after=after, fail_closed=True, error=error,
-            image=delivered, mask=np.ones(image.shape[:2], bool), seed=self.config.seed,
-            timings=timings, settings=settings,
-        )
+        return self._result(before or [], after, delivered, np.ones(image.shape[:2], bool), timings, settings,
+                            unsafe=True if before is None else None, fail_closed=True, error=error,
+                            scores_after=scores_after, **found)
 
     def _explain(self, result: Result, original: np.ndarray) -> Result:
         if self.config.rationale is None:
@@ -500,13 +532,64 @@ def _broken_promise(result: Result) -> str | None:
     return None
 
 
-_CACHE: dict[tuple[Any, ...], Safeguarder] = {}
+class ClassifierCache:
+    """Loaded classifiers by spec, least recently used first out, at most ``maxsize`` of them.
+
+    A spec is a registry name or a model card path; a card's key includes its resolved path and
+    modification time, so an edited card is loaded afresh. Classifier objects are not cached:
+    they are already loaded.
+
+    Examples
+    --------
+    >>> cache = ClassifierCache(maxsize=2)
+    >>> len(cache)
+    0
+    """
+
+    def __init__(self, maxsize: int = 4) -> None:
+        if int(maxsize) < 1:
+            raise InvalidParameterError(f"maxsize must be at least 1, got {maxsize!r}")
+        self.maxsize = int(maxsize)
+        self._items: OrderedDict[tuple[str, float | None], Classifier] = OrderedDict()
+
+    @staticmethod
+    def key(spec: str) -> tuple[str, float | None]:
+        path = Path(spec)
+        try:
+            return str(path.resolve()), path.stat().st_mtime
+        except OSError:
+            return spec, None  # a registry name
+
+    def get(self, spec: str | Classifier) -> Classifier:
+        """The loaded classifier for ``spec`` (loading it on a miss)."""
+        if not isinstance(spec, str):
+            return load_classifier(spec)
+        key = self.key(spec)
+        clf = self._items.get(key)
+        if clf is None:
+            clf = self._items[key] = load_classifier(spec)
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+        self._items.move_to_end(key)
+        return clf
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+#: The classifiers :func:`safeguard` reuses across calls.
+CLASSIFIER_CACHE = ClassifierCache(maxsize=4)
 
 
 def safeguard(image: ImageInput, config: SafeguardConfig | None = None, **overrides: Any) -> Result:
     """Safeguard one image: the Python API behind ``veil scan``.
 
-    Classifiers named by string are loaded once and reused across calls.
+    Classifiers named by string are loaded once and reused across calls (the last few
+    distinct ones are kept, :data:`CLASSIFIER_CACHE`); for many images, create one
+    :class:`Safeguarder` and call :meth:`Safeguarder.run`.
 
     Examples
     --------
@@ -515,8 +598,5 @@ def safeguard(image: ImageInput, config: SafeguardConfig | None = None, **overri
     >>> result.unsafe, result.depth, result.fail_closed  # doctest: +SKIP
     """
     config = replace(config or SafeguardConfig(), **overrides) if overrides else (config or SafeguardConfig())
-    key = (tuple(m if isinstance(m, str) else id(m) for m in config.models), repr(config))
-    sg = _CACHE.get(key)
-    if sg is None:
-        sg = _CACHE[key] = Safeguarder(config)
-    return sg.run(image)
+    classifiers = [CLASSIFIER_CACHE.get(m) for m in config.models]
+    return Safeguarder(config, classifiers=classifiers).run(image)

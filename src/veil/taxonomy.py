@@ -43,13 +43,17 @@ __all__ = [
     "CATEGORIES",
     "GENERAL_QUESTIONS",
     "GENERIC",
+    "NUDENET_ATTRIBUTES",
     "NUDENET_LABELS",
+    "NUDENET_SEXUAL",
+    "SAFE_LABELS",
     "TAXONOMIES",
     "Category",
     "attribute_name",
     "category_for_label",
     "category_for_question",
     "get_category",
+    "is_safe_label",
     "label_categories",
     "normalize_category",
     "questions_for",
@@ -280,8 +284,10 @@ GENERAL_QUESTIONS: tuple[str, ...] = (
     "What are the people doing?",
 )
 
-#: NudeNet (v3) label → human-readable attribute name.
-NUDENET_LABELS: dict[str, str] = {
+#: NudeNet (v3) label → human-readable attribute name, in the order of the network's outputs.
+#: The one NudeNet table: :mod:`veil.classify.nudenet` reads its labels and default unsafe
+#: labels from here (the taxonomy sits below the classifiers, so the table lives down here).
+NUDENET_ATTRIBUTES: dict[str, str] = {
     "FEMALE_GENITALIA_COVERED": "covered female genitalia",
     "FACE_FEMALE": "female face",
     "BUTTOCKS_EXPOSED": "exposed buttocks",
@@ -302,20 +308,24 @@ NUDENET_LABELS: dict[str, str] = {
     "BUTTOCKS_COVERED": "covered buttocks",
 }
 
-#: NudeNet's exposed intimate body parts; these (and only these) map to ``"sexual"``.
-_NUDENET_SEXUAL = frozenset(
-    {
-        "BUTTOCKS_EXPOSED",
-        "FEMALE_BREAST_EXPOSED",
-        "FEMALE_GENITALIA_EXPOSED",
-        "MALE_GENITALIA_EXPOSED",
-        "ANUS_EXPOSED",
-    }
+#: NudeNet's 18 labels, in the order of the network's class outputs.
+NUDENET_LABELS: tuple[str, ...] = tuple(NUDENET_ATTRIBUTES)
+
+#: NudeNet's exposed intimate body parts: the labels that make an image unsafe by default and
+#: the only ones that map to ``"sexual"``.
+NUDENET_SEXUAL: tuple[str, ...] = (
+    "FEMALE_GENITALIA_EXPOSED",
+    "MALE_GENITALIA_EXPOSED",
+    "FEMALE_BREAST_EXPOSED",
+    "BUTTOCKS_EXPOSED",
+    "ANUS_EXPOSED",
 )
 
-#: Labels that mean "nothing unsafe here" in common classifiers.
-_SAFE_LABELS = frozenset({"safe", "neutral", "normal", "drawings", "drawing", "benign", "sfw",
-                          "none", "negative", "other", "clean"})
+#: The one list of label names that mean "nothing unsafe here": classifier labels
+#: (:func:`category_for_label`), dataset folders and labels (:mod:`veil.bench.datasets`) and
+#: training classes (:func:`is_safe_label` with ``prefix=True``, as ``veil train`` uses it).
+SAFE_LABELS: frozenset[str] = frozenset({"safe", "neutral", "normal", "drawings", "drawing", "benign", "sfw",
+                                         "none", "negative", "other", "clean"})
 
 
 def normalize_category(name: str) -> str:
@@ -325,6 +335,24 @@ def normalize_category(name: str) -> str:
     'public_and_personal_health'
     """
     return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
+
+
+def is_safe_label(name: str, *, prefix: bool = False) -> bool:
+    """Whether the label ``name`` means "nothing unsafe here" (:data:`SAFE_LABELS`).
+
+    With ``prefix=True`` the first word decides (``"safe_for_work"``, ``"normal scene"``), as
+    training classes are often named.
+
+    Examples
+    --------
+    >>> is_safe_label("Neutral"), is_safe_label("nsfw"), is_safe_label("safe_for_work", prefix=True)
+    (True, False, True)
+    """
+    norm = normalize_category(name)
+    if prefix:
+        first = re.match(r"[a-z]+", norm)
+        return first is not None and first.group() in SAFE_LABELS
+    return norm in SAFE_LABELS
 
 
 def _lookup(name: str) -> Category | None:
@@ -397,13 +425,13 @@ def category_for_label(
     """
     if card_categories and label in card_categories:
         target = card_categories[label]
-        if target is None or normalize_category(str(target)) in _SAFE_LABELS:
+        if target is None or normalize_category(str(target)) in SAFE_LABELS:
             return None
         return get_category(str(target)).key
-    if label in NUDENET_LABELS:
-        return "sexual" if label in _NUDENET_SEXUAL else None
+    if label in NUDENET_ATTRIBUTES:
+        return "sexual" if label in NUDENET_SEXUAL else None
     norm = normalize_category(label)
-    if norm in _SAFE_LABELS:
+    if norm in SAFE_LABELS:
         return None
     cat = _lookup(norm)
     if cat is not None and cat is not GENERIC:
@@ -445,8 +473,8 @@ def attribute_name(label: str) -> str:
     >>> attribute_name("self_harm_cut")
     'self harm cut'
     """
-    if label in NUDENET_LABELS:
-        return NUDENET_LABELS[label]
+    if label in NUDENET_ATTRIBUTES:
+        return NUDENET_ATTRIBUTES[label]
     return re.sub(r"[_\-]+", " ", label).strip().lower()
 
 

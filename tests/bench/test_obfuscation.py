@@ -71,3 +71,25 @@ def test_unknown_method_fails_before_work(planted_classifier, planted_manifest):
     ds = load_dataset(planted_manifest)
     with pytest.raises(UnknownNameError, match="valid names"):
         evaluate_obfuscation(ds, [planted_classifier], attributions=["nope"])
+
+
+def test_benchmark_obfuscation_assembles_the_report(planted_classifier, planted_manifest):
+    from veil.bench.obfuscation import benchmark_obfuscation
+
+    ds = load_dataset(planted_manifest)
+    report = benchmark_obfuscation(ds, [planted_classifier], attributions=["occlusion"], segmentations=["slic"],
+                                   max_depth=4, command="veil bench obfuscation …")
+    assert list(report) == ["title", "command", "dataset", "classifiers", "unreadable", "obfuscation", "settings"]
+    assert report["command"] == "veil bench obfuscation …"
+    assert report["dataset"] == ds.summary()
+    assert report["classifiers"][0]["name"] == planted_classifier.name
+    assert report["settings"]["attributions"] == ["occlusion"] and report["settings"]["max_depth"] == 4
+    assert len(report["obfuscation"]) == 1
+    assert [u["id"] for u in report["unreadable"]] == ["broken.png"]  # the fixture's undecodable file
+
+
+def test_benchmark_obfuscation_names_an_unknown_option(planted_classifier, planted_manifest):
+    from veil.bench.obfuscation import benchmark_obfuscation
+
+    with pytest.raises(InvalidParameterError, match="max_dept"):
+        benchmark_obfuscation(load_dataset(planted_manifest), [planted_classifier], max_dept=3)

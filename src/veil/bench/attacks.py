@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from veil.errors import InvalidParameterError
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "ATTACKS",
+    "Attack",
     "GRADIENT_ATTACKS",
     "deepfool",
     "evaluate_robustness",
@@ -166,12 +168,36 @@ def deepfool(margin: Margin, x: torch.Tensor, eps: float, *, steps: int = 50, ov
     return _clamp(x0 + delta, bounds).detach()
 
 
-#: Attack names → norm; the order is the report's.
-ATTACKS: Registry[str] = Registry("attack")
-for _name, _norm in (("noise", "L2"), ("fgsm", "Linf"), ("pgd", "Linf"), ("deepfool", "Linf")):
-    ATTACKS.register(_name, _norm)
-#: Attacks that need a differentiable classifier.
-GRADIENT_ATTACKS: frozenset[str] = frozenset({"fgsm", "pgd", "deepfool"})
+@dataclass(frozen=True)
+class Attack:
+    """One registered attack: its norm, whether it needs gradients, and how to run it.
+
+    ``run(margin, x, eps, bounds=…, seed=…, pgd_steps=…)`` perturbs a batch ``x`` in the
+    classifier's normalized input space; ``note`` is appended to the report's note.
+    """
+
+    name: str
+    norm: str
+    requires_gradients: bool
+    run: Callable[..., torch.Tensor]
+    note: Callable[[int], str] = field(default=lambda pgd_steps: "")
+
+
+#: Attack name → :class:`Attack`; CLI choices and the report's ``norm`` come from here.
+ATTACKS: Registry[Attack] = Registry("attack")
+ATTACKS.register("noise", Attack(
+    "noise", "L2", False,
+    lambda margin, x, e, *, bounds, seed, pgd_steps: gaussian_noise(x, e, rng=seed, bounds=bounds)))
+ATTACKS.register("fgsm", Attack(
+    "fgsm", "Linf", True, lambda margin, x, e, *, bounds, seed, pgd_steps: fgsm(margin, x, e, bounds=bounds)))
+ATTACKS.register("pgd", Attack(
+    "pgd", "Linf", True,
+    lambda margin, x, e, *, bounds, seed, pgd_steps: pgd(margin, x, e, steps=pgd_steps, bounds=bounds),
+    note=lambda pgd_steps: f", {pgd_steps} steps"))
+ATTACKS.register("deepfool", Attack(
+    "deepfool", "Linf", True, lambda margin, x, e, *, bounds, seed, pgd_steps: deepfool(margin, x, e, bounds=bounds)))
+#: Attacks that need a differentiable classifier (read from the registry).
+GRADIENT_ATTACKS: frozenset[str] = frozenset(n for n in ATTACKS.names() if ATTACKS.get(n).requires_gradients)
 
 
 def has_gradients(classifier: Any) -> bool:
@@ -271,13 +297,13 @@ def evaluate_robustness(
     rows: list[dict[str, Any]] = []
 
     def row(attack: str, e: float, n: int, clean: float | None, robust: float | None, note: str) -> None:
-        rows.append({"classifier": name, "attack": attack, "eps": e, "norm": ATTACKS.get(attack), "n": n,
+        rows.append({"classifier": name, "attack": attack, "eps": e, "norm": ATTACKS.get(attack).norm, "n": n,
                      "clean_accuracy": clean, "robust_accuracy": robust, "note": note})
 
     if not grads:
         for attack in attacks:
             for e in eps_list:
-                if attack in GRADIENT_ATTACKS:
+                if ATTACKS.get(attack).requires_gradients:
                     row(attack, e, 0, None, None,
                         "not run: the classifier exposes no torch gradients (torch_input/torch_unsafe_score)")
                 else:
@@ -319,6 +345,7 @@ def evaluate_robustness(
         p.requires_grad_(False)  # gradients w.r.t. the input only; restored below
     try:
         for attack in attacks:
+            spec = ATTACKS.get(attack)
             for e in eps_list:
                 clean_ok: list[np.ndarray] = []
                 adv_ok: list[np.ndarray] = []
@@ -326,22 +353,15 @@ def evaluate_robustness(
                     x = torch.cat(xs[start : start + batch_size], 0)
                     sign = sign_all[start : start + batch_size]
                     margin = margin_for(sign)
-                    if attack == "noise":
-                        adv = gaussian_noise(x, e, rng=None if seed is None else seed + start, bounds=bounds)
-                    elif attack == "fgsm":
-                        adv = fgsm(margin, x, e, bounds=bounds)
-                    elif attack == "pgd":
-                        adv = pgd(margin, x, e, steps=pgd_steps, bounds=bounds)
-                    else:
-                        adv = deepfool(margin, x, e, bounds=bounds)
+                    adv = spec.run(margin, x, e, bounds=bounds, pgd_steps=pgd_steps,
+                                   seed=None if seed is None else seed + start)
                     clean_ok.append(correct(x, sign))
                     adv_ok.append(correct(adv, sign))
                 n = len(xs)
                 c = np.concatenate(clean_ok) if clean_ok else np.zeros(0, bool)
                 kept = np.concatenate(adv_ok) if adv_ok else np.zeros(0, bool)
                 note = "normalized input space" + ("" if bounds is not None else ", unclamped")
-                if attack == "pgd":
-                    note += f", {pgd_steps} steps"
+                note += spec.note(pgd_steps)
                 row(attack, e, n, float(c.mean()) if n else None, float((kept & c).mean()) if n else None, note)
                 if on_step is not None:
                     on_step(1)

@@ -36,8 +36,6 @@ Examples
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -49,7 +47,8 @@ import numpy as np
 
 from veil.errors import InvalidImageError, InvalidParameterError, VeilError, require
 from veil.image import IMAGE_EXTENSIONS, load_image, resize
-from veil.taxonomy import get_category, normalize_category
+from veil.taxonomy import SAFE_LABELS, get_category, normalize_category
+from veil.training.data import read_csv, read_jsonl
 
 __all__ = [
     "LAYOUTS",
@@ -70,8 +69,8 @@ __all__ = [
 LAYOUTS: tuple[str, ...] = ("imagefolder", "manifest", "unsafebench")
 
 _UNSAFE_NAMES = frozenset({"unsafe", "nsfw", "1", "true", "yes", "positive", "inappropriate"})
-_SAFE_NAMES = frozenset({"safe", "neutral", "normal", "drawings", "drawing", "benign", "sfw", "0",
-                         "false", "no", "negative", "not_unsafe", "non_inappropriate"})
+# Safe label names are the taxonomy's one list; the rest are how datasets write "not unsafe".
+_SAFE_NAMES = SAFE_LABELS | frozenset({"0", "false", "no", "not_unsafe", "non_inappropriate"})
 # Lower-cased source names (or fragments) of AI-generated images; UnsafeBench's are Lexica.
 _AI_SOURCES = ("lexica", "midjourney", "stable_diffusion", "stablediffusion", "sdxl", "dall",
                "generated", "synthetic", "diffusion", "ai")
@@ -331,23 +330,9 @@ def load_image_folder(path: str | os.PathLike[str]) -> BenchDataset:
 
 
 def _manifest_rows(path: Path) -> list[dict[str, Any]]:
-    text = path.read_text(encoding="utf-8")
     if path.suffix.lower() in (".jsonl", ".ndjson"):
-        rows = []
-        for i, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"manifest {str(path)!r} line {i}: not valid JSON ({exc.msg}); "
-                                   "write one JSON object per line") from exc
-            if not isinstance(row, dict):
-                raise DatasetError(f"manifest {str(path)!r} line {i}: expected a JSON object, "
-                                   f"got {type(row).__name__}")
-            rows.append(row)
-        return rows
-    return list(csv.DictReader(io.StringIO(text)))
+        return [row for _, row in read_jsonl(path, error=DatasetError)]
+    return [row for _, row in read_csv(path, error=DatasetError)]
 
 
 def load_manifest(path: str | os.PathLike[str]) -> BenchDataset:

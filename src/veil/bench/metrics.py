@@ -1,4 +1,6 @@
-"""Effectiveness of image safety classifiers: scores over a dataset and UnsafeBench-style metrics.
+"""Effectiveness of image safety classifiers (scores over a dataset, UnsafeBench-style metrics)
+and quality of superpixels against human segmentations (boundary recall, undersegmentation
+error, achievable segmentation accuracy; used by ``bench/superpixels.py``).
 
 Unsafe is the positive class. Metrics are reported overall (``category == "all"``,
 ``source == "all"``), per category, per source kind (``"real"`` / ``"ai_generated"``,
@@ -31,12 +33,17 @@ from veil.taxonomy import GENERIC, get_category, label_categories
 
 __all__ = [
     "Predictions",
+    "achievable_segmentation_accuracy",
     "benchmark_classifiers",
     "binary_metrics",
+    "boundary_recall",
     "classifier_coverage",
     "effectiveness_rows",
+    "label_boundaries",
     "roc_auc",
     "score_dataset",
+    "superpixel_metrics",
+    "undersegmentation_error",
 ]
 
 
@@ -334,3 +341,118 @@ def benchmark_classifiers(
         "settings": {"attacks": list(attacks), "eps": [float(e) for e in eps], "robust_k": robust_k,
                      "pgd_steps": pgd_steps, "seed": seed, "batch_size": batch_size},
     }
+
+
+# -- superpixels ------------------------------------------------------------------------------------
+
+def _label_map(name: str, labels: Any) -> np.ndarray:
+    arr = np.asarray(labels)
+    if arr.ndim != 2 or arr.size == 0:
+        raise InvalidParameterError(f"{name} (shape {arr.shape}) must be a non-empty H×W label map")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise InvalidParameterError(f"{name} must hold integer labels, got dtype {arr.dtype}")
+    return arr.astype(np.int64)
+
+
+def _pair(superpixels: Any, ground_truth: Any) -> tuple[np.ndarray, np.ndarray]:
+    sp, gt = _label_map("superpixels", superpixels), _label_map("ground_truth", ground_truth)
+    if sp.shape != gt.shape:
+        raise InvalidParameterError(
+            f"superpixels (shape {sp.shape}) must have the same shape as ground_truth (shape {gt.shape})")
+    return sp - sp.min(), gt - gt.min()
+
+
+def label_boundaries(labels: np.ndarray) -> np.ndarray:
+    """Boolean map of pixels whose right or lower neighbour has another label.
+
+    Examples
+    --------
+    >>> label_boundaries(np.array([[0, 0, 1]])).tolist()
+    [[False, True, False]]
+    """
+    labels = np.asarray(labels)
+    b = np.zeros(labels.shape, dtype=bool)
+    b[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    b[:-1, :] |= labels[:-1, :] != labels[1:, :]
+    return b
+
+
+def _overlap(sp: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """``m[i, j]``: pixels of superpixel ``i`` in ground-truth segment ``j``."""
+    n_sp, n_g = int(sp.max()) + 1, int(gt.max()) + 1
+    return np.bincount(sp.ravel() * n_g + gt.ravel(), minlength=n_sp * n_g).reshape(n_sp, n_g)
+
+
+def boundary_recall(superpixels: Any, ground_truth: Any, *, tolerance: float = 2.0) -> float:
+    """Fraction of ground-truth boundary pixels within ``tolerance`` pixels of a superpixel boundary.
+
+    1.0 when the ground truth has no boundary.
+
+    Examples
+    --------
+    >>> gt = np.repeat([[0, 0, 1, 1]], 4, axis=0)
+    >>> boundary_recall(gt, gt), boundary_recall(np.zeros_like(gt), gt)
+    (1.0, 0.0)
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    sp, gt = _pair(superpixels, ground_truth)
+    gb = label_boundaries(gt)
+    if not gb.any():
+        return 1.0
+    sb = label_boundaries(sp)
+    if not sb.any():
+        return 0.0
+    dist = distance_transform_edt(~sb)
+    return float((dist[gb] <= tolerance).mean())
+
+
+def undersegmentation_error(superpixels: Any, ground_truth: Any) -> float:
+    """Neubert & Protzel's undersegmentation error: the leak of superpixels across segments.
+
+    For every superpixel and every ground-truth segment it overlaps, the smaller of the part
+    inside and the part outside, summed and divided by the number of pixels; 0 is perfect.
+
+    Examples
+    --------
+    >>> gt = np.repeat([[0, 0, 1, 1]], 4, axis=0)
+    >>> undersegmentation_error(gt, gt), undersegmentation_error(np.zeros_like(gt), gt)
+    (0.0, 1.0)
+    """
+    sp, gt = _pair(superpixels, ground_truth)
+    m = _overlap(sp, gt)
+    rest = m.sum(axis=1, keepdims=True) - m
+    return float(np.minimum(m, rest)[m > 0].sum()) / sp.size
+
+
+def achievable_segmentation_accuracy(superpixels: Any, ground_truth: Any) -> float:
+    """ASA: the accuracy of labelling each superpixel with its best ground-truth segment; 1 is perfect.
+
+    Examples
+    --------
+    >>> gt = np.repeat([[0, 0, 1, 1]], 4, axis=0)
+    >>> achievable_segmentation_accuracy(gt, gt), achievable_segmentation_accuracy(np.zeros_like(gt), gt)
+    (1.0, 0.5)
+    """
+    sp, gt = _pair(superpixels, ground_truth)
+    return float(_overlap(sp, gt).max(axis=1).sum()) / sp.size
+
+
+def superpixel_metrics(superpixels: Any, ground_truths: Sequence[Any], *,
+                       tolerance: float = 2.0) -> tuple[float, float, float]:
+    """Boundary recall, undersegmentation error and ASA, each averaged over several ground truths.
+
+    (BSDS500 has several human segmentations per image.)
+
+    Examples
+    --------
+    >>> gt = np.repeat([[0, 0, 1, 1]], 4, axis=0)
+    >>> superpixel_metrics(gt, [gt, np.zeros_like(gt)])
+    (1.0, 0.0, 1.0)
+    """
+    if not len(ground_truths):
+        raise InvalidParameterError("ground_truths must hold at least one segmentation, got none")
+    rows = [(boundary_recall(superpixels, g, tolerance=tolerance), undersegmentation_error(superpixels, g),
+             achievable_segmentation_accuracy(superpixels, g)) for g in ground_truths]
+    br, ue, asa = (float(np.mean(col)) for col in zip(*rows, strict=True))
+    return br, ue, asa

@@ -34,7 +34,7 @@ from veil.bench.datasets import BenchDataset
 from veil.classify.base import Classifier
 from veil.errors import InvalidImageError, InvalidParameterError
 
-__all__ = ["MaskScores", "evaluate_obfuscation", "mask_scores", "obfuscation_configs"]
+__all__ = ["MaskScores", "benchmark_obfuscation", "evaluate_obfuscation", "mask_scores", "obfuscation_configs"]
 
 
 @dataclass(frozen=True)
@@ -185,3 +185,51 @@ def evaluate_obfuscation(
             "seconds_per_image": _mean(secs), "n_evaluated": _mean(n_eval),
         })
     return rows, unreadable
+
+
+def benchmark_obfuscation(
+    dataset: BenchDataset,
+    classifiers: Sequence[Classifier],
+    *,
+    command: str | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """The obfuscation benchmark as a report dict (what ``veil bench obfuscation`` writes).
+
+    Runs :func:`evaluate_obfuscation` with ``options`` (its keywords: ``attributions``,
+    ``segmentations``, ``searches``, ``style``, ``max_depth``, ``seed``, ``on_image``) and adds
+    the dataset summary, the classifiers (threshold and category coverage), the settings in
+    effect and the ``command`` that ran it (recorded as given);
+    :func:`veil.bench.report.write_report` writes it.
+
+    Examples
+    --------
+    >>> report = benchmark_obfuscation(load_dataset("data/tiny"), [clf])  # doctest: +SKIP
+    >>> sorted(report)  # doctest: +SKIP
+    ['classifiers', 'command', 'dataset', 'obfuscation', 'settings', 'title', 'unreadable']
+    """
+    import inspect
+
+    from veil.bench.metrics import classifier_coverage
+
+    try:
+        bound = inspect.signature(evaluate_obfuscation).bind(dataset, classifiers, **options)
+    except TypeError as exc:
+        raise InvalidParameterError(f"benchmark_obfuscation: {exc}; options are evaluate_obfuscation's "
+                                    f"keywords, got {sorted(options)}") from None
+    bound.apply_defaults()
+    rows, unreadable = evaluate_obfuscation(*bound.args, **bound.kwargs)
+    kw = bound.arguments
+    return {
+        "title": "Veil obfuscation benchmark",
+        "command": command,
+        "dataset": dataset.summary(),
+        "classifiers": [{"name": c.name, "threshold": float(c.threshold),
+                         "coverage": sorted(cv) if (cv := classifier_coverage(c)) else None}
+                        for c in classifiers],
+        "unreadable": unreadable,
+        "obfuscation": rows,
+        "settings": {"attributions": list(kw["attributions"]), "segmentations": list(kw["segmentations"]),
+                     "searches": list(kw["searches"]), "style": kw["style"], "max_depth": kw["max_depth"],
+                     "seed": kw["seed"]},
+    }

@@ -19,6 +19,7 @@ from veil.classify.base import (
     scores_dict,
 )
 from veil.classify.card import load_model_card, read_model_card, write_model_card
+from veil.classify.formats import CARD_FORMATS, CardFormat, card_format, peek_card
 from veil.registry import Registry
 
 #: name → factory returning a ready :class:`Classifier`.
@@ -52,26 +53,16 @@ def load_classifier(spec: str | Path | Classifier, **kwargs: Any) -> Classifier:
         return spec
     text = str(spec)
     if text.endswith(".json") or Path(text).is_file():
-        from veil.classify.vlm import is_vlm_card, load_vlm_card
-
-        if is_vlm_card(text):  # "type": "vlm" / "vlm-lora"
-            return load_vlm_card(text, **kwargs)
-        from veil.classify.clip import is_clip_card, load_clip_card
-
-        if is_clip_card(text):  # "type": "clip-…": a CLIP backbone plus a head
-            return load_clip_card(text, **kwargs)
-        from veil.classify.card import is_onnx_card_file
-
-        if is_onnx_card_file(text):  # "format": "onnx"
-            from veil.classify.onnx import load_onnx_card
-
-            return load_onnx_card(text, **kwargs)
-        return load_model_card(text, **kwargs)
+        # The card is read once to pick its format ("type": vlm / clip-…, "format": onnx / torch).
+        return card_format(peek_card(text)).load(text, **kwargs)
     return CLASSIFIERS.get(text)(**kwargs)
 
 
 __all__ = [
+    "CARD_FORMATS",
     "CLASSIFIERS",
+    "CardFormat",
+    "card_format",
     "Classifier",
     "Detection",
     "DetectorClassifier",

@@ -36,40 +36,16 @@ import numpy as np
 from veil.classify.base import Detection
 from veil.errors import InvalidParameterError, ModelLoadError
 from veil.image import as_rgb_uint8, resize, shrink
+from veil.taxonomy import NUDENET_LABELS as _NUDENET_LABELS
+from veil.taxonomy import NUDENET_SEXUAL
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-#: NudeNet's 18 labels, in the order of the network's class outputs.
-NUDENET_LABELS: tuple[str, ...] = (
-    "FEMALE_GENITALIA_COVERED",
-    "FACE_FEMALE",
-    "BUTTOCKS_EXPOSED",
-    "FEMALE_BREAST_EXPOSED",
-    "FEMALE_GENITALIA_EXPOSED",
-    "MALE_BREAST_EXPOSED",
-    "ANUS_EXPOSED",
-    "FEET_EXPOSED",
-    "BELLY_COVERED",
-    "FEET_COVERED",
-    "ARMPITS_COVERED",
-    "ARMPITS_EXPOSED",
-    "FACE_MALE",
-    "BELLY_EXPOSED",
-    "MALE_GENITALIA_EXPOSED",
-    "ANUS_COVERED",
-    "FEMALE_BREAST_COVERED",
-    "BUTTOCKS_COVERED",
-)
-
-#: Labels whose presence makes an image unsafe by default.
-DEFAULT_UNSAFE_LABELS: tuple[str, ...] = (
-    "FEMALE_GENITALIA_EXPOSED",
-    "MALE_GENITALIA_EXPOSED",
-    "FEMALE_BREAST_EXPOSED",
-    "BUTTOCKS_EXPOSED",
-    "ANUS_EXPOSED",
-)
+#: NudeNet's 18 labels in output order, and the exposed ones that make an image unsafe by
+#: default: one table, :data:`veil.taxonomy.NUDENET_ATTRIBUTES` (with the readable names).
+NUDENET_LABELS: tuple[str, ...] = _NUDENET_LABELS
+DEFAULT_UNSAFE_LABELS: tuple[str, ...] = NUDENET_SEXUAL
 
 #: Grad-CAM layers: the last conv block of the Detect head's classification branch at each
 #: scale (P3 stride 8, P4 stride 16, P5 stride 32), in onnx2torch's naming. Only the scale

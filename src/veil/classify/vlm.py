@@ -4,7 +4,7 @@ A :class:`VLMClassifier` asks a VLM, for every category and with its
 definition, whether the image is safe or unsafe — UnsafeBench's protocol:
 
 * several prompt phrasings per category (:data:`DEFAULT_PROMPTS`);
-* each answer is parsed strictly (:func:`veil.moderator.parse.parse_answer`) to
+* each answer is parsed strictly (:func:`veil.vlm.parse.parse_answer`) to
   ``safe`` / ``unsafe`` / ``unsure``;
 * the category's label is the majority vote; a tie or an ``unsure`` majority
   stays ``unsure`` (reported in :attr:`VLMClassifier.last_details`, never
@@ -22,9 +22,9 @@ listing only that category, answered as ``Safety Status: …, Unsafe Category: �
 the transformers backend forces the ``Safety Status:`` prefix so the score is
 the probability of ``Unsafe`` vs ``Safe`` right after it.
 
-The backends are the rationale backends: :class:`veil.rationale.hf.TransformersBackend`
-(a local LLaVA / InstructBLIP / Qwen2-VL folder, optionally with a LoRA adapter)
-and :class:`veil.rationale.openai_compat.OpenAIBackend`.
+The backends are :mod:`veil.vlm` transports (:class:`veil.vlm.VLMBackend`):
+:class:`veil.vlm.hf.TransformersVLM` (a local LLaVA / InstructBLIP / Qwen2-VL folder,
+optionally with a LoRA adapter) and :class:`veil.vlm.openai_compat.OpenAIVLM`.
 
 Model cards (``"type": "vlm"`` or ``"vlm-lora"``) make them loadable by
 ``load_classifier("card.json")`` and ``--model card.json``::
@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from veil.errors import CapabilityError, InvalidParameterError, ModelLoadError
+from veil.vlm.base import BackendError, Steps, VLMBackend
 
 __all__ = [
     "DEFAULT_PROMPTS",
@@ -189,8 +190,8 @@ class VLMClassifier:
 
     Parameters
     ----------
-    backend : TransformersBackend or OpenAIBackend
-        Anything with ``complete(image, text, …) -> (answer, steps)`` as those two have.
+    backend : VLMBackend
+        A :mod:`veil.vlm` transport (``complete(image, text, …) -> (answer, steps)``).
     categories : list of names or {name: definition}, optional
         The labels, one per category; default UnsafeBench's eleven.
     prompts : list of str or {"text", "yes_means"}, optional
@@ -217,14 +218,14 @@ class VLMClassifier:
 
     Examples
     --------
-    >>> from veil.rationale.hf import TransformersBackend  # doctest: +SKIP
-    >>> clf = VLMClassifier(TransformersBackend("llava"), categories=["sexual"])  # doctest: +SKIP
+    >>> from veil.vlm.hf import TransformersVLM  # doctest: +SKIP
+    >>> clf = VLMClassifier(TransformersVLM("llava"), categories=["sexual"])  # doctest: +SKIP
     >>> clf.predict_proba([image])  # doctest: +SKIP
     """
 
     def __init__(
         self,
-        backend: Any,
+        backend: VLMBackend,
         *,
         categories: Sequence[str] | Mapping[str, str] | None = None,
         prompts: Sequence[str | Mapping[str, Any]] | None = None,
@@ -237,12 +238,12 @@ class VLMClassifier:
         system: str | None = SYSTEM,
         config: Mapping[str, Any] | None = None,
     ) -> None:
-        from veil.moderator.sampler import category_definitions
+        from veil.vlm.prompts import category_definitions
 
-        if not callable(getattr(backend, "complete", None)):
+        if not isinstance(backend, VLMBackend):
             raise CapabilityError(
-                f"backend {type(backend).__name__} has no complete(image, text) method; "
-                "use the transformers or openai backend"
+                f"backend {type(backend).__name__} is not a VLMBackend (it needs complete(image, text) "
+                "and forces_prefix); use the transformers or openai backend (veil.vlm.load_vlm)"
             )
         if mode not in ("zero-shot", "perspective"):
             raise InvalidParameterError(f"mode must be 'zero-shot' or 'perspective', got {mode!r}")
@@ -264,7 +265,6 @@ class VLMClassifier:
         self.unsure_weight = float(unsure_weight)
         self.use_logprobs = bool(use_logprobs)
         self.system = system
-        self._hf = callable(getattr(backend, "encode", None))
         self.config: dict[str, Any] = {
             "type": "vlm",
             "backend": getattr(backend, "name", type(backend).__name__),
@@ -283,7 +283,7 @@ class VLMClassifier:
         if category not in self.definitions:
             raise InvalidParameterError(f"unknown category {category!r}; labels: {list(self.labels)}")
         if self.mode == "perspective":
-            from veil.moderator.sampler import build_prompt
+            from veil.vlm.prompts import build_prompt
 
             return [{"text": build_prompt([category], self.definitions), "yes_means": None,
                      "perspective": True}]
@@ -298,8 +298,9 @@ class VLMClassifier:
                                           category=category),
                  "yes_means": p["yes_means"], "perspective": False} for p in self.prompts]
 
-    def _complete(self, image: np.ndarray, text: str, *, perspective: bool, words: Mapping[str, Sequence[str]]) -> tuple[str, Any, str]:
-        if self._hf:
+    def _complete(self, image: np.ndarray, text: str, *, perspective: bool,
+                  words: Mapping[str, Sequence[str]]) -> tuple[str, Steps | None, str]:
+        if self.backend.forces_prefix:  # a local model: force the prefix, score the answer words
             prefix = _PREFIX if perspective else None
             cands = [v for ws in words.values() for w in ws for v in (w, w.capitalize(), " " + w, " " + w.capitalize())]
             answer, steps = self.backend.complete(
@@ -308,8 +309,6 @@ class VLMClassifier:
             if prefix:
                 return f"{prefix} {answer}".strip(), steps, prefix
             return answer, steps, ""
-        from veil.rationale.base import BackendError
-
         top = 5 if self.use_logprobs else None
         try:
             answer, steps = self.backend.complete(image, text, system=self.system,
@@ -333,7 +332,7 @@ class VLMClassifier:
             "unsafe_categories": [...], "unsure_categories": [...]}``.
         """
         from veil.image import as_rgb_uint8
-        from veil.moderator.parse import majority_vote, parse_answer, parse_perspective
+        from veil.vlm.parse import majority_vote, parse_answer, parse_perspective
 
         img = as_rgb_uint8(image)
         out: dict[str, Any] = {"categories": {}}
@@ -426,7 +425,7 @@ def _resolve(base: Path, value: Any, key: str, path: str) -> str:
     return str(p if p.is_absolute() else base / p)
 
 
-def load_vlm_card(path: str | Path, *, backend: Any = None, **overrides: Any) -> VLMClassifier:
+def load_vlm_card(path: str | Path, *, backend: VLMBackend | None = None, **overrides: Any) -> VLMClassifier:
     """Build a :class:`VLMClassifier` from a ``"vlm"`` / ``"vlm-lora"`` model card.
 
     Parameters
@@ -454,13 +453,13 @@ def load_vlm_card(path: str | Path, *, backend: Any = None, **overrides: Any) ->
     mode = card.get("mode") or ("perspective" if kind == "vlm-lora" else "zero-shot")
     if backend is None:
         if kind == "vlm-lora":
-            from veil.rationale.hf import TransformersBackend
+            from veil.vlm.hf import TransformersVLM
 
             for key in ("base_model", "adapter"):
                 if key not in card:
                     raise ModelLoadError(f"model card {text!r}: missing key {key!r} (a vlm-lora card records "
                                          "the base model folder and the adapter folder)")
-            backend = TransformersBackend(
+            backend = TransformersVLM(
                 _resolve(base, card["base_model"], "base_model", text), device=card.get("device"),
                 dtype=card.get("dtype"), adapter=_resolve(base, card["adapter"], "adapter", text),
             )
@@ -469,17 +468,17 @@ def load_vlm_card(path: str | Path, *, backend: Any = None, **overrides: Any) ->
             if which not in _BACKEND_KEYS:
                 raise ModelLoadError(f"model card {text!r}, key 'backend': must be 'transformers' or 'openai', got {which!r}")
             if which == "transformers":
-                from veil.rationale.hf import TransformersBackend
+                from veil.vlm.hf import TransformersVLM
 
                 if "model_dir" not in card:
                     raise ModelLoadError(f"model card {text!r}: missing key 'model_dir' (the local model folder)")
-                backend = TransformersBackend(_resolve(base, card["model_dir"], "model_dir", text),
+                backend = TransformersVLM(_resolve(base, card["model_dir"], "model_dir", text),
                                               device=card.get("device"), dtype=card.get("dtype"))
             else:
-                from veil.rationale.openai_compat import OpenAIBackend
+                from veil.vlm.openai_compat import OpenAIVLM
 
                 opts = {k: card[k] for k in _BACKEND_KEYS["openai"] if k in card}
-                backend = OpenAIBackend(**opts)
+                backend = OpenAIVLM(**opts)
     keep = {k: v for k, v in card.items() if k not in ("categories", "prompts")}
     try:
         return VLMClassifier(

@@ -43,7 +43,7 @@ import numpy as np
 from PIL import Image
 
 from veil.errors import InvalidParameterError
-from veil.image import fit_within
+from veil.image import check_labels, fit_within
 from veil.registry import Registry
 
 Score = Callable[[list[np.ndarray]], np.ndarray]
@@ -91,8 +91,7 @@ def _check(image: np.ndarray, styled: np.ndarray, labels: np.ndarray, selected: 
         raise InvalidParameterError(f"styled (shape {styled.shape}) must have the image's shape {image.shape}")
     if labels.shape != image.shape[:2]:
         raise InvalidParameterError(f"labels (shape {labels.shape}) must have the image's shape {image.shape[:2]}")
-    if labels.size and labels.min() < 0:
-        raise InvalidParameterError("labels must be non-negative integers")
+    check_labels(labels, integer=False)
     n = int(labels.max()) + 1 if labels.size else 0
     bad = [int(r) for r in selected if not 0 <= int(r) < n]
     if bad:

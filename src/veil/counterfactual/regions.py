@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from veil.errors import InvalidParameterError
+from veil.image import check_labels
 from veil.types import Region
 
 
@@ -15,8 +16,7 @@ def _check(attribution: np.ndarray, labels: np.ndarray) -> None:
         raise InvalidParameterError(
             f"attribution (shape {attribution.shape}) must have the same shape as labels (shape {labels.shape})"
         )
-    if labels.size and labels.min() < 0:
-        raise InvalidParameterError("labels must be non-negative integers")
+    check_labels(labels, integer=False)
 
 
 def region_scores(attribution: np.ndarray, labels: np.ndarray) -> np.ndarray:

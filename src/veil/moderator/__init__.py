@@ -1,6 +1,6 @@
 """VLM moderators: strict answer parsing, PerspectiveVision-style prompts and LoRA training.
 
-* :mod:`veil.moderator.parse` — answers → ``safe`` / ``unsafe`` / ``unsure``;
+* :mod:`veil.moderator.parse` — answers → ``safe`` / ``unsafe`` / ``unsure`` (now in :mod:`veil.vlm.parse`);
 * :mod:`veil.moderator.sampler` — training prompts over random category subsets;
 * :mod:`veil.moderator.train` — LoRA fine-tuning (``veil train-moderator``).
 
@@ -10,7 +10,8 @@ Nothing here imports torch or transformers until a model is trained or loaded.
 
 from __future__ import annotations
 
-from veil.moderator.parse import (
+from veil.moderator.sampler import Sample, build_prompt, sample_prompts
+from veil.vlm.parse import (
     LABELS,
     Verdict,
     format_perspective,
@@ -18,7 +19,6 @@ from veil.moderator.parse import (
     parse_answer,
     parse_perspective,
 )
-from veil.moderator.sampler import Sample, build_prompt, sample_prompts
 
 __all__ = [
     "LABELS",

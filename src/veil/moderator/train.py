@@ -1,7 +1,7 @@
 """PerspectiveVision-style LoRA fine-tuning of a local VLM into a safety moderator.
 
 The base model (a LLaVA-style folder; Qwen2-VL and InstructBLIP work too) is
-loaded by the rationale backend :class:`veil.rationale.hf.TransformersBackend`,
+loaded by the VLM transport :class:`veil.vlm.hf.TransformersVLM`,
 wrapped with a peft LoRA adapter on the language model's attention projections,
 and trained on prompts from :func:`veil.moderator.sampler.sample_prompts`:
 each lists a random subset of categories with definitions and the target is
@@ -23,7 +23,6 @@ JSONL / CSV manifest with the same keys, ``image`` a path relative to the manife
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
@@ -42,6 +41,9 @@ from veil.moderator.sampler import (
     normalize_safety_label,
     sample_prompts,
 )
+from veil.training.data import read_manifest
+from veil.training.loop import optimizer_step
+from veil.training.progress import make_progress
 
 __all__ = ["DEFAULT_TARGET_MODULES", "load_records", "train_moderator"]
 
@@ -119,24 +121,10 @@ def load_records(path: str | Path) -> list[dict[str, Any]]:
                 rec = dict(row)
                 rec["image"] = _parquet_image(rec.get("image"), f.parent)
                 out.append(_check_record(rec, f"{f}: row {n}"))
-        elif suffix in (".jsonl", ".json"):
-            for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except ValueError as exc:
-                    raise InvalidParameterError(f"{f}:{n}: not valid JSON ({exc})") from None
-                if not isinstance(rec, dict):
-                    raise InvalidParameterError(f"{f}:{n}: each line must be a JSON object")
+        elif suffix in (".jsonl", ".json", ".csv"):
+            for n, rec in read_manifest(f):
                 rec["image"] = _parquet_image(rec.get("image"), f.parent)
                 out.append(_check_record(rec, f"{f}:{n}"))
-        elif suffix == ".csv":
-            with f.open(newline="", encoding="utf-8") as fh:
-                for n, row in enumerate(csv.DictReader(fh), start=2):
-                    rec = dict(row)
-                    rec["image"] = _parquet_image(rec.get("image"), f.parent)
-                    out.append(_check_record(rec, f"{f}:{n}"))
         else:
             raise InvalidParameterError(
                 f"training data {str(f)!r}: expected .parquet, .jsonl or .csv, got {suffix or 'no suffix'!r}"
@@ -317,7 +305,7 @@ def train_moderator(
     torch: Any = require("torch", "vlm")
     peft: Any = require("peft", "vlm")
     from veil.classify.vlm import write_vlm_card
-    from veil.rationale.hf import TransformersBackend
+    from veil.vlm.hf import TransformersVLM
 
     for name, value, lo in (("epochs", epochs, 1), ("lora_r", lora_r, 1), ("batch_size", batch_size, 1),
                             ("save_every", save_every, 1), ("probe", probe, 0)):
@@ -351,7 +339,7 @@ def train_moderator(
         total = min(total, int(max_steps))
 
     base_path = Path(base_model).expanduser().resolve()
-    backend = TransformersBackend(base_path, device=device)
+    backend = TransformersVLM(base_path, device=device)
     alpha = float(2 * int(lora_r) if lora_alpha is None else lora_alpha)
     targets: Any = DEFAULT_TARGET_MODULES if target_modules is None else (
         target_modules if isinstance(target_modules, str) else list(target_modules))
@@ -412,34 +400,24 @@ def train_moderator(
 
     loss_before = probe_loss()
     t0 = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, initial=step, desc="train-moderator", unit="step")
-    model.train()
-    while step < total:
-        epoch, within = divmod(step, per_epoch)
-        samples = first if epoch == 0 else epoch_samples(epoch)
-        chunk = samples[within * int(batch_size) : (within + 1) * int(batch_size)]
-        batch = _to(encoder.collate([encoder(s) for s in chunk]), dev, dtype)
-        loss = model(**batch).loss
-        if not torch.isfinite(loss):
-            raise InvalidParameterError(f"loss became {float(loss)} at step {step}; lower lr (now {lr})")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-        opt.step()
-        losses.append(round(float(loss.detach()), 6))
-        step += 1
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=losses[-1])
-        if step % int(save_every) == 0 or step == total:
-            save_checkpoint()
-            model.train()
-    if bar is not None:
-        bar.close()
+    bars = make_progress(progress)
+    bars.start()
+    try:
+        task = bars.add_task("train-moderator", total=total, completed=step, info="")
+        model.train()
+        while step < total:
+            epoch, within = divmod(step, per_epoch)
+            samples = first if epoch == 0 else epoch_samples(epoch)
+            chunk = samples[within * int(batch_size) : (within + 1) * int(batch_size)]
+            batch = _to(encoder.collate([encoder(s) for s in chunk]), dev, dtype)
+            losses.append(optimizer_step(model(**batch).loss, opt, trainable, step=step, lr=lr))
+            step += 1
+            bars.update(task, advance=1, info=f"loss {losses[-1]:.4f}")
+            if step % int(save_every) == 0 or step == total:
+                save_checkpoint()
+                model.train()
+    finally:
+        bars.stop()
     model.eval()
     loss_after = probe_loss()
 

@@ -12,19 +12,18 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from veil.errors import InvalidParameterError, VeilError
+from veil.errors import InvalidParameterError
 from veil.registry import Registry
+from veil.vlm.base import BackendError  # one error for every VLM transport
 
 __all__ = [
+    "BACKEND_OPTIONS",
     "RATIONALE_BACKENDS",
     "BackendError",
     "RationaleBackend",
+    "backend_options",
     "load_backend",
 ]
-
-
-class BackendError(VeilError, RuntimeError):
-    """A rationale backend failed (e.g. the VLM endpoint kept failing or answered garbage)."""
 
 
 @runtime_checkable
@@ -72,6 +71,46 @@ def _openai(**options: Any) -> RationaleBackend:
 RATIONALE_BACKENDS.register("grounded", _grounded)
 RATIONALE_BACKENDS.register("transformers", _transformers)
 RATIONALE_BACKENDS.register("openai", _openai)
+
+#: The options each backend takes from a caller that offers many (a CLI), and which it needs.
+BACKEND_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "grounded": {"takes": (), "needs": ()},
+    "transformers": {"takes": ("path", "max_new_tokens", "device"), "needs": ("path",)},
+    "openai": {"takes": ("base_url", "model"), "needs": ()},
+}
+#: Options that say where a VLM is: giving one to a backend that takes none is an error.
+_LOCATIONS = ("path", "base_url", "model")
+
+
+def backend_options(backend: str, given: Mapping[str, Any],
+                    flags: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The subset of ``given`` (None values dropped) that ``backend`` takes.
+
+    ``flags`` names the options in messages (``{"path": "--vlm-path"}``).
+
+    Raises
+    ------
+    InvalidParameterError
+        When a needed option is missing, or a VLM location (``path``, ``base_url``, ``model``)
+        is given to a backend that takes none of them.
+
+    Examples
+    --------
+    >>> backend_options("openai", {"base_url": "http://h/v1", "path": None, "device": "cpu"})
+    {'base_url': 'http://h/v1'}
+    """
+    RATIONALE_BACKENDS.get(backend)
+    spec = BACKEND_OPTIONS.get(backend, {"takes": tuple(given), "needs": ()})
+    flag = {**{k: k for k in given}, **dict(flags or {})}
+    present = {k: v for k, v in given.items() if v is not None}
+    for key in spec["needs"]:
+        if key not in present:
+            raise InvalidParameterError(f"{flag[key]} is required with --backend {backend}")
+    stray = [k for k in _LOCATIONS if k in present and k not in spec["takes"]]
+    if stray and not any(k in spec["takes"] for k in _LOCATIONS):
+        raise InvalidParameterError(
+            f"{'/'.join(flag[k] for k in _LOCATIONS if k in flag)} do not apply to --backend {backend}")
+    return {k: present[k] for k in spec["takes"] if k in present}
 
 
 def load_backend(backend: str | RationaleBackend = "grounded", **options: Any) -> RationaleBackend:

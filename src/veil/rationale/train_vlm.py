@@ -31,6 +31,9 @@ import numpy as np
 
 from veil.errors import CapabilityError, InvalidParameterError, ModelLoadError, require
 from veil.rationale.prompt import build_instruction, build_qformer_instruction
+from veil.training.data import read_jsonl
+from veil.training.loop import optimizer_step
+from veil.training.progress import make_progress
 
 __all__ = ["encode_example", "load_examples", "train_vlm"]
 
@@ -47,15 +50,7 @@ def load_examples(path: str | Path) -> list[dict[str, Any]]:
     if not p.is_file():
         raise InvalidParameterError(f"training data {str(path)!r} does not exist")
     out: list[dict[str, Any]] = []
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError as exc:
-            raise InvalidParameterError(f"{p}:{n}: not valid JSON ({exc})") from None
-        if not isinstance(rec, dict):
-            raise InvalidParameterError(f"{p}:{n}: each line must be a JSON object")
+    for n, rec in read_jsonl(p):
         for key in ("image", "answer"):
             if not isinstance(rec.get(key), str) or not rec[key].strip():
                 raise InvalidParameterError(f"{p}:{n}: key {key!r} must be a non-empty string")
@@ -135,6 +130,7 @@ def train_vlm(
     device: str | None = None,
     max_length: int = 512,
     weight_decay: float = 0.05,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Fine-tune only the Q-Former (and its query tokens) of a local InstructBLIP model.
 
@@ -150,6 +146,8 @@ def train_vlm(
         Passes over the data, AdamW learning rate, an optional step cap, examples per step.
     seed : int
         Seeds torch and the shuffling; training is reproducible on one device.
+    progress : bool
+        Show a progress bar (steps and the running loss) on stderr.
 
     Returns
     -------
@@ -222,35 +220,34 @@ def train_vlm(
     model.train()
     step = 0
     done = False
-    for _ in range(int(epochs)):
-        order = rng.permutation(len(encoded))
-        for start in range(0, len(order), int(batch_size)):
-            batch = [encoded[i] for i in order[start : start + int(batch_size)]]
-            ids, mask = _pad([b["input_ids"] for b in batch], pad_id)
-            labels, _ = _pad([b["labels"] for b in batch], -100)
-            qids, qmask = _pad([b["qformer_input_ids"] for b in batch], qpad)
-            pixels = torch.stack([b["pixel_values"] for b in batch]).to(dev, model.dtype)  # type: ignore[attr-defined]
-            outputs = model(
-                pixel_values=pixels, input_ids=ids.to(dev), attention_mask=mask.to(dev),
-                qformer_input_ids=qids.to(dev), qformer_attention_mask=qmask.to(dev),
-                labels=labels.to(dev),
-            )
-            loss = outputs.loss
-            if not torch.isfinite(loss):  # type: ignore[attr-defined]
-                raise InvalidParameterError(
-                    f"loss became {float(loss)} at step {step}; lower lr (now {lr})"
+    total = int(epochs) * -(-len(encoded) // int(batch_size))
+    bars = make_progress(progress)
+    bars.start()
+    try:
+        task = bars.add_task("train-vlm", total=min(total, int(max_steps or total)), info="")
+        for _ in range(int(epochs)):
+            order = rng.permutation(len(encoded))
+            for start in range(0, len(order), int(batch_size)):
+                batch = [encoded[i] for i in order[start : start + int(batch_size)]]
+                ids, mask = _pad([b["input_ids"] for b in batch], pad_id)
+                labels, _ = _pad([b["labels"] for b in batch], -100)
+                qids, qmask = _pad([b["qformer_input_ids"] for b in batch], qpad)
+                pixels = torch.stack([b["pixel_values"] for b in batch]).to(dev, model.dtype)  # type: ignore[attr-defined]
+                outputs = model(
+                    pixel_values=pixels, input_ids=ids.to(dev), attention_mask=mask.to(dev),
+                    qformer_input_ids=qids.to(dev), qformer_attention_mask=qmask.to(dev),
+                    labels=labels.to(dev),
                 )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, 1.0)  # type: ignore[attr-defined]
-            opt.step()
-            losses.append(round(float(loss.detach()), 6))
-            step += 1
-            if max_steps is not None and step >= int(max_steps):
-                done = True
+                losses.append(optimizer_step(outputs.loss, opt, trainable, step=step, lr=lr))
+                step += 1
+                bars.update(task, advance=1, info=f"loss {losses[-1]:.4f}")
+                if max_steps is not None and step >= int(max_steps):
+                    done = True
+                    break
+            if done:
                 break
-        if done:
-            break
+    finally:
+        bars.stop()
     model.eval()
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)

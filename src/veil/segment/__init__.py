@@ -18,6 +18,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,8 +29,59 @@ from veil.registry import Registry
 
 Segmenter = Callable[..., np.ndarray]
 
-#: name → segmenter function; the CLI's ``--segmentation`` choices come from here.
-SEGMENTERS: Registry[Segmenter] = Registry("segmentation")
+
+@dataclass(frozen=True)
+class SegmenterSpec:
+    """A registered segmenter and what it promises.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(image, *, attribution=None, rng=None, **options) -> (H, W)`` label map.
+    default_merge : float
+        The colour-merge threshold the pipeline applies after this segmenter when the user
+        gives none (:func:`merge_similar`; 0: no merge).
+    connected : bool
+        Whether every label is one 4-connected region (the contract test checks it).
+    summary : str
+        One line for CLI help and docs.
+    """
+
+    fn: Segmenter
+    default_merge: float = 0.0
+    connected: bool = True
+    summary: str = ""
+
+    def __call__(self, image: np.ndarray, **options: Any) -> np.ndarray:
+        return self.fn(image, **options)
+
+
+#: name → :class:`SegmenterSpec`; the CLI's ``--segmentation`` choices and the merge defaults
+#: come from here.
+SEGMENTERS: Registry[SegmenterSpec] = Registry("segmentation")
+
+
+def register_segmenter(
+    name: str, *, default_merge: float = 0.0, connected: bool = True, summary: str = ""
+) -> Callable[[Segmenter], Segmenter]:
+    """Decorator registering ``fn`` in :data:`SEGMENTERS` under ``name``; returns ``fn`` unchanged."""
+
+    def wrap(fn: Segmenter) -> Segmenter:
+        SEGMENTERS.register(name, SegmenterSpec(fn, float(default_merge), connected, summary))
+        return fn
+
+    return wrap
+
+
+def default_merge(method: str) -> float:
+    """The merge threshold ``method`` is followed by when none is given.
+
+    Examples
+    --------
+    >>> default_merge("bass"), default_merge("slic")
+    (12.0, 0.0)
+    """
+    return SEGMENTERS.get(method).default_merge
 
 
 def segment(
@@ -85,7 +137,7 @@ def _check_positive(name: str, value: float) -> None:
         raise InvalidParameterError(f"{name} must be positive, got {value!r}")
 
 
-@SEGMENTERS.decorator("slic")
+@register_segmenter("slic", summary="scikit-image SLIC (the paper: 25 segments)")
 def slic(
     image: np.ndarray,
     *,
@@ -104,7 +156,7 @@ def slic(
                  sigma=sigma, start_label=0, enforce_connectivity=True)
 
 
-@SEGMENTERS.decorator("felzenszwalb")
+@register_segmenter("felzenszwalb", summary="Felzenszwalb graph segmentation")
 def felzenszwalb(
     image: np.ndarray,
     *,
@@ -123,7 +175,7 @@ def felzenszwalb(
     return _fz(image, scale=float(scale), sigma=float(sigma), min_size=min_size)
 
 
-@SEGMENTERS.decorator("watershed")
+@register_segmenter("watershed", summary="compact watershed on the Sobel gradient")
 def watershed(
     image: np.ndarray,
     *,
@@ -158,4 +210,4 @@ _register_optional()
 
 from veil.segment.merge import merge_similar  # noqa: E402
 
-__all__ = ["SEGMENTERS", "segment", "relabel", "resize_labels", "merge_similar", "slic", "felzenszwalb", "watershed"]
+__all__ = ["SEGMENTERS", "SegmenterSpec", "default_merge", "register_segmenter", "segment", "relabel", "resize_labels", "merge_similar", "slic", "felzenszwalb", "watershed"]

@@ -19,7 +19,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from veil.errors import InvalidParameterError
-from veil.image import as_rgb_uint8
+from veil.image import as_rgb_uint8, check_labels
 
 
 def _adjacent_pairs(labels: np.ndarray, n: int) -> np.ndarray:
@@ -76,8 +76,7 @@ def merge_similar(image: np.ndarray, labels: np.ndarray, threshold: float = 12.0
         raise InvalidParameterError(
             f"labels (shape {labels.shape}) must have the image's shape {img.shape[:2]}"
         )
-    if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0):
-        raise InvalidParameterError("labels must be non-negative integers")
+    check_labels(labels)
     if not np.isfinite(threshold) or threshold < 0:
         raise InvalidParameterError(f"threshold must be a finite number >= 0, got {threshold!r}")
     if labels.size == 0:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from veil.errors import InvalidParameterError, ModelLoadError, require
-from veil.segment import SEGMENTERS
+from veil.segment import register_segmenter
 
 __all__ = ["sam", "masks_to_labels"]
 
@@ -97,7 +97,7 @@ def _generator_model(checkpoint: str, model_type: str, device: str) -> Any:
         return _CACHE[key]
 
 
-@SEGMENTERS.decorator("sam")
+@register_segmenter("sam", summary="Segment Anything masks (extra: sam)")
 def sam(
     image: np.ndarray,
     *,

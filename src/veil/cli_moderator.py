@@ -12,14 +12,10 @@ from typing import Annotated
 
 import typer
 
+from veil.cli_common import fail
 from veil.errors import VeilError
 
 __all__ = ["register", "train_moderator_command"]
-
-
-def _fail(exc: Exception) -> None:
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(code=2)
 
 
 def train_moderator_command(
@@ -64,7 +60,7 @@ def train_moderator_command(
             save_every=save_every, resume=resume, device=device,
         )
     except VeilError as exc:
-        _fail(exc)
+        fail(exc)
         return
     summary = {k: report[k] for k in ("steps", "loss_before", "loss_after", "resumed_from",
                                       "seconds", "card", "adapter")}

@@ -14,12 +14,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from veil.bench.attacks import ATTACKS
+from veil.cli_common import RegistryHelpCommand, err, fail
 from veil.errors import InvalidParameterError, VeilError
 
-_err = Console(stderr=True)
+# Options both bench commands take.
+Limit = Annotated[int | None, typer.Option(help="Use only the first N samples.")]
+Charts = Annotated[bool, typer.Option("--charts/--no-charts", help="Write PNG charts.")]
+Threads = Annotated[int | None, typer.Option(help="Torch CPU threads (1 is often fastest for small models on a "
+                                             "busy machine).")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
 
 def _csv(value: str | None) -> list[str]:
@@ -47,7 +51,7 @@ def _progress(quiet: bool) -> Iterator[Callable[[str, int], Callable[[int], None
         yield lambda _d, _t: (lambda _n: None)
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=_err, transient=False) as progress:
+                  console=err, transient=False) as progress:
         def add(description: str, total: int) -> Callable[[int], None]:
             task = progress.add_task(description, total=total)
             return lambda n: progress.advance(task, n)
@@ -65,11 +69,6 @@ def _threads(n: int | None) -> None:
     torch.set_num_threads(n)
 
 
-def _fail(exc: Exception) -> None:
-    _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=2)
-
-
 def _load(dataset: Path, layout: str | None, limit: int | None, models: list[str]) -> tuple[Any, list[Any]]:
     from veil.bench.datasets import load_dataset
     from veil.classify import load_classifier
@@ -80,11 +79,16 @@ def _load(dataset: Path, layout: str | None, limit: int | None, models: list[str
     return ds, [load_classifier(m) for m in models]
 
 
+def _command() -> str:
+    """The command line that produced a report (recorded in it)."""
+    return "veil " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
 def _summary(paths: dict[str, Path], unreadable: int) -> None:
-    _err.print(f"wrote {paths['json']}, {paths['md'].name}, {paths['html'].name}"
+    err.print(f"wrote {paths['json']}, {paths['md'].name}, {paths['html'].name}"
                + (f" and {len(paths) - 3} chart(s)" if len(paths) > 3 else ""), highlight=False)
     if unreadable:
-        _err.print(f"[yellow]{unreadable} unreadable image(s) skipped; listed in report.json[/]", highlight=False)
+        err.print(f"[yellow]{unreadable} unreadable image(s) skipped; listed in report.json[/]", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -99,7 +103,7 @@ def register(app: typer.Typer) -> None:
     bench = typer.Typer(help="Benchmark safety classifiers (effectiveness, robustness) and obfuscation.",
                         no_args_is_help=True)
 
-    @bench.command("classifiers")
+    @bench.command("classifiers", cls=RegistryHelpCommand)
     def classifiers_command(
         dataset: Annotated[Path, typer.Option(help="ImageFolder root, .csv/.jsonl manifest, or UnsafeBench "
                                               "parquet / save_to_disk folder.")],
@@ -108,20 +112,19 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="Folder for report.json, report.md, report.html and charts.")],
         layout: Annotated[str | None, typer.Option(help="imagefolder, manifest or unsafebench "
                                                    "(default: detected).")] = None,
-        attacks: Annotated[str, typer.Option(help=f"Comma-separated robustness attacks from "
-                                             f"{', '.join(ATTACKS.names())}, or 'none'.")]
+        attacks: Annotated[str, typer.Option(help="Comma-separated robustness attacks from {attack}, "
+                                             "or 'none'.")]
         = "noise,fgsm,pgd,deepfool",
         eps: Annotated[list[str] | None, typer.Option(help="Attack budget(s) in normalized input space; "
                                                       "repeat or comma-separate for a sweep.")] = None,
         robust_k: Annotated[int, typer.Option(help="Correctly classified images attacked per classifier.")] = 50,
         pgd_steps: Annotated[int, typer.Option(help="PGD iterations.")] = 100,
         seed: Annotated[int, typer.Option(help="Seed of the robustness sample and the noise.")] = 0,
-        limit: Annotated[int | None, typer.Option(help="Use only the first N samples.")] = None,
+        limit: Limit = None,
         batch_size: Annotated[int, typer.Option(help="Images classified per batch.")] = 16,
-        charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Write PNG charts.")] = True,
-        threads: Annotated[int | None, typer.Option(help="Torch CPU threads (1 is often fastest for small "
-                                                    "models on a busy machine).")] = None,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+        charts: Charts = True,
+        threads: Threads = None,
+        quiet: Quiet = False,
     ) -> None:
         """Effectiveness per category and source, and robust accuracy under attacks."""
         from veil.bench.metrics import benchmark_classifiers
@@ -130,6 +133,8 @@ def register(app: typer.Typer) -> None:
         try:
             _threads(threads)
             names = [] if attacks.strip().lower() in ("", "none") else _csv(attacks)
+            from veil.bench.attacks import ATTACKS
+
             for a in names:
                 ATTACKS.get(a)
             eps_values = _floats(eps, (0.01,))
@@ -141,35 +146,34 @@ def register(app: typer.Typer) -> None:
                                                pgd_steps=pgd_steps, seed=seed, batch_size=batch_size,
                                                on_batch=scored, on_attack=attacked)
             report["title"] = "Veil classifier benchmark"
-            report["command"] = "veil " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+            report["command"] = _command()
             paths = write_report(report, out, charts=charts)
         except VeilError as exc:
-            _fail(exc)
+            fail(exc)
             return
         _summary(paths, len(report["unreadable"]))
 
-    @bench.command("obfuscation")
+    @bench.command("obfuscation", cls=RegistryHelpCommand)
     def obfuscation_command(
         dataset: Annotated[Path, typer.Option(help="Dataset with unsafe images (masks give precision/recall/IoU).")],
         model: Annotated[list[str], typer.Option(help="Classifier: registered name or model card JSON. "
                                                  "Repeat for several.")],
         out: Annotated[Path, typer.Option(help="Folder for report.json, report.md, report.html and charts.")],
         layout: Annotated[str | None, typer.Option(help="imagefolder, manifest or unsafebench.")] = None,
-        attributions: Annotated[str, typer.Option(help="Comma-separated attribution methods.")] = "fullgrad",
-        segmentations: Annotated[str, typer.Option(help="Comma-separated segmentations.")] = "slic",
-        searches: Annotated[str, typer.Option(help="Comma-separated search strategies (the first one runs "
+        attributions: Annotated[str, typer.Option(help="Comma-separated attribution methods ({attribution}).")] = "fullgrad",
+        segmentations: Annotated[str, typer.Option(help="Comma-separated segmentations ({segmentation}).")] = "slic",
+        searches: Annotated[str, typer.Option(help="Comma-separated search strategies ({search}; the first one runs "
                                               "the attribution × segmentation grid).")] = "greedy",
-        style: Annotated[str, typer.Option(help="Obfuscation style.")] = "blur",
+        style: Annotated[str, typer.Option(help="Obfuscation style ({style}).")] = "blur",
         max_depth: Annotated[int, typer.Option(help="Most regions obfuscated per image.")] = 10,
         seed: Annotated[int, typer.Option(help="Seed of randomized stages.")] = 0,
-        limit: Annotated[int | None, typer.Option(help="Use only the first N samples.")] = None,
-        charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Write PNG charts.")] = True,
-        threads: Annotated[int | None, typer.Option(help="Torch CPU threads (1 is often fastest for small "
-                                                    "models on a busy machine).")] = None,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+        limit: Limit = None,
+        charts: Charts = True,
+        threads: Threads = None,
+        quiet: Quiet = False,
     ) -> None:
         """Counterfactual rate, depth, area, mask precision/recall/IoU and speed per configuration."""
-        from veil.bench.obfuscation import evaluate_obfuscation, obfuscation_configs
+        from veil.bench.obfuscation import benchmark_obfuscation, obfuscation_configs
         from veil.bench.report import write_report
 
         try:
@@ -180,27 +184,13 @@ def register(app: typer.Typer) -> None:
             n_unsafe = sum(s.label for s in ds)
             with _progress(quiet) as add:
                 step = add("safeguarding", len(cells) * n_unsafe)
-                rows, unreadable = evaluate_obfuscation(ds, clfs, attributions=atts, segmentations=segs,
-                                                        searches=srchs, style=style, max_depth=max_depth,
-                                                        seed=seed, on_image=step)
-            from veil.bench.metrics import classifier_coverage
-
-            report = {
-                "title": "Veil obfuscation benchmark",
-                "command": "veil " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-                "dataset": ds.summary(),
-                "classifiers": [{"name": c.name, "threshold": float(c.threshold),
-                                 "coverage": sorted(cv) if (cv := classifier_coverage(c)) else None}
-                                for c in clfs],
-                "unreadable": unreadable,
-                "obfuscation": rows,
-                "settings": {"attributions": atts, "segmentations": segs, "searches": srchs, "style": style,
-                             "max_depth": max_depth, "seed": seed},
-            }
+                report = benchmark_obfuscation(ds, clfs, attributions=atts, segmentations=segs, searches=srchs,
+                                               style=style, max_depth=max_depth, seed=seed, on_image=step,
+                                               command=_command())
             paths = write_report(report, out, charts=charts)
         except VeilError as exc:
-            _fail(exc)
+            fail(exc)
             return
-        _summary(paths, len(unreadable))
+        _summary(paths, len(report["unreadable"]))
 
     app.add_typer(bench, name="bench")

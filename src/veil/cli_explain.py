@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from veil.cli_common import RegistryHelpCommand, fail
 from veil.errors import InvalidParameterError, VeilError
 
 __all__ = ["PAPER_QUESTIONS", "register"]
@@ -24,28 +25,6 @@ def _paper_questions() -> list[str]:
 
 #: What ``--questions paper`` expands to: one curated question per paper category plus the open ones.
 PAPER_QUESTIONS: tuple[str, ...] = tuple(_paper_questions())
-
-
-def _fail(exc: Exception) -> None:
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(code=2)
-
-
-def _card_categories(models: list[str]) -> dict[str, dict[str, str]]:
-    """``{model_name: categories}`` read from model cards (no weights are loaded)."""
-    out: dict[str, dict[str, str]] = {}
-    for spec in models:
-        path = Path(spec)
-        if not (spec.endswith(".json") and path.is_file()):
-            continue
-        try:
-            card = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise InvalidParameterError(f"cannot read model card {spec!r}: {exc}") from None
-        cats = card.get("categories") if isinstance(card, dict) else None
-        if cats:
-            out[str(card.get("name") or path.stem)] = dict(cats)
-    return out
 
 
 def _expand_questions(questions: list[str]) -> list[str]:
@@ -73,7 +52,7 @@ def explain_command(
         ),
     ] = None,
     backend: Annotated[
-        str, typer.Option(help="Rationale backend: grounded, transformers or openai.")
+        str, typer.Option(help="Rationale backend: {rationale}.")
     ] = "grounded",
     strength: Annotated[
         float, typer.Option(help="Conditioning strength in [0, 1]; 0 = plain question.")
@@ -106,42 +85,31 @@ def explain_command(
     control code; the grounded backend composes the rationale from it offline.
     """
     from veil import pipeline
+    from veil.classify.formats import card_categories
     from veil.image import load_image
     from veil.rationale import explain, load_backend
+    from veil.rationale.base import backend_options
 
     try:
         if not image.is_file():
             raise InvalidParameterError(f"no such image file: {image}")
         qs = _expand_questions(questions or [])
         model = list(model or ["nudenet"])
-        opts: dict[str, Any] = {}
-        if backend == "transformers":
-            if vlm_path is None:
-                raise InvalidParameterError("--vlm-path is required with --backend transformers")
-            opts["path"] = str(vlm_path)
-            if max_new_tokens is not None:
-                opts["max_new_tokens"] = max_new_tokens
-            if device is not None:
-                opts["device"] = device
-        elif backend == "openai":
-            if base_url is not None:
-                opts["base_url"] = base_url
-            if vlm_model is not None:
-                opts["model"] = vlm_model
-        elif vlm_path or base_url or vlm_model:
-            raise InvalidParameterError(
-                f"--vlm-path/--base-url/--vlm-model do not apply to --backend {backend}"
-            )
+        opts = backend_options(
+            backend, {"path": None if vlm_path is None else str(vlm_path), "max_new_tokens": max_new_tokens,
+                      "device": device, "base_url": base_url, "model": vlm_model},
+            flags={"path": "--vlm-path", "max_new_tokens": "--max-new-tokens", "device": "--device",
+                   "base_url": "--base-url", "model": "--vlm-model"})
         b = load_backend(backend, **opts)  # fail fast, before classifying
         original = load_image(str(image))
         config = pipeline.SafeguardConfig(models=tuple(model), threshold=threshold)
         result = pipeline.safeguard(original, config)
         rationale = explain(
-            result, backend=b, strength=strength, categories=_card_categories(model),
+            result, backend=b, strength=strength, categories=card_categories(model),
             questions=qs or None, image=original,
         )
     except VeilError as exc:
-        _fail(exc)
+        fail(exc)
         return
     record = {
         "image": str(image),
@@ -183,12 +151,12 @@ def train_vlm_command(
             batch_size=batch_size, seed=seed, device=device,
         )
     except VeilError as exc:
-        _fail(exc)
+        fail(exc)
         return
     typer.echo(json.dumps(report, indent=2))
 
 
 def register(app: typer.Typer) -> None:
     """Add ``explain`` and ``train-vlm`` to the ``veil`` app."""
-    app.command("explain")(explain_command)
+    app.command("explain", cls=RegistryHelpCommand)(explain_command)
     app.command("train-vlm")(train_vlm_command)
