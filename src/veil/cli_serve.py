@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
     >>> app = typer.Typer()
     >>> register(app)
     """
-    from veil.cli import fail
+    from veil.cli_common import fail
 
     @app.command("serve")
     def serve(
