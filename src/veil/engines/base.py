@@ -1,0 +1,158 @@
+"""What every engine shares: the unit of work, the options, the outcome, and the worker.
+
+An engine moves :class:`ScanItem` s to :class:`Worker` s and their :class:`Outcome` s back,
+in input order; it never touches pixels. A worker builds one
+:class:`~veil.pipeline.Safeguarder` and reuses it for every item it is given, runs
+:func:`veil.scan.scan_file` (the same code whichever engine runs it) and returns the records
+together with the bytes of the files they name, so the driver alone writes the output — a
+folder or Parquet files — and the answer cannot depend on the engine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # pragma: no cover - the pipeline pulls in torch
+    from veil.pipeline import SafeguardConfig
+
+#: Environment variables that size the thread pools of the numeric libraries a worker loads.
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+@dataclass(frozen=True)
+class ScanItem:
+    """One input file (or one row of a Parquet input) to safeguard.
+
+    Attributes
+    ----------
+    index : int
+        Position in the scan's input list; outcomes come back in this order.
+    path : str
+        The record's ``path`` (a file path, or ``table.parquet#row``).
+    stem : str
+        Output name without extension, unique in the scan (:func:`veil.output.plan_names`).
+    file : str or None
+        Local file to read; None when ``data`` holds the bytes.
+    data : bytes or None
+        The file's bytes (Parquet inputs).
+    """
+
+    index: int
+    path: str
+    stem: str
+    file: str | None = None
+    data: bytes | None = field(default=None, repr=False)
+
+    def source(self) -> Path | bytes:
+        if self.data is not None:
+            return self.data
+        if self.file is None:
+            from veil.errors import InvalidParameterError
+
+            raise InvalidParameterError(f"scan item {self.path!r} has neither a file nor data")
+        return Path(self.file)
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """Everything a worker needs besides the item; picklable, so it travels to processes and actors."""
+
+    config: SafeguardConfig
+    settings_hash: str
+    max_frames: int = 64
+    keep_metadata: bool = False
+    overlays: bool = True
+
+
+@dataclass
+class Outcome:
+    """The records of one item (one per frame) and the bytes of every file they name."""
+
+    index: int
+    records: list[dict[str, Any]]
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
+def record_files(rec: dict[str, Any]) -> list[str]:
+    """Relative paths of the files a record names (delivered image, mask, overlays)."""
+    names = [rec.get("output"), rec.get("mask"), *(rec.get("overlays") or {}).values()]
+    return [n for n in names if isinstance(n, str)]
+
+
+def set_threads(threads: int | None) -> None:
+    """Size this process's numeric thread pools (call before the models load)."""
+    if not threads:
+        return
+    for var in THREAD_ENV:
+        os.environ[var] = str(threads)
+    import torch
+
+    torch.set_num_threads(int(threads))
+
+
+class Worker:
+    """One loaded pipeline that turns :class:`ScanItem` s into :class:`Outcome` s.
+
+    Files are encoded into a private scratch folder and read back, so the bytes are exactly
+    those :class:`veil.output.ResultWriter` writes in a plain scan.
+
+    Examples
+    --------
+    >>> w = Worker(options)  # doctest: +SKIP
+    >>> w.process(ScanItem(0, "a.png", "a", file="a.png")).records[0]["unsafe"]  # doctest: +SKIP
+    False
+    """
+
+    def __init__(self, options: ScanOptions, *, threads: int | None = None) -> None:
+        set_threads(threads)
+        from veil.output import ResultWriter
+        from veil.pipeline import Safeguarder
+
+        self.options = options
+        self.sg = Safeguarder(options.config)
+        self._scratch = tempfile.mkdtemp(prefix="veil-worker-")
+        self.writer = ResultWriter(self._scratch, overlays=options.overlays)
+
+    def process(self, item: ScanItem) -> Outcome:
+        """Safeguard one item; never raises for a bad input (see :func:`veil.scan.scan_file`)."""
+        from veil.scan import scan_file
+
+        records = scan_file(self.sg, item.source(), PurePosixPath(item.stem), self.writer,
+                            display_path=item.path, max_frames=self.options.max_frames,
+                            keep_metadata=self.options.keep_metadata)
+        out = Outcome(item.index, [])
+        root = Path(self._scratch)
+        for rec in records:
+            if not isinstance(rec, dict):  # pragma: no cover - a synchronous writer gives dicts
+                rec = rec.get()
+            rec["settings_hash"] = self.options.settings_hash
+            for rel in record_files(rec):
+                f = root / rel
+                out.files[rel] = f.read_bytes()
+                f.unlink()
+            out.records.append(rec)
+        return out
+
+    def close(self) -> None:
+        shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """Runs workers over items and yields their outcomes in input order.
+
+    Implementations: :class:`veil.engines.local.LocalEngine` (this process),
+    :class:`veil.engines.process.ProcessEngine` (a pool of processes) and
+    :class:`veil.engines.ray.RayEngine` (Ray Data ``map_batches`` on an actor pool).
+    """
+
+    name: str
+
+    def run(self, items: Iterable[ScanItem], options: ScanOptions) -> Iterator[Outcome]:
+        ...
