@@ -15,12 +15,16 @@ from veil.output import make_sink
 from veil.scan import run_scan, settings_hash
 
 
-def scan_with(engine, photos: Path, out: Path, config=None):  # noqa: ANN001, ANN201
+#: Two unsafe photos and a safe one; a/ and b/ both hold a 01_coffee_mark.png (a name collision).
+SMALL_SET = ("a/01_coffee_mark.png", "a/02_chelsea_mark.png", "b/01_coffee_mark.png")
+
+
+def scan_with(engine, photos: Path, out: Path, config=None, names=SMALL_SET):  # noqa: ANN001, ANN201
     config = config or fast_config()
     options = ScanOptions(config, settings_hash(config))
     sink = make_sink("folder", out)
     try:
-        run = run_scan(collect_inputs([photos / "a", photos / "b"]), sink, engine, options)
+        run = run_scan(collect_inputs([photos / n for n in names]), sink, engine, options)
     finally:
         sink.close()
     return run, sink.records()
@@ -39,10 +43,10 @@ def test_three_engines_same_records_and_bytes(photos, tmp_path, ray_local):
                "ray": make_engine("ray", workers=2, actor_cpus=1)}
     results = {name: scan_with(engine, photos, tmp_path / name) for name, engine in engines.items()}
     ref_run, ref = results["local"]
-    assert ref_run.counts.images == 6 and ref_run.counts.unsafe == 3  # a real mix, not a trivial set
-    assert sum(1 for r in ref if r["depth"]) == 3 and all(r["settings_hash"] for r in ref)
+    assert ref_run.counts.images == 3 and ref_run.counts.unsafe == 2  # a real mix, not a trivial set
+    assert sum(1 for r in ref if r["depth"]) == 2 and all(r["settings_hash"] for r in ref)
     ref_files = files(tmp_path / "local")
-    assert len([f for f in ref_files if f.startswith("images/")]) == 6 and any(f.startswith("overlays/") for f in ref_files)
+    assert len([f for f in ref_files if f.startswith("images/")]) == 3 and any(f.startswith("overlays/") for f in ref_files)
     for name in ("process", "ray"):
         run, recs = results[name]
         assert comparable(recs) == comparable(ref), name
@@ -50,9 +54,11 @@ def test_three_engines_same_records_and_bytes(photos, tmp_path, ray_local):
 
 
 def test_colliding_names_from_two_folders_get_distinct_outputs(photos, tmp_path):
-    _run, recs = scan_with(make_engine("local", threads=1), photos, tmp_path / "o")
+    names = ("a/01_coffee_mark.png", "b/01_coffee_mark.png", "a/02_chelsea_mark.png", "b/02_chelsea_mark.png")
+    _run, recs = scan_with(make_engine("local", threads=1), photos, tmp_path / "o", names=names)
     outputs = [r["output"] for r in recs]
-    assert len(set(outputs)) == len(outputs) == 6
+    assert len(set(outputs)) == len(outputs) == 4
+    assert len([o for o in outputs if o.startswith("images/01_coffee_mark-")]) == 2  # both got a hash suffix
     by_name: dict[str, list[str]] = {}
     for r in recs:
         by_name.setdefault(Path(r["path"]).name, []).append(r["output"])
