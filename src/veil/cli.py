@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ def parse_floats(text: str, option: str) -> tuple[float, ...]:
 
 @app.command()
 def scan(
-    paths: list[Path] = typer.Argument(..., help="Image files and folders (searched recursively)."),
+    paths: list[str] = typer.Argument(..., help="Image files, folders (searched recursively), CSV/JSONL manifests, Parquet/Arrow tables, or object-store prefixes (s3://, gs://; read with pyarrow.fs)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (created)."),
     model: list[str] = typer.Option(
         ["nudenet"], "--model", "-m",
@@ -140,13 +141,17 @@ def scan(
             search_options=stages["search"], style_options=stages["style"],
             rationale_options=stages["rationale"],
         )
-        missing = [str(p) for p in paths if not p.exists()]
+        missing = [p for p in paths if "://" not in p and not Path(p).exists()]
         if missing:
             raise InvalidParameterError(f"no such file or folder: {', '.join(missing)}")
         if max_frames < 1:
             raise InvalidParameterError(f"--max-frames must be at least 1, got {max_frames}")
         if engine not in (*ENGINES, "auto"):
             raise InvalidParameterError(f"--engine must be one of auto, {', '.join(ENGINES)}; got {engine!r}")
+        if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", str(out)):  # Path() has folded s3:// into s3:/
+            raise InvalidParameterError(
+                f"--out {out!s} looks like an object-store URI; write to a local (or mounted) folder, "
+                "e.g. --format parquet into a local folder, and copy the parts up")
         if output_format not in FORMATS:
             raise InvalidParameterError(f"--format must be one of {', '.join(FORMATS)}; got {output_format!r}")
         if workers < 0 or threads < 0:

@@ -14,7 +14,6 @@ from veil.errors import MissingDependencyError, ModelLoadError, UnknownNameError
 from veil.output import make_sink
 from veil.scan import run_scan, settings_hash
 
-
 #: Two unsafe photos and a safe one; a/ and b/ both hold a 01_coffee_mark.png (a name collision).
 SMALL_SET = ("a/01_coffee_mark.png", "a/02_chelsea_mark.png", "b/01_coffee_mark.png")
 

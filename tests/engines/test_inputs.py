@@ -92,3 +92,19 @@ def test_parquet_input_and_parquet_output(photos, tmp_path):
                 assert row["overlay_attribution"] == (tmp_path / "f" / rec["overlays"]["attribution"]).read_bytes()
         else:
             assert row["image"] is None
+
+
+def test_object_store_uris_are_listed_and_read_by_the_worker(photos, tmp_path):
+    # file:// goes through pyarrow.fs exactly as s3:// or gs:// would (no network here)
+    uri = (photos / "a").as_uri()
+    inputs = collect_inputs([uri])
+    assert [i.path for i in inputs] == [p.as_uri() for p in sorted((photos / "a").glob("*.png"))]
+    assert input_sha256(inputs[0]) == hashlib.sha256((photos / "a" / "01_coffee_mark.png").read_bytes()).hexdigest()
+    invoke([uri, (photos / "b" / "01_coffee_mark.png").as_uri(), "--out", str(tmp_path / "o")])
+    recs = read_jsonl(tmp_path / "o" / "results.jsonl")
+    assert len(recs) == 4 and all(r["error"] is None and r["path"].startswith("file://") for r in recs)
+    assert len({r["output"] for r in recs}) == 4  # a/01_coffee_mark.png and b/01_coffee_mark.png
+    from typer.testing import CliRunner
+
+    res = CliRunner().invoke(app, ["scan", uri, "--out", "s3://bucket/out"])
+    assert res.exit_code == 2 and "object-store" in res.output

@@ -38,7 +38,7 @@ class ScanItem:
     stem : str
         Output name without extension, unique in the scan (:func:`veil.output.plan_names`).
     file : str or None
-        Local file to read; None when ``data`` holds the bytes.
+        Local file or object-store URI (read by the worker); None when ``data`` holds the bytes.
     data : bytes or None
         The file's bytes (Parquet inputs).
     """
@@ -56,6 +56,10 @@ class ScanItem:
             from veil.errors import InvalidParameterError
 
             raise InvalidParameterError(f"scan item {self.path!r} has neither a file nor data")
+        if "://" in self.file:
+            from veil.engines.inputs import read_uri
+
+            return read_uri(self.file)
         return Path(self.file)
 
 
@@ -121,11 +125,18 @@ class Worker:
 
     def process(self, item: ScanItem) -> Outcome:
         """Safeguard one item; never raises for a bad input (see :func:`veil.scan.scan_file`)."""
+        from veil.errors import VeilError
+        from veil.output import error_record
         from veil.scan import scan_file
 
-        records = scan_file(self.sg, item.source(), PurePosixPath(item.stem), self.writer,
-                            display_path=item.path, max_frames=self.options.max_frames,
-                            keep_metadata=self.options.keep_metadata)
+        try:
+            source = item.source()
+        except (OSError, VeilError) as exc:  # an unreadable object-store file: a record, not a crash
+            records: list[Any] = [error_record(item.path, f"cannot read file: {exc}")]
+        else:
+            records = scan_file(self.sg, source, PurePosixPath(item.stem), self.writer,
+                                display_path=item.path, max_frames=self.options.max_frames,
+                                keep_metadata=self.options.keep_metadata)
         out = Outcome(item.index, [])
         root = Path(self._scratch)
         for rec in records:

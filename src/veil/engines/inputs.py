@@ -4,6 +4,10 @@ Every input becomes a :class:`ScanInput`; :func:`scan_items` gives them unique o
 (:func:`veil.output.plan_names`) and turns them into :class:`~veil.engines.base.ScanItem` s,
 reading a table row's bytes only when its item is handed to an engine.
 
+Object-store prefixes and files (``s3://bucket/prefix/``, ``gs://…``, ``file:///…``) are
+listed and read with ``pyarrow.fs`` — by the worker that judges them, so on a Ray cluster the
+bytes go from the store to the actor, not through the driver.
+
 Manifests and tables are recognised by their suffix when named on the command line
 (``.csv``, ``.jsonl``/``.ndjson``, ``.parquet``, ``.arrow``); inside a scanned folder every
 file is an input to judge, whatever it is called. Manifests are read with
@@ -117,6 +121,51 @@ def _table(path: Path) -> list[ScanInput]:
     return out
 
 
+def is_uri(path: str | os.PathLike[str]) -> bool:
+    """``s3://bucket/key``, ``gs://…``, ``file:///…``: read through ``pyarrow.fs``."""
+    return "://" in str(path)
+
+
+def _filesystem(uri: str) -> tuple[Any, str]:
+    from veil.errors import require
+
+    fs_mod: Any = require("pyarrow.fs", "ray")
+    try:
+        return fs_mod.FileSystem.from_uri(uri)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds for a bad URI
+        raise InvalidParameterError(f"cannot open {uri!r} with pyarrow.fs: {exc}") from exc
+
+
+def read_uri(uri: str) -> bytes:
+    """The bytes of one object-store file (``s3://bucket/key``)."""
+    fs, path = _filesystem(uri)
+    with fs.open_input_stream(path) as fh:
+        return bytes(fh.read())
+
+
+def _uri(uri: str) -> list[ScanInput]:
+    import pyarrow.fs as pafs
+
+    fs, root = _filesystem(uri)
+    info = fs.get_file_info(root)
+    if info.type == pafs.FileType.NotFound:
+        raise InvalidParameterError(f"no such file or prefix: {uri!r}")
+    scheme = uri.split("://", 1)[0]
+    if info.type == pafs.FileType.File:
+        files = [info]
+        base = root.rsplit("/", 1)[0]
+    else:
+        files = sorted((f for f in fs.get_file_info(pafs.FileSelector(root, recursive=True))
+                        if f.type == pafs.FileType.File), key=lambda f: f.path)
+        base = root.rstrip("/")
+    out = []
+    for f in files:
+        full = f"{scheme}://{f.path}" if scheme != "file" else f"file://{f.path}"
+        rel = Path(f.path[len(base):].lstrip("/") or Path(f.path).name)
+        out.append(ScanInput(full, rel, full, file=full))
+    return out
+
+
 def collect_inputs(paths: Sequence[str | os.PathLike[str]]) -> list[ScanInput]:
     """Every input named by ``paths``: folders recursively, manifests and tables row by row.
 
@@ -138,6 +187,13 @@ def collect_inputs(paths: Sequence[str | os.PathLike[str]]) -> list[ScanInput]:
     out: list[ScanInput] = []
     seen: set[str] = set()
     for p in paths:
+        if is_uri(p):
+            found = _uri(str(p))
+            for inp in found:
+                if inp.key not in seen:
+                    seen.add(inp.key)
+                    out.append(inp)
+            continue
         path = Path(p)
         if not path.exists():
             raise InvalidParameterError(f"no such file or folder: {str(path)!r}")
@@ -151,7 +207,7 @@ def collect_inputs(paths: Sequence[str | os.PathLike[str]]) -> list[ScanInput]:
         else:
             found = [ScanInput(str(path.absolute()), Path(path.name), str(path), file=str(path.absolute()))]
         for inp in found:
-            key = inp.key if inp.table is not None else str(Path(inp.key).resolve())
+            key = inp.key if inp.table is not None or is_uri(inp.key) else str(Path(inp.key).resolve())
             if key not in seen:
                 seen.add(key)
                 out.append(inp)
@@ -184,6 +240,8 @@ def input_sha256(inp: ScanInput) -> str | None:
     from veil.image import sha256_file
 
     try:
+        if inp.file is not None and is_uri(inp.file):
+            return hashlib.sha256(read_uri(inp.file)).hexdigest()
         if inp.table is None:
             return sha256_file(inp.file or inp.key)
         data, file = _cell(inp.table.column("image")[inp.row].as_py())

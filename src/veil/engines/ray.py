@@ -105,7 +105,8 @@ class RayEngine:
             ctx = ray.data.DataContext.get_current()
             ctx.execution_options.preserve_order = True
             ctx.enable_progress_bars = False
-            ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), max(1, 4 * self.actors)))
+            # small blocks stream outcomes back as they finish (and spread work evenly); bounded for huge sets
+            ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), 1000 * self.actors))
             ds = ds.map_batches(
                 _Actor, batch_size=1, compute=ray.data.ActorPoolStrategy(size=self.actors),
                 fn_constructor_kwargs={"options": options, "threads": max(1, int(self.actor_cpus))},
