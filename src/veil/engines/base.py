@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -81,6 +82,8 @@ class Outcome:
     index: int
     records: list[dict[str, Any]]
     files: dict[str, bytes] = field(default_factory=dict)
+    #: Time the worker spent on the item (pipeline and encoding), for engine overhead figures.
+    seconds: float = 0.0
 
 
 def record_files(rec: dict[str, Any]) -> list[str]:
@@ -113,44 +116,59 @@ class Worker:
     False
     """
 
-    def __init__(self, options: ScanOptions, *, threads: int | None = None) -> None:
+    def __init__(self, options: ScanOptions, *, threads: int | None = None, background: bool = False) -> None:
         set_threads(threads)
         from veil.output import ResultWriter
         from veil.pipeline import Safeguarder
+        from veil.scan import BackgroundWriter
 
         self.options = options
         self.sg = Safeguarder(options.config)
         self._scratch = tempfile.mkdtemp(prefix="veil-worker-")
         self.writer = ResultWriter(self._scratch, overlays=options.overlays)
+        self._background = BackgroundWriter(self.writer) if background else None
 
     def process(self, item: ScanItem) -> Outcome:
         """Safeguard one item; never raises for a bad input (see :func:`veil.scan.scan_file`)."""
+        return self.start(item)()
+
+    def start(self, item: ScanItem) -> Callable[[], Outcome]:
+        """Safeguard one item and return what finishes it: with ``background=True`` its files
+        are still being encoded on a writer thread (so the next item can start), and calling
+        the result waits for them."""
         from veil.errors import VeilError
         from veil.output import error_record
         from veil.scan import scan_file
 
+        t0 = time.perf_counter()
         try:
             source = item.source()
         except (OSError, VeilError) as exc:  # an unreadable object-store file: a record, not a crash
             records: list[Any] = [error_record(item.path, f"cannot read file: {exc}")]
         else:
-            records = scan_file(self.sg, source, PurePosixPath(item.stem), self.writer,
+            records = scan_file(self.sg, source, PurePosixPath(item.stem), self._background or self.writer,
                                 display_path=item.path, max_frames=self.options.max_frames,
                                 keep_metadata=self.options.keep_metadata)
-        out = Outcome(item.index, [])
-        root = Path(self._scratch)
-        for rec in records:
-            if not isinstance(rec, dict):  # pragma: no cover - a synchronous writer gives dicts
-                rec = rec.get()
-            rec["settings_hash"] = self.options.settings_hash
-            for rel in record_files(rec):
-                f = root / rel
-                out.files[rel] = f.read_bytes()
-                f.unlink()
-            out.records.append(rec)
-        return out
+
+        def finish() -> Outcome:
+            out = Outcome(item.index, [])
+            root = Path(self._scratch)
+            for r in records:
+                rec = r if isinstance(r, dict) else r.get()
+                rec["settings_hash"] = self.options.settings_hash
+                for rel in record_files(rec):
+                    f = root / rel
+                    out.files[rel] = f.read_bytes()
+                    f.unlink()
+                out.records.append(rec)
+            out.seconds = time.perf_counter() - t0
+            return out
+
+        return finish
 
     def close(self) -> None:
+        if self._background is not None:
+            self._background.close()
         shutil.rmtree(self._scratch, ignore_errors=True)
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 
 from veil.engines.base import Outcome, ScanItem, ScanOptions, Worker
 
 
 class LocalEngine:
     """Safeguard items one after another in this process, with one loaded pipeline.
+
+    Delivered files are encoded on a background thread (:class:`veil.scan.BackgroundWriter`)
+    while the next item runs, as ``veil scan`` did before engines existed.
 
     Parameters
     ----------
@@ -22,9 +26,15 @@ class LocalEngine:
         self.threads = threads
 
     def run(self, items: Iterable[ScanItem], options: ScanOptions) -> Iterator[Outcome]:
-        worker = Worker(options, threads=self.threads)
+        # the files of one item are encoded on a writer thread while the next is safeguarded
+        worker = Worker(options, threads=self.threads, background=True)
+        pending: deque[Callable[[], Outcome]] = deque()
         try:
             for item in items:
-                yield worker.process(item)
+                pending.append(worker.start(item))
+                while len(pending) > 1:
+                    yield pending.popleft()()
+            while pending:
+                yield pending.popleft()()
         finally:
             worker.close()
