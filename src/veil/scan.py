@@ -70,17 +70,16 @@ def settings_hash(config: SafeguardConfig, *, max_frames: int = DEFAULT_MAX_FRAM
     16
     """
     d = config.to_dict()
-    cards: list[str | None] = []
-    for m in config.models:
+    models: list[Any] = []
+    for m in config.models:  # a card given as a file counts by content, not by how its path was spelled
         p = Path(m) if isinstance(m, (str, Path)) else None
         if p is not None and p.is_file():
-            cards.append(sha256_file(p))
             weights = _card_weights(p)
-            if weights is not None:
-                cards.append(sha256_file(weights))
+            models.append([sha256_file(p), sha256_file(weights) if weights is not None else None])
         else:
-            cards.append(None)
-    payload = {"config": d, "cards": cards, "max_frames": int(max_frames),
+            models.append(m if isinstance(m, str) else getattr(m, "name", type(m).__name__))
+    d["models"] = models
+    payload = {"config": d, "max_frames": int(max_frames),
                "keep_metadata": bool(keep_metadata), "overlays": bool(overlays)}
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

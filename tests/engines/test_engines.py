@@ -112,5 +112,8 @@ def test_settings_hash_follows_settings_and_card_content(tmp_path):
     shutil.copy(DEMO_CARD.parent / "model.pt", tmp_path / "model.pt")
     c2 = type(cfg)(**{**cfg.__dict__, "models": (str(card),)})
     h2 = settings_hash(c2)
+    import os
+
+    assert settings_hash(type(cfg)(**{**cfg.__dict__, "models": (os.path.relpath(card),)})) == h2  # path spelling
     (tmp_path / "model.pt").write_bytes(b"retrained")  # same path, other weights: another setting
     assert settings_hash(c2) != h2
