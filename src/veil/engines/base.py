@@ -92,15 +92,26 @@ def record_files(rec: dict[str, Any]) -> list[str]:
     return [n for n in names if isinstance(n, str)]
 
 
+def thread_env(threads: int) -> dict[str, str]:
+    """Environment that sizes the BLAS/OpenMP pools of a process started with it."""
+    return dict.fromkeys(THREAD_ENV, str(int(threads)))
+
+
 def set_threads(threads: int | None) -> None:
-    """Size this process's numeric thread pools (call before the models load)."""
+    """Size this process's numeric thread pools: torch's, and the BLAS/OpenMP pools that
+    numpy and scipy loaded (through ``threadpoolctl`` when installed; a process started with
+    :func:`thread_env` has them sized from the start)."""
     if not threads:
         return
-    for var in THREAD_ENV:
-        os.environ[var] = str(threads)
+    os.environ.update(thread_env(threads))
     import torch
 
     torch.set_num_threads(int(threads))
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - the environment set at spawn covers it
+        return
+    threadpool_limits(limits=int(threads))
 
 
 class Worker:

@@ -8,12 +8,14 @@ threads, so ``workers × threads`` matches the cores instead of oversubscribing 
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any
 
-from veil.engines.base import Outcome, ScanItem, ScanOptions, Worker
+from veil.engines.base import THREAD_ENV, Outcome, ScanItem, ScanOptions, Worker, thread_env
 from veil.errors import InvalidParameterError, VeilError
 
 _WORKER: Worker | None = None
@@ -66,6 +68,22 @@ class ProcessEngine:
         ctx = multiprocessing.get_context("spawn")
         pending: deque[Future[Outcome]] = deque()
         window = 2 * self.workers
+        # workers are spawned while items are submitted and inherit this environment, so
+        # numpy's and scipy's BLAS pools start with `threads` threads (they are sized when
+        # loaded, before the initializer runs); restored when the pool is done
+        saved = {k: os.environ.get(k) for k in THREAD_ENV}
+        os.environ.update(thread_env(self.threads))
+        try:
+            yield from self._run(ctx, pending, window, items, options)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    def _run(self, ctx: Any, pending: deque[Future[Outcome]], window: int, items: Iterable[ScanItem],
+             options: ScanOptions) -> Iterator[Outcome]:
         with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init,
                                  initargs=(options, self.threads)) as pool:
             try:
