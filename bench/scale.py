@@ -14,17 +14,19 @@ Every layout runs the same scan (:func:`veil.scan.run_scan`, records fsync'ed to
 ``results.jsonl``, images, masks and overlays written) over the same inputs: the bundled demo
 photos shrunk to ``--size`` px and copied until there are ``--n`` files, judged by the demo
 model with the default pipeline (FullGrad, BASS, greedy, object extent, grounded rationale);
-half of them carry the planted mark, so half go through the whole search. Each layout scans
-``n/3`` and then ``n`` inputs; the rate is the slope ``(n - n/3) / (wall(n) - wall(n/3))``, so
-start-up (spawning workers, importing torch, loading the model, numba's first compile, Ray's
-actor start) cancels out; the wall rate with start-up is shown too. *Worker s/img* is the
-time spent inside :meth:`Worker.process` per image (the pipeline and PNG encoding; for
-``local``, whose files are encoded while the next image runs, it includes that overlap): for a
-one-worker layout, the driver's time per image above it is the engine's overhead (moving
-items, pickling outcomes, writing files). Ray against the process pool compares their time
-per image at the same number of workers. Layouts are run in the order given, ``--repeats``
-times, alternating; the best rate per layout is kept. The load average before and after
-each layout is printed: on a shared machine it says how far to trust a row.
+half of them carry the planted mark, so half go through the whole search. The rate is
+*steady*: images per second in the driver between the outcome of image ``k = max(workers,
+n/4)`` and the last one, so start-up (spawning workers, importing torch, loading the model,
+Ray's actors) and each worker's first image (numba compiles) are left out; the wall rate with
+start-up is shown too. *Worker s/img* is the time spent inside ``Worker.process`` per image
+over the same images (the pipeline and PNG encoding; for ``local``, whose files are encoded
+while the next image runs, it includes that overlap). For a one-worker layout the driver's
+time per image above the worker's is the engine's overhead (moving items, pickling outcomes,
+writing files); Ray against the process pool compares their time per image at the same
+number of workers. A warm-up scan runs first in the bench's own process (the local layouts
+run there). Layouts are run in the order given, ``--repeats`` times, alternating; the best
+rate per layout is kept. The load average before and after each layout is printed: on a
+shared machine it says how far to trust a row.
 
     python bench/scale.py                                   # the table in docs/benchmarks.md
     python bench/scale.py --n 12 --repeats 1 --layouts local:1x1 process:2x1
@@ -72,13 +74,22 @@ def run_layout(layout: str, folder: Path, out: Path, config) -> dict:  # noqa: A
         engine = make_engine(name, workers=workers, threads=threads)
     options = ScanOptions(config, settings_hash(config))
     sink = make_sink("folder", out)
+    stamps: list[float] = []
     worker_s: list[float] = []
+
+    def seen(o) -> None:  # noqa: ANN001
+        stamps.append(time.perf_counter())
+        worker_s.append(o.seconds)
+
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
-    run = run_scan(collect_inputs([folder]), sink, engine, options, on_outcome=lambda o: worker_s.append(o.seconds))
+    run = run_scan(collect_inputs([folder]), sink, engine, options, on_outcome=seen)
     wall = time.perf_counter() - t0
     sink.close()
-    return {"layout": layout, "n": len(worker_s), "wall_s": wall, "worker_s": sum(worker_s),
+    k = max(workers, len(stamps) // 4)  # past start-up and each worker's first image (numba compiles)
+    n_steady = len(stamps) - k
+    return {"layout": layout, "n": len(stamps), "img_s": n_steady / (stamps[-1] - stamps[k - 1]),
+            "wall_img_s": len(stamps) / wall, "worker_s_per_img": sum(worker_s[k:]) / n_steady,
             "load_before": load0, "load_after": os.getloadavg()[0], "unsafe": run.counts.unsafe,
             "failed": run.counts.failed}
 
@@ -98,9 +109,8 @@ def main() -> None:
     rows: list[dict] = []
     ray = None
     with tempfile.TemporaryDirectory() as tmp:
-        folders = {n: Path(tmp) / f"in{n}" for n in (args.n // 3, args.n)}
-        for n, folder in folders.items():
-            make_inputs(folder, n, args.size)
+        folder = Path(tmp) / "in"
+        make_inputs(folder, args.n, args.size)
         if any(lay.startswith("ray:") for lay in args.layouts):
             import ray
 
@@ -108,22 +118,14 @@ def main() -> None:
         try:
             # warm-up in this process (numba's first compile, lazy imports), which the local
             # layouts would otherwise pay in their first measured run only
-            run_layout("local:1x1", folders[args.n // 3], Path(tmp) / "warm", config)
+            run_layout("local:1x1", folder, Path(tmp) / "warm", config)
             for rep in range(args.repeats):
                 order = args.layouts if rep % 2 == 0 else args.layouts[::-1]
                 for layout in order:
-                    pair = {}
-                    for n in (args.n // 3, args.n):  # the slope between the two cancels start-up
-                        out = Path(tmp) / "out"
-                        shutil.rmtree(out, ignore_errors=True)
-                        pair[n] = run_layout(layout, folders[n], out, config)
-                    small, big = pair[args.n // 3], pair[args.n]
-                    row = {"layout": layout, "repeat": rep, "n": args.n,
-                           "img_s": (big["n"] - small["n"]) / (big["wall_s"] - small["wall_s"]),
-                           "wall_img_s": big["n"] / big["wall_s"],
-                           "worker_s_per_img": (big["worker_s"] - small["worker_s"]) / (big["n"] - small["n"]),
-                           "load_before": small["load_before"], "load_after": big["load_after"],
-                           "unsafe": big["unsafe"], "failed": big["failed"] + small["failed"]}
+                    out = Path(tmp) / "out"
+                    shutil.rmtree(out, ignore_errors=True)
+                    row = run_layout(layout, folder, out, config)
+                    row["repeat"] = rep
                     rows.append(row)
                     print(json.dumps(row), flush=True)
                     if args.results:
@@ -138,7 +140,7 @@ def main() -> None:
         if r["layout"] not in best or r["img_s"] > best[r["layout"]]["img_s"]:
             best[r["layout"]] = r
     print(f"\n{args.n} inputs at {args.size} px, demo model, default pipeline; best of {args.repeats}\n")
-    print("| layout | img/s (slope, start-up excluded) | img/s incl. start-up | worker s/img | load avg before → after |")
+    print("| layout | img/s (steady) | img/s incl. start-up | worker s/img | load avg before → after |")
     print("|---|---|---|---|---|")
     for lay in args.layouts:
         r = best[lay]
