@@ -160,6 +160,8 @@ def scan(
         if not inputs:
             raise InvalidParameterError(f"no files found under {', '.join(map(str, paths))}")
         name, n_workers, n_threads = choose_layout(engine, workers, threads, n_inputs=len(inputs))
+        if name == "ray":
+            n_threads = max(1, int(actor_cpus))  # each actor's torch threads
         runner = make_engine(name, workers=n_workers, threads=n_threads or None, address=ray_address,
                              actor_cpus=actor_cpus, actor_gpus=actor_gpus)
         options = ScanOptions(config, settings_hash(config, max_frames=max_frames, keep_metadata=keep_metadata,

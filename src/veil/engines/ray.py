@@ -12,6 +12,7 @@ Ray is an optional extra: ``pip install 'veil[ray]'``.
 
 from __future__ import annotations
 
+import logging
 import pickle
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -92,7 +93,8 @@ class RayEngine:
         ray = self.ray
         started = False
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                      "logging_level": logging.WARNING}
             if self.address is None:
                 kwargs["num_cpus"] = self.num_cpus
             ray.init(address=self.address, **kwargs)
@@ -102,6 +104,7 @@ class RayEngine:
                      "data": it.data or b""} for it in items]
             if not rows:
                 return
+            logging.getLogger("ray.data").setLevel(logging.WARNING)  # no execution-plan chatter per scan
             ctx = ray.data.DataContext.get_current()
             ctx.execution_options.preserve_order = True
             ctx.enable_progress_bars = False
