@@ -69,6 +69,8 @@ def test_colliding_names_from_two_folders_get_distinct_outputs(photos, tmp_path)
 def test_choose_layout():
     assert choose_layout("auto", 0, 0, n_inputs=1000, cpus=2) == ("process", 2, 1)
     assert choose_layout("auto", 0, 0, n_inputs=5, cpus=2) == ("local", 1, 0)
+    assert choose_layout("auto", 0, 0, n_inputs=99, cpus=2) == ("local", 1, 0)  # start-up not repaid
+    assert choose_layout("auto", 0, 0, n_inputs=100, cpus=2) == ("process", 2, 1)
     assert choose_layout("auto", 3, 0, n_inputs=5, cpus=6) == ("process", 3, 2)
     assert choose_layout("process", 0, 0, n_inputs=5, cpus=4) == ("process", 4, 1)
     assert choose_layout("local", 4, 2, n_inputs=100, cpus=4) == ("local", 1, 2)

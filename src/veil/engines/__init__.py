@@ -37,9 +37,11 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-#: Inputs per worker below which ``--engine auto`` stays in one process: a spawned worker
-#: imports torch and loads its models (several seconds), which a handful of images do not repay.
-POOL_MIN_INPUTS_PER_WORKER = 4
+#: Inputs per worker below which ``--engine auto`` stays in one process. The pool's start-up
+#: (spawning, importing torch, loading the models) cost about 11 s more than one process in
+#: ``bench/scale.py`` on 2 cores, and it gains 0.03-0.13 s per image at 0.3-0.45 s per image
+#: (against one process with 2 or 1 threads), so it pays off from roughly 100 images.
+POOL_MIN_INPUTS_PER_WORKER = 50
 
 
 def choose_layout(engine: str, workers: int, threads: int, *, n_inputs: int,
@@ -49,7 +51,8 @@ def choose_layout(engine: str, workers: int, threads: int, *, n_inputs: int,
     The automatic layout is one single-threaded worker per CPU (``bench/scale.py``: on 2 cores,
     2 workers × 1 thread beat 1 × 2 threads, see docs/scale.md), unless there are fewer than
     :data:`POOL_MIN_INPUTS_PER_WORKER` inputs per worker, when one process with every core
-    is faster. ``threads`` 0 means torch's default for ``local`` and the CPUs divided among
+    finishes first (the pool's start-up is not repaid). Classifiers registered at run time in
+    the calling process (not by importing a module) exist only there: use ``local`` for them. ``threads`` 0 means torch's default for ``local`` and the CPUs divided among
     the workers otherwise.
 
     Examples
