@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
-import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +53,7 @@ def parse_floats(text: str, option: str) -> tuple[float, ...]:
 
 @app.command(cls=RegistryHelpCommand)
 def scan(
-    paths: list[Path] = typer.Argument(..., help="Image files and folders (searched recursively)."),
+    paths: list[str] = typer.Argument(..., help="Image files, folders (searched recursively), CSV/JSONL manifests, Parquet/Arrow tables, or object-store prefixes (s3://, gs://; read with pyarrow.fs)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (created)."),
     model: list[str] = typer.Option(
         ["nudenet"], "--model", "-m",
@@ -81,11 +80,21 @@ def scan(
     max_frames: int = typer.Option(64, help="Frames (animations) or pages (TIFF, MPO) judged per file; later ones are neither judged nor delivered."),
     keep_metadata: bool = typer.Option(False, "--keep-metadata", help="Keep EXIF (without its thumbnail), ICC and XMP in delivered images; by default all metadata (GPS, maker notes, thumbnails) is stripped."),
     fail_on_error: bool = typer.Option(False, help="Exit with code 1 if any input could not be processed."),
+    engine: str = typer.Option("auto", help="Batch engine: local (this process), process (a pool of worker processes), ray (Ray Data actors; pip install 'veil[ray]'), or auto (process when more than one worker pays off, else local)."),
+    workers: int = typer.Option(0, help="Worker processes (process) or actors (ray), one loaded pipeline each; 0: one per CPU when the input set is large enough to repay the start-up, else 1."),
+    threads: int = typer.Option(0, help="Torch threads per worker; 0: the CPUs divided among the workers (local: torch's default)."),
+    ray_address: str | None = typer.Option(None, help="Ray cluster to join ('auto', 'ray://head:10001'); default: start a local Ray instance for this scan."),
+    actor_cpus: float = typer.Option(1.0, help="CPUs each Ray actor reserves (its torch threads)."),
+    actor_gpus: float = typer.Option(0.0, help="GPUs each Ray actor reserves (e.g. 1, or 0.5 to share one)."),
+    resume: bool = typer.Option(False, "--resume", help="Keep OUT's records and skip every input whose record with the same content hash and settings exists."),
+    output_format: str = typer.Option("folder", "--format", help="Output format: folder (results.jsonl, images/, masks/, overlays/, report.html) or parquet (OUT/results/part-*.parquet: one row per record with the delivered image, mask and overlays as bytes)."),
 ) -> None:
     """Safeguard images: classify, attribute, segment, search and deliver minimally obfuscated copies.
 
-    Writes OUT/results.jsonl (one record per input), OUT/images (delivered), OUT/masks,
-    OUT/overlays and OUT/report.html.
+    PATHS are image files, folders (recursive), CSV/JSONL manifests with an 'image' column, or
+    Parquet/Arrow tables with image bytes in an 'image' column. Writes OUT/results.jsonl (one
+    record per input), OUT/images (delivered), OUT/masks, OUT/overlays and OUT/report.html, or
+    with --format parquet OUT/results/*.parquet.
     """
     from rich.progress import (
         BarColumn,
@@ -96,11 +105,12 @@ def scan(
     )
 
     from veil import __version__
-    from veil.image import iter_scan_files
-    from veil.output import ResultWriter, plan_names
-    from veil.pipeline import SafeguardConfig, Safeguarder
+    from veil.engines import ENGINES, ScanOptions, choose_layout, make_engine
+    from veil.engines.inputs import collect_inputs
+    from veil.output import FORMATS, make_sink
+    from veil.pipeline import SafeguardConfig
     from veil.report import write_report
-    from veil.scan import BackgroundWriter, Deferred, ScanCounts, scan_file
+    from veil.scan import run_scan, settings_hash
 
     try:
         stages = parse_params(param)
@@ -114,68 +124,77 @@ def scan(
             search_options=stages["search"], style_options=stages["style"],
             rationale_options=stages["rationale"],
         )
-        missing = [str(p) for p in paths if not p.exists()]
+        missing = [p for p in paths if "://" not in p and not Path(p).exists()]
         if missing:
             raise InvalidParameterError(f"no such file or folder: {', '.join(missing)}")
         if max_frames < 1:
             raise InvalidParameterError(f"--max-frames must be at least 1, got {max_frames}")
-        items = iter_scan_files(list(paths))
-        if not items:
+        if engine not in (*ENGINES, "auto"):
+            raise InvalidParameterError(f"--engine must be one of auto, {', '.join(ENGINES)}; got {engine!r}")
+        if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", str(out)):  # Path() has folded s3:// into s3:/
+            raise InvalidParameterError(
+                f"--out {out!s} looks like an object-store URI; write to a local (or mounted) folder, "
+                "e.g. --format parquet into a local folder, and copy the parts up")
+        if output_format not in FORMATS:
+            raise InvalidParameterError(f"--format must be one of {', '.join(FORMATS)}; got {output_format!r}")
+        if workers < 0 or threads < 0:
+            raise InvalidParameterError(f"--workers and --threads must be >= 0 (0: automatic), got {workers} and {threads}")
+        inputs = collect_inputs(list(paths))
+        if not inputs:
             raise InvalidParameterError(f"no files found under {', '.join(map(str, paths))}")
-        with err.status("loading models…"):
-            sg = Safeguarder(config)
+        name, n_workers, n_threads = choose_layout(engine, workers, threads, n_inputs=len(inputs))
+        if name == "ray":
+            n_threads = max(1, int(actor_cpus))  # each actor's torch threads
+        runner = make_engine(name, workers=n_workers, threads=n_threads or None, address=ray_address,
+                             actor_cpus=actor_cpus, actor_gpus=actor_gpus)
+        options = ScanOptions(config, settings_hash(config, max_frames=max_frames, keep_metadata=keep_metadata,
+                                                    overlays=overlays),
+                              max_frames=max_frames, keep_metadata=keep_metadata, overlays=overlays)
+        sink = make_sink(output_format, out, resume=resume, max_frames=max_frames,
+                         settings_hash=options.settings_hash)
     except VeilError as exc:
         fail(exc)
         return
 
-    writer = ResultWriter(out, overlays=overlays)
-    stems = plan_names(items)
-    records: list[dict[str, Any]] = []
-    counts = ScanCounts(files=len(items))
-    t0 = time.perf_counter()
-    background = BackgroundWriter(writer)
-    pending: deque[tuple[Any, bool]] = deque()  # (record or Deferred, last of its file)
-
-    def emit(block: bool) -> None:
-        # records reach results.jsonl in input order, once their files are on disk
-        while pending and (block or not isinstance(pending[0][0], Deferred) or pending[0][0].future.done()):
-            item, last = pending.popleft()
-            rec = item.get() if isinstance(item, Deferred) else item
-            counts.add(rec)
-            fh.write(json.dumps(rec) + "\n")
-            records.append(rec)
-            if last:
-                fh.flush()
-                progress.advance(task)
-
-    with open(writer.out / "results.jsonl", "w", encoding="utf-8") as fh, Progress(
+    with Progress(
         TextColumn("[bold]scan"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[name]}"),
         TimeRemainingColumn(), console=err, transient=False,
     ) as progress:
-        task = progress.add_task("scan", total=len(items), name="")
+        task = progress.add_task("scan", total=None, name=f"loading models ({name} engine, {n_workers} worker(s))")
+
+        def started(n: int) -> None:
+            progress.update(task, total=n)
+
+        def advanced(outcome: Any) -> None:
+            progress.update(task, advance=1, name=outcome.records[0]["path"] if outcome.records else "")
+
         try:
-            for (src, rel), stem in zip(items, stems, strict=True):
-                progress.update(task, name=str(rel))
-                recs = scan_file(sg, src, stem, background, max_frames=max_frames, keep_metadata=keep_metadata)
-                pending.extend((r, i == len(recs) - 1) for i, r in enumerate(recs))
-                if not recs:
-                    progress.advance(task)
-                emit(block=False)
-            emit(block=True)
+            summary = run_scan(inputs, sink, runner, options, on_start=started, on_outcome=advanced)
+        except VeilError as exc:
+            sink.close()
+            progress.stop()
+            fail(exc)
+            return
         finally:
-            background.close()
-    elapsed = time.perf_counter() - t0
-    run_info = {"veil": __version__, "config": config.to_dict(), "n_files": len(items), "n_images": counts.images,
+            sink.close()
+    counts = summary.counts
+    run_info = {"veil": __version__, "config": config.to_dict(), "settings_hash": options.settings_hash,
+                "engine": name, "workers": n_workers, "threads": n_threads, "format": output_format,
+                "n_files": len(inputs), "n_resumed": summary.n_resumed, "n_images": counts.images,
                 "n_skipped": counts.skipped, "n_failed": counts.failed, "keep_metadata": keep_metadata,
-                "max_frames": max_frames, "seconds": round(elapsed, 2)}
-    (writer.out / "run.json").write_text(json.dumps(run_info, indent=2, default=str))
+                "max_frames": max_frames, "seconds": round(summary.seconds, 2)}
+    (sink.out / "run.json").write_text(json.dumps(run_info, indent=2, default=str))
+    report = report and output_format == "folder"  # the report links image files; Parquet holds bytes
     if report:
-        write_report(records, writer.out, title="Veil report",
+        write_report(sink.records(), sink.out, title="Veil report",
                      info={"models": ", ".join(model), "attribution": attribution, "segmentation": segmentation,
                            "search": search, "style": style})
+    where = sink.out / ("results.jsonl" if output_format == "folder" else "results")
     err.print(
-        f"{counts.summary()} · {elapsed:.1f}s → {writer.out}/results.jsonl"
-        + (f", {writer.out}/report.html" if report else "")
+        f"{counts.summary()}"
+        + (f" · {summary.n_resumed} already done (--resume)" if summary.n_resumed else "")
+        + f" · {summary.seconds:.1f}s ({name} engine, {n_workers}×{n_threads or 'default'} threads) → {where}"
+        + (f", {sink.out}/report.html" if report else "")
     )
     if fail_on_error and counts.failed:
         raise typer.Exit(code=1)

@@ -6,6 +6,7 @@ The ``results.jsonl`` keys written here are a public interface: extend, never re
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from veil.errors import InvalidParameterError, VeilError
 from veil.image import Metadata, fit_within, resize, save_delivered, save_image, save_mask
 from veil.types import Result
 
@@ -222,3 +224,250 @@ def record(result: Result, path: str, output: str | None, mask: str | None,
     if result.rationale is not None:
         rec["rationale"] = result.rationale
     return rec
+
+
+# -- sinks: where a scan's outcomes go (the driver alone writes them) ---------------------------
+
+#: Output formats of ``veil scan --format``.
+FORMATS: tuple[str, ...] = ("folder", "parquet")
+
+DoneIndex = dict[str, set[tuple[str, str]]]
+"""``path → {(sha256, settings_hash)}`` of inputs whose records are complete."""
+
+
+def _complete_groups(records: Sequence[dict[str, Any]], max_frames: int) -> tuple[DoneIndex, set[tuple[str, str, str]]]:
+    """Which inputs' records are all there: one record, or one per judged frame.
+
+    Returns the done index and the keys of incomplete groups (a crash between the frames of
+    one multi-frame file cannot happen with whole-file appends, but a damaged file is read
+    defensively).
+    """
+    frames: dict[tuple[str, str, str], set[int]] = {}
+    expected: dict[tuple[str, str, str], int] = {}
+    for rec in records:
+        sha, sh = rec.get("sha256"), rec.get("settings_hash")
+        if not isinstance(sha, str) or not isinstance(sh, str):
+            continue  # no content hash (the file could not be read): never counts as done
+        key = (str(rec.get("path")), sha, sh)
+        if rec.get("frame") is None:
+            frames.setdefault(key, set()).add(0)
+            expected[key] = 1
+        else:
+            frames.setdefault(key, set()).add(int(rec["frame"]))
+            expected[key] = min(int(rec.get("n_frames") or 1), max_frames)
+    done: DoneIndex = {}
+    broken: set[tuple[str, str, str]] = set()
+    for key, got in frames.items():
+        if got >= set(range(expected[key])):
+            done.setdefault(key[0], set()).add(key[1:])
+        else:
+            broken.add(key)
+    return done, broken
+
+
+class ResumeError(VeilError, ValueError):
+    """``--resume`` was asked for on an output written with other settings."""
+
+
+def _check_settings(records: Sequence[dict[str, Any]], settings_hash: str | None, where: Path) -> None:
+    if settings_hash is None:
+        return
+    other = sorted({str(r.get("settings_hash")) for r in records if r.get("settings_hash") != settings_hash})
+    if other:
+        raise ResumeError(
+            f"--resume: {str(where)!r} holds records made with other settings (settings_hash {', '.join(other)}; "
+            f"this run's is {settings_hash}); resume with the settings of the first run, or write to a new --out"
+        )
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _put_file(root: Path, rel: str, data: bytes) -> None:
+    final = root / rel
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(final.name + ".part")
+    tmp.write_bytes(data)
+    os.replace(tmp, final)
+
+
+class FolderSink:
+    """Today's layout: files under ``out`` and one ``results.jsonl`` line per record.
+
+    Files are written under a temporary name and renamed before their records; the records
+    of one input are appended with one ``write`` and ``fsync`` ed, so after a crash
+    ``results.jsonl`` ends with complete records, or with a partial last line that
+    :meth:`load` ignores and cuts off — it never holds a half-written record that counts as done.
+
+    Parameters
+    ----------
+    resume : bool
+        Keep ``results.jsonl`` and report what it holds (:attr:`done`); otherwise start it afresh.
+    max_frames : int
+        Frames judged per file (a multi-frame file is done when all its frames' records are there).
+    fsync : bool
+        ``fsync`` after every input (the default; off only for throw-away runs).
+    """
+
+    format = "folder"
+
+    def __init__(self, out: str | Path, *, resume: bool = False, max_frames: int = 64, fsync: bool = True,
+                 settings_hash: str | None = None) -> None:
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.results = self.out / "results.jsonl"
+        self.fsync = fsync
+        self.done: DoneIndex = {}
+        if resume and self.results.exists():
+            self.done = self._load(max_frames, settings_hash)
+        elif self.results.exists():
+            self.results.unlink()
+        self._fd = os.open(self.results, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def _load(self, max_frames: int, settings_hash: str | None) -> DoneIndex:
+        raw = self.results.read_bytes()
+        end = raw.rfind(b"\n") + 1  # a partial trailing line (a crash mid-write) is dropped
+        records: list[dict[str, Any]] = []
+        for line in raw[:end].splitlines():
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue  # a damaged line never counts as done
+        _check_settings(records, settings_hash, self.results)
+        done, broken = _complete_groups(records, max_frames)
+        if end != len(raw) or broken or len(records) != raw[:end].count(b"\n"):
+            keep = [r for r in records
+                    if (str(r.get("path")), r.get("sha256"), r.get("settings_hash")) not in broken]
+            tmp = self.results.with_name("results.jsonl.part")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
+            os.replace(tmp, self.results)
+        return done
+
+    def put(self, records: Sequence[dict[str, Any]], files: dict[str, bytes]) -> None:
+        """Write one input's files, then append its records atomically."""
+        for rel, data in files.items():
+            _put_file(self.out, rel, data)
+        if records:
+            _write_all(self._fd, "".join(json.dumps(r) + "\n" for r in records).encode())
+            if self.fsync:
+                os.fsync(self._fd)
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every record in ``results.jsonl`` (this run's and, when resumed, the earlier ones)."""
+        with open(self.results, encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh if line.strip()]
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+#: Columns of the Parquet output, besides ``record`` (the full JSON record).
+PARQUET_COLUMNS = ("path", "sha256", "settings_hash", "frame", "n_frames", "unsafe", "fail_closed", "error",
+                   "output", "record", "image", "mask", "overlay_attribution", "overlay_regions")
+
+
+class ParquetSink:
+    """Records and delivered images as Parquet: ``out/results/part-NNNNN.parquet``, one row per record.
+
+    A row holds the record's main keys as columns, the whole record as JSON (``record``, the
+    ``results.jsonl`` line) and the delivered PNG, mask PNG and overlays as bytes. Rows are
+    buffered and written as a new part (temporary name, then renamed) every ``rows_per_part``
+    rows or ``max_buffer_bytes`` bytes; a crash loses only the buffered rows, which a resumed
+    run redoes. Needs ``pyarrow`` (``pip install 'veil[bench]'``).
+    """
+
+    format = "parquet"
+
+    def __init__(self, out: str | Path, *, resume: bool = False, max_frames: int = 64, rows_per_part: int = 256,
+                 max_buffer_bytes: int = 256 << 20, settings_hash: str | None = None) -> None:
+        from veil.errors import require
+
+        self.pa: Any = require("pyarrow", "bench")
+        self.pq: Any = require("pyarrow.parquet", "bench")
+        self.out = Path(out)
+        self.dir = self.out / "results"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.rows_per_part = rows_per_part
+        self.max_buffer_bytes = max_buffer_bytes
+        self._rows: list[dict[str, Any]] = []
+        self._bytes = 0
+        parts = self.parts()
+        for p in self.dir.glob("*.parquet.part"):
+            p.unlink()
+        if not resume:
+            for p in parts:
+                p.unlink()
+            parts = []
+        self._next = 1 + max((int(p.stem.split("-")[1]) for p in parts), default=-1)
+        self.done: DoneIndex = {}
+        if parts:
+            records = self.records()
+            _check_settings(records, settings_hash, self.dir)
+            self.done, _ = _complete_groups(records, max_frames)
+
+    def parts(self) -> list[Path]:
+        return sorted(self.dir.glob("part-*.parquet"))
+
+    def put(self, records: Sequence[dict[str, Any]], files: dict[str, bytes]) -> None:
+        for rec in records:
+            ov = rec.get("overlays") or {}
+            row = {k: rec.get(k) for k in PARQUET_COLUMNS[:9]}
+            row.update(record=json.dumps(rec), image=files.get(rec.get("output") or ""),
+                       mask=files.get(rec.get("mask") or ""),
+                       overlay_attribution=files.get(ov.get("attribution", "")),
+                       overlay_regions=files.get(ov.get("regions", "")))
+            self._bytes += sum(len(row[k] or b"") for k in ("image", "mask", "overlay_attribution", "overlay_regions"))
+            self._rows.append(row)
+        if len(self._rows) >= self.rows_per_part or self._bytes >= self.max_buffer_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._rows:
+            return
+        pa = self.pa
+        schema = pa.schema([("path", pa.string()), ("sha256", pa.string()), ("settings_hash", pa.string()),
+                            ("frame", pa.int32()), ("n_frames", pa.int32()), ("unsafe", pa.bool_()),
+                            ("fail_closed", pa.bool_()), ("error", pa.string()), ("output", pa.string()),
+                            ("record", pa.string()), ("image", pa.binary()), ("mask", pa.binary()),
+                            ("overlay_attribution", pa.binary()), ("overlay_regions", pa.binary())])
+        table = pa.Table.from_pylist(self._rows, schema=schema)
+        final = self.dir / f"part-{self._next:05d}.parquet"
+        tmp = final.with_name(final.name + ".part")
+        self.pq.write_table(table, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+        self._next += 1
+        self._rows, self._bytes = [], 0
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every record in the written parts."""
+        out: list[dict[str, Any]] = []
+        for p in self.parts():
+            out.extend(json.loads(s) for s in self.pq.read_table(p, columns=["record"]).column("record").to_pylist())
+        return out
+
+    def close(self) -> None:
+        self.flush()
+
+
+def make_sink(format: str, out: str | Path, *, resume: bool = False, max_frames: int = 64,
+              settings_hash: str | None = None) -> FolderSink | ParquetSink:
+    """The sink for ``--format`` (``folder`` or ``parquet``).
+
+    With ``resume`` and a ``settings_hash``, an output holding records of other settings is
+    refused (:class:`ResumeError`): their files would be overwritten under the same names.
+    """
+    if format == "folder":
+        return FolderSink(out, resume=resume, max_frames=max_frames, settings_hash=settings_hash)
+    if format == "parquet":
+        return ParquetSink(out, resume=resume, max_frames=max_frames, settings_hash=settings_hash)
+
+    raise InvalidParameterError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")

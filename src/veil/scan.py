@@ -8,16 +8,22 @@ unaccounted for. Shells (the CLI, batch engines) call :func:`scan_file` and only
 
 from __future__ import annotations
 
+import hashlib
+import json
+import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from veil.engines.base import Engine, Outcome, ScanOptions
+from veil.engines.inputs import ScanInput, input_sha256, scan_items
 from veil.errors import NotAnImageError, VeilError
 from veil.image import DEFAULT_MAX_FRAMES, frame_count, read_metadata, sha256_file
-from veil.output import ResultWriter, error_record
-from veil.pipeline import Safeguarder
+from veil.output import FolderSink, ParquetSink, ResultWriter, error_record
+from veil.pipeline import SafeguardConfig, Safeguarder
 
 
 @dataclass
@@ -46,6 +52,50 @@ class ScanCounts:
                  f"{self.fail_closed} fully obscured", f"{self.skipped} skipped (not images)",
                  f"{self.failed} failed"]
         return " · ".join(parts)
+
+
+def settings_hash(config: SafeguardConfig, *, max_frames: int = DEFAULT_MAX_FRAMES,
+                  keep_metadata: bool = False, overlays: bool = True) -> str:
+    """A short hash of everything that decides a record and the delivered files.
+
+    ``veil scan --resume`` skips an input only when its record carries this hash: the same
+    settings (every :class:`~veil.pipeline.SafeguardConfig` field, ``max_frames``,
+    ``keep_metadata``, ``overlays``) and the same model cards — a card given as a file is
+    hashed by content, so retraining a model into the same path is a new setting.
+
+    Examples
+    --------
+    >>> from veil.pipeline import SafeguardConfig
+    >>> len(settings_hash(SafeguardConfig(models=("nudenet",))))
+    16
+    """
+    d = config.to_dict()
+    models: list[Any] = []
+    for m in config.models:  # a card given as a file counts by content, not by how its path was spelled
+        p = Path(m) if isinstance(m, (str, Path)) else None
+        if p is not None and p.is_file():
+            weights = _card_weights(p)
+            models.append([sha256_file(p), sha256_file(weights) if weights is not None else None])
+        else:
+            models.append(m if isinstance(m, str) else getattr(m, "name", type(m).__name__))
+    d["models"] = models
+    payload = {"config": d, "max_frames": int(max_frames),
+               "keep_metadata": bool(keep_metadata), "overlays": bool(overlays)}
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _card_weights(card: Path) -> Path | None:
+    """The weights file a JSON model card names (``weights``), when it exists."""
+    try:
+        spec = json.loads(card.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    w = spec.get("weights") if isinstance(spec, dict) else None
+    if not isinstance(w, str):
+        return None
+    p = Path(w) if Path(w).is_absolute() else card.parent / w
+    return p if p.is_file() else None
 
 
 def _message(exc: Exception) -> str:
@@ -104,7 +154,7 @@ def _write_one(writer: ResultWriter, result: Any, stem: PurePosixPath, path: str
     return rec
 
 
-def scan_file(sg: Safeguarder, source: Path, stem: PurePosixPath, writer: ResultWriter | BackgroundWriter, *,
+def scan_file(sg: Safeguarder, source: Path | bytes, stem: PurePosixPath, writer: ResultWriter | BackgroundWriter, *,
               display_path: str | None = None, max_frames: int = DEFAULT_MAX_FRAMES,
               keep_metadata: bool = False) -> list[dict[str, Any] | Deferred]:
     """Safeguard every frame of one file and write what was delivered; one record per frame.
@@ -116,6 +166,8 @@ def scan_file(sg: Safeguarder, source: Path, stem: PurePosixPath, writer: Result
 
     Parameters
     ----------
+    source : Path or bytes
+        The file, or its bytes (a row of a Parquet input); ``display_path`` names the latter.
     stem : PurePosixPath
         Output name without extension (from :func:`veil.output.plan_names`); frames after the
         first of a multi-frame file are written as ``stem@k``.
@@ -125,9 +177,9 @@ def scan_file(sg: Safeguarder, source: Path, stem: PurePosixPath, writer: Result
         Carry EXIF (without its thumbnail), ICC and XMP into the delivered PNG. Off by default:
         GPS positions, maker notes and thumbnails never leave unless asked for.
     """
-    path = display_path or str(source)
+    path = display_path or (str(source) if isinstance(source, Path) else "<bytes>")
     try:
-        digest = sha256_file(source)
+        digest = sha256_file(source) if isinstance(source, Path) else hashlib.sha256(source).hexdigest()
     except OSError as exc:
         return [error_record(path, f"cannot read file: {exc}")]
     try:
@@ -160,3 +212,49 @@ def scan_file(sg: Safeguarder, source: Path, stem: PurePosixPath, writer: Result
         else:
             records.append(_write_one(writer, result, name, path, extra, keep, dropped))
     return records
+
+
+@dataclass
+class ScanRun:
+    """What :func:`run_scan` did: counts of this run's records and inputs skipped as done."""
+
+    counts: ScanCounts
+    n_inputs: int
+    n_resumed: int
+    seconds: float
+
+
+def run_scan(inputs: Sequence[ScanInput], sink: FolderSink | ParquetSink, engine: Engine, options: ScanOptions, *,
+             on_outcome: Callable[[Outcome], None] | None = None,
+             on_start: Callable[[int], None] | None = None) -> ScanRun:
+    """Run ``engine`` over ``inputs`` and hand every outcome to ``sink``, skipping what is done.
+
+    An input is done when the sink (``--resume``) holds its complete records with the same
+    content hash and ``options.settings_hash``. Output names are planned over all inputs, so
+    a resumed run names files exactly as the first did.
+
+    Parameters
+    ----------
+    on_start : callable, optional
+        Called with the number of inputs left to process (for a progress bar).
+    on_outcome : callable, optional
+        Called after each outcome has been written.
+    """
+    t0 = time.perf_counter()
+    skip: set[int] = set()
+    if sink.done:
+        for i, inp in enumerate(inputs):
+            hashes = sink.done.get(inp.path)
+            if hashes and (input_sha256(inp), options.settings_hash) in hashes:
+                skip.add(i)
+    counts = ScanCounts(files=len(inputs) - len(skip))
+    if on_start is not None:
+        on_start(len(inputs) - len(skip))
+    _stems, items = scan_items(inputs, skip=skip)
+    for outcome in engine.run(items, options):
+        sink.put(outcome.records, outcome.files)
+        for rec in outcome.records:
+            counts.add(rec)
+        if on_outcome is not None:
+            on_outcome(outcome)
+    return ScanRun(counts, len(inputs), len(skip), time.perf_counter() - t0)
