@@ -10,7 +10,7 @@ Layouts (``--layouts``; ``engine:workers×threads``):
     Ray Data ``map_batches`` on an actor pool of 1 or 2 actors of 1 CPU, on a local instance
     started once (``ray.init(num_cpus=2)``) and kept for every Ray run.
 
-Every layout runs the same scan (:func:`veil.scan.run_scan`, records fsync'ed to a fresh
+Every layout runs the same scan (:func:`veil.engines.run.run_scan`, records fsync'ed to a fresh
 ``results.jsonl``, images, masks and overlays written) over the same inputs: the bundled demo
 photos shrunk to ``--size`` px and copied until there are ``--n`` files, judged by the demo
 model with the default pipeline (FullGrad, BASS, greedy, object extent, grounded rationale);
@@ -63,8 +63,9 @@ def make_inputs(folder: Path, n: int, size: int) -> None:
 def run_layout(layout: str, folder: Path, out: Path, config) -> dict:  # noqa: ANN001
     from veil.engines import ScanOptions, make_engine
     from veil.engines.inputs import collect_inputs
+    from veil.engines.run import run_scan
     from veil.output import make_sink
-    from veil.scan import run_scan, settings_hash
+    from veil.scan import settings_hash
 
     name, shape = layout.split(":")
     workers, threads = (int(x) for x in shape.split("x"))

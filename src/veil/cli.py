@@ -107,10 +107,11 @@ def scan(
     from veil import __version__
     from veil.engines import ENGINES, ScanOptions, choose_layout, make_engine
     from veil.engines.inputs import collect_inputs
+    from veil.engines.run import run_scan
     from veil.output import FORMATS, make_sink
     from veil.pipeline import SafeguardConfig
     from veil.report import write_report
-    from veil.scan import run_scan, settings_hash
+    from veil.scan import settings_hash
 
     try:
         stages = parse_params(param)

@@ -3,26 +3,23 @@
 A file is judged frame by frame (animations, multi-page TIFF, MPO), each frame delivered as its
 own PNG re-encoded from the judged pixels, with one record each. Files that are not images,
 and images that cannot be decoded, get an error record, so nothing in a scanned folder goes
-unaccounted for. Shells (the CLI, batch engines) call :func:`scan_file` and only move records.
+unaccounted for. Batch engines (:mod:`veil.engines`) call :func:`scan_file` and only move records;
+:func:`veil.engines.run.run_scan` runs an engine over a scan's inputs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections import deque
-from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from veil.engines.base import Engine, Outcome, ScanOptions
-from veil.engines.inputs import ScanInput, input_sha256, scan_items
 from veil.errors import NotAnImageError, VeilError
 from veil.image import DEFAULT_MAX_FRAMES, frame_count, read_metadata, sha256_file
-from veil.output import FolderSink, ParquetSink, ResultWriter, error_record
+from veil.output import ResultWriter, error_record
 from veil.pipeline import SafeguardConfig, Safeguarder
 
 
@@ -212,49 +209,3 @@ def scan_file(sg: Safeguarder, source: Path | bytes, stem: PurePosixPath, writer
         else:
             records.append(_write_one(writer, result, name, path, extra, keep, dropped))
     return records
-
-
-@dataclass
-class ScanRun:
-    """What :func:`run_scan` did: counts of this run's records and inputs skipped as done."""
-
-    counts: ScanCounts
-    n_inputs: int
-    n_resumed: int
-    seconds: float
-
-
-def run_scan(inputs: Sequence[ScanInput], sink: FolderSink | ParquetSink, engine: Engine, options: ScanOptions, *,
-             on_outcome: Callable[[Outcome], None] | None = None,
-             on_start: Callable[[int], None] | None = None) -> ScanRun:
-    """Run ``engine`` over ``inputs`` and hand every outcome to ``sink``, skipping what is done.
-
-    An input is done when the sink (``--resume``) holds its complete records with the same
-    content hash and ``options.settings_hash``. Output names are planned over all inputs, so
-    a resumed run names files exactly as the first did.
-
-    Parameters
-    ----------
-    on_start : callable, optional
-        Called with the number of inputs left to process (for a progress bar).
-    on_outcome : callable, optional
-        Called after each outcome has been written.
-    """
-    t0 = time.perf_counter()
-    skip: set[int] = set()
-    if sink.done:
-        for i, inp in enumerate(inputs):
-            hashes = sink.done.get(inp.path)
-            if hashes and (input_sha256(inp), options.settings_hash) in hashes:
-                skip.add(i)
-    counts = ScanCounts(files=len(inputs) - len(skip))
-    if on_start is not None:
-        on_start(len(inputs) - len(skip))
-    _stems, items = scan_items(inputs, skip=skip)
-    for outcome in engine.run(items, options):
-        sink.put(outcome.records, outcome.files)
-        for rec in outcome.records:
-            counts.add(rec)
-        if on_outcome is not None:
-            on_outcome(outcome)
-    return ScanRun(counts, len(inputs), len(skip), time.perf_counter() - t0)

@@ -10,9 +10,10 @@ import pytest
 from tests.engines.conftest import DEMO_CARD, fast_config
 from veil.engines import ScanOptions, choose_layout, make_engine
 from veil.engines.inputs import collect_inputs
+from veil.engines.run import run_scan
 from veil.errors import MissingDependencyError, ModelLoadError, UnknownNameError, VeilError
 from veil.output import make_sink
-from veil.scan import run_scan, settings_hash
+from veil.scan import settings_hash
 
 #: Two unsafe photos and a safe one; a/ and b/ both hold a 01_coffee_mark.png (a name collision).
 SMALL_SET = ("a/01_coffee_mark.png", "a/02_chelsea_mark.png", "b/01_coffee_mark.png")

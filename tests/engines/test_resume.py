@@ -84,7 +84,8 @@ def test_parquet_resume_after_a_crash(photos, tmp_path):
     from tests.engines.conftest import fast_config
     from veil.engines import ScanOptions, make_engine
     from veil.engines.inputs import collect_inputs
-    from veil.scan import run_scan, settings_hash
+    from veil.engines.run import run_scan
+    from veil.scan import settings_hash
 
     cfg = fast_config()
     options = ScanOptions(cfg, settings_hash(cfg))
