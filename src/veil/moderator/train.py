@@ -41,6 +41,7 @@ from veil.moderator.sampler import (
     normalize_safety_label,
     sample_prompts,
 )
+from veil.training.cards import write_card, write_json_atomic
 from veil.training.data import read_manifest
 from veil.training.loop import optimizer_step
 from veil.training.progress import make_progress
@@ -302,9 +303,10 @@ def train_moderator(
     --------
     >>> train_moderator("unsafebench/", base_model="llava-1.5-7b-hf", out="mod")  # doctest: +SKIP
     """
+    t_start = time.monotonic()
     torch: Any = require("torch", "vlm")
     peft: Any = require("peft", "vlm")
-    from veil.classify.vlm import write_vlm_card
+    from veil.classify.vlm import check_vlm_card_type
     from veil.vlm.hf import TransformersVLM
 
     for name, value, lo in (("epochs", epochs, 1), ("lora_r", lora_r, 1), ("batch_size", batch_size, 1),
@@ -429,7 +431,8 @@ def train_moderator(
                 "negative_rate": float(negative_rate), "balance": bool(balance),
                 "final_loss": losses[-1] if losses else None, "loss_before": loss_before,
                 "loss_after": loss_after}
-    card_path = write_vlm_card(out_dir / "moderator.json", {
+    card_path = out_dir / "moderator.json"
+    write_card(card_path, {
         "type": "vlm-lora",
         "name": out_dir.resolve().name,
         "base_model": str(base_path),
@@ -439,8 +442,7 @@ def train_moderator(
         "categories": defs,
         "threshold": 0.5,
         "max_new_tokens": 24,
-        "training": training,
-    })
+    }, training=training, started=t_start, validate=check_vlm_card_type)
     report = {
         "steps": step,
         "losses": losses,
@@ -455,5 +457,5 @@ def train_moderator(
         "settings": settings,
         "fingerprint": fingerprint,
     }
-    (out_dir / "train_moderator.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    write_json_atomic(out_dir / "train_moderator.json", report, default=str)
     return report

@@ -21,7 +21,6 @@ The loss is computed on the answer tokens only.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 
 from veil.errors import CapabilityError, InvalidParameterError, ModelLoadError, require
 from veil.rationale.prompt import build_instruction, build_qformer_instruction
+from veil.training.cards import write_card
 from veil.training.data import read_jsonl
 from veil.training.loop import optimizer_step
 from veil.training.progress import make_progress
@@ -264,5 +264,5 @@ def train_vlm(
         "examples": len(encoded),
         "out": str(out_dir),
     }
-    (out_dir / "train_vlm.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    write_card(out_dir / "train_vlm.json", report)  # the record of this run (the model folder has no card)
     return report

@@ -49,6 +49,7 @@ import numpy as np
 from veil.errors import InvalidImageError, InvalidParameterError, ModelLoadError
 from veil.image import IMAGE_EXTENSIONS, iter_image_files, load_image
 from veil.taxonomy import is_safe_label
+from veil.training.cards import write_card
 from veil.training.data import read_manifest
 from veil.training.progress import make_progress
 
@@ -326,19 +327,14 @@ class _ImageDataset:
         return len(self.items)
 
     def _squashed(self, i: int) -> Any:
-        import torch
-        import torch.nn.functional as F
+        from veil.classify.torch import squash
 
         path = _resolve(self.root, self.items[i])
         try:
-            arr = np.array(load_image(path))  # writable copy for torch.from_numpy
+            arr = load_image(path)
         except InvalidImageError as exc:
             raise InvalidImageError(f"training image {str(path)!r}: {exc}") from exc
-        t = torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-        size = self.input_size
-        if t.shape[-2:] != (size, size):  # same squash as TorchClassifier
-            t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        return t[0].clamp_(0.0, 1.0)
+        return squash(arr, self.input_size).clamp_(0.0, 1.0)
 
     def __getitem__(self, i: int) -> tuple[Any, int]:
         t = self.cached[i].float().div_(255.0) if self.cached is not None else self._squashed(i)
@@ -444,10 +440,8 @@ def _predict(module: Any, root: Path, items: Sequence[Item], input_size: int, me
     """Softmax probabilities for ``items`` with TorchClassifier's preprocessing, ``(N, K)``."""
     import torch
 
-    from veil.classify.torch import TorchClassifier
+    from veil.classify.torch import preprocess_images
 
-    clf_pre = TorchClassifier(torch.nn.Identity(), ["a", "b"], ["b"], input_size=input_size,
-                              mean=mean, std=std)
     was_training = module.training
     module.eval()
     out = []
@@ -455,8 +449,8 @@ def _predict(module: Any, root: Path, items: Sequence[Item], input_size: int, me
     with torch.inference_mode():
         for i in range(0, len(items), batch_size):
             chunk = items[i : i + batch_size]
-            imgs = [np.array(load_image(_resolve(root, it))) for it in chunk]
-            x = clf_pre.preprocess(imgs).to(device)
+            imgs = [load_image(_resolve(root, it)) for it in chunk]
+            x = preprocess_images(imgs, input_size, mean, std).to(device)
             out.append(torch.softmax(module(x).float(), 1).cpu().numpy())
             if task is not None:
                 progress.advance(task, len(chunk))
@@ -777,7 +771,7 @@ def train(
     import torch
 
     from veil.classify.arch import build_model
-    from veil.classify.card import write_model_card
+    from veil.classify.card import validate_model_card
 
     t_start = time.monotonic()
     _validate_options(input_size=input_size, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
@@ -1012,8 +1006,7 @@ def train(
     card["split"] = {"seed": seed, "fractions": [float(f) for f in splits], "file": split_path.name,
                      "sha256": split_hash, "given": all(it.split for it in items),
                      "sizes": {s: len(split[s]) for s in SPLITS}}
-    card["metrics"] = metrics
-    card["training"] = {
+    training = {
         "data": str(data),
         "epochs": epochs,
         "epochs_completed": state["epoch"],
@@ -1047,8 +1040,7 @@ def train(
         "warnings": warns,
         "history": state["history"],
     }
-    write_model_card(out_path, card)
-    return card
+    return write_card(out_path, card, metrics=metrics, training=training, validate=validate_model_card)
 
 
 # ---------------------------------------------------------------------------------------------
