@@ -32,7 +32,7 @@ from veil.errors import CapabilityError, InvalidParameterError, ModelLoadError, 
 from veil.rationale.prompt import build_instruction, build_qformer_instruction
 from veil.training.cards import write_card
 from veil.training.data import read_jsonl
-from veil.training.loop import optimizer_step
+from veil.training.loop import fit, optimizer_step
 from veil.training.progress import make_progress
 
 __all__ = ["encode_example", "load_examples", "train_vlm"]
@@ -218,43 +218,38 @@ def train_vlm(
     losses: list[float] = []
     t0 = time.perf_counter()
     model.train()
-    step = 0
-    done = False
-    total = int(epochs) * -(-len(encoded) // int(batch_size))
-    bars = make_progress(progress)
-    bars.start()
-    try:
-        task = bars.add_task("train-vlm", total=min(total, int(max_steps or total)), info="")
-        for _ in range(int(epochs)):
-            order = rng.permutation(len(encoded))
-            for start in range(0, len(order), int(batch_size)):
-                batch = [encoded[i] for i in order[start : start + int(batch_size)]]
-                ids, mask = _pad([b["input_ids"] for b in batch], pad_id)
-                labels, _ = _pad([b["labels"] for b in batch], -100)
-                qids, qmask = _pad([b["qformer_input_ids"] for b in batch], qpad)
-                pixels = torch.stack([b["pixel_values"] for b in batch]).to(dev, model.dtype)  # type: ignore[attr-defined]
-                outputs = model(
-                    pixel_values=pixels, input_ids=ids.to(dev), attention_mask=mask.to(dev),
-                    qformer_input_ids=qids.to(dev), qformer_attention_mask=qmask.to(dev),
-                    labels=labels.to(dev),
-                )
-                losses.append(optimizer_step(outputs.loss, opt, trainable, step=step, lr=lr))
-                step += 1
-                bars.update(task, advance=1, info=f"loss {losses[-1]:.4f}")
-                if max_steps is not None and step >= int(max_steps):
-                    done = True
-                    break
-            if done:
-                break
-    finally:
-        bars.stop()
+    bs = int(batch_size)
+
+    def batches(epoch: int, start: int) -> Any:
+        order = rng.permutation(len(encoded))  # one draw per epoch, in order: the run is seeded
+        for b in range(start * bs, len(order), bs):
+            yield [encoded[i] for i in order[b : b + bs]]
+
+    def step(batch: list[dict[str, Any]], st: dict[str, Any]) -> dict[str, float]:
+        ids, mask = _pad([b["input_ids"] for b in batch], pad_id)
+        labels, _ = _pad([b["labels"] for b in batch], -100)
+        qids, qmask = _pad([b["qformer_input_ids"] for b in batch], qpad)
+        pixels = torch.stack([b["pixel_values"] for b in batch]).to(dev, model.dtype)  # type: ignore[attr-defined]
+        outputs = model(
+            pixel_values=pixels, input_ids=ids.to(dev), attention_mask=mask.to(dev),
+            qformer_input_ids=qids.to(dev), qformer_attention_mask=qmask.to(dev),
+            labels=labels.to(dev),
+        )
+        losses.append(optimizer_step(outputs.loss, opt, trainable, step=st["step"], lr=lr))
+        return {"loss": losses[-1]}
+
+    with make_progress(progress) as bars:
+        state, _ = fit(step, batches, epochs=int(epochs), steps_per_epoch=-(-len(encoded) // bs),
+                       total_steps=None if max_steps is None else int(max_steps), progress=bars, name="train-vlm",
+                       describe=lambda sums, s: f"loss {losses[-1]:.4f}" if losses else "")
+    step_count = int(state["step"])
     model.eval()
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir))
     processor.save_pretrained(str(out_dir))
     report = {
-        "steps": step,
+        "steps": step_count,
         "losses": losses,
         "trainable_parameters": int(n_train),
         "frozen_parameters": int(n_frozen),
