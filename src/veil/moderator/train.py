@@ -232,6 +232,52 @@ def _to(batch: Mapping[str, Any], device: str, dtype: Any) -> dict[str, Any]:
     return moved
 
 
+def _check_options(*, epochs: int, lora_r: int, batch_size: int, save_every: int, probe: int,
+                   max_steps: int | None, lr: float, lora_dropout: float) -> None:
+    """Check :func:`train_moderator`'s options before any work, naming the option and the value."""
+    for name, value, lo in (("epochs", epochs, 1), ("lora_r", lora_r, 1), ("batch_size", batch_size, 1),
+                            ("save_every", save_every, 1), ("probe", probe, 0)):
+        if isinstance(value, bool) or int(value) < lo:
+            raise InvalidParameterError(f"{name} must be an integer >= {lo}, got {value!r}")
+    if max_steps is not None and int(max_steps) < 1:
+        raise InvalidParameterError(f"max_steps must be >= 1, got {max_steps}")
+    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+        raise InvalidParameterError(f"lr must be a positive number, got {lr!r}")
+    if not 0.0 <= float(lora_dropout) < 1.0:
+        raise InvalidParameterError(f"lora_dropout must lie in [0, 1), got {lora_dropout}")
+
+
+def _records(data: str | Path | Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+    """The checked records of ``data`` and the resolved data path (None for records passed in)."""
+    if isinstance(data, (str, Path)):
+        return load_records(data), str(Path(data).resolve())
+    records = [_check_record(r, f"record {i}") for i, r in enumerate(data)]
+    if not records:
+        raise InvalidParameterError("data holds no records")
+    return records, None
+
+
+def _restore(ckpt: Path, config: Mapping[str, Any], fingerprint: str, model: Any, opt: Any, *, per_epoch: int,
+             device: Any) -> tuple[dict[str, Any], list[float]]:
+    """Load ``OUT/checkpoint`` into the LoRA model and the optimizer; returns the loop state and the losses.
+
+    The checkpoint must come from a run with the same settings and data (the resume rule of
+    :mod:`veil.training.loop`).
+    """
+    import torch
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    saved = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
+    if saved.get("fingerprint") != fingerprint:
+        check_checkpoint(saved.get("config"), config, str(ckpt))
+    set_peft_model_state_dict(model, load_file(str(ckpt / "adapter_model.safetensors")))
+    opt.load_state_dict(torch.load(str(ckpt / "optimizer.pt"), map_location=device))
+    epoch, within = divmod(int(saved["step"]), per_epoch)  # a checkpoint from before the loop state was saved
+    loop_state = saved.get("loop") or {**new_loop_state(), "step": int(saved["step"]), "epoch": epoch, "batch": within}
+    return loop_state, list(saved["losses"])
+
+
 def train_moderator(
     data: str | Path | Sequence[Mapping[str, Any]],
     *,
@@ -311,24 +357,9 @@ def train_moderator(
     from veil.classify.vlm import check_vlm_card_type
     from veil.vlm.hf import TransformersVLM
 
-    for name, value, lo in (("epochs", epochs, 1), ("lora_r", lora_r, 1), ("batch_size", batch_size, 1),
-                            ("save_every", save_every, 1), ("probe", probe, 0)):
-        if isinstance(value, bool) or int(value) < lo:
-            raise InvalidParameterError(f"{name} must be an integer >= {lo}, got {value!r}")
-    if max_steps is not None and int(max_steps) < 1:
-        raise InvalidParameterError(f"max_steps must be >= 1, got {max_steps}")
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-        raise InvalidParameterError(f"lr must be a positive number, got {lr!r}")
-    if not 0.0 <= float(lora_dropout) < 1.0:
-        raise InvalidParameterError(f"lora_dropout must lie in [0, 1), got {lora_dropout}")
-    if isinstance(data, (str, Path)):
-        records = load_records(data)
-        data_name: str | None = str(Path(data).resolve())
-    else:
-        records = [_check_record(r, f"record {i}") for i, r in enumerate(data)]
-        data_name = None
-        if not records:
-            raise InvalidParameterError("data holds no records")
+    _check_options(epochs=epochs, lora_r=lora_r, batch_size=batch_size, save_every=save_every, probe=probe,
+                   max_steps=max_steps, lr=lr, lora_dropout=lora_dropout)
+    records, data_name = _records(data)
     defs = category_definitions(categories)
     sampling = {"categories": defs, "n_categories": n_categories, "negative_rate": float(negative_rate),
                 "balance": bool(balance)}
@@ -369,17 +400,8 @@ def train_moderator(
     losses: list[float] = []
     loop_state: dict[str, Any] | None = None
     if resume and state_file.is_file():
-        saved = json.loads(state_file.read_text(encoding="utf-8"))
-        if saved.get("fingerprint") != fingerprint:
-            check_checkpoint(saved.get("config"), config, str(ckpt))
-        from safetensors.torch import load_file
-
-        peft.set_peft_model_state_dict(model, load_file(str(ckpt / "adapter_model.safetensors")))
-        opt.load_state_dict(torch.load(str(ckpt / "optimizer.pt"), map_location=backend.device))
-        losses = list(saved["losses"])
-        epoch, within = divmod(int(saved["step"]), per_epoch)  # a checkpoint from before the loop state
-        loop_state = saved.get("loop") or {**new_loop_state(), "step": int(saved["step"]), "epoch": epoch,
-                                           "batch": within}
+        loop_state, losses = _restore(ckpt, config, fingerprint, model, opt, per_epoch=per_epoch,
+                                      device=backend.device)
     resumed_from = None if loop_state is None else int(loop_state["step"])
 
     encoder = _Encoder(backend, records, max_length)

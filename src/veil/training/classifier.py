@@ -847,13 +847,7 @@ def train(
     weights_path = stem.with_suffix(".pt")
     split_path = stem.with_name(stem.name + ".split.json")
     ckpt_path = stem.with_suffix(".ckpt")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    split_doc = {
-        "seed": seed, "fractions": list(splits), "root": str(Path(root).resolve()),
-        "labels": labels, "sha256": split_hash,
-        **{s: [[it.path, it.label] for it in split[s]] for s in SPLITS},
-    }
-    split_path.write_text(json.dumps(split_doc, indent=1) + "\n", encoding="utf-8")
+    _write_split_file(split_path, split, root, labels, seed, splits, split_hash)
 
     # ---- model ----
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -867,8 +861,6 @@ def train(
     optimizer = torch.optim.AdamW(model.parameters(), lr=base_lr, weight_decay=weight_decay)
     counts = Counter(it.label for it in split["train"])
     class_w = [len(split["train"]) / (len(labels) * max(counts.get(lbl, 0), 1)) for lbl in labels]
-    loss_fn = torch.nn.CrossEntropyLoss(
-        weight=torch.tensor(class_w, dtype=torch.float32).to(dev) if balance == "loss" else None)
 
     # what a resumed run must share with the checkpoint (steps, lr schedule and init depend on it)
     config = {"arch": arch, "source": source, "labels": labels, "input_size": input_size,
@@ -880,6 +872,7 @@ def train(
     if state is None and ckpt_path.exists():
         ckpt_path.unlink()
     resumed_from = None if state is None else state["epoch"]
+    state = new_loop_state() if state is None else state
 
     cache = len(split["train"]) * 3 * input_size**2 <= cache_mb * 1e6
     t_load = time.monotonic()
@@ -891,92 +884,32 @@ def train(
     train_gen = torch.Generator().manual_seed(seed)
     loader = _train_loader(train_ds, [class_w[label_index[it.label]] for it in split["train"]],
                            balance=balance, batch_size=batch_size, num_workers=num_workers, generator=train_gen)
-    steps_per_epoch = len(loader)
-    total_steps = steps_per_epoch * epochs
+    total_steps = len(loader) * epochs
     warmup_steps = int(round(warmup * total_steps))
 
-    def lr_at(step: int) -> float:
-        return _one_cycle_lr(step, total_steps, warmup_steps, base_lr)
-
-    def batches(epoch: int, start: int) -> Any:
-        train_gen.manual_seed(seed * 1_000_003 + epoch)
-        model.train()
-        return loader
-
-    def step(batch: Any, st: dict[str, Any]) -> dict[str, float]:
-        x, y = batch[0].to(dev, memory_format=torch.channels_last), batch[1].to(dev)
-        for g in optimizer.param_groups:
-            g["lr"] = lr_at(st["step"])
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            logits = model(x)
-            loss = loss_fn(logits.float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return {"loss": float(loss.detach()) * len(y), "correct": float((logits.detach().argmax(1) == y).sum()),
-                "n": float(len(y))}
-
-    state_ref = state if state is not None else new_loop_state()
     with make_progress(progress) as prog:
-        def evaluate_epoch(epoch: int, sums: Mapping[str, float], train_s: float) -> dict[str, Any]:
-            train_gen.manual_seed(seed * 1_000_003 + epoch + 500_000)
-            _recalibrate_bn(model, loader, bn_batches, dev)
-            n = max(sums.get("n", 0.0), 1.0)
-            train_loss, train_acc = sums.get("loss", 0.0) / n, sums.get("correct", 0.0) / n
-            val_loss, val_acc = train_loss, train_acc  # no validation data: the last epoch is the best
-            if split["val"]:
-                proba = _predict(model, root, split["val"], input_size, mean, std, batch_size=batch_size,
-                                 device=dev, progress=prog, desc="validate")
-                yv = np.array([label_index[it.label] for it in split["val"]])
-                val_loss = float(-np.mean(np.log(np.clip(proba[np.arange(len(yv)), yv], 1e-12, 1))))
-                val_acc = float(np.mean(proba.argmax(1) == yv))
-            return {"train_loss": round(train_loss, 6), "train_accuracy": round(train_acc, 6),
-                    "val_loss": round(val_loss, 6), "val_accuracy": round(val_acc, 6),
-                    "lr": round(lr_at(max(state_ref["step"] - 1, 0)), 8), "train_seconds": round(train_s, 2),
-                    "images_per_second": round(sums.get("n", 0.0) / max(train_s, 1e-9), 2),
-                    "score": val_acc, "tiebreak": val_loss}
-
-        def save_best(st: dict[str, Any]) -> None:
-            # contiguous: training keeps 4-D weights channels-last; other tools (safetensors) refuse those
-            _save_atomic({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, weights_path)
-
-        def save_ckpt(st: dict[str, Any]) -> None:
-            _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                          "state": st, "config": config, "torch_rng": torch.get_rng_state()}, ckpt_path)
-
+        run = _Epochs(model, optimizer, loader, train_gen, state, seed=seed, device=dev, precision=precision,
+                      class_weights=class_w if balance == "loss" else None,
+                      lr_at=lambda step: _one_cycle_lr(step, total_steps, warmup_steps, base_lr),
+                      bn_batches=bn_batches, root=root, val_items=split["val"], input_size=input_size, mean=mean,
+                      std=std, batch_size=batch_size, label_index=label_index, progress=prog,
+                      weights_path=weights_path, ckpt_path=ckpt_path, config=config)
         state, stop_reason = fit(
-            step, batches, epochs=epochs, steps_per_epoch=steps_per_epoch, state=state_ref,
-            evaluate=evaluate_epoch, monitor="val accuracy", on_improve=save_best,
-            patience=patience, patience_after_step=warmup_steps, save=save_ckpt, max_steps=max_steps,
-            progress=prog, name=f"train {arch}", describe=_describe_sums,
-            report=lambda h, st: _epoch_line(h, st, epochs),
+            run.step, run.batches, epochs=epochs, steps_per_epoch=len(loader), state=state,
+            evaluate=run.evaluate, monitor="val accuracy", on_improve=run.save_best, patience=patience,
+            patience_after_step=warmup_steps, save=run.save_checkpoint, max_steps=max_steps, progress=prog,
+            name=f"train {arch}", describe=_describe_sums, report=lambda h, st: _epoch_line(h, st, epochs),
         )
         # ---- final metrics with the best weights ----
         metrics = _evaluate_best(model, weights_path, root, split, input_size, mean, std, batch_size=batch_size,
                                  device=dev, progress=prog, label_index=label_index, unsafe_idx=unsafe_idx,
                                  threshold=threshold)
 
-    n_params = int(sum(p.numel() for p in model.parameters()))
-    ep_s = [h["seconds"] for h in state["history"] if "seconds" in h and not h.get("cut_short")]
-    ips = [h["images_per_second"] for h in state["history"] if "images_per_second" in h]
-    val_labels = [it.label for it in split["val"]]
-    chance = max(Counter(val_labels).values()) / len(val_labels) if val_labels else 1.0 / len(labels)
-    # only a finished run is judged: one cut short by max_steps is not over yet
-    warns = (training_warnings(state["history"], chance=chance, finished_by_epochs=stop_reason == "reached epochs")
-             if state["finished"] and not str(stop_reason).startswith("max_steps") else [])
-    for w in warns:
-        warnings.warn(w, TrainingWarning, stacklevel=2)
+    warns = _run_warnings(state, stop_reason, split, labels)
     card: dict[str, Any] = {
-        "name": name or out_path.stem,
-        "arch": arch,
-        "source": _arch_source(arch, source),
-        "weights": weights_path.name,
-        "labels": labels,
-        "unsafe_labels": unsafe,
-        "input_size": input_size,
-        "mean": [float(v) for v in mean],
-        "std": [float(v) for v in std],
-        "threshold": threshold,
+        "name": name or out_path.stem, "arch": arch, "source": _arch_source(arch, source),
+        "weights": weights_path.name, "labels": labels, "unsafe_labels": unsafe, "input_size": input_size,
+        "mean": [float(v) for v in mean], "std": [float(v) for v in std], "threshold": threshold,
     }
     if description:
         card["description"] = description
@@ -984,40 +917,125 @@ def train(
                      "sha256": split_hash, "given": all(it.split for it in items),
                      "sizes": {s: len(split[s]) for s in SPLITS}}
     training = {
-        "data": str(data),
-        "epochs": epochs,
-        "epochs_completed": state["epoch"],
-        "best_epoch": state["best_epoch"],
-        "best_val_accuracy": round(float(state["best_score"]), 6),
-        "steps": state["step"],
-        "finished": bool(state["finished"]),
-        "stop_reason": stop_reason,
-        "resumed_from_epoch": resumed_from,
-        "batch_size": batch_size,
-        "lr": base_lr,
-        "weight_decay": weight_decay,
+        "data": str(data), "epochs": epochs, "epochs_completed": state["epoch"], "best_epoch": state["best_epoch"],
+        "best_val_accuracy": round(float(state["best_score"]), 6), "steps": state["step"],
+        "finished": bool(state["finished"]), "stop_reason": stop_reason, "resumed_from_epoch": resumed_from,
+        "batch_size": batch_size, "lr": base_lr, "weight_decay": weight_decay,
         "optimizer": f"AdamW, one cycle: linear warm-up from lr/25 over {warmup:.0%} of the steps, "
                      "then cosine to lr/100",
-        "warmup": warmup,
-        "precision": precision,
-        "balance": balance,
-        "bn_recalibration_batches": bn_batches,
-        "class_counts": {lbl: int(counts.get(lbl, 0)) for lbl in labels},
-        "augment": augment,
-        "augmentation": AUGMENTATIONS[augment],
-        "cached_in_memory": cache,
-        "pretrained": pretrained_info,
-        "parameters": n_params,
-        "device": str(dev),
-        "train_time_s": round(float(state["elapsed_s"]), 1),
+        "warmup": warmup, "precision": precision, "balance": balance, "bn_recalibration_batches": bn_batches,
+        "class_counts": {lbl: int(counts.get(lbl, 0)) for lbl in labels}, "augment": augment,
+        "augmentation": AUGMENTATIONS[augment], "cached_in_memory": cache, "pretrained": pretrained_info,
+        "parameters": int(sum(p.numel() for p in model.parameters())), "device": str(dev),
+        **_timings(state["history"], state["elapsed_s"], load_s, t_start), "warnings": warns,
+        "history": state["history"],
+    }
+    return write_card(out_path, card, metrics=metrics, training=training, validate=validate_model_card)
+
+
+def _write_split_file(path: Path, split: dict[str, list[Item]], root: Path, labels: Sequence[str], seed: int,
+                      splits: Sequence[float], split_hash: str) -> None:
+    """``<stem>.split.json``: the exact file lists of the split, so :func:`evaluate` reproduces the metrics."""
+    doc = {"seed": seed, "fractions": list(splits), "root": str(Path(root).resolve()), "labels": list(labels),
+           "sha256": split_hash, **{s: [[it.path, it.label] for it in split[s]] for s in SPLITS}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+
+
+def _run_warnings(state: Mapping[str, Any], stop_reason: str | None, split: dict[str, list[Item]],
+                  labels: Sequence[str]) -> list[str]:
+    """:func:`training_warnings` of a finished run, also issued as :class:`TrainingWarning`."""
+    val_labels = [it.label for it in split["val"]]
+    chance = max(Counter(val_labels).values()) / len(val_labels) if val_labels else 1.0 / len(labels)
+    # only a finished run is judged: one cut short by max_steps is not over yet
+    warns = (training_warnings(state["history"], chance=chance, finished_by_epochs=stop_reason == "reached epochs")
+             if state["finished"] and not str(stop_reason).startswith("max_steps") else [])
+    for w in warns:
+        warnings.warn(w, TrainingWarning, stacklevel=3)
+    return warns
+
+
+def _timings(history: Sequence[Mapping[str, Any]], elapsed_s: float, load_s: float, t_start: float) -> dict[str, Any]:
+    """The card's timing fields: training time over all calls, image loading, per epoch, throughput."""
+    ep_s = [h["seconds"] for h in history if "seconds" in h and not h.get("cut_short")]
+    ips = [h["images_per_second"] for h in history if "images_per_second" in h]
+    return {
+        "train_time_s": round(float(elapsed_s), 1),
         "load_time_s": round(load_s, 1),
         "seconds_per_epoch": round(float(np.mean(ep_s)), 2) if ep_s else None,
         "images_per_second": round(float(np.mean(ips)), 2) if ips else None,
         "wall_time_this_call_s": round(time.monotonic() - t_start, 1),
-        "warnings": warns,
-        "history": state["history"],
     }
-    return write_card(out_path, card, metrics=metrics, training=training, validate=validate_model_card)
+
+
+class _Epochs:
+    """What :func:`veil.training.loop.fit` calls for ``veil train``: batches, the step, the evaluation, the saves."""
+
+    def __init__(self, model: Any, optimizer: Any, loader: Any, generator: Any, state: dict[str, Any], *,
+                 seed: int, device: Any, precision: str, class_weights: Sequence[float] | None,
+                 lr_at: Any, bn_batches: int, root: Path, val_items: Sequence[Item], input_size: int,
+                 mean: Sequence[float], std: Sequence[float], batch_size: int, label_index: dict[str, int],
+                 progress: Any, weights_path: Path, ckpt_path: Path, config: dict[str, Any]) -> None:
+        import torch
+
+        self.model, self.optimizer, self.loader, self.generator, self.state = model, optimizer, loader, generator, state
+        self.seed, self.device, self.precision, self.lr_at = seed, device, precision, lr_at
+        weight = None if class_weights is None else torch.tensor(list(class_weights), dtype=torch.float32).to(device)
+        self.loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+        self.bn_batches, self.root, self.val_items = bn_batches, root, list(val_items)
+        self.input_size, self.mean, self.std, self.batch_size = input_size, mean, std, batch_size
+        self.label_index, self.progress = label_index, progress
+        self.weights_path, self.ckpt_path, self.config = weights_path, ckpt_path, config
+
+    def batches(self, epoch: int, start: int) -> Any:
+        self.generator.manual_seed(self.seed * 1_000_003 + epoch)
+        self.model.train()
+        return self.loader
+
+    def step(self, batch: Any, st: dict[str, Any]) -> dict[str, float]:
+        import torch
+
+        x, y = batch[0].to(self.device, memory_format=torch.channels_last), batch[1].to(self.device)
+        for g in self.optimizer.param_groups:
+            g["lr"] = self.lr_at(st["step"])
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            logits = self.model(x)
+            loss = self.loss_fn(logits.float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return {"loss": float(loss.detach()) * len(y), "correct": float((logits.detach().argmax(1) == y).sum()),
+                "n": float(len(y))}
+
+    def evaluate(self, epoch: int, sums: Mapping[str, float], train_s: float) -> dict[str, Any]:
+        """BatchNorm statistics recomputed, then the validation loss and accuracy (the score)."""
+        self.generator.manual_seed(self.seed * 1_000_003 + epoch + 500_000)
+        _recalibrate_bn(self.model, self.loader, self.bn_batches, self.device)
+        n = max(sums.get("n", 0.0), 1.0)
+        train_loss, train_acc = sums.get("loss", 0.0) / n, sums.get("correct", 0.0) / n
+        val_loss, val_acc = train_loss, train_acc  # no validation data: the last epoch is the best
+        if self.val_items:
+            proba = _predict(self.model, self.root, self.val_items, self.input_size, self.mean, self.std,
+                             batch_size=self.batch_size, device=self.device, progress=self.progress, desc="validate")
+            yv = np.array([self.label_index[it.label] for it in self.val_items])
+            val_loss = float(-np.mean(np.log(np.clip(proba[np.arange(len(yv)), yv], 1e-12, 1))))
+            val_acc = float(np.mean(proba.argmax(1) == yv))
+        return {"train_loss": round(train_loss, 6), "train_accuracy": round(train_acc, 6),
+                "val_loss": round(val_loss, 6), "val_accuracy": round(val_acc, 6),
+                "lr": round(self.lr_at(max(self.state["step"] - 1, 0)), 8), "train_seconds": round(train_s, 2),
+                "images_per_second": round(sums.get("n", 0.0) / max(train_s, 1e-9), 2),
+                "score": val_acc, "tiebreak": val_loss}
+
+    def save_best(self, st: dict[str, Any]) -> None:
+        # contiguous: training keeps 4-D weights channels-last; other tools (safetensors) refuse those
+        _save_atomic({k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()},
+                     self.weights_path)
+
+    def save_checkpoint(self, st: dict[str, Any]) -> None:
+        import torch
+
+        _save_atomic({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "state": st,
+                      "config": self.config, "torch_rng": torch.get_rng_state()}, self.ckpt_path)
 
 
 # ---------------------------------------------------------------------------------------------
