@@ -30,3 +30,22 @@ def test_resumed_run_equals_uninterrupted_run(setup):  # noqa: F811
         train_vlm(data, out=out, resume=True, **{**opts, "lr": 1e-3})
     with pytest.raises(InvalidParameterError, match="save_every"):
         train_vlm(data, out=out, save_every=0, **opts)
+
+
+def test_cli_train_vlm_checkpoints_and_resumes(setup):  # noqa: F811
+    import json
+
+    from typer.testing import CliRunner
+
+    from veil.cli import app
+
+    root, model_dir, data = setup
+    args = ["train-vlm", str(data), "--model-dir", str(model_dir), "--out", str(root / "cli-resume"),
+            "--lr", "1e-4", "--device", "cpu", "--save-every", "1", "--epochs", "2"]
+    res = CliRunner().invoke(app, [*args, "--max-steps", "1"])
+    assert res.exit_code == 0, res.output
+    assert (root / "cli-resume" / "checkpoint.pt").is_file()
+    res = CliRunner().invoke(app, [*args, "--max-steps", "2", "--resume"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout[res.stdout.index("{"):])
+    assert report["resumed_from"] == 1 and report["steps"] == 2
