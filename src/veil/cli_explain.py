@@ -141,6 +141,12 @@ def train_vlm_command(
     device: Annotated[
         str | None, typer.Option(help="torch device (default: cuda if available).")
     ] = None,
+    save_every: Annotated[
+        int | None, typer.Option(help="Write OUT/checkpoint.pt every this many steps (and per epoch).")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume/--no-resume", help="Continue from OUT/checkpoint.pt when it matches.")
+    ] = False,
 ) -> None:
     """Fine-tune only the Q-Former of an InstructBLIP-style model on conditioned instructions."""
     from veil.rationale.train_vlm import train_vlm
@@ -148,7 +154,7 @@ def train_vlm_command(
     try:
         report = train_vlm(
             data, model_dir=model_dir, out=out, epochs=epochs, lr=lr, max_steps=max_steps,
-            batch_size=batch_size, seed=seed, device=device,
+            batch_size=batch_size, seed=seed, device=device, save_every=save_every, resume=resume,
         )
     except VeilError as exc:
         fail(exc)

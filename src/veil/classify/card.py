@@ -360,6 +360,16 @@ def load_model_card(
     return _DeviceTorchClassifier(model, card["labels"], card["unsafe_labels"], device=dev, **kwargs)
 
 
+def validate_model_card(card: Mapping[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Check ``card`` as :func:`load_model_card` would (keys and types; files are not checked).
+
+    Returns the card with optional keys filled in; raises :class:`veil.errors.ModelLoadError`
+    naming ``path``, the key and the fix.
+    """
+    p = Path(path)
+    return _validate(card, str(p), stem=p.stem)
+
+
 def write_model_card(path: str | os.PathLike[str], card: Mapping[str, Any]) -> Path:
     """Validate ``card`` (keys and types; files are not checked) and write it as JSON.
 
@@ -382,4 +392,5 @@ def write_model_card(path: str | os.PathLike[str], card: Mapping[str, Any]) -> P
     return p
 
 
-__all__ = ["OPTIONAL_KEYS", "REQUIRED_KEYS", "is_onnx_card", "is_onnx_card_file", "load_model_card", "read_model_card", "write_model_card"]
+__all__ = ["OPTIONAL_KEYS", "REQUIRED_KEYS", "is_onnx_card", "is_onnx_card_file", "load_model_card", "read_model_card", "validate_model_card",
+           "write_model_card"]

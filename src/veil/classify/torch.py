@@ -17,6 +17,47 @@ from veil.errors import InvalidParameterError
 from veil.image import as_rgb_uint8, resize, shrink
 
 
+def squash(image: np.ndarray, input_size: int) -> torch.Tensor:
+    """One image as a ``(3, S, S)`` float tensor in [0, 1]: the whole picture resized to ``input_size``².
+
+    Resizing is bilinear and antialiased; a camera-sized image is block-averaged first so that
+    no full-size float copy is made. This is the geometry of :class:`TorchClassifier` and of
+    :func:`veil.training.classifier.train` (which adds augmentation and normalization after it).
+
+    Examples
+    --------
+    >>> tuple(squash(np.zeros((10, 12, 3), np.uint8), 8).shape)
+    (3, 8, 8)
+    """
+    arr = as_rgb_uint8(image)
+    factor = min(arr.shape[:2]) // (4 * input_size)
+    if factor >= 2:
+        arr = shrink(arr, factor)
+    t = torch.from_numpy(arr if arr.flags.writeable else arr.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+    if t.shape[-2:] != (input_size, input_size):
+        t = F.interpolate(t, size=(input_size, input_size), mode="bilinear", align_corners=False, antialias=True)
+    return t[0]
+
+
+def preprocess_images(images: Sequence[np.ndarray], input_size: int, mean: Sequence[float] | torch.Tensor,
+                      std: Sequence[float] | torch.Tensor) -> torch.Tensor:
+    """A batch as the network input ``(N, 3, S, S)``: :func:`squash` each image, then normalize.
+
+    The one preprocessing of :class:`TorchClassifier` and of the trainer's evaluation, so a
+    card's recorded metrics are those of the loaded classifier.
+
+    Examples
+    --------
+    >>> x = preprocess_images([np.full((4, 4, 3), 255, np.uint8)], 8, (0.5,) * 3, (0.5,) * 3)
+    >>> tuple(x.shape), float(x.max())
+    ((1, 3, 8, 8), 1.0)
+    """
+    m = torch.as_tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    s = torch.as_tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    x = torch.stack([squash(img, int(input_size)) for img in images], 0)
+    return (x - m) / s
+
+
 class TorchClassifier:
     """Whole-image classifier: resize to ``input_size``² (bilinear, antialiased), normalize, softmax.
 
@@ -94,20 +135,7 @@ class TorchClassifier:
     # -- Classifier ---------------------------------------------------------------------------
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Stack, resize (bilinear, antialiased) and normalize a batch into ``(N, 3, S, S)``."""
-        tensors = []
-        for img in images:
-            arr = as_rgb_uint8(img)
-            # camera-sized input: average blocks first, so no full-size float copy is made
-            factor = min(arr.shape[:2]) // (4 * self.input_size)
-            if factor >= 2:
-                arr = shrink(arr, factor)
-            t = torch.from_numpy(arr if arr.flags.writeable else arr.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-            if t.shape[-2:] != (self.input_size, self.input_size):
-                t = F.interpolate(t, size=(self.input_size, self.input_size), mode="bilinear",
-                                  align_corners=False, antialias=True)
-            tensors.append(t)
-        x = torch.cat(tensors, 0)
-        return (x - self.mean) / self.std
+        return preprocess_images(images, self.input_size, self.mean, self.std)
 
     def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
         out = []

@@ -59,6 +59,7 @@ __all__ = [
     "is_vlm_card",
     "load_vlm_card",
     "verdict_probability",
+    "check_vlm_card_type",
     "write_vlm_card",
 ]
 
@@ -493,10 +494,15 @@ def load_vlm_card(path: str | Path, *, backend: VLMBackend | None = None, **over
         raise ModelLoadError(f"model card {text!r}: {exc}") from exc
 
 
-def write_vlm_card(path: str | Path, card: Mapping[str, Any]) -> Path:
-    """Write a ``"vlm"`` / ``"vlm-lora"`` card as pretty JSON; returns the path."""
+def check_vlm_card_type(card: Mapping[str, Any], path: str | Path | None = None) -> None:
+    """Raise :class:`InvalidParameterError` unless ``card['type']`` is ``"vlm"`` or ``"vlm-lora"``."""
     if card.get("type") not in VLM_CARD_TYPES:
         raise InvalidParameterError(f"card['type'] must be one of {list(VLM_CARD_TYPES)}, got {card.get('type')!r}")
+
+
+def write_vlm_card(path: str | Path, card: Mapping[str, Any]) -> Path:
+    """Write a ``"vlm"`` / ``"vlm-lora"`` card as pretty JSON; returns the path."""
+    check_vlm_card_type(card)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(json.dumps(dict(card), indent=2) + "\n", encoding="utf-8")

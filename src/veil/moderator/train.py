@@ -9,9 +9,11 @@ each lists a random subset of categories with definitions and the target is
 The loss covers the answer tokens (and ``</s>``) only.
 
 Training is seeded (same seed, same data → same prompts and same LoRA init),
-shows a progress bar, and is resumable: every ``save_every`` steps the adapter,
-the optimizer and the step go to ``OUT/checkpoint``; a second run with the same
-settings continues from there (``resume=False`` starts over).
+runs in :func:`veil.training.loop.fit` (progress bar, checkpoints) and is
+resumable: every ``save_every`` steps and at each epoch's end the adapter, the
+optimizer and the loop state go to ``OUT/checkpoint``; a second run with the
+same settings continues from that step, inside its epoch (``resume=False``
+starts over; the rule is :mod:`veil.training.loop`'s).
 
 Outputs in ``OUT``: ``adapter/`` (peft), ``moderator.json`` (a ``"vlm-lora"``
 model card for ``--model``), ``train_moderator.json`` (the report).
@@ -41,8 +43,9 @@ from veil.moderator.sampler import (
     normalize_safety_label,
     sample_prompts,
 )
+from veil.training.cards import write_card, write_json_atomic
 from veil.training.data import read_manifest
-from veil.training.loop import optimizer_step
+from veil.training.loop import check_checkpoint, fit, new_loop_state, optimizer_step
 from veil.training.progress import make_progress
 
 __all__ = ["DEFAULT_TARGET_MODULES", "load_records", "train_moderator"]
@@ -229,6 +232,52 @@ def _to(batch: Mapping[str, Any], device: str, dtype: Any) -> dict[str, Any]:
     return moved
 
 
+def _check_options(*, epochs: int, lora_r: int, batch_size: int, save_every: int, probe: int,
+                   max_steps: int | None, lr: float, lora_dropout: float) -> None:
+    """Check :func:`train_moderator`'s options before any work, naming the option and the value."""
+    for name, value, lo in (("epochs", epochs, 1), ("lora_r", lora_r, 1), ("batch_size", batch_size, 1),
+                            ("save_every", save_every, 1), ("probe", probe, 0)):
+        if isinstance(value, bool) or int(value) < lo:
+            raise InvalidParameterError(f"{name} must be an integer >= {lo}, got {value!r}")
+    if max_steps is not None and int(max_steps) < 1:
+        raise InvalidParameterError(f"max_steps must be >= 1, got {max_steps}")
+    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+        raise InvalidParameterError(f"lr must be a positive number, got {lr!r}")
+    if not 0.0 <= float(lora_dropout) < 1.0:
+        raise InvalidParameterError(f"lora_dropout must lie in [0, 1), got {lora_dropout}")
+
+
+def _records(data: str | Path | Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+    """The checked records of ``data`` and the resolved data path (None for records passed in)."""
+    if isinstance(data, (str, Path)):
+        return load_records(data), str(Path(data).resolve())
+    records = [_check_record(r, f"record {i}") for i, r in enumerate(data)]
+    if not records:
+        raise InvalidParameterError("data holds no records")
+    return records, None
+
+
+def _restore(ckpt: Path, config: Mapping[str, Any], fingerprint: str, model: Any, opt: Any, *, per_epoch: int,
+             device: Any) -> tuple[dict[str, Any], list[float]]:
+    """Load ``OUT/checkpoint`` into the LoRA model and the optimizer; returns the loop state and the losses.
+
+    The checkpoint must come from a run with the same settings and data (the resume rule of
+    :mod:`veil.training.loop`).
+    """
+    import torch
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    saved = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
+    if saved.get("fingerprint") != fingerprint:
+        check_checkpoint(saved.get("config"), config, str(ckpt))
+    set_peft_model_state_dict(model, load_file(str(ckpt / "adapter_model.safetensors")))
+    opt.load_state_dict(torch.load(str(ckpt / "optimizer.pt"), map_location=device))
+    epoch, within = divmod(int(saved["step"]), per_epoch)  # a checkpoint from before the loop state was saved
+    loop_state = saved.get("loop") or {**new_loop_state(), "step": int(saved["step"]), "epoch": epoch, "batch": within}
+    return loop_state, list(saved["losses"])
+
+
 def train_moderator(
     data: str | Path | Sequence[Mapping[str, Any]],
     *,
@@ -302,29 +351,15 @@ def train_moderator(
     --------
     >>> train_moderator("unsafebench/", base_model="llava-1.5-7b-hf", out="mod")  # doctest: +SKIP
     """
+    t_start = time.monotonic()
     torch: Any = require("torch", "vlm")
     peft: Any = require("peft", "vlm")
-    from veil.classify.vlm import write_vlm_card
+    from veil.classify.vlm import check_vlm_card_type
     from veil.vlm.hf import TransformersVLM
 
-    for name, value, lo in (("epochs", epochs, 1), ("lora_r", lora_r, 1), ("batch_size", batch_size, 1),
-                            ("save_every", save_every, 1), ("probe", probe, 0)):
-        if isinstance(value, bool) or int(value) < lo:
-            raise InvalidParameterError(f"{name} must be an integer >= {lo}, got {value!r}")
-    if max_steps is not None and int(max_steps) < 1:
-        raise InvalidParameterError(f"max_steps must be >= 1, got {max_steps}")
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-        raise InvalidParameterError(f"lr must be a positive number, got {lr!r}")
-    if not 0.0 <= float(lora_dropout) < 1.0:
-        raise InvalidParameterError(f"lora_dropout must lie in [0, 1), got {lora_dropout}")
-    if isinstance(data, (str, Path)):
-        records = load_records(data)
-        data_name: str | None = str(Path(data).resolve())
-    else:
-        records = [_check_record(r, f"record {i}") for i, r in enumerate(data)]
-        data_name = None
-        if not records:
-            raise InvalidParameterError("data holds no records")
+    _check_options(epochs=epochs, lora_r=lora_r, batch_size=batch_size, save_every=save_every, probe=probe,
+                   max_steps=max_steps, lr=lr, lora_dropout=lora_dropout)
+    records, data_name = _records(data)
     defs = category_definitions(categories)
     sampling = {"categories": defs, "n_categories": n_categories, "negative_rate": float(negative_rate),
                 "balance": bool(balance)}
@@ -334,9 +369,6 @@ def train_moderator(
 
     first = epoch_samples(0)
     per_epoch = math.ceil(len(first) / int(batch_size))
-    total = int(epochs) * per_epoch
-    if max_steps is not None:
-        total = min(total, int(max_steps))
 
     base_path = Path(base_model).expanduser().resolve()
     backend = TransformersVLM(base_path, device=device)
@@ -363,20 +395,14 @@ def train_moderator(
 
     out_dir = Path(out)
     ckpt = out_dir / "checkpoint"
-    step, losses, resumed_from = 0, [], None
     state_file = ckpt / "state.json"
+    config = {**settings, "data": _fingerprint(records, {})}  # what a resumed run must share with the checkpoint
+    losses: list[float] = []
+    loop_state: dict[str, Any] | None = None
     if resume and state_file.is_file():
-        state = json.loads(state_file.read_text(encoding="utf-8"))
-        if state.get("fingerprint") != fingerprint:
-            raise InvalidParameterError(
-                f"checkpoint in {str(ckpt)!r} was made with other data or settings; "
-                "pass resume=False (--no-resume) to start over, or use another --out"
-            )
-        from safetensors.torch import load_file
-
-        peft.set_peft_model_state_dict(model, load_file(str(ckpt / "adapter_model.safetensors")))
-        opt.load_state_dict(torch.load(str(ckpt / "optimizer.pt"), map_location=backend.device))
-        step, losses, resumed_from = int(state["step"]), list(state["losses"]), int(state["step"])
+        loop_state, losses = _restore(ckpt, config, fingerprint, model, opt, per_epoch=per_epoch,
+                                      device=backend.device)
+    resumed_from = None if loop_state is None else int(loop_state["step"])
 
     encoder = _Encoder(backend, records, max_length)
     dev, dtype = backend.device, backend.model.dtype
@@ -391,45 +417,46 @@ def train_moderator(
                 vals.append(float(model(**_to(encoder.collate([encoder(s)]), dev, dtype)).loss))
         return round(float(np.mean(vals)), 6)
 
-    def save_checkpoint() -> None:
+    def batches(epoch: int, start: int) -> Any:
+        samples = first if epoch == 1 else epoch_samples(epoch - 1)
+        model.train()
+        for b in range(start * int(batch_size), len(samples), int(batch_size)):
+            yield _to(encoder.collate([encoder(s) for s in samples[b : b + int(batch_size)]]), dev, dtype)
+
+    def step(batch: dict[str, Any], st: dict[str, Any]) -> dict[str, float]:
+        losses.append(optimizer_step(model(**batch).loss, opt, trainable, step=st["step"], lr=lr))
+        return {"loss": losses[-1]}
+
+    def save_checkpoint(st: dict[str, Any]) -> None:
         ckpt.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(str(ckpt))
         torch.save(opt.state_dict(), str(ckpt / "optimizer.pt"))
-        state_file.write_text(json.dumps({"step": step, "losses": losses, "fingerprint": fingerprint}),
-                              encoding="utf-8")
+        write_json_atomic(state_file, {"step": st["step"], "losses": losses, "fingerprint": fingerprint,
+                                       "config": config, "loop": st}, default=str)
+        model.train()
 
     loss_before = probe_loss()
     t0 = time.perf_counter()
-    bars = make_progress(progress)
-    bars.start()
-    try:
-        task = bars.add_task("train-moderator", total=total, completed=step, info="")
-        model.train()
-        while step < total:
-            epoch, within = divmod(step, per_epoch)
-            samples = first if epoch == 0 else epoch_samples(epoch)
-            chunk = samples[within * int(batch_size) : (within + 1) * int(batch_size)]
-            batch = _to(encoder.collate([encoder(s) for s in chunk]), dev, dtype)
-            losses.append(optimizer_step(model(**batch).loss, opt, trainable, step=step, lr=lr))
-            step += 1
-            bars.update(task, advance=1, info=f"loss {losses[-1]:.4f}")
-            if step % int(save_every) == 0 or step == total:
-                save_checkpoint()
-                model.train()
-    finally:
-        bars.stop()
+    with make_progress(progress) as bars:
+        loop_state, _ = fit(step, batches, epochs=int(epochs), steps_per_epoch=per_epoch, state=loop_state,
+                            save=save_checkpoint, save_every=int(save_every),
+                            total_steps=None if max_steps is None else int(max_steps),
+                            progress=bars, name="train-moderator",
+                            describe=lambda sums, s: f"loss {losses[-1]:.4f}" if losses else "")
+    step_count = int(loop_state["step"])
     model.eval()
     loss_after = probe_loss()
 
     adapter_dir = out_dir / "adapter"
     model.save_pretrained(str(adapter_dir))
     summary = _summary(records, first)
-    training = {**summary, "data": data_name, "steps": step, "epochs": int(epochs), "lr": float(lr),
+    training = {**summary, "data": data_name, "steps": step_count, "epochs": int(epochs), "lr": float(lr),
                 "lora_r": int(lora_r), "lora_alpha": alpha, "seed": int(seed),
                 "negative_rate": float(negative_rate), "balance": bool(balance),
                 "final_loss": losses[-1] if losses else None, "loss_before": loss_before,
                 "loss_after": loss_after}
-    card_path = write_vlm_card(out_dir / "moderator.json", {
+    card_path = out_dir / "moderator.json"
+    write_card(card_path, {
         "type": "vlm-lora",
         "name": out_dir.resolve().name,
         "base_model": str(base_path),
@@ -439,10 +466,9 @@ def train_moderator(
         "categories": defs,
         "threshold": 0.5,
         "max_new_tokens": 24,
-        "training": training,
-    })
+    }, training=training, started=t_start, validate=check_vlm_card_type)
     report = {
-        "steps": step,
+        "steps": step_count,
         "losses": losses,
         "loss_before": loss_before,
         "loss_after": loss_after,
@@ -455,5 +481,5 @@ def train_moderator(
         "settings": settings,
         "fingerprint": fingerprint,
     }
-    (out_dir / "train_moderator.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    write_json_atomic(out_dir / "train_moderator.json", report, default=str)
     return report

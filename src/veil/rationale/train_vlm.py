@@ -21,7 +21,6 @@ The loss is computed on the answer tokens only.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,8 +30,9 @@ import numpy as np
 
 from veil.errors import CapabilityError, InvalidParameterError, ModelLoadError, require
 from veil.rationale.prompt import build_instruction, build_qformer_instruction
+from veil.training.cards import write_card
 from veil.training.data import read_jsonl
-from veil.training.loop import optimizer_step
+from veil.training.loop import check_checkpoint, fit, optimizer_step
 from veil.training.progress import make_progress
 
 __all__ = ["encode_example", "load_examples", "train_vlm"]
@@ -117,6 +117,23 @@ def _pad(rows: Sequence[Sequence[int]], value: int) -> tuple[Any, Any]:
     return ids, mask
 
 
+def _restore(ckpt: Path, config: dict[str, Any], trainable: list[Any], opt: Any) -> tuple[dict[str, Any], list[float]]:
+    """Load ``OUT/checkpoint.pt`` into the Q-Former's parameters, the optimizer and torch's random state."""
+    import torch
+
+    try:
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types on a truncated file
+        raise ModelLoadError(f"cannot read checkpoint {str(ckpt)!r} ({exc}); delete it or pass resume=False") from exc
+    check_checkpoint(saved.get("config"), config, str(ckpt))
+    with torch.no_grad():
+        for p, value in zip(trainable, saved["trainable"], strict=True):
+            p.copy_(value.to(p.device, p.dtype))
+    opt.load_state_dict(saved["optimizer"])
+    torch.set_rng_state(saved["torch_rng"])
+    return saved["state"], list(saved["losses"])
+
+
 def train_vlm(
     data: str | Path,
     *,
@@ -131,6 +148,8 @@ def train_vlm(
     max_length: int = 512,
     weight_decay: float = 0.05,
     progress: bool = True,
+    save_every: int | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune only the Q-Former (and its query tokens) of a local InstructBLIP model.
 
@@ -148,12 +167,20 @@ def train_vlm(
         Seeds torch and the shuffling; training is reproducible on one device.
     progress : bool
         Show a progress bar (steps and the running loss) on stderr.
+    save_every : int, optional
+        Write ``OUT/checkpoint.pt`` (the Q-Former's weights, the optimizer, the random state
+        and the loop state) every this many steps, at each epoch's end and when training stops.
+        Off by default: it holds the Q-Former and its optimizer state.
+    resume : bool
+        Continue from ``OUT/checkpoint.pt`` when it exists and was made with the same data and
+        settings (the resume rule of :mod:`veil.training.loop`); the resumed run takes the same
+        steps as an uninterrupted one.
 
     Returns
     -------
     dict
         ``steps``, ``losses`` (per step), ``trainable_parameters``, ``frozen_parameters``,
-        ``seconds`` and ``out``.
+        ``seconds``, ``resumed_from`` (the step, or None) and ``out``.
     """
     transformers: Any = require("transformers", "vlm")
     torch: Any = require("torch", "vlm")
@@ -165,6 +192,8 @@ def train_vlm(
         raise InvalidParameterError(f"max_steps must be >= 1, got {max_steps}")
     if int(batch_size) < 1:
         raise InvalidParameterError(f"batch_size must be >= 1, got {batch_size}")
+    if save_every is not None and (isinstance(save_every, bool) or int(save_every) < 1):
+        raise InvalidParameterError(f"save_every must be an integer >= 1 (or None), got {save_every!r}")
     mdir = Path(model_dir)
     if not (mdir / "config.json").is_file():
         raise ModelLoadError(f"model_dir {str(model_dir)!r} is not a local model folder (no config.json)")
@@ -215,54 +244,71 @@ def train_vlm(
     qpad = int(qpad if qpad is not None else 0)
     opt = torch.optim.AdamW(trainable, lr=float(lr), weight_decay=float(weight_decay))  # type: ignore[attr-defined]
     rng = np.random.default_rng(int(seed))
+    orders: list[Any] = []  # one permutation per epoch, drawn in order: the run is seeded
     losses: list[float] = []
+    ckpt = Path(out) / "checkpoint.pt"
+    config = {"model_dir": str(mdir.resolve()), "data": [[e["image"], e["prompt"], e["qformer"], e["answer"]]
+                                                         for e in examples],
+              "lr": float(lr), "batch_size": int(batch_size), "seed": int(seed), "max_length": int(max_length),
+              "weight_decay": float(weight_decay)}
+    state: dict[str, Any] | None = None
+    if resume and ckpt.is_file():
+        state, losses = _restore(ckpt, config, trainable, opt)
+    resumed_from = None if state is None else int(state["step"])
     t0 = time.perf_counter()
     model.train()
-    step = 0
-    done = False
-    total = int(epochs) * -(-len(encoded) // int(batch_size))
-    bars = make_progress(progress)
-    bars.start()
-    try:
-        task = bars.add_task("train-vlm", total=min(total, int(max_steps or total)), info="")
-        for _ in range(int(epochs)):
-            order = rng.permutation(len(encoded))
-            for start in range(0, len(order), int(batch_size)):
-                batch = [encoded[i] for i in order[start : start + int(batch_size)]]
-                ids, mask = _pad([b["input_ids"] for b in batch], pad_id)
-                labels, _ = _pad([b["labels"] for b in batch], -100)
-                qids, qmask = _pad([b["qformer_input_ids"] for b in batch], qpad)
-                pixels = torch.stack([b["pixel_values"] for b in batch]).to(dev, model.dtype)  # type: ignore[attr-defined]
-                outputs = model(
-                    pixel_values=pixels, input_ids=ids.to(dev), attention_mask=mask.to(dev),
-                    qformer_input_ids=qids.to(dev), qformer_attention_mask=qmask.to(dev),
-                    labels=labels.to(dev),
-                )
-                losses.append(optimizer_step(outputs.loss, opt, trainable, step=step, lr=lr))
-                step += 1
-                bars.update(task, advance=1, info=f"loss {losses[-1]:.4f}")
-                if max_steps is not None and step >= int(max_steps):
-                    done = True
-                    break
-            if done:
-                break
-    finally:
-        bars.stop()
+    bs = int(batch_size)
+
+    def batches(epoch: int, start: int) -> Any:
+        while len(orders) < epoch:
+            orders.append(rng.permutation(len(encoded)))
+        order = orders[epoch - 1]
+        for b in range(start * bs, len(order), bs):
+            yield [encoded[i] for i in order[b : b + bs]]
+
+    def step(batch: list[dict[str, Any]], st: dict[str, Any]) -> dict[str, float]:
+        ids, mask = _pad([b["input_ids"] for b in batch], pad_id)
+        labels, _ = _pad([b["labels"] for b in batch], -100)
+        qids, qmask = _pad([b["qformer_input_ids"] for b in batch], qpad)
+        pixels = torch.stack([b["pixel_values"] for b in batch]).to(dev, model.dtype)  # type: ignore[attr-defined]
+        outputs = model(
+            pixel_values=pixels, input_ids=ids.to(dev), attention_mask=mask.to(dev),
+            qformer_input_ids=qids.to(dev), qformer_attention_mask=qmask.to(dev),
+            labels=labels.to(dev),
+        )
+        losses.append(optimizer_step(outputs.loss, opt, trainable, step=st["step"], lr=lr))
+        return {"loss": losses[-1]}
+
+    def save(st: dict[str, Any]) -> None:
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        tmp = ckpt.with_name(ckpt.name + ".tmp")
+        torch.save({"trainable": [p.detach().cpu() for p in trainable], "optimizer": opt.state_dict(),  # type: ignore[attr-defined]
+                    "torch_rng": torch.get_rng_state(), "state": st, "losses": losses, "config": config}, tmp)  # type: ignore[attr-defined]
+        tmp.replace(ckpt)
+
+    with make_progress(progress) as bars:
+        state, _ = fit(step, batches, epochs=int(epochs), steps_per_epoch=-(-len(encoded) // bs), state=state,
+                       save=save if save_every is not None else None,
+                       save_every=None if save_every is None else int(save_every),
+                       total_steps=None if max_steps is None else int(max_steps), progress=bars, name="train-vlm",
+                       describe=lambda sums, s: f"loss {losses[-1]:.4f}" if losses else "")
+    step_count = int(state["step"])
     model.eval()
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir))
     processor.save_pretrained(str(out_dir))
     report = {
-        "steps": step,
+        "steps": step_count,
         "losses": losses,
         "trainable_parameters": int(n_train),
         "frozen_parameters": int(n_frozen),
         "seconds": round(time.perf_counter() - t0, 3),
+        "resumed_from": resumed_from,
         "seed": int(seed),
         "lr": float(lr),
         "examples": len(encoded),
         "out": str(out_dir),
     }
-    (out_dir / "train_vlm.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    write_card(out_dir / "train_vlm.json", report)  # the record of this run (the model folder has no card)
     return report

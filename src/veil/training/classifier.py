@@ -39,7 +39,7 @@ import os
 import time
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,9 @@ import numpy as np
 from veil.errors import InvalidImageError, InvalidParameterError, ModelLoadError
 from veil.image import IMAGE_EXTENSIONS, iter_image_files, load_image
 from veil.taxonomy import is_safe_label
+from veil.training.cards import write_card
 from veil.training.data import read_manifest
+from veil.training.loop import check_checkpoint, fit, new_loop_state
 from veil.training.progress import make_progress
 
 __all__ = ["train", "evaluate", "find_lr", "load_items", "default_unsafe_labels", "split_items",
@@ -326,19 +328,14 @@ class _ImageDataset:
         return len(self.items)
 
     def _squashed(self, i: int) -> Any:
-        import torch
-        import torch.nn.functional as F
+        from veil.classify.torch import squash
 
         path = _resolve(self.root, self.items[i])
         try:
-            arr = np.array(load_image(path))  # writable copy for torch.from_numpy
+            arr = load_image(path)
         except InvalidImageError as exc:
             raise InvalidImageError(f"training image {str(path)!r}: {exc}") from exc
-        t = torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-        size = self.input_size
-        if t.shape[-2:] != (size, size):  # same squash as TorchClassifier
-            t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        return t[0].clamp_(0.0, 1.0)
+        return squash(arr, self.input_size).clamp_(0.0, 1.0)
 
     def __getitem__(self, i: int) -> tuple[Any, int]:
         t = self.cached[i].float().div_(255.0) if self.cached is not None else self._squashed(i)
@@ -444,10 +441,8 @@ def _predict(module: Any, root: Path, items: Sequence[Item], input_size: int, me
     """Softmax probabilities for ``items`` with TorchClassifier's preprocessing, ``(N, K)``."""
     import torch
 
-    from veil.classify.torch import TorchClassifier
+    from veil.classify.torch import preprocess_images
 
-    clf_pre = TorchClassifier(torch.nn.Identity(), ["a", "b"], ["b"], input_size=input_size,
-                              mean=mean, std=std)
     was_training = module.training
     module.eval()
     out = []
@@ -455,8 +450,8 @@ def _predict(module: Any, root: Path, items: Sequence[Item], input_size: int, me
     with torch.inference_mode():
         for i in range(0, len(items), batch_size):
             chunk = items[i : i + batch_size]
-            imgs = [np.array(load_image(_resolve(root, it))) for it in chunk]
-            x = clf_pre.preprocess(imgs).to(device)
+            imgs = [load_image(_resolve(root, it)) for it in chunk]
+            x = preprocess_images(imgs, input_size, mean, std).to(device)
             out.append(torch.softmax(module(x).float(), 1).cpu().numpy())
             if task is not None:
                 progress.advance(task, len(chunk))
@@ -631,6 +626,58 @@ def _evaluate_best(model: Any, weights_path: Path, root: Path, split: dict[str, 
     return metrics
 
 
+def _restore_checkpoint(ckpt_path: Path, config: dict[str, Any], model: Any, optimizer: Any) -> dict[str, Any] | None:
+    """Load ``<stem>.ckpt`` into ``model`` and ``optimizer`` and return its loop state (None: no checkpoint).
+
+    The resume rule is :mod:`veil.training.loop`'s: the checkpoint must come from a run with the
+    same ``config`` (:func:`~veil.training.loop.check_checkpoint`).
+    """
+    import torch
+
+    if not ckpt_path.is_file():
+        return None
+    try:
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types on a truncated file
+        raise ModelLoadError(
+            f"cannot read checkpoint {str(ckpt_path)!r} ({exc}); delete it or pass resume=False"
+        ) from exc
+    check_checkpoint(ckpt.get("config"), config, str(ckpt_path))
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    return {**new_loop_state(), **ckpt["state"]}
+
+
+def _train_loader(dataset: Any, sample_weights: Sequence[float], *, balance: str, batch_size: int,
+                  num_workers: int, generator: Any) -> Any:
+    """The training DataLoader: shuffled (seeded by ``generator``), or class-weighted sampling."""
+    import torch
+
+    if balance == "sampler":
+        sampler: Any = torch.utils.data.WeightedRandomSampler(
+            list(sample_weights), num_samples=len(sample_weights), replacement=True, generator=generator)
+        return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler,
+                                           num_workers=num_workers, drop_last=False)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,
+                                       num_workers=num_workers, drop_last=len(dataset) > batch_size)
+
+
+def _describe_sums(sums: Mapping[str, float], seconds: float) -> str:
+    """The progress bar's info: running loss, accuracy and speed of the epoch."""
+    n = max(sums.get("n", 0.0), 1.0)
+    return (f"loss {sums.get('loss', 0.0) / n:.4f} acc {sums.get('correct', 0.0) / n:.3f} "
+            f"| {sums.get('n', 0.0) / max(seconds, 1e-9):.1f} img/s")
+
+
+def _epoch_line(h: Mapping[str, Any], state: Mapping[str, Any], epochs: int) -> str:
+    """One line per epoch, which also survives in logs where bars do not render."""
+    return (f"epoch {h['epoch']}/{epochs}: train loss {h['train_loss']:.4f} acc {h['train_accuracy']:.3f}"
+            f" | val loss {h['val_loss']:.4f} acc {h['val_accuracy']:.3f}"
+            f" | best {state['best_score']:.3f} @ {state['best_epoch']}"
+            f" | {h['seconds']:.0f} s, {h['images_per_second']:.1f} img/s")
+
+
 def train(
     data: str | os.PathLike,
     *,
@@ -724,7 +771,9 @@ def train(
         sampler, or nothing.
     resume : bool
         Continue from ``<stem>.ckpt`` when it exists (it must match this run's
-        arch, labels, input size and split).
+        arch, labels, input size, split, batch size, lr, …; see the resume rule of
+        :mod:`veil.training.loop`). A run that reached its epochs goes on when
+        ``epochs`` is raised; one stopped early stays stopped.
     device : str, optional
         Torch device; default CUDA when available, else CPU.
     num_workers : int
@@ -777,7 +826,7 @@ def train(
     import torch
 
     from veil.classify.arch import build_model
-    from veil.classify.card import write_model_card
+    from veil.classify.card import validate_model_card
 
     t_start = time.monotonic()
     _validate_options(input_size=input_size, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
@@ -798,13 +847,7 @@ def train(
     weights_path = stem.with_suffix(".pt")
     split_path = stem.with_name(stem.name + ".split.json")
     ckpt_path = stem.with_suffix(".ckpt")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    split_doc = {
-        "seed": seed, "fractions": list(splits), "root": str(Path(root).resolve()),
-        "labels": labels, "sha256": split_hash,
-        **{s: [[it.path, it.label] for it in split[s]] for s in SPLITS},
-    }
-    split_path.write_text(json.dumps(split_doc, indent=1) + "\n", encoding="utf-8")
+    _write_split_file(split_path, split, root, labels, seed, splits, split_hash)
 
     # ---- model ----
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -816,19 +859,8 @@ def train(
     model.to(dev, memory_format=torch.channels_last)
     base_lr = float(lr if lr is not None else (3e-4 if pretrained is not None else 2e-3))
     optimizer = torch.optim.AdamW(model.parameters(), lr=base_lr, weight_decay=weight_decay)
-
     counts = Counter(it.label for it in split["train"])
-    class_w = torch.tensor(
-        [len(split["train"]) / (len(labels) * max(counts.get(lbl, 0), 1)) for lbl in labels],
-        dtype=torch.float32,
-    )
-    loss_fn = torch.nn.CrossEntropyLoss(weight=class_w.to(dev) if balance == "loss" else None)
-
-    cache = len(split["train"]) * 3 * input_size**2 <= cache_mb * 1e6
-    total_steps, warmup_steps = 1, 0  # set once the loader exists
-
-    def lr_at(step: int) -> float:
-        return _one_cycle_lr(step, total_steps, warmup_steps, base_lr)
+    class_w = [len(split["train"]) / (len(labels) * max(counts.get(lbl, 0), 1)) for lbl in labels]
 
     # what a resumed run must share with the checkpoint (steps, lr schedule and init depend on it)
     config = {"arch": arch, "source": source, "labels": labels, "input_size": input_size,
@@ -836,219 +868,174 @@ def train(
               "lr": base_lr, "weight_decay": weight_decay, "balance": balance, "seed": seed,
               "warmup": warmup, "augment": augment,
               "pretrained": None if pretrained is None else str(pretrained)}
-    state: dict[str, Any] = {
-        "epoch": 0, "step": 0, "best_acc": -1.0, "best_loss": math.inf, "best_epoch": 0,
-        "bad_epochs": 0, "history": [], "finished": False, "elapsed_s": 0.0,
-    }
-    resumed_from = None
-    if resume and ckpt_path.is_file():
-        try:
-            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        except Exception as exc:  # torch raises many types on a truncated file
-            raise ModelLoadError(
-                f"cannot read checkpoint {str(ckpt_path)!r} ({exc}); delete it or pass resume=False"
-            ) from exc
-        if ckpt.get("config") != config:
-            diff = sorted(k for k in config if ckpt.get("config", {}).get(k) != config[k])
-            raise InvalidParameterError(
-                f"checkpoint {str(ckpt_path)!r} belongs to a different run (differs in {diff}); "
-                "delete it or pass resume=False (--no-resume)"
-            )
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        state.update(ckpt["state"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        resumed_from = state["epoch"]
-        if state.get("stop_reason") == "reached epochs" and epochs > state["epoch"]:
-            state["finished"] = False  # asked for more epochs than the finished run had
-    elif ckpt_path.exists():
+    state = _restore_checkpoint(ckpt_path, config, model, optimizer) if resume else None
+    if state is None and ckpt_path.exists():
         ckpt_path.unlink()
+    resumed_from = None if state is None else state["epoch"]
+    state = new_loop_state() if state is None else state
 
+    cache = len(split["train"]) * 3 * input_size**2 <= cache_mb * 1e6
     t_load = time.monotonic()
     with make_progress(progress and cache) as load_prog:
         train_ds: Any = _ImageDataset(root, split["train"], label_index, input_size, mean, std, augment,
                                       cache=cache, progress=load_prog)
     load_s = time.monotonic() - t_load
-    # reseeded every epoch (below), so a resumed run sees the same batches as an uninterrupted one
+    # reseeded every epoch, so a resumed run sees the same batches as an uninterrupted one
     train_gen = torch.Generator().manual_seed(seed)
-    if balance == "sampler":
-        sample_w = [float(class_w[label_index[it.label]]) for it in split["train"]]
-        sampler: Any = torch.utils.data.WeightedRandomSampler(
-            sample_w, num_samples=len(sample_w), replacement=True, generator=train_gen)
-        loader: Any = torch.utils.data.DataLoader(train_ds, batch_size=batch_size, sampler=sampler,
-                                             num_workers=num_workers, drop_last=False)
-    else:
-        loader = torch.utils.data.DataLoader(train_ds, batch_size=batch_size, shuffle=True,
-                                             generator=train_gen, num_workers=num_workers,
-                                             drop_last=len(train_ds) > batch_size)
-    steps_per_epoch = len(loader)
-    total_steps = steps_per_epoch * epochs
+    loader = _train_loader(train_ds, [class_w[label_index[it.label]] for it in split["train"]],
+                           balance=balance, batch_size=batch_size, num_workers=num_workers, generator=train_gen)
+    total_steps = len(loader) * epochs
     warmup_steps = int(round(warmup * total_steps))
 
-    def save_ckpt() -> None:
-        _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                      "state": state, "config": config, "torch_rng": torch.get_rng_state()},
-                     ckpt_path)
-
-    steps_this_call = 0
-    stop_reason = state.get("stop_reason")
     with make_progress(progress) as prog:
-        ep_task = prog.add_task("epochs", total=epochs, completed=state["epoch"], info="")
-        while not state["finished"] and state["epoch"] < epochs:
-            epoch = state["epoch"] + 1
-            t_ep = time.monotonic()
-            train_gen.manual_seed(seed * 1_000_003 + epoch)
-            model.train()
-            run_loss, run_correct, run_n = 0.0, 0, 0
-            task = prog.add_task(f"epoch {epoch}/{epochs}", total=steps_per_epoch, info="")
-            cut_short = False
-            t_train = time.monotonic()
-            for x, y in loader:
-                x, y = x.to(dev, memory_format=torch.channels_last), y.to(dev)
-                for g in optimizer.param_groups:
-                    g["lr"] = lr_at(state["step"])
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                    logits = model(x)
-                    loss = loss_fn(logits.float(), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                state["step"] += 1
-                steps_this_call += 1
-                run_loss += float(loss.detach()) * len(y)
-                run_correct += int((logits.detach().argmax(1) == y).sum())
-                run_n += len(y)
-                prog.update(task, advance=1,
-                            info=f"loss {run_loss / run_n:.4f} acc {run_correct / run_n:.3f} "
-                                 f"| {run_n / max(time.monotonic() - t_train, 1e-9):.1f} img/s")
-                if max_steps is not None and steps_this_call >= max_steps:
-                    cut_short = True
-                    break
-            train_s = time.monotonic() - t_train
-            prog.remove_task(task)
-            train_gen.manual_seed(seed * 1_000_003 + epoch + 500_000)
-            _recalibrate_bn(model, loader, bn_batches, dev)
-            # ---- validate ----
-            val_items = split["val"]
-            if val_items:
-                proba = _predict(model, root, val_items, input_size, mean, std, batch_size=batch_size,
-                                 device=dev, progress=prog, desc="validate")
-                yv = np.array([label_index[it.label] for it in val_items])
-                val_loss = float(-np.mean(np.log(np.clip(proba[np.arange(len(yv)), yv], 1e-12, 1))))
-                val_acc = float(np.mean(proba.argmax(1) == yv))
-            else:  # no validation data: the last epoch is the best
-                val_loss, val_acc = run_loss / max(run_n, 1), run_correct / max(run_n, 1)
-            improved = (val_acc > state["best_acc"] + 1e-9
-                        or (abs(val_acc - state["best_acc"]) <= 1e-9 and val_loss < state["best_loss"]))
-            if improved:
-                state.update(best_acc=val_acc, best_loss=val_loss, best_epoch=epoch, bad_epochs=0)
-                # contiguous: training keeps 4-D weights channels-last; other tools (safetensors) refuse those
-                _save_atomic({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-                             weights_path)
-            elif state["step"] > warmup_steps:  # a plateau while the lr still rises is no reason to stop
-                state["bad_epochs"] += 1
-            state["epoch"] = epoch
-            epoch_s = time.monotonic() - t_ep
-            state["elapsed_s"] = float(state["elapsed_s"]) + epoch_s
-            state["history"].append({
-                "epoch": epoch, "steps": state["step"],
-                "train_loss": round(run_loss / max(run_n, 1), 6),
-                "train_accuracy": round(run_correct / max(run_n, 1), 6),
-                "val_loss": round(val_loss, 6), "val_accuracy": round(val_acc, 6),
-                "lr": round(lr_at(max(state["step"] - 1, 0)), 8), "cut_short": cut_short,
-                "seconds": round(epoch_s, 2), "train_seconds": round(train_s, 2),
-                "images_per_second": round(run_n / max(train_s, 1e-9), 2),
-            })
-            if patience is not None and state["bad_epochs"] >= patience:
-                state["finished"], stop_reason = True, f"early stop: no better val accuracy for {patience} epochs"
-            elif epoch >= epochs:
-                state["finished"], stop_reason = True, "reached epochs"
-            state["stop_reason"] = stop_reason
-            save_ckpt()
-            prog.update(ep_task, completed=epoch,
-                        info=f"val acc {val_acc:.3f} (best {state['best_acc']:.3f} @ {state['best_epoch']})")
-            if progress:  # one line per epoch also survives in logs where bars do not render
-                h = state["history"][-1]
-                prog.console.print(
-                    f"epoch {epoch}/{epochs}: train loss {h['train_loss']:.4f} acc {h['train_accuracy']:.3f}"
-                    f" | val loss {h['val_loss']:.4f} acc {h['val_accuracy']:.3f}"
-                    f" | best {state['best_acc']:.3f} @ {state['best_epoch']}"
-                    f" | {h['seconds']:.0f} s, {h['images_per_second']:.1f} img/s",
-                    highlight=False,
-                )
-            if cut_short:
-                stop_reason = f"max_steps={max_steps} reached"
-                break
-
+        run = _Epochs(model, optimizer, loader, train_gen, state, seed=seed, device=dev, precision=precision,
+                      class_weights=class_w if balance == "loss" else None,
+                      lr_at=lambda step: _one_cycle_lr(step, total_steps, warmup_steps, base_lr),
+                      bn_batches=bn_batches, root=root, val_items=split["val"], input_size=input_size, mean=mean,
+                      std=std, batch_size=batch_size, label_index=label_index, progress=prog,
+                      weights_path=weights_path, ckpt_path=ckpt_path, config=config)
+        state, stop_reason = fit(
+            run.step, run.batches, epochs=epochs, steps_per_epoch=len(loader), state=state,
+            evaluate=run.evaluate, monitor="val accuracy", on_improve=run.save_best, patience=patience,
+            patience_after_step=warmup_steps, save=run.save_checkpoint, max_steps=max_steps, progress=prog,
+            name=f"train {arch}", describe=_describe_sums, report=lambda h, st: _epoch_line(h, st, epochs),
+        )
         # ---- final metrics with the best weights ----
         metrics = _evaluate_best(model, weights_path, root, split, input_size, mean, std, batch_size=batch_size,
                                  device=dev, progress=prog, label_index=label_index, unsafe_idx=unsafe_idx,
                                  threshold=threshold)
 
-    n_params = int(sum(p.numel() for p in model.parameters()))
-    ep_s = [h["seconds"] for h in state["history"] if "seconds" in h and not h.get("cut_short")]
-    ips = [h["images_per_second"] for h in state["history"] if "images_per_second" in h]
-    val_labels = [it.label for it in split["val"]]
-    chance = max(Counter(val_labels).values()) / len(val_labels) if val_labels else 1.0 / len(labels)
-    # only a finished run is judged: one cut short by max_steps is not over yet
-    warns = (training_warnings(state["history"], chance=chance, finished_by_epochs=stop_reason == "reached epochs")
-             if state["finished"] and not str(stop_reason).startswith("max_steps") else [])
-    for w in warns:
-        warnings.warn(w, TrainingWarning, stacklevel=2)
+    warns = _run_warnings(state, stop_reason, split, labels)
     card: dict[str, Any] = {
-        "name": name or out_path.stem,
-        "arch": arch,
-        "source": _arch_source(arch, source),
-        "weights": weights_path.name,
-        "labels": labels,
-        "unsafe_labels": unsafe,
-        "input_size": input_size,
-        "mean": [float(v) for v in mean],
-        "std": [float(v) for v in std],
-        "threshold": threshold,
+        "name": name or out_path.stem, "arch": arch, "source": _arch_source(arch, source),
+        "weights": weights_path.name, "labels": labels, "unsafe_labels": unsafe, "input_size": input_size,
+        "mean": [float(v) for v in mean], "std": [float(v) for v in std], "threshold": threshold,
     }
     if description:
         card["description"] = description
     card["split"] = {"seed": seed, "fractions": [float(f) for f in splits], "file": split_path.name,
                      "sha256": split_hash, "given": all(it.split for it in items),
                      "sizes": {s: len(split[s]) for s in SPLITS}}
-    card["metrics"] = metrics
-    card["training"] = {
-        "data": str(data),
-        "epochs": epochs,
-        "epochs_completed": state["epoch"],
-        "best_epoch": state["best_epoch"],
-        "best_val_accuracy": round(float(state["best_acc"]), 6),
-        "steps": state["step"],
-        "finished": bool(state["finished"]),
-        "stop_reason": stop_reason,
-        "resumed_from_epoch": resumed_from,
-        "batch_size": batch_size,
-        "lr": base_lr,
-        "weight_decay": weight_decay,
+    training = {
+        "data": str(data), "epochs": epochs, "epochs_completed": state["epoch"], "best_epoch": state["best_epoch"],
+        "best_val_accuracy": round(float(state["best_score"]), 6), "steps": state["step"],
+        "finished": bool(state["finished"]), "stop_reason": stop_reason, "resumed_from_epoch": resumed_from,
+        "batch_size": batch_size, "lr": base_lr, "weight_decay": weight_decay,
         "optimizer": f"AdamW, one cycle: linear warm-up from lr/25 over {warmup:.0%} of the steps, "
                      "then cosine to lr/100",
-        "warmup": warmup,
-        "precision": precision,
-        "balance": balance,
-        "bn_recalibration_batches": bn_batches,
-        "class_counts": {lbl: int(counts.get(lbl, 0)) for lbl in labels},
-        "augment": augment,
-        "augmentation": AUGMENTATIONS[augment],
-        "cached_in_memory": cache,
-        "pretrained": pretrained_info,
-        "parameters": n_params,
-        "device": str(dev),
-        "train_time_s": round(float(state["elapsed_s"]), 1),
+        "warmup": warmup, "precision": precision, "balance": balance, "bn_recalibration_batches": bn_batches,
+        "class_counts": {lbl: int(counts.get(lbl, 0)) for lbl in labels}, "augment": augment,
+        "augmentation": AUGMENTATIONS[augment], "cached_in_memory": cache, "pretrained": pretrained_info,
+        "parameters": int(sum(p.numel() for p in model.parameters())), "device": str(dev),
+        **_timings(state["history"], state["elapsed_s"], load_s, t_start), "warnings": warns,
+        "history": state["history"],
+    }
+    return write_card(out_path, card, metrics=metrics, training=training, validate=validate_model_card)
+
+
+def _write_split_file(path: Path, split: dict[str, list[Item]], root: Path, labels: Sequence[str], seed: int,
+                      splits: Sequence[float], split_hash: str) -> None:
+    """``<stem>.split.json``: the exact file lists of the split, so :func:`evaluate` reproduces the metrics."""
+    doc = {"seed": seed, "fractions": list(splits), "root": str(Path(root).resolve()), "labels": list(labels),
+           "sha256": split_hash, **{s: [[it.path, it.label] for it in split[s]] for s in SPLITS}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+
+
+def _run_warnings(state: Mapping[str, Any], stop_reason: str | None, split: dict[str, list[Item]],
+                  labels: Sequence[str]) -> list[str]:
+    """:func:`training_warnings` of a finished run, also issued as :class:`TrainingWarning`."""
+    val_labels = [it.label for it in split["val"]]
+    chance = max(Counter(val_labels).values()) / len(val_labels) if val_labels else 1.0 / len(labels)
+    # only a finished run is judged: one cut short by max_steps is not over yet
+    warns = (training_warnings(state["history"], chance=chance, finished_by_epochs=stop_reason == "reached epochs")
+             if state["finished"] and not str(stop_reason).startswith("max_steps") else [])
+    for w in warns:
+        warnings.warn(w, TrainingWarning, stacklevel=3)
+    return warns
+
+
+def _timings(history: Sequence[Mapping[str, Any]], elapsed_s: float, load_s: float, t_start: float) -> dict[str, Any]:
+    """The card's timing fields: training time over all calls, image loading, per epoch, throughput."""
+    ep_s = [h["seconds"] for h in history if "seconds" in h and not h.get("cut_short")]
+    ips = [h["images_per_second"] for h in history if "images_per_second" in h]
+    return {
+        "train_time_s": round(float(elapsed_s), 1),
         "load_time_s": round(load_s, 1),
         "seconds_per_epoch": round(float(np.mean(ep_s)), 2) if ep_s else None,
         "images_per_second": round(float(np.mean(ips)), 2) if ips else None,
         "wall_time_this_call_s": round(time.monotonic() - t_start, 1),
-        "warnings": warns,
-        "history": state["history"],
     }
-    write_model_card(out_path, card)
-    return card
+
+
+class _Epochs:
+    """What :func:`veil.training.loop.fit` calls for ``veil train``: batches, the step, the evaluation, the saves."""
+
+    def __init__(self, model: Any, optimizer: Any, loader: Any, generator: Any, state: dict[str, Any], *,
+                 seed: int, device: Any, precision: str, class_weights: Sequence[float] | None,
+                 lr_at: Any, bn_batches: int, root: Path, val_items: Sequence[Item], input_size: int,
+                 mean: Sequence[float], std: Sequence[float], batch_size: int, label_index: dict[str, int],
+                 progress: Any, weights_path: Path, ckpt_path: Path, config: dict[str, Any]) -> None:
+        import torch
+
+        self.model, self.optimizer, self.loader, self.generator, self.state = model, optimizer, loader, generator, state
+        self.seed, self.device, self.precision, self.lr_at = seed, device, precision, lr_at
+        weight = None if class_weights is None else torch.tensor(list(class_weights), dtype=torch.float32).to(device)
+        self.loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+        self.bn_batches, self.root, self.val_items = bn_batches, root, list(val_items)
+        self.input_size, self.mean, self.std, self.batch_size = input_size, mean, std, batch_size
+        self.label_index, self.progress = label_index, progress
+        self.weights_path, self.ckpt_path, self.config = weights_path, ckpt_path, config
+
+    def batches(self, epoch: int, start: int) -> Any:
+        self.generator.manual_seed(self.seed * 1_000_003 + epoch)
+        self.model.train()
+        return self.loader
+
+    def step(self, batch: Any, st: dict[str, Any]) -> dict[str, float]:
+        import torch
+
+        x, y = batch[0].to(self.device, memory_format=torch.channels_last), batch[1].to(self.device)
+        for g in self.optimizer.param_groups:
+            g["lr"] = self.lr_at(st["step"])
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            logits = self.model(x)
+            loss = self.loss_fn(logits.float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return {"loss": float(loss.detach()) * len(y), "correct": float((logits.detach().argmax(1) == y).sum()),
+                "n": float(len(y))}
+
+    def evaluate(self, epoch: int, sums: Mapping[str, float], train_s: float) -> dict[str, Any]:
+        """BatchNorm statistics recomputed, then the validation loss and accuracy (the score)."""
+        self.generator.manual_seed(self.seed * 1_000_003 + epoch + 500_000)
+        _recalibrate_bn(self.model, self.loader, self.bn_batches, self.device)
+        n = max(sums.get("n", 0.0), 1.0)
+        train_loss, train_acc = sums.get("loss", 0.0) / n, sums.get("correct", 0.0) / n
+        val_loss, val_acc = train_loss, train_acc  # no validation data: the last epoch is the best
+        if self.val_items:
+            proba = _predict(self.model, self.root, self.val_items, self.input_size, self.mean, self.std,
+                             batch_size=self.batch_size, device=self.device, progress=self.progress, desc="validate")
+            yv = np.array([self.label_index[it.label] for it in self.val_items])
+            val_loss = float(-np.mean(np.log(np.clip(proba[np.arange(len(yv)), yv], 1e-12, 1))))
+            val_acc = float(np.mean(proba.argmax(1) == yv))
+        return {"train_loss": round(train_loss, 6), "train_accuracy": round(train_acc, 6),
+                "val_loss": round(val_loss, 6), "val_accuracy": round(val_acc, 6),
+                "lr": round(self.lr_at(max(self.state["step"] - 1, 0)), 8), "train_seconds": round(train_s, 2),
+                "images_per_second": round(sums.get("n", 0.0) / max(train_s, 1e-9), 2),
+                "score": val_acc, "tiebreak": val_loss}
+
+    def save_best(self, st: dict[str, Any]) -> None:
+        # contiguous: training keeps 4-D weights channels-last; other tools (safetensors) refuse those
+        _save_atomic({k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()},
+                     self.weights_path)
+
+    def save_checkpoint(self, st: dict[str, Any]) -> None:
+        import torch
+
+        _save_atomic({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "state": st,
+                      "config": self.config, "torch_rng": torch.get_rng_state()}, self.ckpt_path)
 
 
 # ---------------------------------------------------------------------------------------------
