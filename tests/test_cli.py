@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import typer
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -127,7 +128,7 @@ def test_list_shows_registries():
 def test_parse_params():
     assert parse_params(["segmentation.n_segments=50", "style.colour=[1,2,3]", "search.top=x"]) == {
         "attribution": {}, "segmentation": {"n_segments": 50}, "search": {"top": "x"},
-        "style": {"colour": [1, 2, 3]}, "rationale": {},
+        "extent": {}, "style": {"colour": [1, 2, 3]}, "rationale": {},
     }
     with pytest.raises(InvalidParameterError, match="STAGE.NAME=VALUE"):
         parse_params(["nonsense"])
@@ -139,3 +140,32 @@ def test_parse_floats():
     assert parse_floats("none", "--coarser") == () == parse_floats("", "--coarser")
     with pytest.raises(InvalidParameterError, match="--coarser"):
         parse_floats("thirty", "--coarser")
+
+
+def test_pipeline_config_takes_every_stage_option():
+    from veil.cli_common import pipeline_config
+
+    cfg = pipeline_config(
+        model=["nudenet"], attribution="occlusion", segmentation="slic", merge=None, segment_size=0, coarser="none",
+        search_size=512, search="greedy", style="fill", extent="object", max_depth=4, threshold=0.3, batch_size=2,
+        seed=7, rationale="none", max_pixels=1000,
+        param=["extent.margin=2", "segmentation.n_segments=50", "style.colour=[1,2,3]"])
+    assert cfg.extent_options == {"margin": 2} and cfg.segmentation_options == {"n_segments": 50}
+    assert cfg.style_options == {"colour": [1, 2, 3]} and cfg.rationale is None and cfg.segment_size is None
+    assert cfg.coarser == () and cfg.search_size == 512 and cfg.threshold == 0.3 and cfg.seed == 7
+
+
+def test_serve_and_scan_share_the_pipeline_options():
+    """veil serve takes veil scan's pipeline options, with the same help (names from the registries)."""
+
+    def options(name: str) -> dict[str, str]:
+        cmd = typer.main.get_command(app).commands[name]  # type: ignore[attr-defined]
+        cmd.format_help(cmd.context_class(cmd), cmd.context_class(cmd).make_formatter())  # fills {registry}
+        return {str(p.name): str(getattr(p, "help", "")) for p in cmd.params}
+
+    scan, serve = options("scan"), options("serve")
+    shared = ["model", "attribution", "segmentation", "merge", "segment_size", "coarser", "search_size", "search",
+              "style", "extent", "max_depth", "threshold", "batch_size", "seed", "param", "rationale", "max_pixels"]
+    for name in shared:
+        assert serve[name] == scan[name], name
+    assert "fullgrad" in serve["attribution"] and "bass" in serve["segmentation"] and "{" not in serve["search"]

@@ -10,7 +10,32 @@ from typing import Any
 
 import typer
 
-from veil.cli_common import RegistryHelpCommand, err, fail, registry_names
+from veil.cli_common import (
+    AttributionOpt,
+    BatchSizeOpt,
+    CoarserOpt,
+    ExtentOpt,
+    MaxDepthOpt,
+    MaxPixelsOpt,
+    MergeOpt,
+    ModelOpt,
+    ParamOpt,
+    RationaleOpt,
+    RegistryHelpCommand,
+    SearchOpt,
+    SearchSizeOpt,
+    SeedOpt,
+    SegmentationOpt,
+    SegmentSizeOpt,
+    StyleOpt,
+    ThresholdOpt,
+    err,
+    fail,
+    parse_floats,  # noqa: F401 - re-exported: veil.cli.parse_floats
+    parse_params,  # noqa: F401 - re-exported: veil.cli.parse_params
+    pipeline_config,
+    registry_names,
+)
 from veil.errors import InvalidParameterError, VeilError
 
 app = typer.Typer(
@@ -22,61 +47,29 @@ app = typer.Typer(
 )
 
 
-def parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
-    """``["segmentation.n_segments=50", "style.strength=0.1"]`` → per-stage option dicts."""
-    stages: dict[str, dict[str, Any]] = {
-        "attribution": {}, "segmentation": {}, "search": {}, "style": {}, "rationale": {}}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        stage, dot, name = key.partition(".")
-        if not sep or not dot or stage not in stages or not name:
-            raise InvalidParameterError(
-                f"--param {item!r} must look like STAGE.NAME=VALUE with STAGE one of {', '.join(stages)}"
-            )
-        try:
-            value: Any = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        stages[stage][name] = value
-    return stages
-
-
-def parse_floats(text: str, option: str) -> tuple[float, ...]:
-    """``"30,60"`` → ``(30.0, 60.0)``; ``"none"`` or ``""`` → ``()``."""
-    if text.strip().lower() in ("", "none"):
-        return ()
-    try:
-        return tuple(float(x) for x in text.split(","))
-    except ValueError:
-        raise InvalidParameterError(f"{option} takes comma-separated numbers or 'none', got {text!r}") from None
-
-
 @app.command(cls=RegistryHelpCommand)
 def scan(
     paths: list[str] = typer.Argument(..., help="Image files, folders (searched recursively), CSV/JSONL manifests, Parquet/Arrow tables, or object-store prefixes (s3://, gs://; read with pyarrow.fs)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (created)."),
-    model: list[str] = typer.Option(
-        ["nudenet"], "--model", "-m",
-        help="Classifier: a registered name ({classifier}) or a model card JSON ({card_format}). Repeat for several.",
-    ),
-    attribution: str = typer.Option("fullgrad", help="Attribution method: {attribution}."),
-    segmentation: str = typer.Option("bass", help="Segmenter: {segmentation}."),
-    merge: float | None = typer.Option(None, help="Join touching segments whose mean Lab colours differ by less than this (0: off; default {merge_defaults}, off for the others)."),
-    segment_size: int = typer.Option(640, help="Segment on a copy whose longer side is at most this many pixels (0: full resolution)."),
-    coarser: str = typer.Option("30", help="Comma-separated larger merge thresholds retried before failing closed ('none': fail closed at once)."),
-    search_size: int = typer.Option(1024, help="Attribute, segment and search on a copy whose longer side is at most this many pixels; the mask is scaled back and the full-size result re-classified (0: full resolution)."),
-    search: str = typer.Option("greedy", help="Search strategy: {search}."),
-    style: str = typer.Option("blur", help="Obfuscation style: {style}."),
-    extent: str = typer.Option("object", help="How much to hide ({extent}): object (the whole object that carried the evidence) or minimal (the search's regions only, the paper's)."),
-    max_depth: int = typer.Option(10, help="Most regions to obfuscate before failing closed."),
-    threshold: float | None = typer.Option(None, help="Unsafe threshold for every model (default: each model's own, 0.5)."),
-    batch_size: int = typer.Option(8, help="Candidate images classified per batch during the search."),
-    seed: int = typer.Option(0, help="Seed for randomized stages; recorded in each result."),
-    param: list[str] = typer.Option([], "--param", "-p", help="Stage option STAGE.NAME=VALUE, e.g. segmentation.n_segments=50. Repeatable."),
-    rationale: str = typer.Option("grounded", help="Rationale backend explaining each result: {rationale} (grounded is offline), or none."),
+    model: ModelOpt = ["nudenet"],  # noqa: B006 - Typer declares defaults in the signature
+    attribution: AttributionOpt = "fullgrad",
+    segmentation: SegmentationOpt = "bass",
+    merge: MergeOpt = None,
+    segment_size: SegmentSizeOpt = 640,
+    coarser: CoarserOpt = "30",
+    search_size: SearchSizeOpt = 1024,
+    search: SearchOpt = "greedy",
+    style: StyleOpt = "blur",
+    extent: ExtentOpt = "object",
+    max_depth: MaxDepthOpt = 10,
+    threshold: ThresholdOpt = None,
+    batch_size: BatchSizeOpt = 8,
+    seed: SeedOpt = 0,
+    param: ParamOpt = [],  # noqa: B006
+    rationale: RationaleOpt = "grounded",
     overlays: bool = typer.Option(True, help="Write attribution and region overlays (drawn on the delivered image)."),
     report: bool = typer.Option(True, help="Write report.html."),
-    max_pixels: int = typer.Option(64_000_000, help="Refuse images with more pixels (decompression-bomb guard)."),
+    max_pixels: MaxPixelsOpt = 64_000_000,
     max_frames: int = typer.Option(64, help="Frames (animations) or pages (TIFF, MPO) judged per file; later ones are neither judged nor delivered."),
     keep_metadata: bool = typer.Option(False, "--keep-metadata", help="Keep EXIF (without its thumbnail), ICC and XMP in delivered images; by default all metadata (GPS, maker notes, thumbnails) is stripped."),
     fail_on_error: bool = typer.Option(False, help="Exit with code 1 if any input could not be processed."),
@@ -109,22 +102,15 @@ def scan(
     from veil.engines.inputs import collect_inputs
     from veil.engines.run import run_scan
     from veil.output import FORMATS, make_sink
-    from veil.pipeline import SafeguardConfig
     from veil.report import write_report
     from veil.scan import settings_hash
 
     try:
-        stages = parse_params(param)
-        config = SafeguardConfig(
-            models=tuple(model), attribution=attribution, segmentation=segmentation, search=search, extent=extent,
-            style=style, max_depth=max_depth, threshold=threshold, batch_size=batch_size, seed=seed,
-            merge=merge, segment_size=segment_size or None, coarser=parse_floats(coarser, "--coarser"),
-            search_size=search_size or None, max_pixels=max_pixels,
-            rationale=None if rationale.lower() == "none" else rationale,
-            attribution_options=stages["attribution"], segmentation_options=stages["segmentation"],
-            search_options=stages["search"], style_options=stages["style"],
-            rationale_options=stages["rationale"],
-        )
+        config = pipeline_config(
+            model=model, attribution=attribution, segmentation=segmentation, merge=merge,
+            segment_size=segment_size, coarser=coarser, search_size=search_size, search=search, style=style,
+            extent=extent, max_depth=max_depth, threshold=threshold, batch_size=batch_size, seed=seed,
+            param=param, rationale=rationale, max_pixels=max_pixels)
         missing = [p for p in paths if "://" not in p and not Path(p).exists()]
         if missing:
             raise InvalidParameterError(f"no such file or folder: {', '.join(missing)}")

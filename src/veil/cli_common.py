@@ -8,14 +8,21 @@ errors the same way.
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+import json
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperCommand
 
-__all__ = ["RegistryHelpCommand", "err", "fail", "registry_names"]
+from veil.errors import InvalidParameterError
+
+if TYPE_CHECKING:
+    from veil.pipeline import SafeguardConfig
+
+__all__ = ["STAGES", "RegistryHelpCommand", "err", "fail", "parse_floats", "parse_params", "pipeline_config",
+           "registry_names"]
 
 #: Progress, status and errors go to stderr; stdout stays for data.
 err = Console(stderr=True)
@@ -83,3 +90,105 @@ class RegistryHelpCommand(TyperCommand):
     def format_help(self, ctx: Any, formatter: Any) -> None:
         self._fill()
         super().format_help(ctx, formatter)
+
+
+# -- the pipeline's options, shared by every command that builds a Safeguarder (scan, serve) ------
+#: Stages that take ``--param STAGE.NAME=VALUE`` options.
+STAGES = ("attribution", "segmentation", "search", "extent", "style", "rationale")
+
+
+def parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``["segmentation.n_segments=50", "style.strength=0.1"]`` → per-stage option dicts.
+
+    Examples
+    --------
+    >>> parse_params(["segmentation.n_segments=50", "extent.margin=2"])["extent"]
+    {'margin': 2}
+    """
+    stages: dict[str, dict[str, Any]] = {stage: {} for stage in STAGES}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        stage, dot, name = key.partition(".")
+        if not sep or not dot or stage not in stages or not name:
+            raise InvalidParameterError(
+                f"--param {item!r} must look like STAGE.NAME=VALUE with STAGE one of {', '.join(stages)}"
+            )
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        stages[stage][name] = value
+    return stages
+
+
+def parse_floats(text: str, option: str) -> tuple[float, ...]:
+    """``"30,60"`` → ``(30.0, 60.0)``; ``"none"`` or ``""`` → ``()``.
+
+    Examples
+    --------
+    >>> parse_floats("30,60", "--coarser")
+    (30.0, 60.0)
+    """
+    if text.strip().lower() in ("", "none"):
+        return ()
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise InvalidParameterError(f"{option} takes comma-separated numbers or 'none', got {text!r}") from None
+
+
+# Typer reads an option's declaration from its annotation; a command takes the pipeline's options
+# as ``model: ModelOpt = ["nudenet"]`` … and hands them to :func:`pipeline_config`. Help texts name
+# registries as ``{kind}`` placeholders (the command needs ``cls=RegistryHelpCommand``).
+ModelOpt = Annotated[list[str], typer.Option(
+    "--model", "-m",
+    help="Classifier: a registered name ({classifier}) or a model card JSON ({card_format}). Repeat for several.")]
+AttributionOpt = Annotated[str, typer.Option(help="Attribution method: {attribution}.")]
+SegmentationOpt = Annotated[str, typer.Option(help="Segmenter: {segmentation}.")]
+MergeOpt = Annotated[float | None, typer.Option(
+    help="Join touching segments whose mean Lab colours differ by less than this (0: off; default "
+         "{merge_defaults}, off for the others).")]
+SegmentSizeOpt = Annotated[int, typer.Option(
+    help="Segment on a copy whose longer side is at most this many pixels (0: full resolution).")]
+CoarserOpt = Annotated[str, typer.Option(
+    help="Comma-separated larger merge thresholds retried before failing closed ('none': fail closed at once).")]
+SearchSizeOpt = Annotated[int, typer.Option(
+    help="Attribute, segment and search on a copy whose longer side is at most this many pixels; the mask is "
+         "scaled back and the full-size result re-classified (0: full resolution).")]
+SearchOpt = Annotated[str, typer.Option(help="Search strategy: {search}.")]
+StyleOpt = Annotated[str, typer.Option(help="Obfuscation style: {style}.")]
+ExtentOpt = Annotated[str, typer.Option(
+    help="How much to hide ({extent}): object (the whole object that carried the evidence) or minimal "
+         "(the search's regions only, the paper's).")]
+MaxDepthOpt = Annotated[int, typer.Option(help="Most regions to obfuscate before failing closed.")]
+ThresholdOpt = Annotated[float | None, typer.Option(
+    help="Unsafe threshold for every model (default: each model's own, 0.5).")]
+BatchSizeOpt = Annotated[int, typer.Option(help="Candidate images classified per batch during the search.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed for randomized stages; recorded in each result.")]
+ParamOpt = Annotated[list[str], typer.Option(
+    "--param", "-p",
+    help="Stage option STAGE.NAME=VALUE (STAGE: " + ", ".join(STAGES) + "), e.g. segmentation.n_segments=50. "
+         "Repeatable.")]
+RationaleOpt = Annotated[str, typer.Option(
+    help="Rationale backend explaining each result: {rationale} (grounded is offline), or none.")]
+MaxPixelsOpt = Annotated[int, typer.Option(help="Refuse images with more pixels (decompression-bomb guard).")]
+
+
+def pipeline_config(*, model: list[str], attribution: str, segmentation: str, merge: float | None,
+                    segment_size: int, coarser: str, search_size: int, search: str, style: str, extent: str,
+                    max_depth: int, threshold: float | None, batch_size: int, seed: int, param: list[str],
+                    rationale: str, max_pixels: int) -> SafeguardConfig:
+    """The :class:`~veil.pipeline.SafeguardConfig` of the pipeline's command-line options (``0`` sizes: none)."""
+    from veil.pipeline import SafeguardConfig
+
+    stages = parse_params(param)
+    return SafeguardConfig(
+        models=tuple(model), attribution=attribution, segmentation=segmentation, search=search, extent=extent,
+        style=style, max_depth=max_depth, threshold=threshold, batch_size=batch_size, seed=seed,
+        merge=merge, segment_size=segment_size or None, coarser=parse_floats(coarser, "--coarser"),
+        search_size=search_size or None, max_pixels=max_pixels,
+        rationale=None if rationale.lower() == "none" else rationale,
+        attribution_options=stages["attribution"], segmentation_options=stages["segmentation"],
+        search_options=stages["search"], extent_options=stages["extent"], style_options=stages["style"],
+        rationale_options=stages["rationale"],
+    )

@@ -1,41 +1,41 @@
 """``veil serve`` and ``veil token create``: shells over :mod:`veil.server` and :mod:`veil.store`.
 
-The lead's ``veil.cli`` calls :func:`register` on its Typer app. The model and stage options
-are ``veil scan``'s, parsed by the same helpers (:func:`veil.cli.parse_params`,
-:func:`veil.cli.parse_floats`).
+``veil.cli`` calls :func:`register` on its Typer app. The model and stage options are
+``veil scan``'s: the same declarations and the same :func:`veil.cli_common.pipeline_config`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
+from veil.cli_common import (
+    AttributionOpt,
+    BatchSizeOpt,
+    CoarserOpt,
+    ExtentOpt,
+    MaxDepthOpt,
+    MaxPixelsOpt,
+    MergeOpt,
+    ModelOpt,
+    ParamOpt,
+    RationaleOpt,
+    RegistryHelpCommand,
+    SearchOpt,
+    SearchSizeOpt,
+    SeedOpt,
+    SegmentationOpt,
+    SegmentSizeOpt,
+    StyleOpt,
+    ThresholdOpt,
+    fail,
+    pipeline_config,
+)
 from veil.errors import InvalidParameterError, VeilError
 
 DB_HELP = "Database URL (default: SQLite at DATA/veil.db), e.g. postgresql+psycopg://veil@localhost/veil."
 DATA_HELP = "Data folder: blobs (originals, delivered images, masks) and the default SQLite database."
-
-
-def safeguard_config(*, model: list[str], attribution: str, segmentation: str, merge: float | None,
-                     segment_size: int, coarser: str, search_size: int, search: str, style: str, extent: str,
-                     max_depth: int, threshold: float | None, batch_size: int, seed: int, param: list[str],
-                     rationale: str, max_pixels: int) -> Any:
-    """The :class:`~veil.pipeline.SafeguardConfig` of ``veil scan``'s options."""
-    from veil.cli import parse_floats, parse_params
-    from veil.pipeline import SafeguardConfig
-
-    stages = parse_params(param)
-    return SafeguardConfig(
-        models=tuple(model), attribution=attribution, segmentation=segmentation, search=search, extent=extent,
-        style=style, max_depth=max_depth, threshold=threshold, batch_size=batch_size, seed=seed,
-        merge=merge, segment_size=segment_size or None, coarser=parse_floats(coarser, "--coarser"),
-        search_size=search_size or None, max_pixels=max_pixels,
-        rationale=None if rationale.lower() == "none" else rationale,
-        attribution_options=stages["attribution"], segmentation_options=stages["segmentation"],
-        search_options=stages["search"], style_options=stages["style"], rationale_options=stages["rationale"],
-    )
 
 
 def register(app: typer.Typer) -> None:
@@ -47,9 +47,8 @@ def register(app: typer.Typer) -> None:
     >>> app = typer.Typer()
     >>> register(app)
     """
-    from veil.cli_common import fail
 
-    @app.command("serve")
+    @app.command("serve", cls=RegistryHelpCommand)
     def serve(
         db: str | None = typer.Option(None, "--db", help=DB_HELP),
         data: Path = typer.Option(Path("veil-data"), "--data", help=DATA_HELP),
@@ -62,23 +61,23 @@ def register(app: typer.Typer) -> None:
         rate_limit: float = typer.Option(600.0, help="Requests per minute per token (0: no limit)."),
         near: float = typer.Option(0.1, help="Safe images this close to a threshold still go to the review queue."),
         secure_cookies: bool = typer.Option(False, "--secure-cookies", help="Mark cookies Secure (behind HTTPS)."),
-        model: list[str] = typer.Option(["nudenet"], "--model", "-m", help="Classifier: a registered name or a model card JSON. Repeat for several."),
-        attribution: str = typer.Option("fullgrad", help="Attribution method (veil list)."),
-        segmentation: str = typer.Option("bass", help="Segmenter (veil list)."),
-        merge: float | None = typer.Option(None, help="Join touching segments closer than this in Lab colour (as veil scan)."),
-        segment_size: int = typer.Option(640, help="Segment on a copy at most this many pixels on the longer side (0: full)."),
-        coarser: str = typer.Option("30", help="Larger merge thresholds retried before failing closed ('none')."),
-        search_size: int = typer.Option(1024, help="Attribute, segment and search on a copy at most this size (0: full)."),
-        search: str = typer.Option("greedy", help="Search strategy: greedy, subset, csra."),
-        style: str = typer.Option("blur", help="Obfuscation style: blur, pixelate, fill."),
-        extent: str = typer.Option("object", help="How much to hide: object or minimal."),
-        max_depth: int = typer.Option(10, help="Most regions to obfuscate before failing closed."),
-        threshold: float | None = typer.Option(None, help="Unsafe threshold for every model (default: each model's own)."),
-        batch_size: int = typer.Option(8, help="Candidate images classified per batch during the search."),
-        seed: int = typer.Option(0, help="Seed for randomized stages; recorded in each result."),
-        param: list[str] = typer.Option([], "--param", "-p", help="Stage option STAGE.NAME=VALUE. Repeatable."),
-        rationale: str = typer.Option("grounded", help="Rationale backend: grounded, transformers, openai, or none."),
-        max_pixels: int = typer.Option(64_000_000, help="Refuse uploads with more pixels (decompression-bomb guard)."),
+        model: ModelOpt = ["nudenet"],  # noqa: B006 - Typer declares defaults in the signature
+        attribution: AttributionOpt = "fullgrad",
+        segmentation: SegmentationOpt = "bass",
+        merge: MergeOpt = None,
+        segment_size: SegmentSizeOpt = 640,
+        coarser: CoarserOpt = "30",
+        search_size: SearchSizeOpt = 1024,
+        search: SearchOpt = "greedy",
+        style: StyleOpt = "blur",
+        extent: ExtentOpt = "object",
+        max_depth: MaxDepthOpt = 10,
+        threshold: ThresholdOpt = None,
+        batch_size: BatchSizeOpt = 8,
+        seed: SeedOpt = 0,
+        param: ParamOpt = [],  # noqa: B006
+        rationale: RationaleOpt = "grounded",
+        max_pixels: MaxPixelsOpt = 64_000_000,
         log_level: str = typer.Option("info", help="uvicorn log level."),
     ) -> None:
         """Run the moderator review service: the HTTP API, the workers and the review page.
@@ -90,7 +89,7 @@ def register(app: typer.Typer) -> None:
 
             from veil.server import ServiceSettings, create_app
 
-            config = safeguard_config(
+            config = pipeline_config(
                 model=model, attribution=attribution, segmentation=segmentation, merge=merge,
                 segment_size=segment_size, coarser=coarser, search_size=search_size, search=search, style=style,
                 extent=extent, max_depth=max_depth, threshold=threshold, batch_size=batch_size, seed=seed,
