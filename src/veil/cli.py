@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -50,7 +49,7 @@ app = typer.Typer(
 @app.command(cls=RegistryHelpCommand)
 def scan(
     paths: list[str] = typer.Argument(..., help="Image files, folders (searched recursively), CSV/JSONL manifests, Parquet/Arrow tables, or object-store prefixes (s3://, gs://; read with pyarrow.fs)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder (created)."),
+    out: str = typer.Option(..., "--out", "-o", help="Output folder (created), or with --format parquet an object-store URI (s3://bucket/prefix, gs://…; written through pyarrow.fs)."),
     model: ModelOpt = ["nudenet"],  # noqa: B006 - Typer declares defaults in the signature
     attribution: AttributionOpt = "fullgrad",
     segmentation: SegmentationOpt = "bass",
@@ -101,7 +100,7 @@ def scan(
     from veil.engines import ENGINES, ScanOptions, choose_layout, make_engine
     from veil.engines.inputs import collect_inputs
     from veil.engines.run import run_scan
-    from veil.output import FORMATS, make_sink
+    from veil.output import FORMATS, FolderSink, make_sink
     from veil.report import write_report
     from veil.scan import settings_hash
 
@@ -118,10 +117,6 @@ def scan(
             raise InvalidParameterError(f"--max-frames must be at least 1, got {max_frames}")
         if engine not in (*ENGINES, "auto"):
             raise InvalidParameterError(f"--engine must be one of auto, {', '.join(ENGINES)}; got {engine!r}")
-        if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", str(out)):  # Path() has folded s3:// into s3:/
-            raise InvalidParameterError(
-                f"--out {out!s} looks like an object-store URI; write to a local (or mounted) folder, "
-                "e.g. --format parquet into a local folder, and copy the parts up")
         if output_format not in FORMATS:
             raise InvalidParameterError(f"--format must be one of {', '.join(FORMATS)}; got {output_format!r}")
         if workers < 0 or threads < 0:
@@ -170,13 +165,13 @@ def scan(
                 "n_files": len(inputs), "n_resumed": summary.n_resumed, "n_images": counts.images,
                 "n_skipped": counts.skipped, "n_failed": counts.failed, "keep_metadata": keep_metadata,
                 "max_frames": max_frames, "seconds": round(summary.seconds, 2)}
-    (sink.out / "run.json").write_text(json.dumps(run_info, indent=2, default=str))
+    sink.write_text("run.json", json.dumps(run_info, indent=2, default=str))
     report = report and output_format == "folder"  # the report links image files; Parquet holds bytes
     if report:
         write_report(sink.records(), sink.out, title="Veil report",
                      info={"models": ", ".join(model), "attribution": attribution, "segmentation": segmentation,
                            "search": search, "style": style})
-    where = sink.out / ("results.jsonl" if output_format == "folder" else "results")
+    where = f"{sink.out}/results.jsonl" if isinstance(sink, FolderSink) else f"{sink.location}/results"
     err.print(
         f"{counts.summary()}"
         + (f" · {summary.n_resumed} already done (--resume)" if summary.n_resumed else "")

@@ -26,6 +26,17 @@ RECORD_KEYS = (
 )
 
 
+
+def is_uri(out: str | Path) -> bool:
+    """``s3://…``, ``gs://…``, ``file://…``: an output location for :mod:`pyarrow.fs`, not a plain path.
+
+    Examples
+    --------
+    >>> is_uri("s3://bucket/out"), is_uri("out/dir")
+    (True, False)
+    """
+    return isinstance(out, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]+://", out) is not None
+
 def error_record(path: str, error: str, **extra: Any) -> dict[str, Any]:
     """The record of an input that could not be processed at all (nothing is delivered).
 
@@ -269,7 +280,7 @@ class ResumeError(VeilError, ValueError):
     """``--resume`` was asked for on an output written with other settings."""
 
 
-def _check_settings(records: Sequence[dict[str, Any]], settings_hash: str | None, where: Path) -> None:
+def _check_settings(records: Sequence[dict[str, Any]], settings_hash: str | None, where: str | Path) -> None:
     if settings_hash is None:
         return
     other = sorted({str(r.get("settings_hash")) for r in records if r.get("settings_hash") != settings_hash})
@@ -314,6 +325,11 @@ class FolderSink:
     """
 
     format = "folder"
+
+    def write_text(self, name: str, text: str) -> str:
+        """Write a small text file (``run.json``) into the output folder; returns its path."""
+        (self.out / name).write_text(text)
+        return str(self.out / name)
 
     def __init__(self, out: str | Path, *, resume: bool = False, max_frames: int = 64, fsync: bool = True,
                  settings_hash: str | None = None) -> None:
@@ -391,29 +407,67 @@ class ParquetSink:
 
         self.pa: Any = require("pyarrow", "bench")
         self.pq: Any = require("pyarrow.parquet", "bench")
-        self.out = Path(out)
-        self.dir = self.out / "results"
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.rows_per_part = rows_per_part
         self.max_buffer_bytes = max_buffer_bytes
         self._rows: list[dict[str, Any]] = []
         self._bytes = 0
+        #: An object store (``s3://``, ``gs://`` …, through :mod:`pyarrow.fs`), else a local folder.
+        self.fs: Any = None
+        if is_uri(out):  # file:// too: the same code path as s3:// or gs://
+            fs_mod: Any = require("pyarrow.fs", "bench")
+            self.fs, root = fs_mod.FileSystem.from_uri(str(out))
+            self.location = str(out).rstrip("/")
+            self.out = Path(root)  # the path inside the store
+            self._root = root.rstrip("/")
+            self._dir = f"{self._root}/results"
+            self.fs.create_dir(self._dir, recursive=True)
+        else:
+            self.out = Path(out)
+            self.location = str(self.out)
+        self.dir = self.out / "results"
+        if self.fs is None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            for p in self.dir.glob("*.parquet.part"):
+                p.unlink()
+        elif self.fs.type_name == "local":
+            for p in self.parts(suffix=".parquet.part"):
+                self.fs.delete_file(p)
         parts = self.parts()
-        for p in self.dir.glob("*.parquet.part"):
-            p.unlink()
         if not resume:
             for p in parts:
-                p.unlink()
+                self._delete(p)
             parts = []
-        self._next = 1 + max((int(p.stem.split("-")[1]) for p in parts), default=-1)
+        self._next = 1 + max((int(Path(p).stem.split("-")[1]) for p in parts), default=-1)
         self.done: DoneIndex = {}
         if parts:
             records = self.records()
-            _check_settings(records, settings_hash, self.dir)
+            _check_settings(records, settings_hash, f"{self.location}/results")
             self.done, _ = _complete_groups(records, max_frames)
 
-    def parts(self) -> list[Path]:
-        return sorted(self.dir.glob("part-*.parquet"))
+    def parts(self, suffix: str = ".parquet") -> list[Any]:
+        """The written parts, in order (local paths, or paths inside the object store)."""
+        if self.fs is None:
+            return sorted(self.dir.glob(f"part-*{suffix}"))
+        from pyarrow.fs import FileSelector, FileType
+
+        infos = self.fs.get_file_info(FileSelector(self._dir, allow_not_found=True))
+        return sorted(i.path for i in infos if i.type == FileType.File
+                      and i.base_name.startswith("part-") and i.base_name.endswith(suffix))
+
+    def _delete(self, part: Any) -> None:
+        if self.fs is None:
+            Path(part).unlink()
+        else:
+            self.fs.delete_file(part)
+
+    def write_text(self, name: str, text: str) -> str:
+        """Write a small text file (``run.json``) beside ``results/``; returns where it went."""
+        if self.fs is None:
+            (self.out / name).write_text(text)
+            return str(self.out / name)
+        with self.fs.open_output_stream(f"{self._root}/{name}") as fh:
+            fh.write(text.encode())
+        return f"{self.location}/{name}"
 
     def put(self, records: Sequence[dict[str, Any]], files: dict[str, bytes]) -> None:
         for rec in records:
@@ -438,12 +492,20 @@ class ParquetSink:
                             ("record", pa.string()), ("image", pa.binary()), ("mask", pa.binary()),
                             ("overlay_attribution", pa.binary()), ("overlay_regions", pa.binary())])
         table = pa.Table.from_pylist(self._rows, schema=schema)
-        final = self.dir / f"part-{self._next:05d}.parquet"
-        tmp = final.with_name(final.name + ".part")
-        self.pq.write_table(table, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
+        if self.fs is not None:
+            final_key = f"{self._dir}/part-{self._next:05d}.parquet"
+            if self.fs.type_name == "local":  # a file can be seen half-written: a temporary name, then a rename
+                self.pq.write_table(table, final_key + ".part", filesystem=self.fs)
+                self.fs.move(final_key + ".part", final_key)
+            else:  # an object appears only once its upload has completed
+                self.pq.write_table(table, final_key, filesystem=self.fs)
+        else:
+            final = self.dir / f"part-{self._next:05d}.parquet"
+            tmp = final.with_name(final.name + ".part")
+            self.pq.write_table(table, tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
         self._next += 1
         self._rows, self._bytes = [], 0
 
@@ -451,7 +513,8 @@ class ParquetSink:
         """Every record in the written parts."""
         out: list[dict[str, Any]] = []
         for p in self.parts():
-            out.extend(json.loads(s) for s in self.pq.read_table(p, columns=["record"]).column("record").to_pylist())
+            table = self.pq.read_table(p, columns=["record"], filesystem=self.fs)
+            out.extend(json.loads(s) for s in table.column("record").to_pylist())
         return out
 
     def close(self) -> None:
@@ -466,7 +529,12 @@ def make_sink(format: str, out: str | Path, *, resume: bool = False, max_frames:
     refused (:class:`ResumeError`): their files would be overwritten under the same names.
     """
     if format == "folder":
-        return FolderSink(out, resume=resume, max_frames=max_frames, settings_hash=settings_hash)
+        if is_uri(out) and not str(out).startswith("file://"):
+            raise InvalidParameterError(
+                f"--out {out} is an object-store URI: use --format parquet there (the folder layout needs a "
+                "local or mounted folder)")
+        return FolderSink(str(out)[len("file://"):] if str(out).startswith("file://") else out, resume=resume,
+                          max_frames=max_frames, settings_hash=settings_hash)
     if format == "parquet":
         return ParquetSink(out, resume=resume, max_frames=max_frames, settings_hash=settings_hash)
 

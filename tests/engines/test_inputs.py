@@ -106,5 +106,24 @@ def test_object_store_uris_are_listed_and_read_by_the_worker(photos, tmp_path):
     assert len({r["output"] for r in recs}) == 4  # a/01_coffee_mark.png and b/01_coffee_mark.png
     from typer.testing import CliRunner
 
-    res = CliRunner().invoke(app, ["scan", uri, "--out", "s3://bucket/out"])
-    assert res.exit_code == 2 and "object-store" in res.output
+    res = CliRunner().invoke(app, ["scan", uri, "--out", "s3://bucket/out"])  # the folder layout needs a folder
+    assert res.exit_code == 2 and "object-store URI: use --format parquet" in res.output
+
+
+def test_parquet_output_to_an_object_store_uri_and_resume(photos, tmp_path):
+    """--format parquet writes through pyarrow.fs to a URI (file:// takes the path s3:// or gs:// would)."""
+    out = (tmp_path / "store" / "veil-out").as_uri()
+    invoke([str(photos / "a"), "--out", out, "--format", "parquet"])
+    parts = sorted((tmp_path / "store" / "veil-out" / "results").glob("*"))
+    assert [p.name for p in parts] == ["part-00000.parquet"]  # no temporary name left behind
+    rows = pq.read_table(parts[0]).to_pylist()
+    assert len(rows) == 3 and all(r["error"] is None for r in rows)
+    assert all(r["image"][:8] == b"\x89PNG\r\n\x1a\n" for r in rows)
+    run = json.loads((tmp_path / "store" / "veil-out" / "run.json").read_text())
+    assert run["format"] == "parquet" and run["n_files"] == 3
+    res = invoke([str(photos / "a"), "--out", out, "--format", "parquet", "--resume"])
+    assert "3 already done" in res.output
+    assert len(list((tmp_path / "store" / "veil-out" / "results").glob("*.parquet"))) == 1  # nothing redone
+    from veil.output import ParquetSink
+
+    assert len(ParquetSink(out, resume=True).records()) == 3
