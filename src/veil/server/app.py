@@ -285,21 +285,21 @@ def create_app(settings: ServiceSettings, *, store: Store | None = None,
         """Status (``queued``, ``running``, ``done``, ``failed``) and, when done, the result record."""
         return item_json(*found)
 
+    def stored_png(sha: str | None, found: tuple[Item, Job], what: str) -> Response:
+        """A result PNG of the item; 409 while it has none (queued, running, failed)."""
+        if sha is None:
+            raise HTTPException(409, f"item {found[0].id} has no {what} ({found[1].status})")
+        return _png(the_store.blobs.read(sha))
+
     @app.get("/v1/images/{item_id}/delivered", tags=["images"], response_class=Response)
     def delivered(found: tuple[Item, Job] = Depends(readable_item)) -> Response:
         """The delivered (safeguarded) PNG."""
-        item = found[0]
-        if item.delivered_sha256 is None:
-            raise HTTPException(409, f"item {item.id} has no delivered image ({found[1].status})")
-        return _png(the_store.blobs.read(item.delivered_sha256))
+        return stored_png(found[0].delivered_sha256, found, "delivered image")
 
     @app.get("/v1/images/{item_id}/mask", tags=["images"], response_class=Response)
     def mask(found: tuple[Item, Job] = Depends(readable_item)) -> Response:
         """The obfuscation mask (PNG, white where the image was obscured)."""
-        item = found[0]
-        if item.mask_sha256 is None:
-            raise HTTPException(409, f"item {item.id} has no mask ({found[1].status})")
-        return _png(the_store.blobs.read(item.mask_sha256))
+        return stored_png(found[0].mask_sha256, found, "mask")
 
     @app.get("/v1/images/{item_id}/overlays/{name}", tags=["images"], response_class=Response)
     def overlay(name: str, found: tuple[Item, Job] = Depends(readable_item)) -> Response:
