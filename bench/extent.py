@@ -317,7 +317,7 @@ def train_cmd(args: argparse.Namespace) -> None:
     t = time.monotonic()
     synthesize(data, args.n, args.seed, args.side)
     print(f"data: {data} ({args.n} images, {time.monotonic() - t:.0f} s)", flush=True)
-    card = CACHE / args.arch / "model.json"
+    card = CACHE / (args.name or args.arch) / "model.json"
     cmd = [sys.executable, "-m", "veil.cli", "train", str(data), "--arch", args.arch, "--out", str(card),
            "--input-size", str(args.input_size), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
            "--lr", str(args.lr), "--seed", str(args.seed), "--patience", str(args.epochs), "--no-progress"]
@@ -468,6 +468,11 @@ def run_cmd(args: argparse.Namespace) -> None:
                 m, per = evaluate(clf, items, extent, seg, opts if extent != "minimal" else None)
                 out["rows"].append({"model": arch, "extent": extent, "segmentation": seg, **m, "per_image": per})
                 print(table_row(name, extent, seg, m), flush=True)
+                if args.by_kind:
+                    for kind in sorted({k for r in per for k in r["kinds"]}):
+                        sub = [r for r in per if set(r["kinds"]) == {kind}]
+                        if sub:
+                            print(table_row(f"{name} [{kind} only]", extent, seg, summarize(sub)), flush=True)
                 recalls[f"{name} / {extent} / {seg}"] = [r["recall"] for r in per if r["found"]]
                 per_all.setdefault(f"{arch}/{seg}", {})[extent] = per
         if args.json:
@@ -518,11 +523,73 @@ def oracle_cmd(args: argparse.Namespace) -> None:
     print(f"\ncommand: python {' '.join(sys.argv)}")
 
 
+def evidence_cmd(args: argparse.Namespace) -> None:
+    """Does the part of the object left in sight after the minimal counterfactual still carry logit evidence?
+
+    For every superpixel touching the minimal counterfactual's regions: the drop of the worst
+    model's unsafe logit when it is hidden too, on the delivered image (what closure measures)
+    and on the original image (evidence in the presence of the key part). Superpixels at least
+    half ground truth count as object, the others as background; a closure rule can only work
+    where the two distributions separate.
+    """
+    import torch
+
+    from veil.classify import load_classifier
+    from veil.counterfactual import extent as ext
+    from veil.pipeline import SafeguardConfig, Safeguarder
+
+    torch.set_num_threads(args.threads)
+    make = mark_set if args.data == "mark" else benchmark_set
+    items = [it for s in args.seeds for it in make(s, args.n)]
+    clf = load_classifier(args.arch if args.arch.endswith(".json") else str(CACHE / args.arch / "model.json"))
+    rows: list[tuple[bool, float, float]] = []
+    current: dict[str, np.ndarray] = {}
+
+    def probe(image: np.ndarray, styled: np.ndarray, labels: np.ndarray, selected: Sequence[int], score: Any,
+              thresholds: np.ndarray, *, attribution: Any = None, segments: Any = None) -> Any:
+        h, w = labels.shape
+        gt = current["mask"]
+        g = gt[(np.arange(h) * gt.shape[0] // h)[:, None], (np.arange(w) * gt.shape[1] // w)[None, :]]
+        hid = np.isin(labels, list(selected))
+        pieces = np.unique(np.asarray(segments, np.int64) * 2 + hid, return_inverse=True)[1].reshape(h, w)
+        n = int(pieces.max()) + 1
+        cnt = np.bincount(pieces.ravel(), minlength=n)
+        share = np.bincount(pieces.ravel(), weights=g.ravel().astype(float), minlength=n) / np.maximum(cnt, 1)
+        hidden = sorted(set(np.unique(pieces[hid]).tolist()))
+        touch = sorted({q for r in hidden for q in ext._adjacency(pieces, n)[r]} - set(hidden))
+        shape = fit_within((h, w), 384)
+        work = ext._Work(ext._small(image, shape), ext._small(styled, shape), ext._nearest(pieces, shape), score,
+                         ext.logit(thresholds), False)
+        if touch:
+            after = work.excess([hidden] + [hidden + [q] for q in touch])
+            before = work.excess([[]] + [[q] for q in touch])
+            for q, a, b in zip(touch, after[1:], before[1:], strict=True):
+                rows.append((bool(share[q] >= 0.5), float(after[0] - a), float(before[0] - b)))
+        return ext.minimal(image, styled, labels, selected, score, thresholds)
+
+    ext.EXTENTS.register("evidence-probe", probe)
+    sg = Safeguarder(SafeguardConfig(models=(clf,), extent="evidence-probe", rationale=None), classifiers=[clf])
+    for it in items:
+        current["mask"] = it["mask"]
+        sg.run(it["image"])
+    obj = np.array([r[0] for r in rows], bool)
+    print(f"{args.arch}: {len(items)} images ({args.data} data, seeds {args.seeds}); {len(rows)} superpixels touch "
+          f"the minimal counterfactual, {int(obj.sum())} of them object\n")
+    print("| logit drop ≥ | object (delivered image) | background (delivered) | object (original image) | "
+          "background (original) |\n|---|---|---|---|---|")
+    for t in (0.0, 0.1, 0.25, 0.5, 1.0):
+        cols = [np.mean(np.array([r[k] for r in rows])[sel] >= t) if sel.any() else float("nan")
+                for k in (1, 2) for sel in (obj, ~obj)]
+        print(f"| {t:g} | {cols[0]:.2f} | {cols[1]:.2f} | {cols[2]:.2f} | {cols[3]:.2f} |")
+    print(f"\ncommand: python {' '.join(sys.argv)}")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="synthesize the training set and train one classifier with `veil train`")
     t.add_argument("--arch", default="mobilenet_v3_small")
+    t.add_argument("--name", default="", help="folder under .bench-cache/extent/ for the card (default: the arch)")
     t.add_argument("--n", type=int, default=3000)
     t.add_argument("--side", type=int, default=192)
     t.add_argument("--input-size", type=int, default=128)
@@ -543,6 +610,7 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--extent-options", default="", help="JSON options for the non-minimal extents (tuning)")
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--json", type=Path)
+    r.add_argument("--by-kind", action="store_true", help="also a row per object kind (images with that kind only)")
     r.add_argument("--plot", type=Path)
     r.add_argument("--worst", type=Path, help="PNG of the worst cases (one per model)")
     o = sub.add_parser("oracle", help="the best recall/area any extent could reach with the pipeline's regions")
@@ -551,8 +619,15 @@ def main(argv: list[str] | None = None) -> None:
     o.add_argument("--segmentation-options", default="", help='JSON, e.g. \'{"n_segments": 400}\'')
     o.add_argument("--seeds", type=int, nargs="+", default=[2024])
     o.add_argument("--n", type=int, default=60, help="images per seed")
+    e = sub.add_parser("evidence", help="does the object left in sight after the minimal counterfactual still "
+                                        "carry logit evidence? (what closure can follow)")
+    e.add_argument("--arch", default="mobilenet_v3_small", help="a card trained by `train` (or a card path)")
+    e.add_argument("--data", choices=["objects", "mark"], default="objects")
+    e.add_argument("--seeds", type=int, nargs="+", default=[11])
+    e.add_argument("--n", type=int, default=30, help="images per seed")
+    e.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
-    {"train": train_cmd, "run": run_cmd, "oracle": oracle_cmd}[args.cmd](args)
+    {"train": train_cmd, "run": run_cmd, "oracle": oracle_cmd, "evidence": evidence_cmd}[args.cmd](args)
 
 
 if __name__ == "__main__":
