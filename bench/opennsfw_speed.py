@@ -4,7 +4,8 @@ On BSDS500 test photos, for each image in turn (so that both sides see the same 
 load), run
 
 * **ours**: ``Safeguarder`` with FullGrad, the default segmentation (BASS + colour merge),
-  the greedy search (galloping + bisection) and blur, and
+  the greedy search (galloping + bisection), blur and the ``minimal`` extent (``--extent``;
+  the stock pipeline has no extent step: ``object`` adds its own classifications), and
 * **stock**: ``bench/cse.py``'s ``plain_pipeline`` on the same classifier: pytorch-grad-cam's
   ``FullGrad`` on the same onnx2torch-converted module, the same segmentation, merge levels
   and ranking, then the prefixes top-1, top-2, … styled and classified one at a time,
@@ -67,6 +68,8 @@ def main() -> None:
     ap.add_argument("--segmentation", default="bass")
     ap.add_argument("--style", default="blur")
     ap.add_argument("--max-depth", type=int, default=10)
+    ap.add_argument("--extent", default="minimal",
+                    help="our extent (minimal: the search's regions, the paper's counterfactual, as stock delivers)")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads (0: torch's default); 1 avoids OpenMP stalls on an oversubscribed machine")
     ap.add_argument("--json", type=Path, default=None)
@@ -85,7 +88,7 @@ def main() -> None:
     def ours(img: np.ndarray, thr: float) -> tuple[bool, dict[str, float], int]:
         cfg = SafeguardConfig(models=(clf,), attribution="fullgrad", segmentation=args.segmentation,
                               search="greedy", style=args.style, max_depth=args.max_depth, threshold=thr,
-                              rationale=None, segment_size=None)
+                              rationale=None, segment_size=None, extent=args.extent)
         sg = Safeguarder(cfg, classifiers=[clf])
         t = time.perf_counter()
         res = sg.run(img)
@@ -124,7 +127,8 @@ def main() -> None:
 
     print(f"\n{len(rows)} BSDS500 test photos, open_nsfw (onnx2torch ResNet-50, 224 px crop), "
           f"torch threads {torch.get_num_threads()}, "
-          f"fullgrad / {args.segmentation} / greedy / {args.style}; threshold = own score × {1 - args.margin:g}\n")
+          f"fullgrad / {args.segmentation} / greedy / {args.style} / extent {args.extent}; "
+          f"threshold = own score × {1 - args.margin:g}\n")
     print("| pipeline | s/img | " + " | ".join(STAGES) + " | found |\n|---|---|" + "---|" * len(STAGES) + "---|")
     out: dict[str, Any] = {"command": "python " + " ".join(sys.argv), "machine": platform.platform(), "rows": rows}
     for key, label in (("ours", "ours (fast FullGrad, galloping greedy)"),

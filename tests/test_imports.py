@@ -160,3 +160,81 @@ def test_light_modules_do_not_import_torch(module):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(SRC.parent)})
     assert out.stdout.strip() == "False", f"import {module} loaded torch"
+
+
+# -- what the shell and a safe scan import (a test of *what* is imported, not of time) ---------
+#: Heavy libraries the command shell must not load to parse arguments, print help or the version.
+SHELL_HEAVY = ("torch", "numba", "llvmlite", "scipy", "numpy", "PIL", "pydantic", "onnxruntime", "onnx2torch",
+               "cv2", "pyarrow", "sqlalchemy", "fastapi", "skimage")
+#: What listing the registries (``veil list``, ``veil scan --help``) and scanning safe images must
+#: not load: the gradient and segmentation stacks (numpy, Pillow and onnxruntime are fine there).
+GRADIENT_HEAVY = ("torch", "numba", "llvmlite", "scipy", "onnx2torch", "skimage", "pytorch_grad_cam")
+
+
+def _loaded_after(code: str, names: tuple[str, ...]) -> list[str]:
+    """The modules of ``names`` that ``code`` leaves in ``sys.modules`` of a fresh interpreter."""
+    probe = f"{code}\nimport sys\nprint('LOADED:' + ','.join(n for n in {names!r} if n in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(SRC.parent)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    (line,) = [ln for ln in out.stdout.splitlines() if ln.startswith("LOADED:")]
+    return [n for n in line.removeprefix("LOADED:").split(",") if n]
+
+
+def _run_cli(*argv: str) -> str:
+    """Code that runs ``veil ARGV`` in-process, as the console script does, and survives its exit."""
+    return ("import sys, veil.cli\n"
+            f"sys.argv = ['veil', *{list(argv)!r}]\n"
+            "try:\n    veil.cli.main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n")
+
+
+def test_probe_sees_a_heavy_import():
+    # the probe itself must be able to fail: importing numpy is seen
+    assert _loaded_after("import numpy", ("numpy", "torch")) == ["numpy"]
+
+
+def test_importing_the_cli_and_building_the_app_loads_nothing_heavy():
+    code = "import typer.main, veil.cli\ntyper.main.get_command(veil.cli.app)"
+    assert _loaded_after(code, SHELL_HEAVY) == []
+
+
+@pytest.mark.parametrize("argv", [("version",), ("--help",), ("token", "--help")], ids=["version", "help", "group-help"])
+def test_version_and_help_load_nothing_heavy(argv):
+    # Typer coerces options through pydantic: even the absent --help flag used to load it
+    assert _loaded_after(_run_cli(*argv), SHELL_HEAVY) == []
+
+
+@pytest.mark.parametrize("argv", [("list",), ("scan", "--help")], ids=["list", "scan-help"])
+def test_registry_names_load_no_gradient_or_segmentation_stack(argv):
+    assert _loaded_after(_run_cli(*argv), GRADIENT_HEAVY) == []
+
+
+def test_safe_image_scan_loads_no_gradient_or_segmentation_stack():
+    # A classifier that calls every image safe: the pipeline classifies, finds nothing to
+    # search, and never needs torch (attribution), numba (BASS) or scipy (merging).
+    code = (
+        "import numpy as np\n"
+        "from veil.pipeline import SafeguardConfig, Safeguarder\n"
+        "class Safe:\n"
+        "    name, labels, unsafe_labels, threshold, config = 'safe', ('safe', 'unsafe'), ('unsafe',), 0.5, {}\n"
+        "    def predict_proba(self, images):\n"
+        "        return np.tile(np.array([[0.9, 0.1]], np.float32), (len(images), 1))\n"
+        "    def unsafe_score(self, proba):\n"
+        "        return proba[:, 1]\n"
+        "sg = Safeguarder(SafeguardConfig(models=(Safe(),), attribution='fullgrad', segmentation='bass'))\n"
+        "result = sg.run(np.full((40, 60, 3), 128, np.uint8))\n"
+        "assert not result.unsafe, result\n"
+    )
+    assert _loaded_after(code, GRADIENT_HEAVY) == []
+
+
+def test_bass_kernels_are_jitted_on_first_use():
+    code = (
+        "import numpy as np, sys\n"
+        "import veil.segment.bass as b\n"
+        "assert 'numba' not in sys.modules and not hasattr(b._connected, 'py_func')\n"
+        "labels = b.bass(np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8), n_segments=4)\n"
+        "assert labels.shape == (24, 32)\n"
+        "assert all(hasattr(getattr(b, name), 'py_func') for name in b._KERNELS), 'a kernel was left un-jitted'\n"
+    )
+    assert "numba" in _loaded_after(code, ("numba",))

@@ -14,6 +14,7 @@ from veil.cli_common import (
     BatchSizeOpt,
     CoarserOpt,
     ExtentOpt,
+    LightGroup,
     MaxDepthOpt,
     MaxPixelsOpt,
     MergeOpt,
@@ -43,6 +44,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=LightGroup,
 )
 
 
@@ -74,7 +76,7 @@ def scan(
     fail_on_error: bool = typer.Option(False, help="Exit with code 1 if any input could not be processed."),
     engine: str = typer.Option("auto", help="Batch engine: local (this process), process (a pool of worker processes), ray (Ray Data actors; pip install 'veil[ray]'), or auto (process when more than one worker pays off, else local)."),
     workers: int = typer.Option(0, help="Worker processes (process) or actors (ray), one loaded pipeline each; 0: one per CPU when the input set is large enough to repay the start-up, else 1."),
-    threads: int = typer.Option(0, help="Torch threads per worker; 0: the CPUs divided among the workers (local: torch's default)."),
+    threads: int = typer.Option(0, help="Torch (and onnxruntime) threads per worker; 0: the CPUs divided among the workers (local: the libraries' defaults)."),
     ray_address: str | None = typer.Option(None, help="Ray cluster to join ('auto', 'ray://head:10001'); default: start a local Ray instance for this scan."),
     actor_cpus: float = typer.Option(1.0, help="CPUs each Ray actor reserves (its torch threads)."),
     actor_gpus: float = typer.Option(0.0, help="GPUs each Ray actor reserves (e.g. 1, or 0.5 to share one)."),

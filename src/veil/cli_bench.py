@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from veil.cli_common import RegistryHelpCommand, err, fail
+from veil.cli_common import LightGroup, RegistryHelpCommand, err, fail
 from veil.errors import InvalidParameterError, VeilError
 
 # Options both bench commands take.
@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
     >>> register(app)
     """
     bench = typer.Typer(help="Benchmark safety classifiers (effectiveness, robustness) and obfuscation.",
-                        no_args_is_help=True)
+                        no_args_is_help=True, cls=LightGroup)
 
     @bench.command("classifiers", cls=RegistryHelpCommand)
     def classifiers_command(

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
 
 from veil.errors import InvalidParameterError
 
 if TYPE_CHECKING:
     from veil.pipeline import SafeguardConfig
 
-__all__ = ["STAGES", "RegistryHelpCommand", "err", "fail", "parse_floats", "parse_params", "pipeline_config",
+__all__ = ["STAGES", "LightGroup", "RegistryHelpCommand", "err", "fail", "parse_floats", "parse_params", "pipeline_config",
            "registry_names"]
 
 #: Progress, status and errors go to stderr; stdout stays for data.
@@ -66,6 +66,44 @@ def registry_names() -> dict[str, str]:
     out = {kind: ", ".join(reg.names()) for kind, reg in regs.items()}
     out["merge_defaults"] = merge_defaults or "none"
     return out
+
+
+def _light_help_option(option: Any) -> Any:
+    """Give the ``--help`` flag a pass-through coercion, so that parsing it never imports pydantic.
+
+    Typer (0.29) coerces every parameter through a pydantic ``TypeAdapter`` built on first use,
+    and it builds one for ``--help`` even when the flag is absent (value ``None``, which the
+    coercion returns unchanged): that alone imports pydantic, 0.1–0.15 s of ``veil version``.
+    A boolean flag's value is ``None`` or a ``bool``, which Typer's pass-through coercion
+    returns as is, so the result is the same. Typers without these internals are left alone.
+    """
+    descriptor = getattr(option, "type_descriptor", None)
+    if option is None or descriptor is None or getattr(option, "_runtime_param", False) is not None:
+        return option
+    if descriptor.annotation is not bool:
+        return option
+    try:
+        from typer._coercion import PassThroughRuntimeParam
+    except ImportError:  # pragma: no cover - another Typer: its own coercion applies
+        return option
+    option._runtime_param = PassThroughRuntimeParam(parameter_info=descriptor.parameter_info, annotation=bool)
+    return option
+
+
+class LightGroup(TyperGroup):
+    """The ``veil`` group (and its sub-groups): ``--help`` of the group and of every command it
+    resolves is parsed without importing pydantic (see :func:`_light_help_option`)."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _light_help_option(super().get_help_option(ctx))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            # Created now with the parent's help names (a child context inherits them) and
+            # cached on the command, so the command's own parse reuses this option.
+            _light_help_option(command.get_help_option(ctx))
+        return command
 
 
 class RegistryHelpCommand(TyperCommand):

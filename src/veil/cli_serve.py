@@ -15,6 +15,7 @@ from veil.cli_common import (
     BatchSizeOpt,
     CoarserOpt,
     ExtentOpt,
+    LightGroup,
     MaxDepthOpt,
     MaxPixelsOpt,
     MergeOpt,
@@ -108,7 +109,7 @@ def register(app: typer.Typer) -> None:
         uvicorn.run(app_, host=host, port=port, log_level=log_level)
 
     token_app = typer.Typer(help="Manage API tokens (the secret is printed once; only its hash is stored).",
-                            no_args_is_help=True)
+                            no_args_is_help=True, cls=LightGroup)
 
     @token_app.command("create")
     def token_create(

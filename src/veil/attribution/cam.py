@@ -15,37 +15,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from veil.attribution.base import normalize, register_attribution
 from veil.errors import InvalidParameterError
 
-#: Log-odds above this are clipped before ``exp`` so that the odds stay finite in float32.
-_MAX_LOG_ODDS = 80.0
+if TYPE_CHECKING:  # pragma: no cover - torch is imported on first use: registering stays light
+    import torch
 
+def __getattr__(name: str) -> Any:
+    # UnsafeScoreModule subclasses torch.nn.Module: it lives in veil.attribution.score, imported on
+    # first use, so that registering this family does not import torch.
+    if name == "UnsafeScoreModule":
+        from veil.attribution.score import UnsafeScoreModule
 
-class UnsafeScoreModule(torch.nn.Module):
-    """``x ↦ classifier.torch_unsafe_score(x)[:, None]``: one output, the unsafe log-odds.
-
-    With ``odds=True`` the output is ``exp(log-odds)`` instead: Ablation-CAM weighs
-    a channel by ``(s - s_ablated) / s``, which needs ``s > 0``; on the odds this is
-    ``1 - exp(-Δ)`` with ``Δ`` the drop in log-odds, monotone in ``Δ`` whatever its sign.
-    """
-
-    def __init__(self, classifier: Any, *, odds: bool = False) -> None:
-        super().__init__()
-        self.net = classifier.torch_module()  # registered so the library finds devices and layers
-        self._score = classifier.torch_unsafe_score
-        self.odds = odds
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        score = self._score(x)
-        if self.odds:
-            score = torch.exp(score.clamp(max=_MAX_LOG_ODDS))
-        return score[:, None]
+        return UnsafeScoreModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @contextmanager
@@ -84,12 +71,15 @@ def cam_attribution(
     make_cam : callable
         ``make_cam(model, target_layers)`` returning a pytorch-grad-cam CAM object.
     odds : bool
-        Score the unsafe odds instead of the log-odds (see :class:`UnsafeScoreModule`).
+        Score the unsafe odds instead of the log-odds (see :class:`~veil.attribution.score.UnsafeScoreModule`).
     eigen_smooth, aug_smooth : bool
         pytorch-grad-cam's smoothing switches (first principal component of the
         weighted activations; test-time flips and scalings, 6× the cost).
     """
+    import torch
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from veil.attribution.score import UnsafeScoreModule
 
     layers = list(classifier.cam_target_layers())
     if not layers:

@@ -27,18 +27,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from veil.attribution.base import normalize, register_attribution
 from veil.errors import CapabilityError
 
-# Exact types, as in the paper's code and pytorch-grad-cam: subclasses such as timm's
-# BatchNormAct2d fold an activation into their output, where ``bias · grad`` is not FullGrad's term.
-_BIAS_LAYER_TYPES = (torch.nn.Conv2d, torch.nn.BatchNorm2d)
+if TYPE_CHECKING:  # pragma: no cover - torch is imported on first use: registering stays light
+    import torch
 
 #: Added to the denominator of every min-max normalisation, as pytorch-grad-cam does.
 _EPS = 1e-7
@@ -57,6 +54,10 @@ def effective_bias(layer: torch.nn.Module) -> torch.Tensor | None:
     >>> effective_bias(bn).tolist(), effective_bias(torch.nn.Conv2d(1, 2, 3, bias=False))
     ([0.0, 0.0], None)
     """
+    import torch
+
+    # Exact types, as in the paper's code and pytorch-grad-cam: subclasses such as timm's
+    # BatchNormAct2d fold an activation into their output, where ``bias · grad`` is not FullGrad's term.
     if type(layer) is torch.nn.Conv2d:
         return None if layer.bias is None else layer.bias.detach()
     if type(layer) is torch.nn.BatchNorm2d:
@@ -78,6 +79,8 @@ def _normalized_channel_sum(t: torch.Tensor, scale: torch.Tensor | None = None) 
     ``w = |s| / (1e-7 + |s|·(max|t| - min|t|))``, and the channel sum becomes a
     single weighted sum: three or four passes over ``t`` and one temporary.
     """
+    import torch
+
     a = t.abs()
     lo, hi = torch.aminmax(a.flatten(2), dim=2)  # (N, C) each
     s = torch.ones_like(lo) if scale is None else scale.abs().to(a.dtype).view(1, -1)
@@ -98,6 +101,8 @@ def _bias_gradient_maps(
     ``(N, h, w)`` tensors at the layer's resolution. Every hook is removed on
     exit, also when the forward or backward pass raises.
     """
+    import torch
+
     maps: list[torch.Tensor] = []
     handles: list[Any] = []
 
@@ -132,6 +137,9 @@ def fullgrad_saliency(classifier: Any, x: torch.Tensor) -> torch.Tensor:
     ``x`` is an ``(N, 3, h, w)`` preprocessed batch (``classifier.torch_input``);
     it is not modified. Each item's map is normalised on its own.
     """
+    import torch
+    import torch.nn.functional as F
+
     module = classifier.torch_module()
     layers = [(m, b) for m in module.modules() if (b := effective_bias(m)) is not None]
     # Callers may sit under no_grad or inference_mode; this pass needs autograd.

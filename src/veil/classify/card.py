@@ -27,15 +27,16 @@ from __future__ import annotations
 import difflib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from veil.classify.arch import build_model
-from veil.classify.torch import TorchClassifier
 from veil.errors import InvalidParameterError, ModelLoadError
+
+if TYPE_CHECKING:  # pragma: no cover - torch is imported when a card is loaded, not when read
+    from veil.classify.torch import TorchClassifier
 
 #: Keys every card must have.
 REQUIRED_KEYS: tuple[str, ...] = ("arch", "weights", "labels", "unsafe_labels", "input_size", "mean", "std")
@@ -253,28 +254,13 @@ def _load_state_dict(weights: Path, card_path: str) -> dict[str, Any]:
     return dict(obj)
 
 
-class _DeviceTorchClassifier(TorchClassifier):
-    """A :class:`TorchClassifier` whose module lives on a non-CPU device."""
+def __getattr__(name: str) -> Any:
+    # The device-bound classifier lives with TorchClassifier (torch is imported only when a card loads).
+    if name == "_DeviceTorchClassifier":
+        from veil.classify.torch import DeviceTorchClassifier
 
-    def __init__(self, *args: Any, device: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.device = device
-        self.module.to(device)
-
-    def preprocess(self, images: Sequence[np.ndarray]) -> Any:
-        return super().preprocess(images).to(self.device)
-
-    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        import torch
-
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(images), self.batch_size):
-                x = self.preprocess(images[i : i + self.batch_size])
-                out.append(torch.softmax(self.module(x).float(), dim=1).cpu().numpy())
-        if not out:
-            return np.zeros((0, len(self.labels)), np.float32)
-        return np.concatenate(out, 0).astype(np.float32)
+        return DeviceTorchClassifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_model_card(
@@ -309,6 +295,9 @@ def load_model_card(
     (1, 2)
     """
     import torch
+
+    from veil.classify.arch import build_model
+    from veil.classify.torch import DeviceTorchClassifier, TorchClassifier
 
     card = read_model_card(path)
     card_path = str(Path(path))
@@ -357,7 +346,7 @@ def load_model_card(
     )
     if dev.type == "cpu":
         return TorchClassifier(model, card["labels"], card["unsafe_labels"], **kwargs)
-    return _DeviceTorchClassifier(model, card["labels"], card["unsafe_labels"], device=dev, **kwargs)
+    return DeviceTorchClassifier(model, card["labels"], card["unsafe_labels"], device=dev, **kwargs)
 
 
 def validate_model_card(card: Mapping[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:

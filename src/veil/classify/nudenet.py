@@ -317,8 +317,11 @@ class NudeNetClassifier:
     def _open_session(self) -> tuple[Any, str]:
         import onnxruntime
 
+        from veil.classify.onnx import session_options
+
         try:
-            session = onnxruntime.InferenceSession(str(self.onnx_path), providers=["CPUExecutionProvider"])
+            session = onnxruntime.InferenceSession(str(self.onnx_path), session_options(),
+                                                   providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
             raise ModelLoadError(
                 f"onnx_path {str(self.onnx_path)!r} could not be loaded by onnxruntime ({exc}); "

@@ -179,12 +179,30 @@ def validate_onnx_card(card: Mapping[str, Any], path: str, *, stem: str) -> dict
 
 
 # -- shared ONNX plumbing (also used by veil.classify.nudenet) ---------------------------------
+def session_options() -> Any:
+    """onnxruntime session options sized like this process's torch pool.
+
+    When ``OMP_NUM_THREADS`` is set (the batch engines set it to each worker's thread budget,
+    ``veil scan --threads``), onnxruntime gets that many intra-op threads and one inter-op
+    thread; otherwise its own default (one per physical core). Without this, each worker of a
+    pool of single-thread workers would run an onnxruntime pool as wide as the machine.
+    """
+    import onnxruntime
+
+    opts = onnxruntime.SessionOptions()
+    threads = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if threads.isdigit() and int(threads) > 0:
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+    return opts
+
+
 def open_session(path: Path, what: str) -> Any:
     """An onnxruntime CPU session for ``path``, or a :class:`ModelLoadError` naming ``what``."""
     import onnxruntime
 
     try:
-        return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return onnxruntime.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
         raise ModelLoadError(f"{what} {str(path)!r} could not be loaded by onnxruntime ({exc})") from exc
 

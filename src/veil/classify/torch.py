@@ -177,6 +177,28 @@ class TorchClassifier:
         return resize(np.asarray(attribution, np.float32), tuple(image_shape[:2]))  # type: ignore[arg-type]
 
 
+class DeviceTorchClassifier(TorchClassifier):
+    """A :class:`TorchClassifier` whose module lives on a non-CPU device (``load_model_card(device=...)``)."""
+
+    def __init__(self, *args: Any, device: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.device = device
+        self.module.to(device)
+
+    def preprocess(self, images: Sequence[np.ndarray]) -> Any:
+        return super().preprocess(images).to(self.device)
+
+    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(images), self.batch_size):
+                x = self.preprocess(images[i : i + self.batch_size])
+                out.append(torch.softmax(self.module(x).float(), dim=1).cpu().numpy())
+        if not out:
+            return np.zeros((0, len(self.labels)), np.float32)
+        return np.concatenate(out, 0).astype(np.float32)
+
+
 def _last_conv_block(module: torch.nn.Module) -> torch.nn.Module:
     """The top-level child containing the last Conv2d (e.g. ``layer4`` of a ResNet), or that conv."""
     last_conv = None

@@ -98,15 +98,20 @@ def thread_env(threads: int) -> dict[str, str]:
 
 
 def set_threads(threads: int | None) -> None:
-    """Size this process's numeric thread pools: torch's, and the BLAS/OpenMP pools that
+    """Size this process's numeric thread pools: torch's (now, or from ``OMP_NUM_THREADS`` when it
+    is imported later), and the BLAS/OpenMP pools that
     numpy and scipy loaded (through ``threadpoolctl`` when installed; a process started with
     :func:`thread_env` has them sized from the start)."""
     if not threads:
         return
     os.environ.update(thread_env(threads))
-    import torch
+    # torch is imported only when an image needs gradients; it sizes its pool from
+    # OMP_NUM_THREADS when it loads, so it need not be imported here just to be sized.
+    import sys
 
-    torch.set_num_threads(int(threads))
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(int(threads))
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - the environment set at spawn covers it

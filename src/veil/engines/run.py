@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from veil.engines.base import Engine, Outcome, ScanOptions
 from veil.engines.inputs import ScanInput, input_sha256, scan_items
 from veil.output import FolderSink, ParquetSink
 from veil.scan import ScanCounts
+
+#: Outcomes handed to the sink's thread and not yet written, at most (each holds its files' bytes).
+SINK_WINDOW = 2
 
 
 @dataclass
@@ -31,6 +36,11 @@ def run_scan(inputs: Sequence[ScanInput], sink: FolderSink | ParquetSink, engine
     content hash and ``options.settings_hash``. Output names are planned over all inputs, so
     a resumed run names files exactly as the first did.
 
+    The sink writes on one thread of its own, in input order, while the engine works on the
+    next inputs (writing files and ``fsync`` ing ``results.jsonl`` otherwise stalls a local
+    scan's pipeline for every input); at most :data:`SINK_WINDOW` outcomes wait to be written,
+    and every write has finished (or raised here) when this returns.
+
     Parameters
     ----------
     on_start : callable, optional
@@ -49,10 +59,20 @@ def run_scan(inputs: Sequence[ScanInput], sink: FolderSink | ParquetSink, engine
     if on_start is not None:
         on_start(len(inputs) - len(skip))
     _stems, items = scan_items(inputs, skip=skip)
-    for outcome in engine.run(items, options):
-        sink.put(outcome.records, outcome.files)
+
+    def written(future: Future[None], outcome: Outcome) -> None:
+        future.result()  # a failed write raises here, in the caller's thread
         for rec in outcome.records:
             counts.add(rec)
         if on_outcome is not None:
             on_outcome(outcome)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="veil-sink") as pool:
+        pending: deque[tuple[Future[None], Outcome]] = deque()
+        for outcome in engine.run(items, options):
+            pending.append((pool.submit(sink.put, outcome.records, outcome.files), outcome))
+            while pending and (len(pending) > SINK_WINDOW or pending[0][0].done()):
+                written(*pending.popleft())
+        while pending:
+            written(*pending.popleft())
     return ScanRun(counts, len(inputs), len(skip), time.perf_counter() - t0)

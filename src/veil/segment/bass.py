@@ -38,15 +38,54 @@ marginal likelihoods use a weaker inverse-gamma prior (``prior_strength``).
 from __future__ import annotations
 
 import math
-from typing import Any
+import threading
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
 
 import numpy as np
-from numba import njit
 
 from veil.errors import InvalidParameterError
 from veil.segment import register_segmenter
 
 __all__ = ["bass", "bass_guided"]
+
+
+# --------------------------------------------------------------------------- lazy numba
+# numba (with llvmlite) takes ~0.5 s to import: the kernels are compiled (or loaded from numba's
+# cache) on the first call of any of them, so that importing veil.segment (the registry, `veil
+# list`, a scan whose images are all safe) never imports it.
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_KERNELS: dict[str, Callable[..., Any]] = {}
+_COMPILE_LOCK = threading.Lock()
+
+
+def _kernel(fn: _F) -> _F:
+    """``@njit(cache=True)`` applied on first use: returns a stand-in that jits every kernel."""
+    _KERNELS[fn.__name__] = fn
+
+    @wraps(fn)
+    def first_call(*args: Any) -> Any:
+        _jit_kernels()
+        return globals()[fn.__name__](*args)
+
+    return cast(_F, first_call)
+
+
+def _jit_kernels() -> None:
+    """Replace every kernel's stand-in in this module by its numba dispatcher (once).
+
+    All at once, because a kernel that calls another resolves the callee through this module's
+    globals when it compiles: they must be dispatchers by then, not Python stand-ins.
+    """
+    with _COMPILE_LOCK:
+        if getattr(globals().get(next(iter(_KERNELS))), "py_func", None) is not None:
+            return  # already jitted
+        from numba import njit
+
+        for name, fn in _KERNELS.items():
+            globals()[name] = njit(cache=True)(fn)
 
 _INFERENCE = ("em", "gibbs")
 
@@ -94,7 +133,7 @@ _SIMPLE = _simple_point_table()
 # --------------------------------------------------------------------------- init
 
 
-@njit(cache=True)
+@_kernel
 def _hex_grid(h: int, w: int, area: float) -> np.ndarray:
     """Nearest-centre labels of a hexagonal lattice of about ``h * w / area`` cells.
 
@@ -132,7 +171,7 @@ def _hex_grid(h: int, w: int, area: float) -> np.ndarray:
     return labels
 
 
-@njit(cache=True)
+@_kernel
 def _compact(labels: np.ndarray, size: int) -> tuple[np.ndarray, int]:
     """Renumber ``labels`` (values < ``size``) to 0..k-1 in place; return the old→new map and k."""
     mapping = -np.ones(size, dtype=np.int64)
@@ -148,7 +187,7 @@ def _compact(labels: np.ndarray, size: int) -> tuple[np.ndarray, int]:
     return mapping, k
 
 
-@njit(cache=True)
+@_kernel
 def _find(parent: np.ndarray, i: int) -> int:
     while parent[i] != i:
         parent[i] = parent[parent[i]]
@@ -156,7 +195,7 @@ def _find(parent: np.ndarray, i: int) -> int:
     return i
 
 
-@njit(cache=True)
+@_kernel
 def _connected(labels: np.ndarray, min_size: int) -> np.ndarray:
     """Split every label into its 4-connected components; merge components < ``min_size``.
 
@@ -267,7 +306,7 @@ def _connected(labels: np.ndarray, min_size: int) -> np.ndarray:
 # ------------------------------------------------------------------ statistics
 
 
-@njit(cache=True)
+@_kernel
 def _stats(feat: np.ndarray, labels: np.ndarray, k: int):
     h, w, c = feat.shape
     cnt = np.zeros(k)
@@ -291,7 +330,7 @@ def _stats(feat: np.ndarray, labels: np.ndarray, k: int):
     return cnt, s_sp, ss_sp, s_c, ss_c
 
 
-@njit(cache=True)
+@_kernel
 def _inv_wishart_2(nu: float, psi00: float, psi01: float, psi11: float):
     """Draw a 2×2 covariance from IW(nu, Psi) (Bartlett decomposition of its inverse)."""
     # W ~ Wishart(nu, Psi^-1); Sigma = W^-1.
@@ -316,7 +355,7 @@ def _inv_wishart_2(nu: float, psi00: float, psi01: float, psi11: float):
     return w11 / dw, -w01 / dw, w00 / dw
 
 
-@njit(cache=True)
+@_kernel
 def _mstep(cnt, s_sp, ss_sp, s_c, prior_count, var_c, gibbs, alpha):
     """Component parameters: colour means, spatial means, inverse spatial covariances, log dets."""
     k = cnt.shape[0]
@@ -384,7 +423,7 @@ def _mstep(cnt, s_sp, ss_sp, s_c, prior_count, var_c, gibbs, alpha):
 # ---------------------------------------------------------------------- E-step
 
 
-@njit(cache=True)
+@_kernel
 def _score(feat, y, x, j, mu_c, inv_var, mu_s, icov, logdet, logw, diff):
     c = feat.shape[2]
     dc = 0.0
@@ -397,7 +436,7 @@ def _score(feat, y, x, j, mu_c, inv_var, mu_s, icov, logdet, logw, diff):
     return -0.5 * (dc + q + logdet[j]) + logw[j] - diff
 
 
-@njit(cache=True)
+@_kernel
 def _estep(feat, labels, mu_c, inv_var, mu_s, icov, logdet, logw, beta, simple, gibbs) -> int:
     h, w, _ = feat.shape
     moved = 0
@@ -478,7 +517,7 @@ def _estep(feat, labels, mu_c, inv_var, mu_s, icov, logdet, logw, beta, simple, 
 # --------------------------------------------------------------- split / merge
 
 
-@njit(cache=True)
+@_kernel
 def _log_marginal(n, s, ss, a0, b0):
     """Log marginal likelihood of ``n`` values (sum ``s``, sum of squares ``ss``), NIG prior."""
     if n <= 0:
@@ -489,7 +528,7 @@ def _log_marginal(n, s, ss, a0, b0):
             - 0.5 * math.log(n) - 0.5 * n * math.log(2.0 * math.pi))
 
 
-@njit(cache=True)
+@_kernel
 def _ml_all(n, s, ss, a0, b0v):
     tot = 0.0
     for ch in range(s.shape[0]):
@@ -497,14 +536,14 @@ def _ml_all(n, s, ss, a0, b0v):
     return tot
 
 
-@njit(cache=True)
+@_kernel
 def _accept(log_h, gibbs) -> bool:
     if gibbs:
         return log_h >= 0.0 or np.random.random() < math.exp(log_h)
     return log_h > 0.0
 
 
-@njit(cache=True)
+@_kernel
 def _pixel_lists(labels, k):
     h, w = labels.shape
     start = np.zeros(k + 1, dtype=np.int64)
@@ -523,7 +562,7 @@ def _pixel_lists(labels, k):
     return start, order
 
 
-@njit(cache=True)
+@_kernel
 def _split(feat, labels, k, prior_count, max_k, a0, b0v, log_alpha, boost, min_size, gibbs):
     """Propose one split per superpixel; return the new number of labels.
 
@@ -697,7 +736,7 @@ def _split(feat, labels, k, prior_count, max_k, a0, b0v, log_alpha, boost, min_s
     return n_new
 
 
-@njit(cache=True)
+@_kernel
 def _flood(side, stack, seed, old, new, h, w):
     """Set the 4-connected region of ``side == old`` around ``seed`` to ``new``."""
     side[seed] = new
@@ -720,7 +759,7 @@ def _flood(side, stack, seed, old, new, h, w):
                 top += 1
 
 
-@njit(cache=True)
+@_kernel
 def _merge(feat, labels, k, prior_count, a0, b0v, log_alpha, boost, gibbs):
     """Propose merging each superpixel with its most similar neighbour (each at most once)."""
     h, w, c = feat.shape
@@ -787,7 +826,7 @@ def _merge(feat, labels, k, prior_count, a0, b0v, log_alpha, boost, gibbs):
 # ------------------------------------------------------------------ main loop
 
 
-@njit(cache=True)
+@_kernel
 def _bass_loop(feat, labels, prior_count, inv_var, beta, alpha, a0, b0v, boost, iterations,
                sm_every, min_size, max_k, simple, gibbs, seed):
     if gibbs:
@@ -839,7 +878,7 @@ _SRGB_LINEAR = np.where(
 )
 
 
-@njit(cache=True)
+@_kernel
 def _rgb_to_lab(image, lut):
     h, w, _ = image.shape
     out = np.empty((h, w, 3))

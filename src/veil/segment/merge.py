@@ -15,8 +15,6 @@ networkx graph: the same labels, about a hundred times faster on a 240×320 imag
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from veil.errors import InvalidParameterError
 from veil.image import as_rgb_uint8, check_labels
@@ -95,6 +93,9 @@ def merge_similar(image: np.ndarray, labels: np.ndarray, threshold: float = 12.0
     pairs = _adjacent_pairs(flat, n)
     dist = np.linalg.norm(means[pairs[:, 0]] - means[pairs[:, 1]], axis=1)
     keep = pairs[dist < threshold]
+    from scipy.sparse import coo_matrix  # scipy.sparse.csgraph: ~0.6 s to import, only when merging
+    from scipy.sparse.csgraph import connected_components
+
     graph = coo_matrix((np.ones(len(keep)), (keep[:, 0], keep[:, 1])), shape=(n, n))
     _, component = connected_components(graph, directed=False)
     # number regions by their first segment so the result does not depend on scipy's order
