@@ -18,6 +18,7 @@ from veil.train import (
     Item,
     TrainingWarning,
     _ImageDataset,
+    _noise_margin,
     _one_cycle_lr,
     default_unsafe_labels,
     evaluate,
@@ -380,6 +381,33 @@ def test_one_cycle_lr_warms_up_then_anneals():
     assert all(a >= b for a, b in zip(lrs[warm:], lrs[warm + 1 :], strict=False))  # then falls
     assert _one_cycle_lr(total, total, warm, peak) == pytest.approx(peak / 100)
     assert _one_cycle_lr(0, total, 0, peak) == pytest.approx(peak)  # no warm-up: starts at the peak
+
+
+def test_noise_margin_is_one_standard_error_of_the_validation_accuracy():
+    assert _noise_margin(100)(0.9) == pytest.approx(0.03)
+    assert _noise_margin(400)(0.5) == pytest.approx(0.025)
+    assert _noise_margin(100)(1.0) == pytest.approx(0.01)  # at least one image
+    assert _noise_margin(0)(0.5) == pytest.approx(1.0)  # guarded, not a division by zero
+
+
+def test_card_keeps_the_latest_epoch_within_the_noise_of_the_best(trained):
+    """kept_epoch is the last epoch whose val accuracy is within one standard error of the best so far,
+    and the saved weights are that epoch's."""
+    out, card = trained
+    tr = card["training"]
+    n_val = card["split"]["sizes"]["val"]
+    best, expected = -1.0, 0
+    for h in tr["history"]:
+        acc = h["val_accuracy"]
+        if acc > best + 1e-9:
+            best, expected = acc, h["epoch"]
+        elif acc >= best - _noise_margin(n_val)(best) - 1e-9:
+            expected = h["epoch"]
+    assert tr["kept_epoch"] == expected and 1 <= tr["kept_epoch"] <= tr["epochs_completed"]
+    weights = torch.load(out.parent / card["weights"], weights_only=True)
+    last = torch.load(out.with_suffix(".ckpt"), weights_only=False)["model"]
+    same = all(torch.equal(weights[k], last[k].contiguous()) for k in weights)
+    assert same == (tr["kept_epoch"] == tr["epochs_completed"])
 
 
 def _corner_object_image() -> np.ndarray:

@@ -12,6 +12,7 @@ from veil.training.classifier import (  # noqa: F401  (re-exports, private helpe
     TrainingWarning,
     _ImageDataset,
     _metrics,
+    _noise_margin,
     _one_cycle_lr,
     default_unsafe_labels,
     evaluate,
