@@ -18,6 +18,7 @@ from veil.train import (
     Item,
     TrainingWarning,
     _ImageDataset,
+    _keeps_last_batch,
     _noise_margin,
     _one_cycle_lr,
     default_unsafe_labels,
@@ -408,6 +409,20 @@ def test_card_keeps_the_latest_epoch_within_the_noise_of_the_best(trained):
     last = torch.load(out.with_suffix(".ckpt"), weights_only=False)["model"]
     same = all(torch.equal(weights[k], last[k].contiguous()) for k in weights)
     assert same == (tr["kept_epoch"] == tr["epochs_completed"])
+
+
+def test_last_batch_is_kept_from_half_a_batch():
+    assert _keeps_last_batch(800, 64) and _keeps_last_batch(768, 64) and _keeps_last_batch(20, 64)
+    assert not _keeps_last_batch(790, 64)  # 22 left over: fewer than 32
+
+
+@pytest.mark.parametrize(("batch_size", "steps", "kept"), [(12, 3, True), (10, 3, False)])
+def test_steps_per_epoch_count_the_kept_last_batch(folder, tmp_path, batch_size, steps, kept):
+    """32 training images: batches of 12 end with 8 (kept: 3 steps), of 10 with 2 (dropped: 3 steps)."""
+    card = train(folder, out=tmp_path / "m.json", epochs=1, patience=None, **{**FAST, "batch_size": batch_size})
+    assert card["training"]["steps"] == steps and card["training"]["last_batch_kept"] is kept
+    assert card["training"]["history"][0]["images_per_second"] * card["training"]["history"][0]["train_seconds"] \
+        == pytest.approx(32 if kept else 30, abs=0.01 * card["training"]["history"][0]["images_per_second"] + 0.2)
 
 
 def _corner_object_image() -> np.ndarray:

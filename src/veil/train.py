@@ -11,6 +11,7 @@ from veil.training.classifier import (  # noqa: F401  (re-exports, private helpe
     Item,
     TrainingWarning,
     _ImageDataset,
+    _keeps_last_batch,
     _metrics,
     _noise_margin,
     _one_cycle_lr,
