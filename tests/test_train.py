@@ -18,6 +18,8 @@ from veil.train import (
     Item,
     TrainingWarning,
     _ImageDataset,
+    _keeps_last_batch,
+    _noise_margin,
     _one_cycle_lr,
     default_unsafe_labels,
     evaluate,
@@ -380,6 +382,47 @@ def test_one_cycle_lr_warms_up_then_anneals():
     assert all(a >= b for a, b in zip(lrs[warm:], lrs[warm + 1 :], strict=False))  # then falls
     assert _one_cycle_lr(total, total, warm, peak) == pytest.approx(peak / 100)
     assert _one_cycle_lr(0, total, 0, peak) == pytest.approx(peak)  # no warm-up: starts at the peak
+
+
+def test_noise_margin_is_one_standard_error_of_the_validation_accuracy():
+    assert _noise_margin(100)(0.9) == pytest.approx(0.03)
+    assert _noise_margin(400)(0.5) == pytest.approx(0.025)
+    assert _noise_margin(100)(1.0) == pytest.approx(0.01)  # at least one image
+    assert _noise_margin(0)(0.5) == pytest.approx(1.0)  # guarded, not a division by zero
+
+
+def test_card_keeps_the_latest_epoch_within_the_noise_of_the_best(trained):
+    """kept_epoch is the last epoch whose val accuracy is within one standard error of the best so far,
+    and the saved weights are that epoch's."""
+    out, card = trained
+    tr = card["training"]
+    n_val = card["split"]["sizes"]["val"]
+    best, expected = -1.0, 0
+    for h in tr["history"]:
+        acc = h["val_accuracy"]
+        if acc > best + 1e-9:
+            best, expected = acc, h["epoch"]
+        elif acc >= best - _noise_margin(n_val)(best) - 1e-9:
+            expected = h["epoch"]
+    assert tr["kept_epoch"] == expected and 1 <= tr["kept_epoch"] <= tr["epochs_completed"]
+    weights = torch.load(out.parent / card["weights"], weights_only=True)
+    last = torch.load(out.with_suffix(".ckpt"), weights_only=False)["model"]
+    same = all(torch.equal(weights[k], last[k].contiguous()) for k in weights)
+    assert same == (tr["kept_epoch"] == tr["epochs_completed"])
+
+
+def test_last_batch_is_kept_from_half_a_batch():
+    assert _keeps_last_batch(800, 64) and _keeps_last_batch(768, 64) and _keeps_last_batch(20, 64)
+    assert not _keeps_last_batch(790, 64)  # 22 left over: fewer than 32
+
+
+@pytest.mark.parametrize(("batch_size", "steps", "kept"), [(12, 3, True), (10, 3, False)])
+def test_steps_per_epoch_count_the_kept_last_batch(folder, tmp_path, batch_size, steps, kept):
+    """32 training images: batches of 12 end with 8 (kept: 3 steps), of 10 with 2 (dropped: 3 steps)."""
+    card = train(folder, out=tmp_path / "m.json", epochs=1, patience=None, **{**FAST, "batch_size": batch_size})
+    assert card["training"]["steps"] == steps and card["training"]["last_batch_kept"] is kept
+    assert card["training"]["history"][0]["images_per_second"] * card["training"]["history"][0]["train_seconds"] \
+        == pytest.approx(32 if kept else 30, abs=0.01 * card["training"]["history"][0]["images_per_second"] + 0.2)
 
 
 def _corner_object_image() -> np.ndarray:

@@ -117,6 +117,32 @@ def test_early_stopping_stops_and_respects_warm_up():
     assert state["epoch"] == 7
 
 
+@pytest.mark.parametrize(("keep_within", "saved_at", "kept"), [
+    (None, [1, 2], 2),  # only a better score saves
+    (0.03, [1, 2, 3, 5], 5),  # later epochs within 0.03 of the best (0.9) save too; 0.7 does not
+])
+def test_keep_within_keeps_the_latest_epoch_as_good_as_the_best(keep_within, saved_at, kept):
+    scores = iter([0.5, 0.9, 0.88, 0.7, 0.89])
+    run, saved = Run(), []
+
+    def evaluate(epoch, sums, seconds):
+        return {"score": next(scores)}
+
+    state, _ = fit(run.step, run.batches, epochs=5, steps_per_epoch=6, evaluate=evaluate, patience=10,
+                   on_improve=lambda st: saved.append(st["epoch"] + 1),
+                   keep_within=None if keep_within is None else (lambda best: keep_within))
+    assert saved == saved_at and state["kept_epoch"] == kept
+    # the best score, its epoch and the early-stopping count do not depend on keep_within
+    assert state["best_epoch"] == 2 and state["best_score"] == 0.9 and state["bad_epochs"] == 3
+
+
+def test_a_checkpoint_without_kept_epoch_keeps_its_best_epoch():
+    old = {k: v for k, v in new_loop_state().items() if k != "kept_epoch"}
+    old.update(epoch=3, step=18, best_epoch=2, best_score=0.9, finished=True, stop_reason="reached epochs")
+    state, _ = fit(Run().step, Run().batches, epochs=3, steps_per_epoch=6, state=old)
+    assert state["kept_epoch"] == 2
+
+
 def test_max_steps_cuts_the_epoch_short_and_improvement_hook_runs():
     run, saved = Run(), []
     state, why = fit(run.step, run.batches, epochs=3, steps_per_epoch=6, evaluate=run.evaluate, max_steps=4,

@@ -62,7 +62,8 @@ def new_loop_state() -> dict[str, Any]:
 
     ``epoch``: epochs completed; ``batch``: batches done in the current epoch; ``step``: optimizer
     steps in all; ``best_score`` / ``best_tiebreak`` / ``best_epoch``: the best evaluation;
-    ``bad_epochs``: evaluations since it; ``finished`` / ``stop_reason``; ``elapsed_s``: training
+    ``kept_epoch``: the epoch whose weights ``on_improve`` saved last (the best, or with
+    ``keep_within`` a later one as good up to the margin); ``bad_epochs``: evaluations since it; ``finished`` / ``stop_reason``; ``elapsed_s``: training
     time summed over calls; ``history``: one record per epoch.
 
     Examples
@@ -71,7 +72,7 @@ def new_loop_state() -> dict[str, Any]:
     (0, False)
     """
     return {"epoch": 0, "batch": 0, "step": 0, "best_score": -math.inf, "best_tiebreak": math.inf,
-            "best_epoch": 0, "bad_epochs": 0, "history": [], "finished": False, "stop_reason": None,
+            "best_epoch": 0, "kept_epoch": 0, "bad_epochs": 0, "history": [], "finished": False, "stop_reason": None,
             "elapsed_s": 0.0}
 
 
@@ -110,6 +111,7 @@ def fit(
     evaluate: Callable[[int, Mapping[str, float], float], dict[str, Any]] | None = None,
     monitor: str = "score",
     on_improve: Callable[[dict[str, Any]], None] | None = None,
+    keep_within: Callable[[float], float] | None = None,
     patience: int | None = None,
     patience_after_step: int = 0,
     save: Callable[[dict[str, Any]], None] | None = None,
@@ -130,7 +132,10 @@ def fit(
     an epoch ``evaluate(epoch, sums, train_seconds)`` returns the epoch's history record; its
     ``"score"`` (higher is better; ties broken by a lower ``"tiebreak"``; both taken out of the
     record) decides whether the epoch is the best so far (``on_improve(state)`` then saves the
-    weights) and early stopping: ``patience`` evaluations without a better one stop the run, counted only
+    weights) and early stopping. With ``keep_within``, an epoch that is not better but scores within
+    ``keep_within(best_score)`` of the best is *kept* too (``on_improve`` is called and
+    ``state["kept_epoch"]`` set; the best score and early stopping are unchanged), so the weights
+    saved are those of the latest epoch as good as the best up to that margin. ``patience`` evaluations without a better one stop the run, counted only
     once ``state["step"]`` exceeds ``patience_after_step`` (a warm-up). ``save(state)`` writes
     a checkpoint after every epoch, every ``save_every`` steps and when the run stops.
 
@@ -144,6 +149,9 @@ def fit(
         The loop state restored from a checkpoint (default :func:`new_loop_state`); it is
         updated in place. A run finished at its ``epochs`` or ``total_steps`` limit reopens
         when the limit is now higher; one stopped early stays stopped.
+    keep_within : callable, optional
+        The margin (a function of the best score, e.g. one standard error of an accuracy)
+        within which a later epoch replaces the best one's saved weights.
     monitor : str
         What the score is, for the early-stopping reason (``"val accuracy"``).
     max_steps : int, optional
@@ -177,6 +185,7 @@ def fit(
     if patience is not None and evaluate is None:
         raise InvalidParameterError("patience needs an evaluate function that returns a 'score'")
     st = new_loop_state() if state is None else state
+    st.setdefault("kept_epoch", st.get("best_epoch", 0))  # a checkpoint from before kept_epoch existed
     for key, value in new_loop_state().items():
         st.setdefault(key, value)
     reason = st.get("stop_reason")
@@ -215,7 +224,7 @@ def fit(
         epoch_over = st["batch"] >= steps_per_epoch or cut_short or exhausted
         if epoch_over:
             _end_epoch(st, epoch, sums, train_s, cut_short, evaluate=evaluate, on_improve=on_improve,
-                       patience_after_step=patience_after_step)
+                       patience_after_step=patience_after_step, keep_within=keep_within)
             if patience is not None and st["bad_epochs"] >= patience:
                 st["finished"], stop_reason = True, f"early stop: no better {monitor} for {patience} epochs"
             elif epoch >= epochs:
@@ -238,7 +247,8 @@ def fit(
 
 def _end_epoch(st: dict[str, Any], epoch: int, sums: Mapping[str, float], train_s: float, cut_short: bool, *,
                evaluate: Callable[[int, Mapping[str, float], float], dict[str, Any]] | None,
-               on_improve: Callable[[dict[str, Any]], None] | None, patience_after_step: int) -> dict[str, Any]:
+               on_improve: Callable[[dict[str, Any]], None] | None, patience_after_step: int,
+               keep_within: Callable[[float], float] | None = None) -> dict[str, Any]:
     """Evaluate a finished (or cut-short) epoch, track the best one and append the history record."""
     record: dict[str, Any] = {"epoch": epoch, "steps": st["step"]}
     record.update(evaluate(epoch, sums, train_s) if evaluate is not None else {})
@@ -248,11 +258,16 @@ def _end_epoch(st: dict[str, Any], epoch: int, sums: Mapping[str, float], train_
         improved = (score > st["best_score"] + 1e-9
                     or (abs(score - st["best_score"]) <= 1e-9 and tie < st["best_tiebreak"]))
         if improved:
-            st.update(best_score=score, best_tiebreak=tie, best_epoch=epoch, bad_epochs=0)
+            st.update(best_score=score, best_tiebreak=tie, best_epoch=epoch, kept_epoch=epoch, bad_epochs=0)
             if on_improve is not None:
                 on_improve(st)
-        elif st["step"] > patience_after_step:  # a plateau while the lr still rises is no reason to stop
-            st["bad_epochs"] += 1
+        else:
+            if keep_within is not None and score >= st["best_score"] - keep_within(st["best_score"]) - 1e-9:
+                st["kept_epoch"] = epoch  # as good as the best within the margin, and later
+                if on_improve is not None:
+                    on_improve(st)
+            if st["step"] > patience_after_step:  # a plateau while the lr still rises is no reason to stop
+                st["bad_epochs"] += 1
     record["cut_short"] = cut_short
     st["epoch"] = epoch
     st["batch"] = 0
