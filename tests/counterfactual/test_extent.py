@@ -230,12 +230,42 @@ def test_every_extent_fails_closed_when_scoring_breaks(planted_classifier, plant
         assert res.fail_closed and res.mask.all() and "model crashed" in (res.error or "")
 
 
+class ContextModel(PartModel):
+    """The body counts only next to the spark: 12·spark + 4·spark·body − 6 logits."""
+
+    def logits(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        out = []
+        for im in images:
+            f = np.asarray(im, np.float32)
+            near = [np.linalg.norm(f - c, axis=-1) < 40 for c in (SPARK, BODY)]
+            s = min(1.0, near[0].sum() / self.ref[0] * 96 * 96 / near[0].size)
+            b = min(1.0, near[1].sum() / self.ref[1] * 96 * 96 / near[1].size)
+            out.append(12 * s + 4 * s * b - 6)
+        return np.array(out)
+
+
+def test_closure_on_the_original_image_finds_evidence_that_needs_the_key_part():
+    model = ContextModel()
+    img, body, spark = bomb()
+    labels = bomb_labels(body, spark)
+    styled = stylize(img, "fill")
+    # with the spark hidden the body carries nothing: closure on the delivered image leaves it
+    delivered = extend(img, styled, labels, (5,), scorer(model), [0.5], "object", margin=0)
+    assert delivered.selected == (5,)
+    # with the spark in sight hiding the body costs 4 logits: closure on the original takes it
+    original = extend(img, styled, labels, (5,), scorer(model), [0.5], "object", margin=0, closure_on="original")
+    assert original.selected == (5, 4)
+    assert original.reasons == ("counterfactual", "closure")
+
+
 def test_extent_options_are_validated():
     img, body, spark = bomb()
     labels = bomb_labels(body, spark)
     styled = stylize(img, "fill")
     with pytest.raises(InvalidParameterError, match="margin"):
         object_extent(img, styled, labels, (5,), scorer(PartModel()), np.array([0.5]), margin=-1)
+    with pytest.raises(InvalidParameterError, match="closure_on"):
+        object_extent(img, styled, labels, (5,), scorer(PartModel()), np.array([0.5]), closure_on="both")
     with pytest.raises(InvalidParameterError, match="max_fraction"):
         object_extent(img, styled, labels, (5,), scorer(PartModel()), np.array([0.5]), max_fraction=2)
     with pytest.raises(InvalidParameterError, match="selected region ids"):

@@ -218,6 +218,7 @@ def object_extent(
     split_fraction: float = 0.08,
     group_delta: float = 12.0,
     attr_ratio: float = 0.0,
+    closure_on: str = "delivered",
     trim: bool = False,
     max_steps: int = 6,
     work_size: int = 384,
@@ -261,6 +262,10 @@ def object_extent(
     attr_ratio : float
         Closure also takes a touching region with any logit gain whose mean attribution is at
         least this share of the counterfactual's (0: off).
+    closure_on : str
+        Where closure weighs a touching region: ``"delivered"`` (hiding it too, on the image with
+        the counterfactual hidden) or ``"original"`` (hiding it alone, with the key part still in
+        sight; experimental, see docs/benchmarks.md).
     trim : bool
         Run the trim step (off by default: on the tuning seed it dropped closure regions that
         were parts of the object once the margin step had added others).
@@ -291,6 +296,8 @@ def object_extent(
     for name, v in (("max_fraction", max_fraction), ("max_region", max_region), ("split_fraction", split_fraction)):
         if not 0 < v <= 1:
             raise InvalidParameterError(f"{name} must lie in (0, 1], got {v!r}")
+    if closure_on not in ("delivered", "original"):
+        raise InvalidParameterError(f"closure_on must be 'delivered' or 'original', got {closure_on!r}")
     if work_size < 32:
         raise InvalidParameterError(f"work_size must be at least 32 pixels, got {work_size}")
     if segments is not None and np.asarray(segments).shape != labels.shape:
@@ -395,13 +402,19 @@ def object_extent(
     cf = [r for r, why in zip(chosen, reasons, strict=True) if why in ("counterfactual", "split")]
     cf_att = float(np.average(mean_att[cf], weights=area[cf])) if cf and float(area[cf].sum()) > 0 else 0.0
     base = float(work.excess([chosen])[0])
+    original = float(work.excess([[]])[0]) if closure_on == "original" else 0.0
     for _ in range(max(0, int(rounds))):
         cand = neighbours(chosen)
         if not cand:
             break
-        ex = np.concatenate([work.excess([chosen + list(q) for q in cand[i : i + batch_size]])
-                             for i in range(0, len(cand), batch_size)])
-        gain = base - ex
+        if closure_on == "original":  # the region's own evidence, with the key part still in sight
+            ex = np.concatenate([work.excess([list(q) for q in cand[i : i + batch_size]])
+                                 for i in range(0, len(cand), batch_size)])
+            gain = original - ex
+        else:
+            ex = np.concatenate([work.excess([chosen + list(q) for q in cand[i : i + batch_size]])
+                                 for i in range(0, len(cand), batch_size)])
+            gain = base - ex
         # evidence on the logit, or (attr_ratio > 0) as much attribution as the counterfactual and any gain
         hot = [attr_ratio > 0 and cf_att > 0 and float(np.average(mean_att[list(q)], weights=area[list(q)]))
                >= attr_ratio * cf_att for q in cand]
