@@ -6,7 +6,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -35,8 +38,23 @@ from veil.cli_common import (
 )
 from veil.errors import InvalidParameterError, VeilError
 
+if TYPE_CHECKING:
+    from veil.store import Store
+
 DB_HELP = "Database URL (default: SQLite at DATA/veil.db), e.g. postgresql+psycopg://veil@localhost/veil."
 DATA_HELP = "Data folder: blobs (originals, delivered images, masks) and the default SQLite database."
+
+
+@contextmanager
+def _store(db: str | None, data: Path) -> Iterator[Store]:
+    """The service's store, opened for one command and closed after it."""
+    from veil.store import Store
+
+    store = Store.open(db, data)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def register(app: typer.Typer) -> None:
@@ -120,13 +138,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Create a token and print it once (last line of output)."""
         try:
-            from veil.store import Store
-
-            store = Store.open(db, data)
-            try:
+            with _store(db, data) as store:
                 tok, secret = store.create_token(name, role)
-            finally:
-                store.close()
         except VeilError as exc:
             fail(exc)
             return
@@ -140,15 +153,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List tokens (ids, names, roles; never secrets)."""
         try:
-            from veil.store import Store
-
-            store = Store.open(db, data)
-            try:
+            with _store(db, data) as store:
                 for t in store.tokens():
                     state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "active"
                     typer.echo(f"{t.id}\t{t.role}\t{t.name}\t{state}")
-            finally:
-                store.close()
         except VeilError as exc:
             fail(exc)
 

@@ -48,15 +48,15 @@ class PartModel:
         img, body, spark = bomb()
         self.ref = (float(spark.sum()), float(body.sum()))
 
+    def parts(self, im: np.ndarray) -> tuple[float, float]:
+        """How much of the spark and of the body is in sight (0–1 each)."""
+        f = np.asarray(im, np.float32)
+        near = [np.linalg.norm(f - c, axis=-1) < 40 for c in (SPARK, BODY)]
+        return (min(1.0, near[0].sum() / self.ref[0] * 96 * 96 / near[0].size),
+                min(1.0, near[1].sum() / self.ref[1] * 96 * 96 / near[1].size))
+
     def logits(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        out = []
-        for im in images:
-            f = np.asarray(im, np.float32)
-            near = [np.linalg.norm(f - c, axis=-1) < 40 for c in (SPARK, BODY)]
-            s = min(1.0, near[0].sum() / self.ref[0] * 96 * 96 / near[0].size)
-            b = min(1.0, near[1].sum() / self.ref[1] * 96 * 96 / near[1].size)
-            out.append(12 * s + 3 * b - 6)
-        return np.array(out)
+        return np.array([12 * s + 3 * b - 6 for s, b in map(self.parts, images)])
 
     def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
         p = 1 / (1 + np.exp(-self.logits(images)))
@@ -234,14 +234,7 @@ class ContextModel(PartModel):
     """The body counts only next to the spark: 12·spark + 4·spark·body − 6 logits."""
 
     def logits(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        out = []
-        for im in images:
-            f = np.asarray(im, np.float32)
-            near = [np.linalg.norm(f - c, axis=-1) < 40 for c in (SPARK, BODY)]
-            s = min(1.0, near[0].sum() / self.ref[0] * 96 * 96 / near[0].size)
-            b = min(1.0, near[1].sum() / self.ref[1] * 96 * 96 / near[1].size)
-            out.append(12 * s + 4 * s * b - 6)
-        return np.array(out)
+        return np.array([12 * s + 4 * s * b - 6 for s, b in map(self.parts, images)])
 
 
 def test_closure_on_the_original_image_finds_evidence_that_needs_the_key_part():
