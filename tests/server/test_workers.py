@@ -33,6 +33,9 @@ def test_models_are_loaded_once_per_worker(tmp_path: Path) -> None:
         while any(store.item(i)[1].status not in ("done", "failed") for i in ids):
             assert time.monotonic() < deadline, "jobs not processed within 60 s"
             time.sleep(0.05)
+        # a worker counts a job just after committing it: wait for the counters too (this raced)
+        while sum(w.processed for w in app.state.pool.workers) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert len(built) == 2  # four images, no new models
         assert sum(w.processed for w in app.state.pool.workers) == 4
         assert [store.item(i)[1].status for i in ids] == ["done"] * 4
