@@ -51,8 +51,9 @@ class Region:
 
     ``reason`` is ``"counterfactual"`` (the search needed it), ``"split"`` (a superpixel of a
     large region the search chose, kept because the verdict needs it), ``"margin"`` (added so
-    the image is safe with a margin, also under light views) or ``"closure"`` (a touching
-    region that still carried evidence); see :mod:`veil.counterfactual.extent`.
+    the image is safe with a margin, also under light views), ``"closure"`` (a touching
+    region that still carried evidence) or ``"object"`` (a piece of the object a hidden region
+    lies on, found by colour with ``complete="grabcut"``); see :mod:`veil.counterfactual.extent`.
     """
 
     id: int

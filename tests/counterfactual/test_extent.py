@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import planted
 from veil import SafeguardConfig, Safeguarder
 from veil.counterfactual import EXTENTS, extend, stylize
-from veil.counterfactual.extent import light_views, logit, minimal, object_extent
+from veil.counterfactual.extent import REASONS, light_views, logit, minimal, object_extent
 from veil.errors import InvalidParameterError, UnknownNameError
 
 SPARK = np.array([255, 220, 0], np.float32)
@@ -298,7 +298,7 @@ def test_scan_records_the_extent_and_why_each_region_is_hidden(planted_classifie
     rec = json.loads((out / "results.jsonl").read_text().splitlines()[0])
     assert rec["extent"] == extent and rec["counterfactual_found"]
     assert len(rec["regions"]) == rec["depth"] >= 1
-    assert all(r["reason"] in ("counterfactual", "split", "margin", "closure") for r in rec["regions"])
+    assert all(r["reason"] in REASONS for r in rec["regions"])
     if extent == "minimal":
         assert {r["reason"] for r in rec["regions"]} == {"counterfactual"}
     html = (out / "report.html").read_text()
@@ -329,3 +329,64 @@ def test_object_extent_recovers_what_the_minimal_counterfactual_leaves(planted_c
             recalls[extent].append(float((res.mask & truth).sum() / truth.sum()))
     assert all(o >= m - 1e-9 for o, m in zip(recalls["object"], recalls["minimal"], strict=True))
     assert np.mean(recalls["object"]) > np.mean(recalls["minimal"])
+
+
+class BigBombModel(ContextModel):
+    """:class:`ContextModel` on a larger canvas, whose body is no region of the label map."""
+
+    def __init__(self, img: np.ndarray, body: np.ndarray, spark: np.ndarray) -> None:
+        self.ref = (float(spark.sum()), float(body.sum()))
+        self.size = img.shape[0] * img.shape[1]
+
+    def parts(self, im: np.ndarray) -> tuple[float, float]:
+        f = np.asarray(im, np.float32)
+        near = [np.linalg.norm(f - c, axis=-1) < 40 for c in (SPARK, BODY)]
+        return tuple(min(1.0, k.sum() / r * self.size / k.size) for k, r in zip(near, self.ref, strict=True))
+
+
+def big_bomb(size: int = 192) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The bomb on a 192-px textured canvas; labels: four quadrants (the body split among them) and a
+    superpixel-sized square around the spark (4) that also takes the body's top and some background."""
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:size, 0:size]
+    img = np.stack([90 + 60 * xx / size, 140 - 40 * yy / size, 120 + 0 * xx], axis=-1) + rng.normal(0, 6, (size, size, 3))
+    body = (yy - 110) ** 2 + (xx - 100) ** 2 <= 20**2
+    spark = np.zeros((size, size), bool)
+    spark[84:93, 96:105] = True
+    img[body] = BODY
+    img[spark] = SPARK
+    labels = ((yy >= 100) * 2 + (xx >= 100)).astype(np.int32)
+    labels[78:98, 90:110] = 4
+    return np.clip(img, 0, 255).astype(np.uint8), body, spark, labels
+
+
+def test_complete_grabcut_hides_the_body_no_region_holds():
+    img, body, spark, labels = big_bomb()
+    model = BigBombModel(img, body, spark)
+    styled = stylize(img, "fill")
+    plain = extend(img, styled, labels, (4,), scorer(model), [0.5], "object")
+    assert plain.selected == (4,)  # the body carries nothing once the spark is hidden, and is no region
+    full = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete="grabcut")
+    assert full.selected[0] == 4 and set(full.reasons[1:]) == {"object"} and len(full.selected) > 1
+    hidden = np.isin(full.labels, full.selected)
+    assert (hidden & body).sum() >= 0.9 * body.sum()
+    # the body and a ring of 15 % of its size around it (its outline hidden), not the quadrants
+    assert (hidden & ~body & (labels != 4)).sum() <= 1.0 * body.sum()
+    assert model.logits([np.where(hidden[..., None], styled, img)])[0] <= 0
+    with pytest.raises(InvalidParameterError, match="complete"):
+        extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete="sam")
+
+
+def test_work_composes_a_region_lost_at_the_working_size():
+    # a completed piece too small to survive the downscale to the working size must not crash the
+    # extent (it did: an IndexError that failed the image closed)
+    from veil.counterfactual.extent import _Work
+
+    img = np.zeros((8, 8, 3), np.uint8)
+    styled = np.full((8, 8, 3), 255, np.uint8)
+    labels = np.zeros((8, 8), np.int64)
+    labels[4:, :] = 1
+    work = _Work(img, styled, labels, lambda ims: np.zeros((len(ims), 1)), np.zeros(1), False)
+    out = work.compose([1, 7])
+    np.testing.assert_array_equal(out[4:], styled[4:])
+    np.testing.assert_array_equal(out[:4], img[:4])

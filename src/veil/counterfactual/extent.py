@@ -24,7 +24,11 @@ background in. An extent takes the search's regions and returns the regions to d
        image is safe by ``margin`` logits under the threshold, also under light views of it
        (mirror, ±10 % scale, a shift of 3 %);
     4. *trim* (``trim=True``; off by default) — a closure region whose removal now costs less
-       than ``min_gain / 2`` logits is dropped again, as long as the verdict (and margin) holds.
+       than ``min_gain / 2`` logits is dropped again, as long as the verdict (and margin) holds;
+    5. *complete* (``complete="grabcut"``; off by default) — the hidden mask is grown to the
+       objects it lies on by a colour model, not the classifier
+       (:func:`veil.segment.grabcut.grow_to_object`), pixel-fine, within ``max_region`` per
+       object and ``max_fraction`` in all, and kept only if the image stays safe.
 
 Every extent is a function ``fn(image, styled, labels, selected, score, thresholds, *,
 attribution, segments, **options) -> ExtentOutcome``; ``score`` classifies a batch of
@@ -49,7 +53,7 @@ from veil.registry import Registry
 Score = Callable[[list[np.ndarray]], np.ndarray]
 
 #: Why a region is hidden (the ``reason`` of each :class:`~veil.types.Region`).
-REASONS = ("counterfactual", "split", "margin", "closure")
+REASONS = ("counterfactual", "split", "margin", "closure", "object")
 
 
 @dataclass
@@ -178,7 +182,8 @@ class _Work:
     n_evaluated: int = 0
 
     def compose(self, ids: Sequence[int]) -> np.ndarray:
-        lut = np.zeros(int(self.labels.max()) + 1, bool)
+        # (a region too small to survive the working size may be asked for: it hides nothing here)
+        lut = np.zeros(max([int(self.labels.max()), *(int(r) for r in ids)]) + 1, bool)
         if len(ids):
             lut[np.asarray(list(ids), dtype=np.int64)] = True
         return np.where(lut[self.labels][..., None], self.styled, self.image)
@@ -220,6 +225,11 @@ def object_extent(
     attr_ratio: float = 0.0,
     closure_on: str = "delivered",
     trim: bool = False,
+    complete: str = "none",
+    complete_grow: float = 2.0,
+    complete_expand: int = 2,
+    complete_stable: float = 0.0,
+    complete_dilate: float = 0.15,
     max_steps: int = 6,
     work_size: int = 384,
     batch_size: int = 16,
@@ -269,6 +279,16 @@ def object_extent(
     trim : bool
         Run the trim step (off by default: on the tuning seed it dropped closure regions that
         were parts of the object once the margin step had added others).
+    complete : str
+        ``"none"`` or ``"grabcut"``: grow the hidden mask to the objects it lies on with GrabCut
+        (:func:`veil.segment.grabcut.grow_to_object`; experimental, see docs/benchmarks.md).
+    complete_grow, complete_expand, complete_stable : float, int, float
+        GrabCut's first box around each hidden piece (multiples of its size), how often the box
+        may double and when its object counts as settled (``grow``, ``expand`` and ``stable`` of
+        :func:`~veil.segment.grabcut.grow_to_object`; 0: the first box's object, which found
+        more of the objects on the tuning seed than waiting for a settled one).
+    complete_dilate : float
+        Each object found is widened by this share of its size, so its outline is hidden too.
     max_steps : int
         Most regions the margin step adds.
     work_size : int
@@ -298,6 +318,11 @@ def object_extent(
             raise InvalidParameterError(f"{name} must lie in (0, 1], got {v!r}")
     if closure_on not in ("delivered", "original"):
         raise InvalidParameterError(f"closure_on must be 'delivered' or 'original', got {closure_on!r}")
+    if complete not in ("none", "grabcut"):
+        raise InvalidParameterError(f"complete must be 'none' or 'grabcut', got {complete!r}")
+    if not (np.isfinite(complete_grow) and complete_grow > 0) or int(complete_expand) < 0:
+        raise InvalidParameterError(
+            f"complete_grow must be > 0 and complete_expand >= 0, got {complete_grow!r}, {complete_expand!r}")
     if work_size < 32:
         raise InvalidParameterError(f"work_size must be at least 32 pixels, got {work_size}")
     if segments is not None and np.asarray(segments).shape != labels.shape:
@@ -469,6 +494,39 @@ def object_extent(
                 reasons = [why for k, why in enumerate(reasons) if k not in drop]
                 chosen = kept
                 trace.append({"step": "trim", "dropped": len(drop)})
+
+    # -- 5. complete: the objects the hidden mask lies on, by colour (GrabCut), pixel-fine -------
+    if complete == "grabcut" and chosen:
+        from veil.segment.grabcut import grow_to_object
+
+        lut = np.zeros(n, bool)
+        lut[np.asarray(chosen, dtype=np.int64)] = True
+        hidden_px = lut[labels]
+        grown = grow_to_object(image, hidden_px, grow=complete_grow, expand=int(complete_expand),
+                               stable=complete_stable, max_region=max_region, dilate=complete_dilate)
+        new_px = grown & ~hidden_px
+        if new_px.any() and float(hidden_px.mean() + new_px.mean()) <= max_fraction:
+            uniq, inv = np.unique(labels[new_px], return_inverse=True)  # cut along the regions it crosses
+            grown_labels = labels.copy()
+            grown_labels[new_px] = n + inv.ravel()
+            ids = list(range(n, n + len(uniq)))
+            before_labels, work.labels = work.labels, _nearest(grown_labels, shape)
+            # as safe as before: a pixel-fine mask keeps the object's outline, which a model (and a
+            # person) may still recognise, so the margin and the light views are asked again
+            # (on the working copy with its views, and once at full size, which the pipeline judges)
+            limit = -margin if current <= -margin else 0.0
+            keep = np.zeros(n + len(uniq), bool)
+            keep[np.asarray(chosen + ids, dtype=np.int64)] = True
+            full = np.where(keep[grown_labels][..., None], styled, image)
+            full_ex = float((logit(np.asarray(score([full]), dtype=np.float64)[0]) - work.thr_logit).max())
+            work.n_evaluated += 1
+            if full_ex <= limit and float(work.excess([chosen + ids], views=current <= -margin)[0]) <= limit:
+                labels, n = grown_labels, n + len(uniq)
+                chosen += ids
+                reasons += ["object"] * len(ids)
+                trace.append({"step": "complete", "added": len(ids), "pixels": int(new_px.sum())})
+            else:
+                work.labels = before_labels
 
     return ExtentOutcome(labels.astype(np.int32), tuple(chosen), tuple(reasons), work.n_evaluated, trace)
 
