@@ -10,7 +10,10 @@ object. A box that cuts the object off puts the object's colour into the backgro
 and finds almost nothing; one far too large lets background in. So the box is doubled (up to
 ``expand`` times) until the object found is *stable*: the doubled box finds nearly the same
 one, and more than the seed. A piece whose object never settles, or grows beyond
-``max_region`` of the image, adds nothing.
+``max_region`` of the image, adds nothing. With ``stable=0`` the first box's object is taken as
+it is: that is what the object extent's ``complete="grabcut"`` does, with a box twice the
+piece's size, because on the benchmark's tuning seed it found far more of the objects
+(docs/benchmarks.md). ``dilate`` widens each object found, so that its outline is hidden too.
 
 The result is a pixel mask, as fine as the image: unlike superpixels it can follow a blade
 two pixels wide. It only ever adds to the seed.
