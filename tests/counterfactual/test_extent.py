@@ -375,6 +375,8 @@ def test_complete_grabcut_hides_the_body_no_region_holds():
     assert model.logits([np.where(hidden[..., None], styled, img)])[0] <= 0
     with pytest.raises(InvalidParameterError, match="complete"):
         extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete="sam")
+    with pytest.raises(InvalidParameterError, match="complete_dilate"):
+        extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete="grabcut", complete_dilate=-1)
 
 
 def test_work_composes_a_region_lost_at_the_working_size():

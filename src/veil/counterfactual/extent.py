@@ -320,9 +320,11 @@ def object_extent(
         raise InvalidParameterError(f"closure_on must be 'delivered' or 'original', got {closure_on!r}")
     if complete not in ("none", "grabcut"):
         raise InvalidParameterError(f"complete must be 'none' or 'grabcut', got {complete!r}")
-    if not (np.isfinite(complete_grow) and complete_grow > 0) or int(complete_expand) < 0:
+    if not (np.isfinite(complete_grow) and complete_grow > 0 and np.isfinite(complete_dilate) and complete_dilate >= 0
+            and int(complete_expand) >= 0):
         raise InvalidParameterError(
-            f"complete_grow must be > 0 and complete_expand >= 0, got {complete_grow!r}, {complete_expand!r}")
+            f"complete_grow must be > 0, complete_dilate >= 0 and complete_expand >= 0, got {complete_grow!r}, "
+            f"{complete_dilate!r}, {complete_expand!r}")
     if work_size < 32:
         raise InvalidParameterError(f"work_size must be at least 32 pixels, got {work_size}")
     if segments is not None and np.asarray(segments).shape != labels.shape:
