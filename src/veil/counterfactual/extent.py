@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from veil.counterfactual.regions import regions_mask
 from veil.errors import InvalidParameterError
 from veil.image import check_labels, fit_within
 from veil.registry import Registry
@@ -183,10 +184,7 @@ class _Work:
 
     def compose(self, ids: Sequence[int]) -> np.ndarray:
         # (a region too small to survive the working size may be asked for: it hides nothing here)
-        lut = np.zeros(max([int(self.labels.max()), *(int(r) for r in ids)]) + 1, bool)
-        if len(ids):
-            lut[np.asarray(list(ids), dtype=np.int64)] = True
-        return np.where(lut[self.labels][..., None], self.styled, self.image)
+        return np.where(regions_mask(self.labels, list(ids))[..., None], self.styled, self.image)
 
     def excess(self, cands: Sequence[Sequence[int]], *, views: bool = False) -> np.ndarray:
         """Worst model's logit minus its threshold's logit, per candidate (max over views if asked)."""
@@ -501,9 +499,7 @@ def object_extent(
     if complete == "grabcut" and chosen:
         from veil.segment.grabcut import grow_to_object
 
-        lut = np.zeros(n, bool)
-        lut[np.asarray(chosen, dtype=np.int64)] = True
-        hidden_px = lut[labels]
+        hidden_px = regions_mask(labels, chosen)
         grown = grow_to_object(image, hidden_px, grow=complete_grow, expand=int(complete_expand),
                                stable=complete_stable, max_region=max_region, dilate=complete_dilate)
         new_px = grown & ~hidden_px
@@ -517,9 +513,7 @@ def object_extent(
             # person) may still recognise, so the margin and the light views are asked again
             # (on the working copy with its views, and once at full size, which the pipeline judges)
             limit = -margin if current <= -margin else 0.0
-            keep = np.zeros(n + len(uniq), bool)
-            keep[np.asarray(chosen + ids, dtype=np.int64)] = True
-            full = np.where(keep[grown_labels][..., None], styled, image)
+            full = np.where(regions_mask(grown_labels, chosen + ids)[..., None], styled, image)
             full_ex = float((logit(np.asarray(score([full]), dtype=np.float64)[0]) - work.thr_logit).max())
             work.n_evaluated += 1
             if full_ex <= limit and float(work.excess([chosen + ids], views=current <= -margin)[0]) <= limit:

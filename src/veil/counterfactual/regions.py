@@ -49,9 +49,12 @@ def rank_regions(attribution: np.ndarray, labels: np.ndarray) -> tuple[np.ndarra
 
 
 def regions_mask(labels: np.ndarray, ids: Sequence[int]) -> np.ndarray:
-    """Boolean H×W mask of the pixels whose label is in ``ids`` (a lookup table, not ``isin``)."""
+    """Boolean H×W mask of the pixels whose label is in ``ids`` (a lookup table, not ``isin``).
+
+    An id no pixel carries (a region lost when the label map was scaled down) hides nothing.
+    """
     labels = np.asarray(labels)
-    lut = np.zeros(int(labels.max()) + 1 if labels.size else 1, dtype=bool)
+    lut = np.zeros(max([int(labels.max()) if labels.size else 0, *(int(r) for r in ids)]) + 1, dtype=bool)
     if len(ids):
         lut[np.asarray(ids, dtype=np.int64)] = True
     return lut[labels]
