@@ -65,8 +65,10 @@ class Canvas:
 
     def shape(self, polys: Sequence[tuple[Sequence[tuple[float, float]], tuple[int, int, int]]],
               ellipses: Sequence[tuple[tuple[float, float, float, float], tuple[int, int, int]]] = (),
-              lines: Sequence[tuple[Sequence[tuple[float, float]], tuple[int, int, int], float]] = ()) -> np.ndarray:
-        """Paint polygons / ellipses / polylines (image coordinates) inside their bounding box; return alpha."""
+              lines: Sequence[tuple[Sequence[tuple[float, float]], tuple[int, int, int], float]] = (),
+              *, dry: bool = False) -> np.ndarray:
+        """Paint polygons / ellipses / polylines (image coordinates) inside their bounding box; return alpha.
+        With ``dry`` nothing is painted: only the coverage is returned (to measure a part of a shape)."""
         pts = [p for poly, _ in polys for p in poly] + [p for pl, _, _ in lines for p in pl]
         pts += [(x0, y0) for (x0, y0, _, _), _ in ellipses] + [(x1, y1) for (_, _, x1, y1), _ in ellipses]
         pad = 2 + max([wd for _, _, wd in lines], default=0)
@@ -95,8 +97,9 @@ class Canvas:
         a = arr[..., 3:4] / 255.0
         # BOX-downsampled premultiplied colours: divide back where covered
         col_ = np.asarray(rgba.resize((x1 - x0, y1 - y0), Image.Resampling.NEAREST), dtype=np.float32)[..., :3]
-        sub = self.image[y0:y1, x0:x1]
-        self.image[y0:y1, x0:x1] = sub * (1 - a) + col_ * a
+        if not dry:
+            sub = self.image[y0:y1, x0:x1]
+            self.image[y0:y1, x0:x1] = sub * (1 - a) + col_ * a
         alpha_full[y0:y1, x0:x1] = a[..., 0]
         return alpha_full
 
@@ -109,12 +112,16 @@ def _rot(pts: Sequence[tuple[float, float]], cx: float, cy: float, angle: float)
     return [(cx + x * ca - y * sa, cy + x * sa + y * ca) for x, y in pts]
 
 
-def draw_bomb(cv: Canvas, rng: np.random.Generator, cx: float, cy: float, d: float, *, spark: bool = True) -> np.ndarray:
-    """A dark round body, a short fuse and (``spark``) a small bright spark. Returns the coverage."""
+def draw_bomb(cv: Canvas, rng: np.random.Generator, cx: float, cy: float, d: float, *, spark: bool = True,
+              parts: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """A dark round body, a short fuse and (``spark``) a small bright spark. Returns the coverage
+    (and each part's own coverage in ``parts``: body, fuse, spark)."""
     g = int(rng.integers(15, 60))
     body = (g, g + int(rng.integers(0, 12)), g + int(rng.integers(0, 18)))
     r = d / 2
     alpha = cv.shape([], ellipses=[((cx - r, cy - r, cx + r, cy + r), body)])
+    if parts is not None:
+        parts["body"] = alpha
     if not spark:
         return alpha
     a = rng.uniform(-np.pi * 0.85, -np.pi * 0.15)  # fuse leaves the upper half
@@ -124,19 +131,26 @@ def draw_bomb(cv: Canvas, rng: np.random.Generator, cx: float, cy: float, d: flo
     mid = (start[0] + 0.5 * ln * np.cos(a + bend), start[1] + 0.5 * ln * np.sin(a + bend))
     end = (mid[0] + 0.5 * ln * np.cos(a - bend), mid[1] + 0.5 * ln * np.sin(a - bend))
     fuse = (int(rng.integers(150, 200)), int(rng.integers(110, 150)), int(rng.integers(60, 90)))
-    alpha = np.maximum(alpha, cv.shape([], lines=[([start, mid, end], fuse, max(1.5, 0.07 * d))]))
+    fuse_alpha = cv.shape([], lines=[([start, mid, end], fuse, max(1.5, 0.07 * d))])
+    alpha = np.maximum(alpha, fuse_alpha)
     rs = d * rng.uniform(0.13, 0.18)
     ang = np.arange(16) * np.pi / 8 + rng.uniform(0, np.pi)
     rad = np.where(np.arange(16) % 2 == 0, rs, rs * 0.45)
     star = [(end[0] + q * np.cos(t), end[1] + q * np.sin(t)) for t, q in zip(ang, rad, strict=True)]
     core = [(end[0] + 0.35 * q * np.cos(t), end[1] + 0.35 * q * np.sin(t)) for t, q in zip(ang, rad, strict=True)]
     spark_col = (255, int(rng.integers(190, 235)), int(rng.integers(0, 60)))
-    return np.maximum(alpha, cv.shape([(star, spark_col), (core, (230, 40, 20))]))
+    spark_alpha = cv.shape([(star, spark_col), (core, (230, 40, 20))])
+    if parts is not None:  # what is left in sight of each part once the later ones are drawn over it
+        parts["body"] = parts["body"] * (1 - fuse_alpha) * (1 - spark_alpha)
+        parts["fuse"], parts["spark"] = fuse_alpha * (1 - spark_alpha), spark_alpha
+    return np.maximum(alpha, spark_alpha)
 
 
 def draw_blade(cv: Canvas, rng: np.random.Generator, cx: float, cy: float, length: float, width: float,
-               angle: float, colour: tuple[int, int, int], *, handle: bool = True) -> np.ndarray:
-    """A thin tapered blade (``colour``) with a small dark handle and guard (``handle``). Returns coverage."""
+               angle: float, colour: tuple[int, int, int], *, handle: bool = True,
+               parts: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """A thin tapered blade (``colour``) with a small dark handle and guard (``handle``). Returns coverage
+    (and each part's own coverage in ``parts``: blade, handle)."""
     hl = 0.22 * length if handle else 0.0
     bl = length - hl
     x0 = -length / 2 + hl
@@ -153,7 +167,11 @@ def draw_blade(cv: Canvas, rng: np.random.Generator, cx: float, cy: float, lengt
         guard = [(x0 - 0.02 * length, -1.2 * width), (x0 + 0.02 * length, -1.2 * width),
                  (x0 + 0.02 * length, 1.2 * width), (x0 - 0.02 * length, 1.2 * width)]
         polys += [(_rot(grip, cx, cy, angle), brown), (_rot(guard, cx, cy, angle), (40, 40, 45))]
-    return cv.shape(polys)
+    alpha = cv.shape(polys)
+    if parts is not None:
+        hilt = cv.shape(polys[1:], dry=True) if handle else np.zeros_like(alpha)
+        parts["handle"], parts["blade"] = hilt, np.clip(alpha - hilt, 0.0, 1.0)
+    return alpha
 
 
 def _silver(rng: np.random.Generator) -> tuple[int, int, int]:
@@ -162,11 +180,16 @@ def _silver(rng: np.random.Generator) -> tuple[int, int, int]:
 
 
 def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
-            n_distractors: tuple[int, int] = (1, 3), same_colour: float = 0.35) -> tuple[np.ndarray, np.ndarray, list[str]]:
+            n_distractors: tuple[int, int] = (1, 3), same_colour: float = 0.35,
+            objects: list[dict[str, Any]] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Plant ``n_unsafe`` objects (bombs / blades) and distractors on a copy of ``background``.
 
     Returns the image, the ground-truth mask (union of the unsafe objects' coverage > 0.5,
-    minus anything drawn over them) and the kinds planted.
+    minus anything drawn over them) and the kinds planted. ``objects``, if given, receives one
+    entry per unsafe object: its ``kind``, whether it lies on a band of its own colour (``band``)
+    and its ``parts`` as masks (bomb: spark, fuse, body; blade: handle, blade), with the same
+    occlusion as the ground truth. Recording them draws no random numbers: the images are the
+    same with or without.
     """
     h, w = background.shape[:2]
     short = min(h, w)
@@ -186,17 +209,29 @@ def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
         return best
 
     mask = np.zeros((h, w), bool)
+    found: list[dict[str, Any]] = []
+
+    def hide_under(a: np.ndarray) -> None:  # a shape drawn later covers what it overlaps
+        for o in found:
+            for k in o["parts"]:
+                o["parts"][k] &= ~(a > 0.5)
+
     for item in items:
+        parts: dict[str, np.ndarray] = {}
         if item == "bomb":
             d = short * rng.uniform(0.14, 0.28)
             cx, cy = place(0.75 * d)
-            mask |= draw_bomb(cv, rng, cx, cy, d) > 0.5
+            a = draw_bomb(cv, rng, cx, cy, d, parts=parts)
+            hide_under(a)
+            mask |= a > 0.5
+            found.append({"kind": "bomb", "band": False, "parts": {k: v > 0.5 for k, v in parts.items()}})
         elif item == "blade":
             length, width = short * rng.uniform(0.35, 0.65), short * rng.uniform(0.025, 0.05)
             angle = rng.uniform(0, np.pi)
             cx, cy = place(0.5 * length)
             colour = _silver(rng)
-            if rng.random() < same_colour:
+            on_band = bool(rng.random() < same_colour)
+            if on_band:
                 # a broad band of the blade's own colour (lightly textured) under and across the blade
                 bw = short * rng.uniform(0.15, 0.35)
                 band = [(-2 * max(h, w), -bw / 2), (2 * max(h, w), -bw / 2), (2 * max(h, w), bw / 2), (-2 * max(h, w), bw / 2)]
@@ -204,7 +239,11 @@ def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
                 a = cv.shape([(_rot(band, cx, cy, ang2), colour)])
                 cv.image += rng.normal(0, 6, size=(h, w, 1)).astype(np.float32) * a[..., None]  # light texture
                 mask &= ~(a > 0.5)
-            mask |= draw_blade(cv, rng, cx, cy, length, width, angle, colour) > 0.5
+                hide_under(a)
+            a = draw_blade(cv, rng, cx, cy, length, width, angle, colour, parts=parts)
+            hide_under(a)
+            mask |= a > 0.5
+            found.append({"kind": "blade", "band": on_band, "parts": {k: (v > 0.5) & (a > 0.5) for k, v in parts.items()}})
         else:
             kind = rng.choice(["disc", "stick", "block"], p=[0.45, 0.4, 0.15])
             if kind == "disc":
@@ -222,6 +261,9 @@ def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
                 a = cv.shape([(_rot([(-s, -s / 3), (s, -s / 3), (s, s / 3), (-s, s / 3)], cx, cy,
                                     rng.uniform(0, np.pi)), brown)])
             mask &= ~(a > 0.5)
+            hide_under(a)
+    if objects is not None:
+        objects.extend(found)
     return cv.result(), mask, kinds
 
 
@@ -245,11 +287,11 @@ def _shape(rng: np.random.Generator, side: int) -> tuple[int, int]:
 
 
 def sample(bgs: list[np.ndarray], rng: np.random.Generator, side: int, *, unsafe: bool,
-           p_two: float = 0.25) -> tuple[np.ndarray, np.ndarray, list[str]]:
+           p_two: float = 0.25, objects: list[dict[str, Any]] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     h, w = _shape(rng, side)
     bg = random_crop(bgs[int(rng.integers(len(bgs)))], (h, w), rng)
     n = (2 if rng.random() < p_two else 1) if unsafe else 0
-    return compose(bg, rng, n_unsafe=n)
+    return compose(bg, rng, n_unsafe=n, objects=objects)
 
 
 def synthesize(out: Path, n: int, seed: int, side: int) -> None:
@@ -274,8 +316,9 @@ def benchmark_set(seed: int, n: int, sides: Sequence[int] = (256, 512, 1024, 200
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
-        img, mask, kinds = sample(bgs, rng, int(sides[i % len(sides)]), unsafe=True, p_two=0.3)
-        out.append({"id": f"{seed}-{i:03d}", "image": img, "mask": mask, "kinds": kinds})
+        objects: list[dict[str, Any]] = []
+        img, mask, kinds = sample(bgs, rng, int(sides[i % len(sides)]), unsafe=True, p_two=0.3, objects=objects)
+        out.append({"id": f"{seed}-{i:03d}", "image": img, "mask": mask, "kinds": kinds, "objects": objects})
     return out
 
 
@@ -320,7 +363,8 @@ def train_cmd(args: argparse.Namespace) -> None:
     card = CACHE / (args.name or args.arch) / "model.json"
     cmd = [sys.executable, "-m", "veil.cli", "train", str(data), "--arch", args.arch, "--out", str(card),
            "--input-size", str(args.input_size), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
-           "--lr", str(args.lr), "--seed", str(args.seed), "--patience", str(args.epochs), "--no-progress"]
+           "--lr", str(args.lr), "--seed", str(args.seed), "--patience", str(args.epochs), "--no-progress",
+           "--augment", args.augment]
     print("$ " + " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, env={**__import__("os").environ, "PYTHONPATH": str(ROOT / "src")})
 
@@ -349,6 +393,10 @@ def evaluate(clf: Any, items: list[dict[str, Any]], extent: str, segmentation: s
             m = mask_scores(res.mask, it["mask"])
             row.update(recall=m.recall, precision=m.precision, ratio=float(res.mask.sum() / max(it["mask"].sum(), 1)),
                        reasons=[r.reason for r in res.regions])
+            if it.get("objects"):  # how much of each part of each object the delivered mask hides
+                row["objects"] = [{"kind": o["kind"], "band": o["band"],
+                                   "parts": {k: float((res.mask & v).sum() / v.sum()) for k, v in o["parts"].items()
+                                             if v.any()}} for o in it["objects"]]
         per.append(row)
     return summarize(per), per
 
@@ -372,6 +420,33 @@ def summarize(per: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+PART_HEADER = ("| model | extent | object part | parts | hidden mean | hidden ≥ 0.5 | hidden ≥ 0.9 |\n"
+               "|---|---|---|---|---|---|---|")
+
+
+def part_groups(per: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """How much of each part of the benchmark's objects the delivered images hide, per part
+    (blades on a band of their own colour apart), over the flagged images with a counterfactual."""
+    groups: dict[str, list[float]] = {}
+    for row in per:
+        for o in row.get("objects", []):
+            where = " (own-colour band)" if o["band"] else ""
+            for part, r in o["parts"].items():
+                groups.setdefault(f"{o['kind']}: {part}{where}", []).append(r)
+    return groups
+
+
+def part_rows(model: str, extent: str, per: list[dict[str, Any]]) -> list[str]:
+    """One table row per part (:func:`part_groups`)."""
+    groups = part_groups(per)
+    out = []
+    for name in sorted(groups):
+        r = np.asarray(groups[name])
+        out.append(f"| {model} | {extent} | {name} | {len(r)} | {r.mean():.2f} | {np.mean(r >= 0.5) * 100:.0f} % | "
+                   f"{np.mean(r >= 0.9) * 100:.0f} % |")
+    return out
+
+
 HEADER = ("| model | extent | segmentation | flagged | CF % | verified % | depth | obfuscated % | area/GT mean | "
           "area/GT median | recall mean | recall ≥ 0.5 | recall ≥ 0.9 | precision | s/img |\n"
           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -382,6 +457,29 @@ def table_row(model: str, extent: str, seg: str, m: dict[str, Any]) -> str:
             f"{m['depth']:.2f} | {100 * m['obfuscated']:.1f} | {m['ratio_mean']:.2f} | {m['ratio_median']:.2f} | "
             f"{m['recall']:.2f} | {100 * m['recall_50']:.0f} % | {100 * m['recall_90']:.0f} % | "
             f"{m['precision']:.2f} | {m['seconds']:.2f} |")
+
+
+def plot_parts(runs: dict[str, dict[str, list[float]]], path: Path) -> None:
+    """Grouped bars: per object part, the share of parts at least half hidden, one bar per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    parts = sorted({p for g in runs.values() for p in g})
+    fig, ax = plt.subplots(figsize=(7.5, 0.35 * len(parts) * max(1, len(runs)) / 2 + 1.2))
+    height = 0.8 / max(1, len(runs))
+    for k, (name, groups) in enumerate(runs.items()):
+        vals = [float(np.mean(np.asarray(groups[p]) >= 0.5)) if groups.get(p) else np.nan for p in parts]
+        ax.barh(np.arange(len(parts)) + k * height, vals, height=height, label=name)
+    ax.set_yticks(np.arange(len(parts)) + (len(runs) - 1) * height / 2, parts, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of parts at least half hidden in the delivered image")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
 
 
 def plot_recall(runs: dict[str, list[float]], path: Path) -> None:
@@ -460,6 +558,8 @@ def run_cmd(args: argparse.Namespace) -> None:
     print(HEADER)
     recalls: dict[str, list[float]] = {}
     per_all: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    parts_out: list[str] = []
+    part_runs: dict[str, dict[str, list[float]]] = {}
     for arch in args.archs:
         clf = load_classifier(arch if arch.endswith(".json") else str(CACHE / arch / "model.json"))
         name = Path(arch).parent.name if arch.endswith(".json") else arch
@@ -473,15 +573,24 @@ def run_cmd(args: argparse.Namespace) -> None:
                         sub = [r for r in per if set(r["kinds"]) == {kind}]
                         if sub:
                             print(table_row(f"{name} [{kind} only]", extent, seg, summarize(sub)), flush=True)
+                if args.by_part or args.part_plot:
+                    parts_out.extend(part_rows(name, extent, per))
+                    part_runs[f"{name} / {extent}"] = part_groups(per)
                 recalls[f"{name} / {extent} / {seg}"] = [r["recall"] for r in per if r["found"]]
                 per_all.setdefault(f"{arch}/{seg}", {})[extent] = per
         if args.json:
             args.json.write_text(json.dumps(out, indent=1, default=float))
         if args.plot:
             plot_recall(recalls, args.plot)
+        if args.part_plot:
+            plot_parts(part_runs, args.part_plot)
         if args.worst:
             worst_cases(clf, items, per_all[f"{arch}/{args.segmentations[0]}"],
                         args.worst.with_name(f"{args.worst.stem}-{name}{args.worst.suffix}"), args.segmentations[0])
+    if parts_out:
+        print("\nHow much of each part of the objects the delivered images hide:\n")
+        print(PART_HEADER)
+        print("\n".join(parts_out))
     print(f"\ncommand: python {' '.join(sys.argv)}")
 
 
@@ -593,6 +702,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--n", type=int, default=3000)
     t.add_argument("--side", type=int, default=192)
     t.add_argument("--input-size", type=int, default=128)
+    t.add_argument("--augment", default="flip", help="veil train's --augment (flip, hide, ...)")
     t.add_argument("--epochs", type=int, default=6)
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--lr", type=float, default=2e-3)
@@ -611,6 +721,10 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--json", type=Path)
     r.add_argument("--by-kind", action="store_true", help="also a row per object kind (images with that kind only)")
+    r.add_argument("--by-part", action="store_true",
+                   help="also a table of how much of each object part is hidden (bomb: spark, fuse, body; "
+                        "blade: handle, blade; blades on a band of their own colour apart)")
+    r.add_argument("--part-plot", type=Path, help="bar chart of the --by-part table (implies --by-part)")
     r.add_argument("--plot", type=Path)
     r.add_argument("--worst", type=Path, help="PNG of the worst cases (one per model)")
     o = sub.add_parser("oracle", help="the best recall/area any extent could reach with the pipeline's regions")

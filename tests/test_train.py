@@ -455,6 +455,47 @@ def test_default_augmentation_keeps_a_small_corner_object(tmp_path):
     assert min(red_pixels(crop[0][0]) for _ in range(40)) < full  # the old default loses pixels
 
 
+def test_hide_and_seek_greys_out_whole_grid_patches_and_keeps_the_label(tmp_path):
+    """'hide' greys out grid patches (the normalisation mean, so 0 after it) and keeps the rest and the label."""
+    from PIL import Image
+
+    (tmp_path / "unsafe").mkdir()
+    Image.fromarray(_corner_object_image()).save(tmp_path / "unsafe" / "a.png")
+    items = [Item("unsafe/a.png", "unsafe")]
+    mean, std = (0.2, 0.4, 0.6), (0.5, 0.5, 0.5)
+    plain = _ImageDataset(tmp_path, items, {"unsafe": 0}, 32, mean, std, "none")[0][0]
+    hide = _ImageDataset(tmp_path, items, {"unsafe": 0}, 32, mean, std, "hide")
+    torch.manual_seed(0)
+    shares = []
+    for _ in range(60):
+        t, label = hide[0]
+        assert label == 0
+        if not (torch.equal(t, plain) or torch.equal(t, plain.flip(-1))):
+            same = torch.isclose(t, plain, atol=1e-6).all(0) | torch.isclose(t, plain.flip(-1), atol=1e-6).all(0)
+            grey = (t.abs() < 1e-6).all(0)
+            assert bool((same | grey).all())  # every pixel is kept or hidden, nothing else
+            # hidden pixels come in whole patches of a 4, 8 or 16 grid: some grid tiles them exactly
+            assert any(all(bool(grey[i * 32 // g:(i + 1) * 32 // g, j * 32 // g:(j + 1) * 32 // g].all())
+                           or not bool(grey[i * 32 // g:(i + 1) * 32 // g, j * 32 // g:(j + 1) * 32 // g].any())
+                           for i in range(g) for j in range(g)) for g in (4, 8, 16))
+        shares.append(float((t.abs() < 1e-6).all(0).float().mean()))
+    shares_t = torch.tensor(shares)
+    assert 0.15 < float((shares_t == 0).float().mean()) < 0.45  # one draw in four hides nothing (or by chance)
+    assert 0.25 < float(shares_t[shares_t > 0].mean()) < 0.75  # about half of the patches otherwise
+
+
+def test_hide_and_seek_options():
+    from veil.training.classifier import HideAndSeek
+
+    t = torch.rand(3, 16, 16)
+    assert torch.equal(HideAndSeek((0.0, 0.0, 0.0), p=0.0)(t), t)
+    assert torch.equal(HideAndSeek((0.1, 0.2, 0.3), p=1.0, grids=(4,))(t)[:, 0, 0], torch.tensor([0.1, 0.2, 0.3]))
+    with pytest.raises(InvalidParameterError, match="p must"):
+        HideAndSeek((0.0, 0.0, 0.0), p=1.5)
+    with pytest.raises(InvalidParameterError, match="grids"):
+        HideAndSeek((0.0, 0.0, 0.0), grids=())
+
+
 def test_cached_images_match_decoded_ones(folder):
     _, items = load_items(folder)
     items = items[:6]
@@ -497,7 +538,7 @@ def test_patience_does_not_count_warm_up_epochs(folder, tmp_path):
 
 
 def test_bad_recipe_options(folder, tmp_path):
-    with pytest.raises(InvalidParameterError, match=r"augment must be one of \['crop', 'flip', 'none'\]"):
+    with pytest.raises(InvalidParameterError, match=r"augment must be one of \['crop', 'flip', 'hide', 'none'\]"):
         train(folder, out=tmp_path / "m.json", augment="mixup", **FAST)
     with pytest.raises(InvalidParameterError, match="warmup"):
         train(folder, out=tmp_path / "m.json", warmup=1.0, **FAST)

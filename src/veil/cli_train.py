@@ -84,8 +84,9 @@ def register(app: typer.Typer) -> None:
         warmup: Annotated[float, typer.Option(
             help="Fraction of the steps spent warming the learning rate up.")] = 0.3,
         augment: Annotated[str, typer.Option(
-            help="Training augmentation: flip (keeps every pixel), none, or crop (random-resized crop "
-            "and colour jitter; can cut small objects out).")] = "flip",
+            help="Training augmentation: flip (keeps every pixel), none, crop (random-resized crop "
+            "and colour jitter; can cut small objects out), or hide (flip and hide-and-seek: random grid "
+            "patches greyed out, label kept; regularises, needs more epochs).")] = "flip",
         cache_mb: Annotated[float, typer.Option(
             help="Hold the decoded training images in memory when they fit in this many MB (0: off).")] = 2048,
         seed: Annotated[int, typer.Option(help="Seed of the split, initialisation and augmentation.")] = 0,
