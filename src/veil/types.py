@@ -53,7 +53,8 @@ class Region:
     large region the search chose, kept because the verdict needs it), ``"margin"`` (added so
     the image is safe with a margin, also under light views), ``"closure"`` (a touching
     region that still carried evidence) or ``"object"`` (a piece of the object a hidden region
-    lies on, found by colour with ``complete="grabcut"``); see :mod:`veil.counterfactual.extent`.
+    lies on, found class-agnostically with ``complete="grabcut"`` or ``"figures"``); see
+    :mod:`veil.counterfactual.extent`.
     """
 
     id: int

@@ -379,6 +379,19 @@ def test_complete_grabcut_hides_the_body_no_region_holds():
         extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete="grabcut", complete_dilate=-1)
 
 
+def test_complete_figures_hides_the_body_no_region_holds():
+    """The same bomb: the body is an enclosed, contrasting segment attached to the hidden spark square."""
+    img, body, spark, labels = big_bomb()
+    model = BigBombModel(img, body, spark)
+    styled = stylize(img, "fill")
+    full = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete="figures")
+    assert full.selected[0] == 4 and set(full.reasons[1:]) == {"object"} and len(full.selected) > 1
+    hidden = np.isin(full.labels, full.selected)
+    assert (hidden & body).sum() >= 0.9 * body.sum()
+    assert (hidden & ~body & (labels != 4)).sum() <= 0.5 * body.sum()  # the textured background stays
+    assert model.logits([np.where(hidden[..., None], styled, img)])[0] <= 0
+
+
 def test_work_composes_a_region_lost_at_the_working_size():
     # a completed piece too small to survive the downscale to the working size must not crash the
     # extent (it did: an IndexError that failed the image closed)

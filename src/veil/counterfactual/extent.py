@@ -25,10 +25,12 @@ background in. An extent takes the search's regions and returns the regions to d
        (mirror, ±10 % scale, a shift of 3 %);
     4. *trim* (``trim=True``; off by default) — a closure region whose removal now costs less
        than ``min_gain / 2`` logits is dropped again, as long as the verdict (and margin) holds;
-    5. *complete* (``complete="grabcut"``; off by default) — the hidden mask is grown to the
-       objects it lies on by a colour model, not the classifier
-       (:func:`veil.segment.grabcut.grow_to_object`), pixel-fine, within ``max_region`` per
-       object and ``max_fraction`` in all, and kept only if the image stays safe.
+    5. *complete* (``complete="grabcut"`` or ``"figures"``; off by default) — the hidden mask is
+       grown to the objects it lies on, class-agnostically, not by the classifier: by a colour
+       model (:func:`veil.segment.grabcut.grow_to_object`, pixel-fine) or by the enclosed,
+       contrasting segments attached to it (:func:`veil.segment.figures.attached_figures`),
+       within ``max_region`` per object and ``max_fraction`` in all, and kept only if the image
+       stays safe.
 
 Every extent is a function ``fn(image, styled, labels, selected, score, thresholds, *,
 attribution, segments, **options) -> ExtentOutcome``; ``score`` classifies a batch of
@@ -224,7 +226,7 @@ def object_extent(
     closure_on: str = "delivered",
     trim: bool = False,
     complete: str = "none",
-    complete_grow: float = 2.0,
+    complete_grow: float | None = None,
     complete_expand: int = 2,
     complete_stable: float = 0.0,
     complete_dilate: float = 0.15,
@@ -278,15 +280,21 @@ def object_extent(
         Run the trim step (off by default: on the tuning seed it dropped closure regions that
         were parts of the object once the margin step had added others).
     complete : str
-        ``"none"`` or ``"grabcut"``: grow the hidden mask to the objects it lies on with GrabCut
-        (:func:`veil.segment.grabcut.grow_to_object`; experimental, see docs/benchmarks.md).
-    complete_grow, complete_expand, complete_stable : float, int, float
-        GrabCut's first box around each hidden piece (multiples of its size), how often the box
-        may double and when its object counts as settled (``grow``, ``expand`` and ``stable`` of
-        :func:`~veil.segment.grabcut.grow_to_object`; 0: the first box's object, which found
-        more of the objects on the tuning seed than waiting for a settled one).
+        ``"none"``, ``"grabcut"`` or ``"figures"``: grow the hidden mask to the objects it lies
+        on with GrabCut (:func:`veil.segment.grabcut.grow_to_object`) or by the figures attached
+        to it (:func:`veil.segment.figures.attached_figures`); experimental, see
+        docs/benchmarks.md.
+    complete_grow : float or None
+        The box around each hidden piece, in multiples of its size: GrabCut's first box, or the
+        box a figure must lie in (``grow`` of either function; None: 2 for GrabCut, 3 for figures).
+    complete_expand, complete_stable : int, float
+        GrabCut only: how often the box may double and when its object counts as settled
+        (``expand`` and ``stable`` of :func:`~veil.segment.grabcut.grow_to_object`; 0: the first
+        box's object, which found more of the objects on the tuning seed than waiting for a
+        settled one).
     complete_dilate : float
-        Each object found is widened by this share of its size, so its outline is hidden too.
+        GrabCut only: each object found is widened by this share of its size, so its outline
+        is hidden too.
     max_steps : int
         Most regions the margin step adds.
     work_size : int
@@ -316,8 +324,10 @@ def object_extent(
             raise InvalidParameterError(f"{name} must lie in (0, 1], got {v!r}")
     if closure_on not in ("delivered", "original"):
         raise InvalidParameterError(f"closure_on must be 'delivered' or 'original', got {closure_on!r}")
-    if complete not in ("none", "grabcut"):
-        raise InvalidParameterError(f"complete must be 'none' or 'grabcut', got {complete!r}")
+    if complete not in ("none", "grabcut", "figures"):
+        raise InvalidParameterError(f"complete must be 'none', 'grabcut' or 'figures', got {complete!r}")
+    if complete_grow is None:
+        complete_grow = 3.0 if complete == "figures" else 2.0
     if not (np.isfinite(complete_grow) and complete_grow > 0 and np.isfinite(complete_dilate) and complete_dilate >= 0
             and int(complete_expand) >= 0):
         raise InvalidParameterError(
@@ -495,13 +505,18 @@ def object_extent(
                 chosen = kept
                 trace.append({"step": "trim", "dropped": len(drop)})
 
-    # -- 5. complete: the objects the hidden mask lies on, by colour (GrabCut), pixel-fine -------
-    if complete == "grabcut" and chosen:
-        from veil.segment.grabcut import grow_to_object
-
+    # -- 5. complete: the objects the hidden mask lies on, class-agnostically ------------------
+    if complete != "none" and chosen:
         hidden_px = regions_mask(labels, chosen)
-        grown = grow_to_object(image, hidden_px, grow=complete_grow, expand=int(complete_expand),
-                               stable=complete_stable, max_region=max_region, dilate=complete_dilate)
+        if complete == "grabcut":  # by colour, pixel-fine
+            from veil.segment.grabcut import grow_to_object
+
+            grown = grow_to_object(image, hidden_px, grow=complete_grow, expand=int(complete_expand),
+                                   stable=complete_stable, max_region=max_region, dilate=complete_dilate)
+        else:  # by the enclosed, contrasting segments attached to it
+            from veil.segment.figures import attached_figures
+
+            grown = attached_figures(image, hidden_px, grow=complete_grow)  # figures of at most 10 % each
         new_px = grown & ~hidden_px
         if new_px.any() and float(hidden_px.mean() + new_px.mean()) <= max_fraction:
             uniq, inv = np.unique(labels[new_px], return_inverse=True)  # cut along the regions it crosses

@@ -1,0 +1,74 @@
+"""Known answers for veil.segment.figures.attached_figures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from veil.errors import InvalidParameterError
+from veil.segment.figures import attached_figures
+
+
+def _canvas(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(90, 130, (160, 200, 3)).astype(np.uint8)  # grey texture
+
+
+def test_a_part_of_another_colour_attached_to_the_seed_is_taken_and_the_background_is_not():
+    img = _canvas()
+    img[76:84, 30:50] = (60, 35, 20)  # handle (the seed)
+    img[77:83, 50:100] = (200, 205, 215)  # blade, 6 px wide
+    img[20:50, 150:180] = (20, 20, 20)  # a contrasting figure that does not touch the seed
+    seed = np.zeros(img.shape[:2], bool)
+    seed[76:84, 30:50] = True
+    out = attached_figures(img, seed)
+    assert out[seed].all()
+    assert out[77:83, 50:100].mean() > 0.9
+    assert not out[20:50, 150:180].any()
+    assert (out & ~seed).sum() <= 2 * 6 * 50  # the blade (and its soft edge), not the texture around it
+
+
+def test_figures_must_be_enclosed_near_the_piece_and_contrast():
+    img = _canvas(1)
+    img[76:84, 30:50] = (60, 35, 20)
+    img[77:83, 50:190] = (200, 205, 215)  # a bar reaching far beyond 3x the seed's size
+    seed = np.zeros(img.shape[:2], bool)
+    seed[76:84, 30:50] = True
+    small_box = attached_figures(img, seed, grow=3.0) & ~seed
+    assert not small_box[:, 120:].any()  # a segment reaching beyond the box is not a part
+    large_box = attached_figures(img, seed, grow=8.0) & ~seed
+    assert large_box.sum() > small_box.sum() + 100 and large_box[77:83, 120:].any()  # a larger box takes it
+    # a segment of the background's own colour does not stand out: nothing is added
+    flat = _canvas(2)
+    flat[76:84, 30:50] = (60, 35, 20)
+    assert not (attached_figures(flat, seed) & ~seed).any()
+    # a region that reaches the image's edge is background
+    edge = _canvas(3)
+    edge[76:84, 30:50] = (60, 35, 20)
+    edge[60:100, 0:30] = (200, 205, 215)
+    assert not (attached_figures(edge, seed) & ~seed)[:, :30].any()
+
+
+def test_large_images_are_segmented_at_size_and_the_mask_scaled_back():
+    img = np.kron(_canvas(4), np.ones((4, 4, 1), np.uint8))  # 640 x 800
+    img[304:336, 120:200] = (60, 35, 20)
+    img[308:332, 200:400] = (200, 205, 215)
+    seed = np.zeros(img.shape[:2], bool)
+    seed[304:336, 120:200] = True
+    out = attached_figures(img, seed, size=200)
+    assert out.shape == seed.shape and out[seed].all()
+    assert out[310:330, 205:395].mean() > 0.9
+
+
+def test_empty_seed_and_bad_input():
+    img = _canvas()
+    empty = np.zeros(img.shape[:2], bool)
+    out = attached_figures(img, empty)
+    assert not out.any() and out is not empty
+    with pytest.raises(InvalidParameterError, match="uint8"):
+        attached_figures(img.astype(np.float32), empty)
+    with pytest.raises(InvalidParameterError, match="shape"):
+        attached_figures(img, empty[:10])
+    for kw, match in (({"grow": 0}, "grow"), ({"scale": float("nan")}, "scale"), ({"contrast": -1}, "contrast"),
+                      ({"max_region": 0}, "max_region"), ({"size": 16}, "size")):
+        with pytest.raises(InvalidParameterError, match=match):
+            attached_figures(img, empty, **kw)
