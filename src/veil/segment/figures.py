@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from veil.errors import InvalidParameterError
+from veil.segment.seeded import checked, resize_mask, working_copy
 
 
 def attached_figures(
@@ -74,16 +75,11 @@ def attached_figures(
     >>> bool(out[57:63, 40:90].mean() > 0.9), bool(out[:40].any())
     (True, False)
     """
-    import cv2
     from scipy import ndimage as ndi
     from skimage.color import rgb2lab
     from skimage.segmentation import felzenszwalb
 
-    image, seed = np.asarray(image), np.asarray(seed).astype(bool)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise InvalidParameterError(f"image must be an H×W×3 uint8 array, got {image.dtype} {image.shape}")
-    if seed.shape != image.shape[:2]:
-        raise InvalidParameterError(f"seed (shape {seed.shape}) must have the image's shape {image.shape[:2]}")
+    image, seed = checked(image, seed)
     for name, v in (("grow", grow), ("scale", scale)):
         if not (np.isfinite(v) and v > 0):
             raise InvalidParameterError(f"{name} must be a finite number > 0, got {v!r}")
@@ -96,11 +92,8 @@ def attached_figures(
     h, w = seed.shape
     if not seed.any():
         return seed.copy()
-    f = min(1.0, size / max(h, w))
-    sh, sw = max(1, round(h * f)), max(1, round(w * f))
-    small = image if (sh, sw) == (h, w) else cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
-    hs = seed if (sh, sw) == (h, w) else cv2.resize(seed.astype(np.uint8), (sw, sh),
-                                                    interpolation=cv2.INTER_NEAREST).astype(bool)
+    small, hs = working_copy(image, seed, size)
+    sh, sw = hs.shape
     seg = felzenszwalb(small, scale=scale, sigma=sigma, min_size=max(10, sh * sw // 4000))
     n = int(seg.max()) + 1
     flat = seg.ravel()
@@ -142,6 +135,4 @@ def attached_figures(
                     continue
             out[cy0:cy1, cx0:cx1] |= cm
             taken.add(s)
-    if (sh, sw) != (h, w):
-        out = cv2.resize(out.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
-    return out | seed
+    return resize_mask(out, (h, w)) | seed

@@ -24,12 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from veil.errors import InvalidParameterError
-
-
-def _resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    from veil.segment import resize_labels
-
-    return mask if mask.shape == shape else resize_labels(mask.astype(np.uint8), shape).astype(bool)
+from veil.segment.seeded import checked, resize_mask, working_copy
 
 
 def _widen(fg: np.ndarray, dilate: float) -> np.ndarray:
@@ -139,14 +134,9 @@ def grow_to_object(
     >>> bool((out & disc).sum() > 0.9 * disc.sum()), bool((out & ~disc).sum() < 0.1 * disc.sum())
     (True, True)
     """
-    import cv2
     from scipy import ndimage as ndi
 
-    image, seed = np.asarray(image), np.asarray(seed).astype(bool)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise InvalidParameterError(f"image must be an H×W×3 uint8 array, got {image.dtype} {image.shape}")
-    if seed.shape != image.shape[:2]:
-        raise InvalidParameterError(f"seed (shape {seed.shape}) must have the image's shape {image.shape[:2]}")
+    image, seed = checked(image, seed)
     if not (np.isfinite(grow) and grow > 0):
         raise InvalidParameterError(f"grow must be a finite number > 0, got {grow!r}")
     if not 0 < max_region <= 1:
@@ -159,11 +149,9 @@ def grow_to_object(
     h, w = seed.shape
     if not seed.any():
         return seed.copy()
-    scale = min(1.0, size / max(h, w))
-    sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
-    small = image if (sh, sw) == (h, w) else cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
+    small, hs = working_copy(image, seed, size)
+    sh, sw = hs.shape
     bgr = np.ascontiguousarray(small[..., ::-1])
-    hs = _resize_mask(seed, (sh, sw))
     pieces, n = ndi.label(ndi.binary_dilation(hs, iterations=2))
     out = hs.copy()
     for c in range(1, n + 1):
@@ -197,4 +185,4 @@ def grow_to_object(
             if last:
                 break
             prev = fg
-    return _resize_mask(out, (h, w)) | seed
+    return resize_mask(out, (h, w)) | seed
