@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from veil.errors import InvalidParameterError
-from veil.segment.seeded import checked, resize_mask, working_copy
+from veil.segment.seeded import checked, resize_mask, seed_pieces, working_copy
 
 
 def attached_figures(
@@ -99,34 +99,25 @@ def attached_figures(
     flat = seg.ravel()
     count = np.bincount(flat, minlength=n)
     hidden = np.bincount(flat, weights=hs.ravel().astype(np.float64), minlength=n)
-    rows, cols = np.indices((sh, sw))
-    y0, x0 = np.full(n, sh), np.full(n, sw)
-    y1, x1 = np.full(n, -1), np.full(n, -1)
-    np.minimum.at(y0, flat, rows.ravel())
-    np.minimum.at(x0, flat, cols.ravel())
-    np.maximum.at(y1, flat, rows.ravel())
-    np.maximum.at(x1, flat, cols.ravel())
+    boxes = ndi.find_objects(seg + 1)  # segment s: rows boxes[s][0], columns boxes[s][1]
     lab = rgb2lab(small) if contrast > 0 else None
-    pieces, k = ndi.label(ndi.binary_dilation(hs, iterations=2))
     out = hs.copy()
     taken: set[int] = set()
-    for c in range(1, k + 1):
-        piece = (pieces == c) & hs
-        if not piece.any():
-            continue
-        ys, xs = np.nonzero(piece)
-        pad = grow * max(int(ys.max() - ys.min()) + 1, int(xs.max() - xs.min()) + 1)
-        by0, by1, bx0, bx1 = ys.min() - pad, ys.max() + pad, xs.min() - pad, xs.max() + pad
+    for piece, (py0, py1, px0, px1) in seed_pieces(hs):
+        pad = grow * max(py1 - py0, px1 - px0)
+        by0, by1, bx0, bx1 = py0 - pad, py1 - 1 + pad, px0 - pad, px1 - 1 + pad
         for s in np.unique(seg[ndi.binary_dilation(piece, iterations=2)]).tolist():
             if s in taken or hidden[s] >= 0.5 * count[s] or count[s] > max_region * sh * sw:
                 continue
+            ys, xs = boxes[s]
+            y0, y1, x0, x1 = ys.start, ys.stop - 1, xs.start, xs.stop - 1
             # enclosed: inside the box around the piece, and off the image's edge
-            if not (by0 < y0[s] and y1[s] < by1 and bx0 < x0[s] and x1[s] < bx1
-                    and y0[s] > 0 and x0[s] > 0 and y1[s] < sh - 1 and x1[s] < sw - 1):
+            if not (by0 < y0 and y1 < by1 and bx0 < x0 and x1 < bx1
+                    and y0 > 0 and x0 > 0 and y1 < sh - 1 and x1 < sw - 1):
                 continue
             r = max(2, round(0.25 * float(np.sqrt(count[s]))))
-            cy0, cy1 = max(0, y0[s] - r), min(sh, y1[s] + r + 1)
-            cx0, cx1 = max(0, x0[s] - r), min(sw, x1[s] + r + 1)
+            cy0, cy1 = max(0, y0 - r), min(sh, y1 + r + 1)
+            cx0, cx1 = max(0, x0 - r), min(sw, x1 + r + 1)
             cm = seg[cy0:cy1, cx0:cx1] == s
             if lab is not None:
                 ring = ndi.binary_dilation(cm, iterations=r) & ~cm & ~hs[cy0:cy1, cx0:cx1]

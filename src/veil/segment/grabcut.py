@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from veil.errors import InvalidParameterError
-from veil.segment.seeded import checked, resize_mask, working_copy
+from veil.segment.seeded import checked, resize_mask, seed_pieces, working_copy
 
 
 def _widen(fg: np.ndarray, dilate: float) -> np.ndarray:
@@ -134,7 +134,6 @@ def grow_to_object(
     >>> bool((out & disc).sum() > 0.9 * disc.sum()), bool((out & ~disc).sum() < 0.1 * disc.sum())
     (True, True)
     """
-    from scipy import ndimage as ndi
 
     image, seed = checked(image, seed)
     if not (np.isfinite(grow) and grow > 0):
@@ -152,14 +151,8 @@ def grow_to_object(
     small, hs = working_copy(image, seed, size)
     sh, sw = hs.shape
     bgr = np.ascontiguousarray(small[..., ::-1])
-    pieces, n = ndi.label(ndi.binary_dilation(hs, iterations=2))
     out = hs.copy()
-    for c in range(1, n + 1):
-        piece = (pieces == c) & hs
-        if not piece.any():
-            continue
-        ys, xs = np.nonzero(piece)
-        y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    for piece, (y0, y1, x0, x1) in seed_pieces(hs):
         pad0 = max(1, int(grow * max(y1 - y0, x1 - x0)))
         prev: np.ndarray | None = None
         frame = max(2, round(0.03 * max(sh, sw)))

@@ -1,8 +1,11 @@
 """What the seed growers (:mod:`veil.segment.grabcut`, :mod:`veil.segment.figures`) share: the
-checks of an image and its seed mask, the small working copy they grow on, and the way back.
+checks of an image and its seed mask, the small working copy they grow on, the seed's pieces,
+and the way back.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -35,3 +38,16 @@ def working_copy(image: np.ndarray, seed: np.ndarray, size: int) -> tuple[np.nda
     sh, sw = max(1, round(h * f)), max(1, round(w * f))
     small = image if (sh, sw) == (h, w) else cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
     return small, resize_mask(seed, (sh, sw))
+
+
+def seed_pieces(mask: np.ndarray) -> Iterator[tuple[np.ndarray, tuple[int, int, int, int]]]:
+    """Each piece of ``mask`` (parts within two pixels of each other count as one) and its bounding
+    box ``(y0, y1, x0, x1)``, ends exclusive."""
+    from scipy import ndimage as ndi
+
+    pieces, n = ndi.label(ndi.binary_dilation(mask, iterations=2))
+    for c in range(1, n + 1):
+        piece = (pieces == c) & mask
+        if piece.any():
+            ys, xs = np.nonzero(piece)
+            yield piece, (int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1)

@@ -305,7 +305,10 @@ class HideAndSeek:
             raise InvalidParameterError(f"p must lie in [0, 1], got {p!r}")
         if not grids or any(int(g) < 0 for g in grids):
             raise InvalidParameterError(f"grids must be patch counts >= 0, got {grids!r}")
-        self.fill, self.p, self.grids = [float(f) for f in fill], float(p), [int(g) for g in grids]
+        import torch
+
+        self.fill = torch.tensor([float(f) for f in fill], dtype=torch.float32).view(-1, 1)
+        self.p, self.grids = float(p), [int(g) for g in grids]
 
     def __call__(self, t: Any) -> Any:
         import torch
@@ -316,12 +319,9 @@ class HideAndSeek:
         _, h, w = t.shape
         hide = torch.rand(g, g) < self.p
         # each pixel's patch: rows and columns split into g near-equal bands
-        rows = (torch.arange(h) * g) // h
-        cols = (torch.arange(w) * g) // w
-        m = hide[rows][:, cols]
+        m = hide[(torch.arange(h) * g) // h][:, (torch.arange(w) * g) // w]
         out = t.clone()
-        fill = torch.tensor(self.fill, dtype=t.dtype).view(-1, 1, 1).expand_as(t)
-        out[:, m] = fill[:, m]
+        out[:, m] = self.fill.to(t.dtype)
         return out
 
 
