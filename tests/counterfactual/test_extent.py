@@ -364,7 +364,7 @@ def test_complete_grabcut_hides_the_body_no_region_holds():
     img, body, spark, labels = big_bomb()
     model = BigBombModel(img, body, spark)
     styled = stylize(img, "fill")
-    plain = extend(img, styled, labels, (4,), scorer(model), [0.5], "object")
+    plain = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete="none")
     assert plain.selected == (4,)  # the body carries nothing once the spark is hidden, and is no region
     full = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete="grabcut")
     assert full.selected[0] == 4 and set(full.reasons[1:]) == {"object"} and len(full.selected) > 1
@@ -385,6 +385,8 @@ def test_complete_figures_hides_the_body_no_region_holds():
     model = BigBombModel(img, body, spark)
     styled = stylize(img, "fill")
     full = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete="figures")
+    default = extend(img, styled, labels, (4,), scorer(model), [0.5], "object")  # figures is the default
+    assert default.selected == full.selected and np.array_equal(default.labels, full.labels)
     assert full.selected[0] == 4 and set(full.reasons[1:]) == {"object"} and len(full.selected) > 1
     hidden = np.isin(full.labels, full.selected)
     assert (hidden & body).sum() >= 0.9 * body.sum()

@@ -9,7 +9,7 @@ background in. An extent takes the search's regions and returns the regions to d
 ``minimal``
     The search's regions unchanged (the paper's counterfactual).
 ``object`` (default)
-    The whole object that carried the evidence, in four steps, all measured with the
+    The whole object that carried the evidence, in five steps, the first four measured with the
     classifiers on the *delivered* image and on the unsafe **logit** (which, unlike the
     probability, does not saturate):
 
@@ -25,12 +25,13 @@ background in. An extent takes the search's regions and returns the regions to d
        (mirror, ±10 % scale, a shift of 3 %);
     4. *trim* (``trim=True``; off by default) — a closure region whose removal now costs less
        than ``min_gain / 2`` logits is dropped again, as long as the verdict (and margin) holds;
-    5. *complete* (``complete="grabcut"`` or ``"figures"``; off by default) — the hidden mask is
-       grown to the objects it lies on, class-agnostically, not by the classifier: by a colour
-       model (:func:`veil.segment.grabcut.grow_to_object`, pixel-fine) or by the enclosed,
-       contrasting segments attached to it (:func:`veil.segment.figures.attached_figures`),
-       within ``max_region`` per object and ``max_fraction`` in all, and kept only if the image
-       stays safe.
+    5. *complete* (``complete="figures"``, the default; ``"grabcut"``; ``"none"``) — the hidden
+       mask is grown to the objects it lies on, class-agnostically, not by the classifier: by the
+       enclosed, contrasting segments attached to it (:func:`veil.segment.figures.attached_figures`)
+       or by a colour model (:func:`veil.segment.grabcut.grow_to_object`, pixel-fine), within
+       ``max_region`` per object and ``max_fraction`` in all, and kept only if the image stays
+       safe. It finds the parts the classifier no longer points to once the part it keys on is
+       hidden (a bomb's body behind its spark).
 
 Every extent is a function ``fn(image, styled, labels, selected, score, thresholds, *,
 attribution, segments, **options) -> ExtentOutcome``; ``score`` classifies a batch of
@@ -225,7 +226,7 @@ def object_extent(
     attr_ratio: float = 0.0,
     closure_on: str = "delivered",
     trim: bool = False,
-    complete: str = "none",
+    complete: str = "figures",
     complete_grow: float | None = None,
     complete_expand: int = 2,
     complete_stable: float = 0.0,
@@ -280,10 +281,10 @@ def object_extent(
         Run the trim step (off by default: on the tuning seed it dropped closure regions that
         were parts of the object once the margin step had added others).
     complete : str
-        ``"none"``, ``"grabcut"`` or ``"figures"``: grow the hidden mask to the objects it lies
-        on with GrabCut (:func:`veil.segment.grabcut.grow_to_object`) or by the figures attached
-        to it (:func:`veil.segment.figures.attached_figures`); experimental, see
-        docs/benchmarks.md.
+        ``"figures"`` (default), ``"grabcut"`` or ``"none"``: grow the hidden mask to the objects
+        it lies on by the figures attached to it (:func:`veil.segment.figures.attached_figures`)
+        or with GrabCut (:func:`veil.segment.grabcut.grow_to_object`), or not at all (less area,
+        less of the object hidden); measured in docs/benchmarks.md.
     complete_grow : float or None
         The box around each hidden piece, in multiples of its size: GrabCut's first box, or the
         box a figure must lie in (``grow`` of either function; None: 2 for GrabCut, 3 for figures).
