@@ -407,3 +407,27 @@ def test_work_composes_a_region_lost_at_the_working_size():
     out = work.compose([1, 7])
     np.testing.assert_array_equal(out[4:], styled[4:])
     np.testing.assert_array_equal(out[:4], img[:4])
+
+
+def test_complete_fills_a_hole_in_what_is_hidden():
+    """A sliver of the object seen through a hole of the mask (the demo mark's white bar, once) is hidden too."""
+    rng = np.random.default_rng(3)
+    img = np.clip(rng.normal(120, 8, (96, 96, 3)), 0, 255).astype(np.uint8)
+    yy, xx = np.mgrid[0:96, 0:96]
+    disc = (yy - 48) ** 2 + (xx - 48) ** 2 <= 20**2
+    hole = (abs(yy - 48) <= 3) & (abs(xx - 48) <= 3)
+    img[disc] = (215, 25, 30)
+    img[hole] = (250, 250, 250)
+    labels = np.where(disc & ~hole, 1, 0).astype(np.int32)
+    labels[hole] = 2
+    styled = stylize(img, "fill")
+
+    def safe(images):  # hiding the ring already makes the image safe; nothing else carries evidence
+        return np.zeros((len(images), 1))
+
+    plain = extend(img, styled, labels, (1,), safe, [0.5], "object", complete="none")
+    assert plain.selected == (1,)
+    full = extend(img, styled, labels, (1,), safe, [0.5], "object")
+    hidden = np.isin(full.labels, full.selected)
+    assert hidden[hole].all() and "object" in full.reasons
+    assert not hidden[~disc].any()  # the background around the disc stays

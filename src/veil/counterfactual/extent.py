@@ -28,9 +28,9 @@ background in. An extent takes the search's regions and returns the regions to d
     5. *complete* (``complete="figures"``, the default; ``"grabcut"``; ``"none"``) — the hidden
        mask is grown to the objects it lies on, class-agnostically, not by the classifier: by the
        enclosed, contrasting segments attached to it (:func:`veil.segment.figures.attached_figures`)
-       or by a colour model (:func:`veil.segment.grabcut.grow_to_object`, pixel-fine), within
-       ``max_region`` per object and ``max_fraction`` in all, and kept only if the image stays
-       safe. It finds the parts the classifier no longer points to once the part it keys on is
+       or by a colour model (:func:`veil.segment.grabcut.grow_to_object`, pixel-fine), and its
+       holes are filled (a sliver of the object seen through the mask), within ``max_region`` per
+       object or hole and ``max_fraction`` in all, and kept only if the image stays safe. It finds the parts the classifier no longer points to once the part it keys on is
        hidden (a bomb's body behind its spark).
 
 Every extent is a function ``fn(image, styled, labels, selected, score, thresholds, *,
@@ -157,6 +157,29 @@ def light_views(image: np.ndarray, *, shift: float = 0.03) -> list[np.ndarray]:
     dy, dx = max(1, round(shift * h)), max(1, round(shift * w))
     out.append(np.pad(image[dy:, dx:], ((0, dy), (0, dx), (0, 0)), mode="edge"))
     return out
+
+
+def _holes(mask: np.ndarray, max_region: float) -> np.ndarray:
+    """The holes of ``mask``: the pieces of the rest that it encloses (not reaching the image's edge),
+    each at most ``max_region`` of the image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ring = np.zeros((9, 9), bool); ring[2:7, 2:7] = True; ring[4, 4] = False
+    >>> np.argwhere(_holes(ring, 0.1)).tolist()
+    [[4, 4]]
+    """
+    from scipy import ndimage as ndi
+
+    holes = ndi.binary_fill_holes(mask) & ~mask
+    if not holes.any():
+        return holes
+    lab, n = ndi.label(holes)
+    size = np.bincount(lab.ravel(), minlength=n + 1)
+    keep = size <= max_region * mask.size
+    keep[0] = False
+    return keep[lab]
 
 
 def _adjacency(labels: np.ndarray, n: int) -> list[set[int]]:
@@ -518,6 +541,7 @@ def object_extent(
             from veil.segment.figures import attached_figures
 
             grown = attached_figures(image, hidden_px, grow=complete_grow)  # figures of at most 10 % each
+        grown |= _holes(grown, max_region)  # a hole in what is hidden would be a peephole onto the object
         new_px = grown & ~hidden_px
         if new_px.any() and float(hidden_px.mean() + new_px.mean()) <= max_fraction:
             uniq, inv = np.unique(labels[new_px], return_inverse=True)  # cut along the regions it crosses
