@@ -431,3 +431,21 @@ def test_complete_fills_a_hole_in_what_is_hidden():
     hidden = np.isin(full.labels, full.selected)
     assert hidden[hole].all() and "object" in full.reasons
     assert not hidden[~disc].any()  # the background around the disc stays
+
+
+@pytest.mark.parametrize("shape", [(1, 50), (50, 1), (2, 1000), (33, 1000), (8, 8)])
+def test_object_extent_on_strips_and_tiny_images(shape):
+    """Odd shapes (a one-pixel strip, a working copy one pixel high) go through every step: no crash."""
+    rng = np.random.default_rng(1)
+    h, w = shape
+    img = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+    labels = ((np.arange(h)[:, None] * 3 // h) * 3 + np.arange(w)[None, :] * 3 // w).astype(np.int32)
+    styled = stylize(img, "blur")
+
+    def score(images):  # unsafe while the image keeps its noise
+        return np.array([[float(np.asarray(im, np.float64).std() > 60)] for im in images])
+
+    out = extend(img, styled, labels, (0,), score, [0.5], "object", segments=labels,
+                 attribution=rng.random((h, w)))
+    assert out.selected and len(out.reasons) == len(out.selected) and out.labels.shape == (h, w)
+    assert set(out.reasons) <= {"counterfactual", "split", "closure", "margin", "object"}

@@ -146,6 +146,8 @@ def light_views(image: np.ndarray, *, shift: float = 0.03) -> list[np.ndarray]:
     >>> import numpy as np
     >>> [v.shape for v in light_views(np.zeros((20, 30, 3), np.uint8))]
     [(20, 30, 3), (20, 30, 3), (20, 30, 3), (20, 30, 3), (20, 30, 3)]
+    >>> {v.shape for v in light_views(np.zeros((1, 50, 3), np.uint8))}  # a one-pixel strip too
+    {(1, 50, 3)}
     """
     h, w = image.shape[:2]
     out = [image, image[:, ::-1]]
@@ -154,7 +156,7 @@ def light_views(image: np.ndarray, *, shift: float = 0.03) -> list[np.ndarray]:
                                                 ((w - sw) // 2, w - sw - (w - sw) // 2), (0, 0)), mode="edge"))
     y0, x0 = (h - sh) // 2, (w - sw) // 2
     out.append(_small(np.ascontiguousarray(image[y0 : y0 + sh, x0 : x0 + sw]), (h, w)))
-    dy, dx = max(1, round(shift * h)), max(1, round(shift * w))
+    dy, dx = min(h - 1, max(1, round(shift * h))), min(w - 1, max(1, round(shift * w)))  # (none along a 1-px side)
     out.append(np.pad(image[dy:, dx:], ((0, dy), (0, dx), (0, 0)), mode="edge"))
     return out
 
