@@ -30,8 +30,9 @@ background in. An extent takes the search's regions and returns the regions to d
        enclosed, contrasting segments attached to it (:func:`veil.segment.figures.attached_figures`)
        or by a colour model (:func:`veil.segment.grabcut.grow_to_object`, pixel-fine), and its
        holes are filled (a sliver of the object seen through the mask), within ``max_region`` per
-       object or hole and ``max_fraction`` in all, and kept only if the image stays safe. It finds the parts the classifier no longer points to once the part it keys on is
-       hidden (a bomb's body behind its spark).
+       object or hole and ``max_fraction`` in all, and kept only if the image stays safe. It finds
+       the parts the classifier no longer points to once the part it keys on is hidden (a bomb's
+       body behind its spark).
 
 Every extent is a function ``fn(image, styled, labels, selected, score, thresholds, *,
 attribution, segments, **options) -> ExtentOutcome``; ``score`` classifies a batch of
