@@ -290,7 +290,8 @@ def object_extent(
     max_fraction : float
         Bound of the hidden share of the image after margin and closure steps.
     max_region : float
-        Larger regions (share of the image) are never added by margin or closure.
+        Larger regions (share of the image) are never added by margin or closure, nor larger
+        holes by the complete step (GrabCut's objects too).
     split_fraction : float
         Selected regions larger than this share are split into their superpixels.
     group_delta : float
