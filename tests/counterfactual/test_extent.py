@@ -433,6 +433,34 @@ def test_complete_fills_a_hole_in_what_is_hidden():
     assert not hidden[~disc].any()  # the background around the disc stays
 
 
+def test_complete_hides_a_smooth_blade_on_a_grained_band_of_its_own_colour():
+    """The handle is all the model needs; the blade, the band's colour but smooth, is a smooth patch on it."""
+    rng = np.random.default_rng(4)
+    img = np.clip(rng.normal(110, 10, (120, 160, 3)), 0, 255)
+    img[40:80] = np.clip(np.array([185, 188, 196]) + rng.normal(0, 6, (40, 160, 1)), 0, 255)  # the band
+    blade = np.zeros((120, 160), bool)
+    blade[54:66, 50:105] = True  # within the box three times the handle's size
+    img[blade] = (185, 188, 196)
+    img[52:68, 30:50] = (70, 40, 20)  # the handle
+    img = img.astype(np.uint8)
+    labels = np.zeros((120, 160), np.int32)
+    labels[40:80] = 1  # the band and the blade: one region, as a colour merge would make it
+    labels[52:68, 30:50] = 2
+    styled = stylize(img, "fill")
+
+    def safe(images):  # hiding the handle already makes the image safe
+        return np.zeros((len(images), 1))
+
+    colour_only = extend(img, styled, labels, (2,), safe, [0.5], "object", complete_smooth=0)
+    assert not np.isin(colour_only.labels, colour_only.selected)[blade].mean() > 0.5
+    full = extend(img, styled, labels, (2,), safe, [0.5], "object")
+    hidden = np.isin(full.labels, full.selected)
+    assert hidden[blade].mean() > 0.9 and "object" in full.reasons
+    assert (hidden & ~blade & (labels != 2)).sum() <= 1.0 * blade.sum()  # the blade, not the band
+    with pytest.raises(InvalidParameterError, match="complete_smooth"):
+        extend(img, styled, labels, (2,), safe, [0.5], "object", complete_smooth=-1)
+
+
 @pytest.mark.parametrize("shape", [(1, 50), (50, 1), (2, 1000), (33, 1000), (8, 8)])
 def test_object_extent_on_strips_and_tiny_images(shape):
     """Odd shapes (a one-pixel strip, a working copy one pixel high) go through every step: no crash."""

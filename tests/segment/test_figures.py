@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from veil.errors import InvalidParameterError
-from veil.segment.figures import attached_figures
+from veil.segment.figures import attached_figures, grain
 
 
 def _canvas(seed: int = 0) -> np.ndarray:
@@ -69,6 +69,53 @@ def test_empty_seed_and_bad_input():
     with pytest.raises(InvalidParameterError, match="shape"):
         attached_figures(img, empty[:10])
     for kw, match in (({"grow": 0}, "grow"), ({"scale": float("nan")}, "scale"), ({"contrast": -1}, "contrast"),
-                      ({"max_region": 0}, "max_region"), ({"size": 16}, "size")):
+                      ({"max_region": 0}, "max_region"), ({"size": 16}, "size"), ({"smooth": -1}, "smooth"),
+                      ({"texture_contrast": float("inf")}, "texture_contrast"),
+                      ({"texture_window": 1}, "texture_window")):
         with pytest.raises(InvalidParameterError, match=match):
             attached_figures(img, empty, **kw)
+
+
+def _blade_on_its_band(seed_: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    img = _canvas(seed_)
+    rng = np.random.default_rng(seed_ + 100)
+    band = np.clip(np.array([180, 185, 195], np.float32) + rng.normal(0, 6, (40, 200, 1)), 0, 255)
+    img[60:100] = band.astype(np.uint8)  # a grained band of the blade's own colour, edge to edge
+    img[74:86, 50:110] = (180, 185, 195)  # the blade: the band's colour, smooth, 12 px wide
+    img[72:88, 30:50] = (60, 35, 20)  # the handle (the seed)
+    seed = np.zeros(img.shape[:2], bool)
+    seed[72:88, 30:50] = True
+    blade = np.zeros_like(seed)
+    blade[74:86, 50:110] = True
+    return img, seed, blade
+
+
+@pytest.mark.parametrize("seed_", [0, 1, 2, 3])
+def test_a_smooth_part_on_a_grained_ground_of_its_own_colour_is_taken_as_a_smooth_patch(seed_):
+    img, seed, blade = _blade_on_its_band(seed_)
+    by_colour = attached_figures(img, seed, smooth=0)
+    assert by_colour[blade].mean() < 0.5  # one segment with the band, which reaches the edge
+    out = attached_figures(img, seed)
+    assert out[blade].mean() > 0.8
+    added = out & ~seed
+    assert added.sum() <= 2 * blade.sum()  # the blade, not the band
+    assert not added[60:100, 130:].any()
+
+
+def test_grain_is_zero_on_smooth_surfaces_and_clean_edges():
+    img = _canvas(5)
+    img[40:120, 40:160] = (200, 30, 30)  # a smooth red block with clean edges
+    t = grain(img)
+    assert t.shape == img.shape[:2] and t.dtype == np.float32
+    assert float(t[44:116, 44:156].max()) == 0.0  # inside, and up to the block's edge
+    assert float(t[:30].mean()) > 3.0  # the grey texture around it
+    assert float(grain(img, 3, clip=1.0).max()) <= 1.0
+
+
+def test_a_smooth_ground_gives_no_smooth_patch():
+    img = np.full((160, 200, 3), 120, np.uint8)  # smooth everywhere: no grain to stand out from
+    img[72:88, 30:50] = (60, 35, 20)
+    img[74:86, 50:110] = (124, 120, 118)  # smooth and of nearly the ground's colour
+    seed = np.zeros(img.shape[:2], bool)
+    seed[72:88, 30:50] = True
+    assert not (attached_figures(img, seed) & ~seed).any()

@@ -27,7 +27,8 @@ background in. An extent takes the search's regions and returns the regions to d
        than ``min_gain / 2`` logits is dropped again, as long as the verdict (and margin) holds;
     5. *complete* (``complete="figures"``, the default; ``"grabcut"``; ``"none"``) — the hidden
        mask is grown to the objects it lies on, class-agnostically, not by the classifier: by the
-       enclosed, contrasting segments attached to it (:func:`veil.segment.figures.attached_figures`)
+       enclosed, contrasting segments and smooth patches on a grained ground attached to it
+       (:func:`veil.segment.figures.attached_figures`)
        or by a colour model (:func:`veil.segment.grabcut.grow_to_object`, pixel-fine), and its
        holes are filled (a sliver of the object seen through the mask), within ``max_region`` per
        object or hole and ``max_fraction`` in all, and kept only if the image stays safe. It finds
@@ -257,6 +258,7 @@ def object_extent(
     complete_expand: int = 2,
     complete_stable: float = 0.0,
     complete_dilate: float = 0.15,
+    complete_smooth: float = 0.5,
     max_steps: int = 6,
     work_size: int = 384,
     batch_size: int = 16,
@@ -323,6 +325,10 @@ def object_extent(
     complete_dilate : float
         GrabCut only: each object found is widened by this share of its size, so its outline
         is hidden too.
+    complete_smooth : float
+        Figures only: the grain under which a patch attached to the mask counts as smooth, so that a
+        smooth part on a grained ground of its own colour is taken (``smooth`` of
+        :func:`~veil.segment.figures.attached_figures`; 0: colour segments only).
     max_steps : int
         Most regions the margin step adds.
     work_size : int
@@ -357,10 +363,10 @@ def object_extent(
     if complete_grow is None:
         complete_grow = 3.0 if complete == "figures" else 2.0
     if not (np.isfinite(complete_grow) and complete_grow > 0 and np.isfinite(complete_dilate) and complete_dilate >= 0
-            and int(complete_expand) >= 0):
+            and int(complete_expand) >= 0 and np.isfinite(complete_smooth) and complete_smooth >= 0):
         raise InvalidParameterError(
-            f"complete_grow must be > 0, complete_dilate >= 0 and complete_expand >= 0, got {complete_grow!r}, "
-            f"{complete_dilate!r}, {complete_expand!r}")
+            f"complete_grow must be > 0, complete_dilate, complete_expand and complete_smooth >= 0, got "
+            f"{complete_grow!r}, {complete_dilate!r}, {complete_expand!r}, {complete_smooth!r}")
     if work_size < 32:
         raise InvalidParameterError(f"work_size must be at least 32 pixels, got {work_size}")
     if segments is not None and np.asarray(segments).shape != labels.shape:
@@ -544,7 +550,7 @@ def object_extent(
         else:  # by the enclosed, contrasting segments attached to it
             from veil.segment.figures import attached_figures
 
-            grown = attached_figures(image, hidden_px, grow=complete_grow)  # figures of at most 10 % each
+            grown = attached_figures(image, hidden_px, grow=complete_grow, smooth=complete_smooth)  # each ≤ 10 %
         grown |= _holes(grown, max_region)  # a hole in what is hidden would be a peephole onto the object
         new_px = grown & ~hidden_px
         if new_px.any() and float(hidden_px.mean() + new_px.mean()) <= max_fraction:

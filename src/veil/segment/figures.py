@@ -15,7 +15,11 @@ image is cut into Felzenszwalb segments, and a segment is taken as part of the o
 Unlike a colour model grown from the seed (:func:`veil.segment.grabcut.grow_to_object`), this
 takes a part of another colour (a silver blade on a dark handle) and follows thin parts, since a
 segment is kept or dropped whole. It adds background figures next to the seed too, and cannot
-separate an object from a region of its own colour.
+separate an object from a region of its own colour by colour alone. So, unless ``smooth`` is 0,
+a second kind of figure is taken too: a *smooth patch* (a connected piece where the full-size
+image has no grain, :func:`grain`) attached to a seed piece, enclosed as above, on a ground that
+is grained. A smooth blade on a grained band of its own colour is one segment with the band by
+colour, and a smooth patch of its own.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ def attached_figures(
     contrast: float = 10.0,
     max_region: float = 0.1,
     size: int = 384,
+    smooth: float = 0.5,
+    texture_contrast: float = 1.0,
+    texture_window: int = 5,
 ) -> np.ndarray:
     """The seed and the enclosed, contrasting segments attached to it.
 
@@ -56,6 +63,14 @@ def attached_figures(
         A segment covering more than this share of the image is not taken.
     size : int
         Longer side at which the image is segmented (the mask is scaled back).
+    smooth : float
+        A pixel whose :func:`grain` (full-size, area-averaged to ``size``) is under this is smooth;
+        0 turns the smooth patches off.
+    texture_contrast : float
+        Least difference in :func:`grain` between the ring around a smooth patch and the patch (a
+        smooth patch on a ground as smooth is not a figure).
+    texture_window : int
+        Side of the window of :func:`grain`, in full-size pixels.
 
     Returns
     -------
@@ -75,24 +90,68 @@ def attached_figures(
     >>> bool(out[57:63, 40:90].mean() > 0.9), bool(out[:40].any())
     (True, False)
     """
-    from scipy import ndimage as ndi
     from skimage.color import rgb2lab
-    from skimage.segmentation import felzenszwalb
 
     image, seed = checked(image, seed)
     for name, v in (("grow", grow), ("scale", scale)):
         if not (np.isfinite(v) and v > 0):
             raise InvalidParameterError(f"{name} must be a finite number > 0, got {v!r}")
-    if not (np.isfinite(sigma) and sigma >= 0 and np.isfinite(contrast) and contrast >= 0):
-        raise InvalidParameterError(f"sigma and contrast must be finite numbers >= 0, got {sigma!r}, {contrast!r}")
+    for name, v in (("sigma", sigma), ("contrast", contrast), ("smooth", smooth),
+                    ("texture_contrast", texture_contrast)):
+        if not (np.isfinite(v) and v >= 0):
+            raise InvalidParameterError(f"{name} must be a finite number >= 0, got {v!r}")
     if not 0 < max_region <= 1:
         raise InvalidParameterError(f"max_region must lie in (0, 1], got {max_region!r}")
     if size < 32:
         raise InvalidParameterError(f"size must be at least 32 pixels, got {size}")
+    if int(texture_window) < 2:
+        raise InvalidParameterError(f"texture_window must be at least 2 pixels, got {texture_window!r}")
     h, w = seed.shape
     if not seed.any():
         return seed.copy()
     small, hs = working_copy(image, seed, size)
+    lab = rgb2lab(small)
+    out = _figures(small, lab, hs, grow=grow, scale=scale, sigma=sigma, contrast=contrast, max_region=max_region)
+    if smooth > 0:  # smooth patches on a grained ground (a smooth object on a grained band of its colour)
+        import cv2
+
+        grained = grain(image, int(texture_window))
+        if grained.shape != hs.shape:
+            grained = cv2.resize(grained, (hs.shape[1], hs.shape[0]), interpolation=cv2.INTER_AREA)
+        out |= _smooth_patches(grained, hs, grow=grow, smooth=smooth, contrast=texture_contrast,
+                               max_region=max_region)
+    return resize_mask(out, (h, w)) | seed
+
+
+def grain(image: np.ndarray, window: int = 5, *, clip: float = 30.0) -> np.ndarray:
+    """How grained the image is around each pixel: the mean absolute difference between the grey level
+    and its 3×3 median, over a ``window``-pixel square, at most ``clip``. About 0 on a smooth
+    surface *and* along a clean edge (the median keeps edges), the grain's strength on a textured one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.full((20, 40, 3), 128, np.uint8)
+    >>> img[:, 10:] = 60                                   # a clean edge
+    >>> img[:, 25:] += np.random.default_rng(0).integers(0, 12, (20, 15, 1)).astype(np.uint8)  # grain
+    >>> t = grain(img)
+    >>> float(t[5:15, 2:20].max()), bool(t[5:15, 29:38].mean() > 2)
+    (0.0, True)
+    """
+    import cv2
+
+    g = np.asarray(image, dtype=np.float32).mean(axis=2)
+    residual = np.abs(g - cv2.medianBlur(g, 3))
+    return np.minimum(cv2.blur(residual, (window, window)), clip).astype(np.float32)
+
+
+def _figures(small: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, scale: float, sigma: float,
+             contrast: float, max_region: float) -> np.ndarray:
+    """``hs`` with the figures of the Felzenszwalb cut of ``small`` (the working copy, uint8 RGB) attached to
+    its pieces; contrast is measured in ``lab`` (``small`` in CIELAB)."""
+    from scipy import ndimage as ndi
+    from skimage.segmentation import felzenszwalb
+
     sh, sw = hs.shape
     seg = felzenszwalb(small, scale=scale, sigma=sigma, min_size=max(10, sh * sw // 4000))
     n = int(seg.max()) + 1
@@ -100,7 +159,6 @@ def attached_figures(
     count = np.bincount(flat, minlength=n)
     hidden = np.bincount(flat, weights=hs.ravel().astype(np.float64), minlength=n)
     boxes = ndi.find_objects(seg + 1)  # segment s: rows boxes[s][0], columns boxes[s][1]
-    lab = rgb2lab(small) if contrast > 0 else None
     out = hs.copy()
     taken: set[int] = set()
     for piece, (py0, py1, px0, px1) in seed_pieces(hs):
@@ -109,21 +167,64 @@ def attached_figures(
         for s in np.unique(seg[ndi.binary_dilation(piece, iterations=2)]).tolist():
             if s in taken or hidden[s] >= 0.5 * count[s] or count[s] > max_region * sh * sw:
                 continue
+            if not _enclosed(boxes[s], (by0, by1, bx0, bx1), (sh, sw)):  # in the box around the piece, off the edge
+                continue
             ys, xs = boxes[s]
             y0, y1, x0, x1 = ys.start, ys.stop - 1, xs.start, xs.stop - 1
-            # enclosed: inside the box around the piece, and off the image's edge
-            if not (by0 < y0 and y1 < by1 and bx0 < x0 and x1 < bx1
-                    and y0 > 0 and x0 > 0 and y1 < sh - 1 and x1 < sw - 1):
-                continue
             r = max(2, round(0.25 * float(np.sqrt(count[s]))))
             cy0, cy1 = max(0, y0 - r), min(sh, y1 + r + 1)
             cx0, cx1 = max(0, x0 - r), min(sw, x1 + r + 1)
             cm = seg[cy0:cy1, cx0:cx1] == s
-            if lab is not None:
+            if contrast > 0:
                 ring = ndi.binary_dilation(cm, iterations=r) & ~cm & ~hs[cy0:cy1, cx0:cx1]
                 crop = lab[cy0:cy1, cx0:cx1]
                 if not ring.any() or float(np.linalg.norm(crop[cm].mean(0) - crop[ring].mean(0))) < contrast:
                     continue
             out[cy0:cy1, cx0:cx1] |= cm
             taken.add(s)
-    return resize_mask(out, (h, w)) | seed
+    return out
+
+
+def _enclosed(box: tuple[slice, ...], pad_box: tuple[float, float, float, float], shape: tuple[int, int]) -> bool:
+    """Whether a segment's bounding box lies inside ``pad_box`` (y0, y1, x0, x1) and off the image's edge."""
+    ys, xs = box
+    y0, y1, x0, x1 = ys.start, ys.stop - 1, xs.start, xs.stop - 1
+    by0, by1, bx0, bx1 = pad_box
+    return (by0 < y0 and y1 < by1 and bx0 < x0 and x1 < bx1
+            and y0 > 0 and x0 > 0 and y1 < shape[0] - 1 and x1 < shape[1] - 1)
+
+
+def _smooth_patches(grained: np.ndarray, hs: np.ndarray, *, grow: float, smooth: float, contrast: float,
+                    max_region: float, widen: int = 2) -> np.ndarray:
+    """``hs`` with the smooth patches (``grained < smooth``) attached to its pieces, enclosed, on a ground
+    at least ``contrast`` more grained; each taken patch is widened by ``widen`` pixels (the grain
+    window blurs its rim)."""
+    from scipy import ndimage as ndi
+
+    sh, sw = hs.shape
+    comp, n = ndi.label(grained < smooth)
+    count = np.bincount(comp.ravel(), minlength=n + 1)
+    hidden = np.bincount(comp.ravel(), weights=hs.ravel().astype(np.float64), minlength=n + 1)
+    boxes = ndi.find_objects(comp)
+    out = hs.copy()
+    taken: set[int] = set()
+    for piece, (py0, py1, px0, px1) in seed_pieces(hs):
+        pad = grow * max(py1 - py0, px1 - px0)
+        pad_box = (py0 - pad, py1 - 1 + pad, px0 - pad, px1 - 1 + pad)
+        for s in np.unique(comp[ndi.binary_dilation(piece, iterations=2 + widen)]).tolist():
+            if s == 0 or s in taken or hidden[s] >= 0.5 * count[s] or count[s] > max_region * sh * sw:
+                continue
+            if not _enclosed(boxes[s - 1], pad_box, (sh, sw)):
+                continue
+            ys, xs = boxes[s - 1]
+            r = max(2, round(0.25 * float(np.sqrt(count[s]))))
+            cy0, cy1 = max(0, ys.start - r - widen), min(sh, ys.stop + r + widen)
+            cx0, cx1 = max(0, xs.start - r - widen), min(sw, xs.stop + r + widen)
+            patch = ndi.binary_dilation(comp[cy0:cy1, cx0:cx1] == s, iterations=widen)
+            ring = ndi.binary_dilation(patch, iterations=r) & ~patch & ~hs[cy0:cy1, cx0:cx1]
+            g = grained[cy0:cy1, cx0:cx1]
+            if not ring.any() or float(g[ring].mean() - g[comp[cy0:cy1, cx0:cx1] == s].mean()) < contrast:
+                continue
+            out[cy0:cy1, cx0:cx1] |= patch
+            taken.add(s)
+    return out
