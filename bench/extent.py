@@ -693,6 +693,59 @@ def evidence_cmd(args: argparse.Namespace) -> None:
     print(f"\ncommand: python {' '.join(sys.argv)}")
 
 
+def show_cmd(args: argparse.Namespace) -> None:
+    """Chosen images delivered under several extent option sets, side by side, cropped around the
+    ground truth, with the grain map the complete step's smooth patches read (green: ground truth)."""
+    import matplotlib
+    import torch
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.ndimage import binary_dilation
+
+    from veil.classify import load_classifier
+    from veil.image import fit_within, resize
+    from veil.pipeline import DEFAULT_SEARCH_SIZE, SafeguardConfig, Safeguarder
+    from veil.segment.figures import grain
+
+    torch.set_num_threads(args.threads)
+    clf = load_classifier(args.arch if args.arch.endswith(".json") else str(CACHE / args.arch / "model.json"))
+    items = {it["id"]: it for it in benchmark_set(args.seed, args.n)}
+    options = [json.loads(o) if o else {} for o in args.options]
+    labels = args.labels or [o or "default" for o in args.options]
+    runs = [Safeguarder(SafeguardConfig(models=(clf,), segmentation="bass", extent="object", rationale=None,
+                                        extent_options=o), classifiers=[clf]) for o in options]
+    fig, axes = plt.subplots(len(args.ids), 2 + len(runs), figsize=(2.6 * (2 + len(runs)), 2.6 * len(args.ids)),
+                             squeeze=False)
+    for i, rid in enumerate(args.ids):
+        it = items[rid]
+        gt = it["mask"]
+        ys, xs = np.nonzero(gt)
+        pad = int(max(np.ptp(ys), np.ptp(xs))) // 3 + 4
+        y0, y1 = max(0, ys.min() - pad), min(gt.shape[0], ys.max() + pad + 1)
+        x0, x1 = max(0, xs.min() - pad), min(gt.shape[1], xs.max() + pad + 1)
+        edge = binary_dilation(gt, iterations=max(1, max(gt.shape) // 300)) & ~gt
+        size = fit_within(it["image"].shape, DEFAULT_SEARCH_SIZE)  # what the extent sees
+        work = it["image"] if size == it["image"].shape[:2] else resize(it["image"], size)
+        g = resize(grain(work), gt.shape)
+        panels = [(it["image"], f"{rid} ({max(gt.shape)} px)"), (g, "grain (the extent's copy)")]
+        for sg, name in zip(runs, labels, strict=True):
+            res = sg.run(it["image"])
+            shown = res.image.copy()
+            shown[edge] = (0, 255, 0)
+            rec = float((res.mask & gt).sum() / gt.sum()) if res.mask is not None else 0.0
+            panels.append((shown, f"{name}: recall {rec:.2f}"))
+        for j, (im, title) in enumerate(panels):
+            ax = axes[i][j]
+            ax.imshow(im[y0:y1, x0:x1], cmap="magma" if im.ndim == 2 else None)
+            ax.set_title(title, fontsize=7)
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=100)
+    plt.close(fig)
+    print(f"wrote {args.out}")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -740,8 +793,19 @@ def main(argv: list[str] | None = None) -> None:
     e.add_argument("--seeds", type=int, nargs="+", default=[11])
     e.add_argument("--n", type=int, default=30, help="images per seed")
     e.add_argument("--threads", type=int, default=1)
+    w = sub.add_parser("show", help="chosen images delivered under several extent option sets, side by side")
+    w.add_argument("--arch", default="resnet18", help="a card trained by `train` (or a card path)")
+    w.add_argument("--seed", type=int, default=11)
+    w.add_argument("--n", type=int, default=40, help="images in the seed's set (the ids index it)")
+    w.add_argument("--ids", nargs="+", required=True, help="image ids, e.g. 11-011")
+    w.add_argument("--options", nargs="+", default=['{"complete_smooth": 0}', ""],
+                   help="JSON extent options per column ('' for the defaults)")
+    w.add_argument("--labels", nargs="*", help="a title per option set")
+    w.add_argument("--threads", type=int, default=1)
+    w.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
-    {"train": train_cmd, "run": run_cmd, "oracle": oracle_cmd, "evidence": evidence_cmd}[args.cmd](args)
+    {"train": train_cmd, "run": run_cmd, "oracle": oracle_cmd, "evidence": evidence_cmd,
+     "show": show_cmd}[args.cmd](args)
 
 
 if __name__ == "__main__":
