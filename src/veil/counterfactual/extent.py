@@ -547,7 +547,7 @@ def object_extent(
 
             grown = grow_to_object(image, hidden_px, grow=complete_grow, expand=int(complete_expand),
                                    stable=complete_stable, max_region=max_region, dilate=complete_dilate)
-        else:  # by the enclosed, contrasting segments attached to it
+        else:  # by the enclosed, contrasting segments and smooth patches attached to it
             from veil.segment.figures import attached_figures
 
             grown = attached_figures(image, hidden_px, grow=complete_grow, smooth=complete_smooth)  # each ≤ 10 %

@@ -24,6 +24,8 @@ colour, and a smooth patch of its own.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from veil.errors import InvalidParameterError
@@ -145,6 +147,32 @@ def grain(image: np.ndarray, window: int = 5, *, clip: float = 30.0) -> np.ndarr
     return np.minimum(cv2.blur(residual, (window, window)), clip).astype(np.float32)
 
 
+def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, max_region: float, reach: int,
+              background: int | None = None) -> Iterator[tuple[int, tuple[slice, ...], int]]:
+    """The segments of ``seg`` within ``reach`` pixels of a piece of ``hs`` that may be parts of its object:
+    not in ``taken`` (read as it grows), not ``background``, not mostly hidden, at most ``max_region`` of
+    the image and enclosed (inside the box ``grow`` times the piece's size around it, off the image's
+    edge). Yields each one's id, bounding box and pixel count."""
+    from scipy import ndimage as ndi
+
+    sh, sw = hs.shape
+    n = int(seg.max()) + 1
+    count = np.bincount(seg.ravel(), minlength=n)
+    hidden = np.bincount(seg.ravel(), weights=hs.ravel().astype(np.float64), minlength=n)
+    boxes = ndi.find_objects(seg + 1)  # segment s: rows boxes[s][0], columns boxes[s][1]
+    for piece, (py0, py1, px0, px1) in seed_pieces(hs):
+        pad = grow * max(py1 - py0, px1 - px0)
+        by0, by1, bx0, bx1 = py0 - pad, py1 - 1 + pad, px0 - pad, px1 - 1 + pad
+        for s in np.unique(seg[ndi.binary_dilation(piece, iterations=reach)]).tolist():
+            if s == background or s in taken or hidden[s] >= 0.5 * count[s] or count[s] > max_region * sh * sw:
+                continue
+            ys, xs = boxes[s]
+            y0, y1, x0, x1 = ys.start, ys.stop - 1, xs.start, xs.stop - 1
+            if (by0 < y0 and y1 < by1 and bx0 < x0 and x1 < bx1
+                    and y0 > 0 and x0 > 0 and y1 < sh - 1 and x1 < sw - 1):
+                yield s, boxes[s], int(count[s])
+
+
 def _figures(small: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, scale: float, sigma: float,
              contrast: float, max_region: float) -> np.ndarray:
     """``hs`` with the figures of the Felzenszwalb cut of ``small`` (the working copy, uint8 RGB) attached to
@@ -154,44 +182,21 @@ def _figures(small: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float,
 
     sh, sw = hs.shape
     seg = felzenszwalb(small, scale=scale, sigma=sigma, min_size=max(10, sh * sw // 4000))
-    n = int(seg.max()) + 1
-    flat = seg.ravel()
-    count = np.bincount(flat, minlength=n)
-    hidden = np.bincount(flat, weights=hs.ravel().astype(np.float64), minlength=n)
-    boxes = ndi.find_objects(seg + 1)  # segment s: rows boxes[s][0], columns boxes[s][1]
     out = hs.copy()
     taken: set[int] = set()
-    for piece, (py0, py1, px0, px1) in seed_pieces(hs):
-        pad = grow * max(py1 - py0, px1 - px0)
-        by0, by1, bx0, bx1 = py0 - pad, py1 - 1 + pad, px0 - pad, px1 - 1 + pad
-        for s in np.unique(seg[ndi.binary_dilation(piece, iterations=2)]).tolist():
-            if s in taken or hidden[s] >= 0.5 * count[s] or count[s] > max_region * sh * sw:
+    for s, (ys, xs), count in _attached(seg, hs, taken, grow=grow, max_region=max_region, reach=2):
+        r = max(2, round(0.25 * float(np.sqrt(count))))
+        cy0, cy1 = max(0, ys.start - r), min(sh, ys.stop + r)
+        cx0, cx1 = max(0, xs.start - r), min(sw, xs.stop + r)
+        cm = seg[cy0:cy1, cx0:cx1] == s
+        if contrast > 0:
+            ring = ndi.binary_dilation(cm, iterations=r) & ~cm & ~hs[cy0:cy1, cx0:cx1]
+            crop = lab[cy0:cy1, cx0:cx1]
+            if not ring.any() or float(np.linalg.norm(crop[cm].mean(0) - crop[ring].mean(0))) < contrast:
                 continue
-            if not _enclosed(boxes[s], (by0, by1, bx0, bx1), (sh, sw)):  # in the box around the piece, off the edge
-                continue
-            ys, xs = boxes[s]
-            y0, y1, x0, x1 = ys.start, ys.stop - 1, xs.start, xs.stop - 1
-            r = max(2, round(0.25 * float(np.sqrt(count[s]))))
-            cy0, cy1 = max(0, y0 - r), min(sh, y1 + r + 1)
-            cx0, cx1 = max(0, x0 - r), min(sw, x1 + r + 1)
-            cm = seg[cy0:cy1, cx0:cx1] == s
-            if contrast > 0:
-                ring = ndi.binary_dilation(cm, iterations=r) & ~cm & ~hs[cy0:cy1, cx0:cx1]
-                crop = lab[cy0:cy1, cx0:cx1]
-                if not ring.any() or float(np.linalg.norm(crop[cm].mean(0) - crop[ring].mean(0))) < contrast:
-                    continue
-            out[cy0:cy1, cx0:cx1] |= cm
-            taken.add(s)
+        out[cy0:cy1, cx0:cx1] |= cm
+        taken.add(s)
     return out
-
-
-def _enclosed(box: tuple[slice, ...], pad_box: tuple[float, float, float, float], shape: tuple[int, int]) -> bool:
-    """Whether a segment's bounding box lies inside ``pad_box`` (y0, y1, x0, x1) and off the image's edge."""
-    ys, xs = box
-    y0, y1, x0, x1 = ys.start, ys.stop - 1, xs.start, xs.stop - 1
-    by0, by1, bx0, bx1 = pad_box
-    return (by0 < y0 and y1 < by1 and bx0 < x0 and x1 < bx1
-            and y0 > 0 and x0 > 0 and y1 < shape[0] - 1 and x1 < shape[1] - 1)
 
 
 def _smooth_patches(grained: np.ndarray, hs: np.ndarray, *, grow: float, smooth: float, contrast: float,
@@ -202,29 +207,20 @@ def _smooth_patches(grained: np.ndarray, hs: np.ndarray, *, grow: float, smooth:
     from scipy import ndimage as ndi
 
     sh, sw = hs.shape
-    comp, n = ndi.label(grained < smooth)
-    count = np.bincount(comp.ravel(), minlength=n + 1)
-    hidden = np.bincount(comp.ravel(), weights=hs.ravel().astype(np.float64), minlength=n + 1)
-    boxes = ndi.find_objects(comp)
+    comp, _ = ndi.label(grained < smooth)  # 0: not smooth
     out = hs.copy()
     taken: set[int] = set()
-    for piece, (py0, py1, px0, px1) in seed_pieces(hs):
-        pad = grow * max(py1 - py0, px1 - px0)
-        pad_box = (py0 - pad, py1 - 1 + pad, px0 - pad, px1 - 1 + pad)
-        for s in np.unique(comp[ndi.binary_dilation(piece, iterations=2 + widen)]).tolist():
-            if s == 0 or s in taken or hidden[s] >= 0.5 * count[s] or count[s] > max_region * sh * sw:
-                continue
-            if not _enclosed(boxes[s - 1], pad_box, (sh, sw)):
-                continue
-            ys, xs = boxes[s - 1]
-            r = max(2, round(0.25 * float(np.sqrt(count[s]))))
-            cy0, cy1 = max(0, ys.start - r - widen), min(sh, ys.stop + r + widen)
-            cx0, cx1 = max(0, xs.start - r - widen), min(sw, xs.stop + r + widen)
-            patch = ndi.binary_dilation(comp[cy0:cy1, cx0:cx1] == s, iterations=widen)
-            ring = ndi.binary_dilation(patch, iterations=r) & ~patch & ~hs[cy0:cy1, cx0:cx1]
-            g = grained[cy0:cy1, cx0:cx1]
-            if not ring.any() or float(g[ring].mean() - g[comp[cy0:cy1, cx0:cx1] == s].mean()) < contrast:
-                continue
-            out[cy0:cy1, cx0:cx1] |= patch
-            taken.add(s)
+    for s, (ys, xs), count in _attached(comp, hs, taken, grow=grow, max_region=max_region, reach=2 + widen,
+                                        background=0):
+        r = max(2, round(0.25 * float(np.sqrt(count))))
+        cy0, cy1 = max(0, ys.start - r - widen), min(sh, ys.stop + r + widen)
+        cx0, cx1 = max(0, xs.start - r - widen), min(sw, xs.stop + r + widen)
+        own = comp[cy0:cy1, cx0:cx1] == s
+        patch = ndi.binary_dilation(own, iterations=widen)
+        ring = ndi.binary_dilation(patch, iterations=r) & ~patch & ~hs[cy0:cy1, cx0:cx1]
+        g = grained[cy0:cy1, cx0:cx1]
+        if not ring.any() or float(g[ring].mean() - g[own].mean()) < contrast:
+            continue
+        out[cy0:cy1, cx0:cx1] |= patch
+        taken.add(s)
     return out
