@@ -371,11 +371,13 @@ def train_cmd(args: argparse.Namespace) -> None:
 
 # -- evaluation -----------------------------------------------------------------------------------
 def evaluate(clf: Any, items: list[dict[str, Any]], extent: str, segmentation: str,
-             extent_options: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+             extent_options: dict[str, Any] | None = None,
+             segmentation_options: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from veil.pipeline import SafeguardConfig, Safeguarder
 
     cfg = SafeguardConfig(models=(clf,), segmentation=segmentation, extent=extent, rationale=None,
-                          extent_options=dict(extent_options or {}))
+                          extent_options=dict(extent_options or {}),
+                          segmentation_options=dict(segmentation_options or {}))
     sg = Safeguarder(cfg, classifiers=[clf])
     per: list[dict[str, Any]] = []
     for it in items:
@@ -388,7 +390,8 @@ def evaluate(clf: Any, items: list[dict[str, Any]], extent: str, segmentation: s
                                "seconds": secs, "found": res.counterfactual_found,
                                "verified": bool(res.models_after) and not any(m.unsafe for m in res.models_after),
                                "fail_closed": res.fail_closed, "depth": res.depth,
-                               "area": res.obfuscated_fraction, "gt": float(it["mask"].mean())}
+                               "area": res.obfuscated_fraction, "gt": float(it["mask"].mean()),
+                               "evaluated": res.n_evaluated}
         if res.counterfactual_found:
             m = mask_scores(res.mask, it["mask"])
             row.update(recall=m.recall, precision=m.precision, ratio=float(res.mask.sum() / max(it["mask"].sum(), 1)),
@@ -417,6 +420,7 @@ def summarize(per: list[dict[str, Any]]) -> dict[str, Any]:
         "recall": mean(rec), "recall_50": mean([float(x >= 0.5) for x in rec]),
         "recall_90": mean([float(x >= 0.9) for x in rec]), "precision": mean([r["precision"] for r in found]),
         "seconds": mean([r["seconds"] for r in per]),
+        "evaluated": mean([float(r.get("evaluated", 0)) for r in per]),  # images classified (search + extent)
     }
 
 
@@ -553,6 +557,7 @@ def run_cmd(args: argparse.Namespace) -> None:
     make = mark_set if args.data == "mark" else benchmark_set
     items = [it for s in args.seeds for it in make(s, args.n)]
     opts = json.loads(args.extent_options) if args.extent_options else {}
+    seg_opts = json.loads(args.segmentation_options) if args.segmentation_options else {}
     print(f"{len(items)} unsafe images ({args.data} data, seeds {args.seeds}, longer sides 256/512/1024/2000)\n",
           flush=True)
     print(HEADER)
@@ -565,7 +570,7 @@ def run_cmd(args: argparse.Namespace) -> None:
         name = Path(arch).parent.name if arch.endswith(".json") else arch
         for seg in args.segmentations:
             for extent in args.extents:
-                m, per = evaluate(clf, items, extent, seg, opts if extent != "minimal" else None)
+                m, per = evaluate(clf, items, extent, seg, opts if extent != "minimal" else None, seg_opts)
                 out["rows"].append({"model": arch, "extent": extent, "segmentation": seg, **m, "per_image": per})
                 print(table_row(name, extent, seg, m), flush=True)
                 if args.by_kind:
@@ -771,6 +776,7 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--seeds", type=int, nargs="+", default=[2024])
     r.add_argument("--n", type=int, default=60, help="images per seed")
     r.add_argument("--extent-options", default="", help="JSON options for the non-minimal extents (tuning)")
+    r.add_argument("--segmentation-options", default="", help='JSON, e.g. \'{"n_segments": 400}\'')
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--json", type=Path)
     r.add_argument("--by-kind", action="store_true", help="also a row per object kind (images with that kind only)")

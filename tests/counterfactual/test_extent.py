@@ -459,6 +459,8 @@ def test_complete_hides_a_smooth_blade_on_a_grained_band_of_its_own_colour():
     assert (hidden & ~blade & (labels != 2)).sum() <= 1.0 * blade.sum()  # the blade, not the band
     with pytest.raises(InvalidParameterError, match="complete_smooth"):
         extend(img, styled, labels, (2,), safe, [0.5], "object", complete_smooth=-1)
+    with pytest.raises(InvalidParameterError, match="complete_through"):
+        extend(img, styled, labels, (2,), safe, [0.5], "object", complete_through=float("nan"))
 
 
 @pytest.mark.parametrize("shape", [(1, 50), (50, 1), (2, 1000), (33, 1000), (8, 8)])
@@ -477,3 +479,73 @@ def test_object_extent_on_strips_and_tiny_images(shape):
                  attribution=rng.random((h, w)))
     assert out.selected and len(out.reasons) == len(out.selected) and out.labels.shape == (h, w)
     assert set(out.reasons) <= {"counterfactual", "split", "closure", "margin", "object"}
+
+
+def test_the_object_extent_classifies_each_candidate_once():
+    """Closure and margin weigh many of the same candidates (and the image itself is the first of its
+    light views): each composition is classified once, and ``n_evaluated`` counts what was classified."""
+    import hashlib
+
+    model = PartModel()
+    img, body, spark = bomb()
+    labels = bomb_labels(body, spark)
+    styled = stylize(img, "fill")
+    seen: list[str] = []
+
+    def score(imgs: Sequence[np.ndarray]) -> np.ndarray:
+        seen.extend(hashlib.sha1(np.ascontiguousarray(i).tobytes()).hexdigest() + str(i.shape) for i in imgs)
+        return scorer(model)(imgs)
+
+    out = extend(img, styled, labels, (5,), score, [0.5], "object")
+    assert out.selected[:2] == (5, 4)
+    assert len(seen) == out.n_evaluated > 0
+    assert len(set(seen)) == len(seen)
+
+
+def outlined_bomb() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`big_bomb` with a 3-px outline around the body, the spark moved up to touch the outline (top
+    at row 87) and not the body, and the spark's label square no longer reaching the body."""
+    img, body, spark, labels = big_bomb()
+    yy, xx = np.mgrid[0 : img.shape[0], 0 : img.shape[1]]
+    outline = ((yy - 110) ** 2 + (xx - 100) ** 2 <= 23**2) & ~body
+    img[outline] = (75, 75, 80)  # between the body and the canvas: no figure by itself
+    img[spark] = img[0, 0]
+    spark = np.zeros_like(spark)
+    spark[78:88, 96:105] = True
+    img[spark] = SPARK
+    labels[labels == 4] = 0
+    labels[74:88, 90:110] = 4
+    return img, body, spark, labels, outline
+
+
+def test_complete_hides_a_body_behind_its_outline():
+    """The bomb's body drawn with a 3-px outline, the hidden spark touching the outline only: the body is
+    attached to nothing hidden, but the outline is a rim, and the complete step looks through it
+    (smooth patches off: the flat body on the grained canvas would be one)."""
+    img, body, spark, labels, outline = outlined_bomb()
+    model = BigBombModel(img, body, spark)
+    styled = stylize(img, "fill")
+    off = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete_smooth=0, complete_through=0)
+    on = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete_smooth=0)
+    assert np.isin(off.labels, off.selected)[body].mean() < 0.1
+    hidden = np.isin(on.labels, on.selected)
+    assert hidden[body].mean() > 0.95 and "object" in on.reasons
+    assert (hidden & ~body & ~outline & (labels != 4)).sum() <= 0.5 * body.sum()  # not the canvas around
+    assert model.logits([np.where(hidden[..., None], styled, img)])[0] <= 0
+
+
+def test_complete_falls_back_to_the_growth_without_outlines_when_that_one_is_refused():
+    """When the growth found behind outlines is refused (here: it would pass the bound on the hidden
+    share), the growth without them is tried, rather than nothing being added."""
+    img, body, spark, labels, _ = outlined_bomb()
+    img[70:88, 105:112] = (240, 240, 250)  # a bright tab beside the spark: a figure without looking through
+    model = BigBombModel(img, body, spark)
+    styled = stylize(img, "fill")
+    kw: dict[str, Any] = {"complete_smooth": 0}
+    on = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", **kw)
+    off = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete_through=0, **kw)
+    hidden_on, hidden_off = (np.isin(o.labels, o.selected) for o in (on, off))
+    assert "object" in off.reasons and hidden_off.sum() < hidden_on.sum()
+    bound = float(hidden_on.mean()) - 0.001  # the growth behind the outline passes it, the other does not
+    fallback = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", max_fraction=bound, **kw)
+    np.testing.assert_array_equal(np.isin(fallback.labels, fallback.selected), hidden_off)

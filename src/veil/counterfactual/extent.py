@@ -27,8 +27,8 @@ background in. An extent takes the search's regions and returns the regions to d
        than ``min_gain / 2`` logits is dropped again, as long as the verdict (and margin) holds;
     5. *complete* (``complete="figures"``, the default; ``"grabcut"``; ``"none"``) — the hidden
        mask is grown to the objects it lies on, class-agnostically, not by the classifier: by the
-       enclosed, contrasting segments and smooth patches on a grained ground attached to it
-       (:func:`veil.segment.figures.attached_figures`)
+       enclosed, contrasting segments and smooth patches on a grained ground attached to it, also
+       behind an outline or a thin curve that touches it (:func:`veil.segment.figures.attached_figures`)
        or by a colour model (:func:`veil.segment.grabcut.grow_to_object`, pixel-fine), and its
        holes are filled (a sliver of the object seen through the mask), within ``max_region`` per
        object or hole and ``max_fraction`` in all, and kept only if the image stays safe. It finds
@@ -202,7 +202,11 @@ def _adjacency(labels: np.ndarray, n: int) -> list[set[int]]:
 
 @dataclass
 class _Work:
-    """The image at the extent's working size, its styled copy and label map, and the scorer."""
+    """The image at the extent's working size, its styled copy and label map, and the scorer.
+
+    Scores are remembered per set of hidden regions (and per view), so that a candidate the closure
+    step weighed is not classified again by the margin step; :meth:`relabel` forgets them.
+    """
 
     image: np.ndarray
     styled: np.ndarray
@@ -211,6 +215,11 @@ class _Work:
     thr_logit: np.ndarray
     views: bool
     n_evaluated: int = 0
+    _seen: dict[tuple[tuple[int, ...], int], float] = field(default_factory=dict)
+
+    def relabel(self, labels: np.ndarray) -> None:
+        self.labels = labels
+        self._seen.clear()
 
     def compose(self, ids: Sequence[int]) -> np.ndarray:
         # (a region too small to survive the working size may be asked for: it hides nothing here)
@@ -220,15 +229,22 @@ class _Work:
         """Worst model's logit minus its threshold's logit, per candidate (max over views if asked)."""
         if not cands:
             return np.zeros(0)
-        imgs = [self.compose(c) for c in cands]
-        k = 1
-        if views and self.views:
-            imgs = [v for img in imgs for v in light_views(img)]
-            k = 5
-        s = np.asarray(self.score(imgs), dtype=np.float64)
-        self.n_evaluated += len(imgs)
-        ex = (logit(s) - self.thr_logit[None, :]).max(axis=1)
-        return np.asarray(ex.reshape(len(cands), k).max(axis=1))
+        k = 5 if views and self.views else 1
+        keys = [tuple(sorted({int(r) for r in c})) for c in cands]
+        todo = [(key, v) for key in dict.fromkeys(keys) for v in range(k) if (key, v) not in self._seen]
+        if todo:
+            composed: dict[tuple[int, ...], list[np.ndarray]] = {}
+            imgs = []
+            for key, v in todo:
+                if key not in composed:
+                    img = self.compose(key)
+                    composed[key] = light_views(img) if k > 1 else [img]
+                imgs.append(composed[key][v])
+            s = np.asarray(self.score(imgs), dtype=np.float64)
+            self.n_evaluated += len(imgs)
+            for (key, v), e in zip(todo, (logit(s) - self.thr_logit[None, :]).max(axis=1), strict=True):
+                self._seen[(key, v)] = float(e)
+        return np.asarray([max(self._seen[(key, v)] for v in range(k)) for key in keys])
 
 
 @EXTENTS.decorator("object")
@@ -259,6 +275,7 @@ def object_extent(
     complete_stable: float = 0.0,
     complete_dilate: float = 0.15,
     complete_smooth: float = 0.5,
+    complete_through: float = 0.35,
     max_steps: int = 6,
     work_size: int = 384,
     batch_size: int = 16,
@@ -329,6 +346,10 @@ def object_extent(
         Figures only: the grain under which a patch attached to the mask counts as smooth, so that a
         smooth part on a grained ground of its own colour is taken (``smooth`` of
         :func:`~veil.segment.figures.attached_figures`; 0: colour segments only).
+    complete_through : float
+        Figures only: the solidity under which a segment touching the mask (an outline, a fuse) is
+        looked through, so that the segments beyond it count as attached (``through`` of
+        :func:`~veil.segment.figures.attached_figures`; 0: off).
     max_steps : int
         Most regions the margin step adds.
     work_size : int
@@ -363,10 +384,12 @@ def object_extent(
     if complete_grow is None:
         complete_grow = 3.0 if complete == "figures" else 2.0
     if not (np.isfinite(complete_grow) and complete_grow > 0 and np.isfinite(complete_dilate) and complete_dilate >= 0
-            and int(complete_expand) >= 0 and np.isfinite(complete_smooth) and complete_smooth >= 0):
+            and int(complete_expand) >= 0 and np.isfinite(complete_smooth) and complete_smooth >= 0
+            and np.isfinite(complete_through) and complete_through >= 0):
         raise InvalidParameterError(
-            f"complete_grow must be > 0, complete_dilate, complete_expand and complete_smooth >= 0, got "
-            f"{complete_grow!r}, {complete_dilate!r}, {complete_expand!r}, {complete_smooth!r}")
+            f"complete_grow must be > 0, complete_dilate, complete_expand, complete_smooth and complete_through "
+            f">= 0, got {complete_grow!r}, {complete_dilate!r}, {complete_expand!r}, {complete_smooth!r}, "
+            f"{complete_through!r}")
     if work_size < 32:
         raise InvalidParameterError(f"work_size must be at least 32 pixels, got {work_size}")
     if segments is not None and np.asarray(segments).shape != labels.shape:
@@ -418,15 +441,16 @@ def object_extent(
         np.bincount(labels.ravel(), minlength=n), 1)
     if pieces:
         pool = sorted((p for ps in pieces.values() for p in ps), key=lambda p: (-mean_att[p], p))
-        # the fewest superpixels (in attribution order) that keep the image safe
-        cands = [tuple(chosen + pool[:k]) for k in range(1, len(pool) + 1)]
+        # the fewest superpixels (in attribution order) that keep the image safe, scanned in batches
+        # of 1, 2, 4, … (hiding more can make an image less safe, so no bisection)
         found = None
-        for i in range(0, len(cands), batch_size):
-            ex = work.excess([list(c) for c in cands[i : i + batch_size]])
-            ok = np.flatnonzero(ex <= 0)
+        k, step = 1, 1
+        while k <= len(pool) and found is None:
+            ks = list(range(k, min(len(pool), k + step - 1) + 1))
+            ok = np.flatnonzero(work.excess([chosen + pool[:j] for j in ks]) <= 0)
             if ok.size:
-                found = cands[i + int(ok[0])]
-                break
+                found = tuple(chosen + pool[: ks[int(ok[0])]])
+            k, step = ks[-1] + 1, min(2 * step, batch_size)
         if found is None:  # the superpixels alone do not do it: keep the whole region
             for ps in pieces.values():
                 chosen += ps
@@ -435,7 +459,7 @@ def object_extent(
             kept = [p for p in found if p not in chosen]
             chosen += kept
             reasons += ["split"] * len(kept)
-        trace.append({"step": "split", "regions": big, "kept": len(chosen)})
+        trace.append({"step": "split", "regions": big, "kept": len(chosen), "evaluated": work.n_evaluated})
 
     adj = _adjacency(work.labels, n)
     hidden = float(area[chosen].sum())
@@ -501,7 +525,7 @@ def object_extent(
         chosen += added
         reasons += ["closure"] * len(added)
         base = float(work.excess([chosen])[0])
-        trace.append({"step": "closure", "added": added, "excess": round(base, 4)})
+        trace.append({"step": "closure", "added": added, "excess": round(base, 4), "evaluated": work.n_evaluated})
 
     # -- 3. margin: a harder verdict (margin under the threshold, also under light views) ------
     # candidates are ranked on the image itself; only the best one is checked under the views
@@ -523,7 +547,7 @@ def object_extent(
         current = worst
         steps += 1
     base = float(work.excess([chosen])[0])
-    trace.append({"step": "margin", "excess": round(current, 4), "added": steps})
+    trace.append({"step": "margin", "excess": round(current, 4), "added": steps, "evaluated": work.n_evaluated})
 
     # -- 4. trim: drop closure regions whose removal now costs (almost) no evidence -------------
     extra = [i for i, why in enumerate(reasons) if why == "closure"] if trim else []
@@ -540,8 +564,11 @@ def object_extent(
                 trace.append({"step": "trim", "dropped": len(drop)})
 
     # -- 5. complete: the objects the hidden mask lies on, class-agnostically ------------------
-    if complete != "none" and chosen:
-        hidden_px = regions_mask(labels, chosen)
+    # (figures looked for behind outlines first; if that growth is refused, by the verdict or the
+    # bound on the hidden share, the growth without them is tried, so the step never loses more)
+    tries = [complete_through, 0.0] if complete == "figures" and complete_through > 0 else [0.0]
+    hidden_px = regions_mask(labels, chosen) if complete != "none" and chosen else None
+    for through in tries if hidden_px is not None else []:
         if complete == "grabcut":  # by colour, pixel-fine
             from veil.segment.grabcut import grow_to_object
 
@@ -550,29 +577,35 @@ def object_extent(
         else:  # by the enclosed, contrasting segments and smooth patches attached to it
             from veil.segment.figures import attached_figures
 
-            grown = attached_figures(image, hidden_px, grow=complete_grow, smooth=complete_smooth)  # each ≤ 10 %
+            grown = attached_figures(image, hidden_px, grow=complete_grow, smooth=complete_smooth,
+                                     through=through)  # each ≤ 10 %
         grown |= _holes(grown, max_region)  # a hole in what is hidden would be a peephole onto the object
         new_px = grown & ~hidden_px
-        if new_px.any() and float(hidden_px.mean() + new_px.mean()) <= max_fraction:
-            uniq, inv = np.unique(labels[new_px], return_inverse=True)  # cut along the regions it crosses
-            grown_labels = labels.copy()
-            grown_labels[new_px] = n + inv.ravel()
-            ids = list(range(n, n + len(uniq)))
-            before_labels, work.labels = work.labels, _nearest(grown_labels, shape)
-            # as safe as before: a pixel-fine mask keeps the object's outline, which a model (and a
-            # person) may still recognise, so the margin and the light views are asked again
-            # (on the working copy with its views, and once at full size, which the pipeline judges)
-            limit = -margin if current <= -margin else 0.0
-            full = np.where(regions_mask(grown_labels, chosen + ids)[..., None], styled, image)
-            full_ex = float((logit(np.asarray(score([full]), dtype=np.float64)[0]) - work.thr_logit).max())
-            work.n_evaluated += 1
-            if full_ex <= limit and float(work.excess([chosen + ids], views=current <= -margin)[0]) <= limit:
-                labels, n = grown_labels, n + len(uniq)
-                chosen += ids
-                reasons += ["object"] * len(ids)
-                trace.append({"step": "complete", "added": len(ids), "pixels": int(new_px.sum())})
-            else:
-                work.labels = before_labels
+        if not new_px.any():
+            break
+        if float(hidden_px.mean() + new_px.mean()) > max_fraction:
+            continue
+        uniq, inv = np.unique(labels[new_px], return_inverse=True)  # cut along the regions it crosses
+        grown_labels = labels.copy()
+        grown_labels[new_px] = n + inv.ravel()
+        ids = list(range(n, n + len(uniq)))
+        before_labels = work.labels
+        work.relabel(_nearest(grown_labels, shape))
+        # as safe as before: a pixel-fine mask keeps the object's outline, which a model (and a
+        # person) may still recognise, so the margin and the light views are asked again
+        # (on the working copy with its views, and once at full size, which the pipeline judges)
+        limit = -margin if current <= -margin else 0.0
+        full = np.where(regions_mask(grown_labels, chosen + ids)[..., None], styled, image)
+        full_ex = float((logit(np.asarray(score([full]), dtype=np.float64)[0]) - work.thr_logit).max())
+        work.n_evaluated += 1
+        if full_ex <= limit and float(work.excess([chosen + ids], views=current <= -margin)[0]) <= limit:
+            labels, n = grown_labels, n + len(uniq)
+            chosen += ids
+            reasons += ["object"] * len(ids)
+            trace.append({"step": "complete", "added": len(ids), "pixels": int(new_px.sum()),
+                          "through": through, "evaluated": work.n_evaluated})
+            break
+        work.relabel(before_labels)
 
     return ExtentOutcome(labels.astype(np.int32), tuple(chosen), tuple(reasons), work.n_evaluated, trace)
 

@@ -61,23 +61,41 @@ def regions_mask(labels: np.ndarray, ids: Sequence[int]) -> np.ndarray:
 
 
 def describe_regions(labels: np.ndarray, ids: Sequence[int], scores: np.ndarray) -> list[Region]:
-    """:class:`~veil.types.Region` records (bbox, centroid, area) for ``ids`` in the given order."""
+    """:class:`~veil.types.Region` records (bbox, centroid, area) for ``ids`` in the given order.
+
+    One pass over the pixels whatever the number of regions (an extent may hide dozens).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.array([[0, 0, 1], [2, 2, 1]])
+    >>> [(r.id, r.bbox, r.area_fraction) for r in describe_regions(labels, [1, 2, 7], np.ones(8))]
+    [(1, (2, 0, 1, 2), 0.3333333333333333), (2, (0, 1, 2, 1), 0.3333333333333333)]
+    """
+    from scipy import ndimage as ndi
+
     labels = np.asarray(labels)
     h, w = labels.shape
+    n = max([int(labels.max()) if labels.size else 0, *(int(r) for r in ids)]) + 1
+    flat = labels.ravel().astype(np.int64)
+    count = np.bincount(flat, minlength=n)
+    xs = np.bincount(flat, weights=np.tile(np.arange(w, dtype=np.float64), h), minlength=n)
+    ys = np.bincount(flat, weights=np.repeat(np.arange(h, dtype=np.float64), w), minlength=n)
+    boxes = ndi.find_objects(labels.astype(np.int64) + 1, max_label=n)
     out = []
     for rank, rid in enumerate(ids):
-        ys, xs = np.nonzero(labels == rid)
-        if ys.size == 0:
+        rid = int(rid)
+        if rid < 0 or count[rid] == 0:
             continue
-        x0, x1, y0, y1 = int(xs.min()), int(xs.max()), int(ys.min()), int(ys.max())
+        sy, sx = boxes[rid]
         out.append(
             Region(
-                id=int(rid),
+                id=rid,
                 rank=rank,
                 score=float(scores[rid]),
-                area_fraction=ys.size / float(h * w),
-                bbox=(x0, y0, x1 - x0 + 1, y1 - y0 + 1),
-                centroid=(float(xs.mean() + 0.5) / w, float(ys.mean() + 0.5) / h),
+                area_fraction=int(count[rid]) / float(h * w),
+                bbox=(int(sx.start), int(sy.start), int(sx.stop - sx.start), int(sy.stop - sy.start)),
+                centroid=(float(xs[rid] / count[rid] + 0.5) / w, float(ys[rid] / count[rid] + 0.5) / h),
             )
         )
     return out

@@ -20,6 +20,10 @@ a second kind of figure is taken too: a *smooth patch* (a connected piece where 
 image has no grain, :func:`grain`) attached to a seed piece, enclosed as above, on a ground that
 is grained. A smooth blade on a grained band of its own colour is one segment with the band by
 colour, and a smooth patch of its own.
+
+A segment touching a seed piece that is a rim or a thin curve (an object's outline, an
+anti-aliased edge, a fuse) is looked through (``through``): the segments beyond it are candidates
+too, so a bomb's body counts as attached when only its outline touches the hidden spark.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ def attached_figures(
     smooth: float = 0.5,
     texture_contrast: float = 1.0,
     texture_window: int = 5,
+    through: float = 0.35,
 ) -> np.ndarray:
     """The seed and the enclosed, contrasting segments attached to it.
 
@@ -73,6 +78,10 @@ def attached_figures(
         smooth patch on a ground as smooth is not a figure).
     texture_window : int
         Side of the window of :func:`grain`, in full-size pixels.
+    through : float
+        A segment within reach of a seed piece whose solidity (pixels over its convex hull's) is
+        under this, or that is about three pixels wide or less, is looked through: the segments
+        beyond it (and beyond the one-pixel bands along it) are candidates too (0: off).
 
     Returns
     -------
@@ -99,7 +108,7 @@ def attached_figures(
         if not (np.isfinite(v) and v > 0):
             raise InvalidParameterError(f"{name} must be a finite number > 0, got {v!r}")
     for name, v in (("sigma", sigma), ("contrast", contrast), ("smooth", smooth),
-                    ("texture_contrast", texture_contrast)):
+                    ("texture_contrast", texture_contrast), ("through", through)):
         if not (np.isfinite(v) and v >= 0):
             raise InvalidParameterError(f"{name} must be a finite number >= 0, got {v!r}")
     if not 0 < max_region <= 1:
@@ -113,7 +122,8 @@ def attached_figures(
         return seed.copy()
     small, hs = working_copy(image, seed, size)
     lab = rgb2lab(small)
-    out = _figures(small, lab, hs, grow=grow, scale=scale, sigma=sigma, contrast=contrast, max_region=max_region)
+    out = _figures(small, lab, hs, grow=grow, scale=scale, sigma=sigma, contrast=contrast, max_region=max_region,
+                   through=through)
     if smooth > 0:  # smooth patches on a grained ground (a smooth object on a grained band of its colour)
         import cv2
 
@@ -147,12 +157,31 @@ def grain(image: np.ndarray, window: int = 5, *, clip: float = 30.0) -> np.ndarr
     return np.minimum(cv2.blur(residual, (window, window)), clip).astype(np.float32)
 
 
+def _band(mask: np.ndarray) -> bool:
+    """Whether ``mask`` is a band about one pixel wide (mean distance to its border at most 1.25)."""
+    from scipy import ndimage as ndi
+
+    depth = ndi.distance_transform_edt(np.pad(mask, 1))
+    return float(depth[depth > 0].mean()) <= 1.25
+
+
+def _solidity(mask: np.ndarray) -> float:
+    """Pixels of ``mask`` over pixels of its convex hull (1 for a convex shape, low for a rim or a curve)."""
+    from skimage.morphology import convex_hull_image
+
+    return float(mask.sum()) / max(1.0, float(convex_hull_image(mask).sum()))
+
+
 def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, max_region: float, reach: int,
-              background: int | None = None) -> Iterator[tuple[int, tuple[slice, ...], int]]:
+              background: int | None = None, through: float = 0.0,
+              through_width: float = 1.5) -> Iterator[tuple[int, tuple[slice, ...], int]]:
     """The segments of ``seg`` within ``reach`` pixels of a piece of ``hs`` that may be parts of its object:
     not in ``taken`` (read as it grows), not ``background``, not mostly hidden, at most ``max_region`` of
     the image and enclosed (inside the box ``grow`` times the piece's size around it, off the image's
-    edge). Yields each one's id, bounding box and pixel count."""
+    edge). With ``through`` > 0, a segment within reach that is a rim or a thin curve (solidity under
+    ``through``, or a mean distance to its border of at most ``through_width`` pixels) is looked through:
+    the segments within ``reach`` of it are candidates too (the body inside a bomb's outline).
+    Yields each one's id, bounding box and pixel count."""
     from scipy import ndimage as ndi
 
     sh, sw = hs.shape
@@ -160,21 +189,52 @@ def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, 
     count = np.bincount(seg.ravel(), minlength=n)
     hidden = np.bincount(seg.ravel(), weights=hs.ravel().astype(np.float64), minlength=n)
     boxes = ndi.find_objects(seg + 1)  # segment s: rows boxes[s][0], columns boxes[s][1]
+
+    def near(mask: np.ndarray, y0: int, x0: int) -> set[int]:  # segments within reach of a mask placed at (y0, x0)
+        m = np.zeros((mask.shape[0] + 2 * reach, mask.shape[1] + 2 * reach), bool)
+        m[reach:-reach, reach:-reach] = mask
+        m = ndi.binary_dilation(m, iterations=reach)
+        ya, xa = y0 - reach, x0 - reach
+        cy0, cx0 = max(0, ya), max(0, xa)
+        cy1, cx1 = min(sh, ya + m.shape[0]), min(sw, xa + m.shape[1])
+        return set(np.unique(seg[cy0:cy1, cx0:cx1][m[cy0 - ya : cy1 - ya, cx0 - xa : cx1 - xa]]).tolist())
+
     for piece, (py0, py1, px0, px1) in seed_pieces(hs):
         pad = grow * max(py1 - py0, px1 - px0)
         by0, by1, bx0, bx1 = py0 - pad, py1 - 1 + pad, px0 - pad, px1 - 1 + pad
-        for s in np.unique(seg[ndi.binary_dilation(piece, iterations=reach)]).tolist():
+        direct = near(piece[py0:py1, px0:px1], py0, px0)
+        found = set(direct)
+        if through > 0:  # look through the rims and thin curves within reach, and the bands along them
+            rims = [t for t in sorted(direct - {background})
+                    if count[t] <= max_region * sh * sw and hidden[t] < 0.5 * count[t]]
+            seen: set[int] = set()
+            while rims:
+                t = rims.pop(0)
+                if t in seen:
+                    continue
+                seen.add(t)
+                own = seg[boxes[t]] == t
+                depth = ndi.distance_transform_edt(np.pad(own, 1))
+                mean_depth = float(depth[depth > 0].mean())
+                if mean_depth <= through_width or _solidity(own) < through:
+                    beyond = near(own, boxes[t][0].start, boxes[t][1].start) - found - {background}
+                    found |= beyond
+                    if len(seen) < 8:  # a one-pixel band along an edge (the blur of the segmentation) is
+                        rims += [b for b in sorted(beyond) if count[b] <= max_region * sh * sw  # looked through too
+                                 and _band(seg[boxes[b]] == b)]
+        for s in sorted(found):
             if s == background or s in taken or hidden[s] >= 0.5 * count[s] or count[s] > max_region * sh * sw:
                 continue
             ys, xs = boxes[s]
             y0, y1, x0, x1 = ys.start, ys.stop - 1, xs.start, xs.stop - 1
-            if (by0 < y0 and y1 < by1 and bx0 < x0 and x1 < bx1
+            if not (by0 < y0 and y1 < by1 and bx0 < x0 and x1 < bx1
                     and y0 > 0 and x0 > 0 and y1 < sh - 1 and x1 < sw - 1):
-                yield s, boxes[s], int(count[s])
+                continue
+            yield s, boxes[s], int(count[s])
 
 
 def _figures(small: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, scale: float, sigma: float,
-             contrast: float, max_region: float) -> np.ndarray:
+             contrast: float, max_region: float, through: float = 0.0) -> np.ndarray:
     """``hs`` with the figures of the Felzenszwalb cut of ``small`` (the working copy, uint8 RGB) attached to
     its pieces; contrast is measured in ``lab`` (``small`` in CIELAB)."""
     from scipy import ndimage as ndi
@@ -184,7 +244,8 @@ def _figures(small: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float,
     seg = felzenszwalb(small, scale=scale, sigma=sigma, min_size=max(10, sh * sw // 4000))
     out = hs.copy()
     taken: set[int] = set()
-    for s, (ys, xs), count in _attached(seg, hs, taken, grow=grow, max_region=max_region, reach=2):
+    for s, (ys, xs), count in _attached(seg, hs, taken, grow=grow, max_region=max_region, reach=2,
+                                              through=through):
         r = max(2, round(0.25 * float(np.sqrt(count))))
         cy0, cy1 = max(0, ys.start - r), min(sh, ys.stop + r)
         cx0, cx1 = max(0, xs.start - r), min(sw, xs.stop + r)
