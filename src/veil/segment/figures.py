@@ -157,12 +157,13 @@ def grain(image: np.ndarray, window: int = 5, *, clip: float = 30.0) -> np.ndarr
     return np.minimum(cv2.blur(residual, (window, window)), clip).astype(np.float32)
 
 
-def _band(mask: np.ndarray) -> bool:
-    """Whether ``mask`` is a band about one pixel wide (mean distance to its border at most 1.25)."""
+def _mean_depth(mask: np.ndarray) -> float:
+    """Mean distance of ``mask``'s pixels to its border (1 for a one-pixel band, about a third of the radius
+    for a disc)."""
     from scipy import ndimage as ndi
 
     depth = ndi.distance_transform_edt(np.pad(mask, 1))
-    return float(depth[depth > 0].mean()) <= 1.25
+    return float(depth[depth > 0].mean())
 
 
 def _solidity(mask: np.ndarray) -> float:
@@ -180,7 +181,8 @@ def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, 
     the image and enclosed (inside the box ``grow`` times the piece's size around it, off the image's
     edge). With ``through`` > 0, a segment within reach that is a rim or a thin curve (solidity under
     ``through``, or a mean distance to its border of at most ``through_width`` pixels) is looked through:
-    the segments within ``reach`` of it are candidates too (the body inside a bomb's outline).
+    the segments within ``reach`` of it are candidates too (the body inside a bomb's outline), and so are
+    those beyond a one-pixel band found so.
     Yields each one's id, bounding box and pixel count."""
     from scipy import ndimage as ndi
 
@@ -204,24 +206,21 @@ def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, 
         by0, by1, bx0, bx1 = py0 - pad, py1 - 1 + pad, px0 - pad, px1 - 1 + pad
         direct = near(piece[py0:py1, px0:px1], py0, px0)
         found = set(direct)
-        if through > 0:  # look through the rims and thin curves within reach, and the bands along them
-            rims = [t for t in sorted(direct - {background})
-                    if count[t] <= max_region * sh * sw and hidden[t] < 0.5 * count[t]]
-            seen: set[int] = set()
-            while rims:
-                t = rims.pop(0)
-                if t in seen:
-                    continue
-                seen.add(t)
+        if through > 0:  # look through the rims and thin curves within reach, and the one-pixel bands
+            # (the blur of the segmentation along a sharp edge) beyond them, while fewer than 8 were weighed
+            queue = [t for t in sorted(direct - {background})
+                     if count[t] <= max_region * sh * sw and hidden[t] < 0.5 * count[t]]
+            weighed = 0
+            while queue:
+                t = queue.pop(0)
+                weighed += 1
                 own = seg[boxes[t]] == t
-                depth = ndi.distance_transform_edt(np.pad(own, 1))
-                mean_depth = float(depth[depth > 0].mean())
-                if mean_depth <= through_width or _solidity(own) < through:
+                if _mean_depth(own) <= through_width or _solidity(own) < through:
                     beyond = near(own, boxes[t][0].start, boxes[t][1].start) - found - {background}
                     found |= beyond
-                    if len(seen) < 8:  # a one-pixel band along an edge (the blur of the segmentation) is
-                        rims += [b for b in sorted(beyond) if count[b] <= max_region * sh * sw  # looked through too
-                                 and _band(seg[boxes[b]] == b)]
+                    if weighed < 8:
+                        queue += [b for b in sorted(beyond) if count[b] <= max_region * sh * sw
+                                  and _mean_depth(seg[boxes[b]] == b) <= 1.25]
         for s in sorted(found):
             if s == background or s in taken or hidden[s] >= 0.5 * count[s] or count[s] > max_region * sh * sw:
                 continue
