@@ -420,7 +420,7 @@ def summarize(per: list[dict[str, Any]]) -> dict[str, Any]:
         "recall": mean(rec), "recall_50": mean([float(x >= 0.5) for x in rec]),
         "recall_90": mean([float(x >= 0.9) for x in rec]), "precision": mean([r["precision"] for r in found]),
         "seconds": mean([r["seconds"] for r in per]),
-        "evaluated": mean([float(r.get("evaluated", 0)) for r in per]),  # images classified (search + extent)
+        "evaluated": mean([float(r["evaluated"]) for r in per]),  # images classified (search + extent)
     }
 
 

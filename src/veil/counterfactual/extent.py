@@ -566,9 +566,10 @@ def object_extent(
     # -- 5. complete: the objects the hidden mask lies on, class-agnostically ------------------
     # (figures looked for behind outlines first; if that growth is refused, by the verdict or the
     # bound on the hidden share, the growth without them is tried, so the step never loses more)
-    tries = [] if complete == "none" or not chosen else [complete_through, 0.0] if (
-        complete == "figures" and complete_through > 0) else [0.0]
-    hidden_px = regions_mask(labels, chosen)
+    tries: list[float] = []
+    if complete != "none" and chosen:
+        tries = [complete_through, 0.0] if complete == "figures" and complete_through > 0 else [0.0]
+        hidden_px = regions_mask(labels, chosen)
     for through in tries:
         if complete == "grabcut":  # by colour, pixel-fine
             from veil.segment.grabcut import grow_to_object

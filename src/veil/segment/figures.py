@@ -201,6 +201,13 @@ def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, 
         cy1, cx1 = min(sh, ya + m.shape[0]), min(sw, xa + m.shape[1])
         return set(np.unique(seg[cy0:cy1, cx0:cx1][m[cy0 - ya : cy1 - ya, cx0 - xa : cx1 - xa]]).tolist())
 
+    depth: dict[int, float] = {}  # mean depth of a segment, computed once
+
+    def mean_depth(t: int) -> float:
+        if t not in depth:
+            depth[t] = _mean_depth(seg[boxes[t]] == t)
+        return depth[t]
+
     for piece, (py0, py1, px0, px1) in seed_pieces(hs):
         pad = grow * max(py1 - py0, px1 - px0)
         by0, by1, bx0, bx1 = py0 - pad, py1 - 1 + pad, px0 - pad, px1 - 1 + pad
@@ -215,12 +222,11 @@ def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, 
                 t = queue.pop(0)
                 weighed += 1
                 own = seg[boxes[t]] == t
-                if _mean_depth(own) <= through_width or _solidity(own) < through:
+                if mean_depth(t) <= through_width or _solidity(own) < through:
                     beyond = near(own, boxes[t][0].start, boxes[t][1].start) - found - {background}
                     found |= beyond
                     if weighed < 8:
-                        queue += [b for b in sorted(beyond) if count[b] <= max_region * sh * sw
-                                  and _mean_depth(seg[boxes[b]] == b) <= 1.25]
+                        queue += [b for b in sorted(beyond) if count[b] <= max_region * sh * sw and mean_depth(b) <= 1.25]
         for s in sorted(found):
             if s == background or s in taken or hidden[s] >= 0.5 * count[s] or count[s] > max_region * sh * sw:
                 continue
