@@ -461,6 +461,9 @@ def test_complete_hides_a_smooth_blade_on_a_grained_band_of_its_own_colour():
         extend(img, styled, labels, (2,), safe, [0.5], "object", complete_smooth=-1)
     with pytest.raises(InvalidParameterError, match="complete_through"):
         extend(img, styled, labels, (2,), safe, [0.5], "object", complete_through=float("nan"))
+    for bad in (0, 2.5, True):
+        with pytest.raises(InvalidParameterError, match="complete_rounds"):
+            extend(img, styled, labels, (2,), safe, [0.5], "object", complete_rounds=bad)
 
 
 @pytest.mark.parametrize("shape", [(1, 50), (50, 1), (2, 1000), (33, 1000), (8, 8)])
@@ -525,7 +528,8 @@ def test_complete_hides_a_body_behind_its_outline():
     img, body, spark, labels, outline = outlined_bomb()
     model = BigBombModel(img, body, spark)
     styled = stylize(img, "fill")
-    off = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete_smooth=0, complete_through=0)
+    off = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete_smooth=0, complete_through=0,
+                 complete_rounds=1)
     on = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete_smooth=0)
     assert np.isin(off.labels, off.selected)[body].mean() < 0.1
     hidden = np.isin(on.labels, on.selected)
@@ -536,16 +540,21 @@ def test_complete_hides_a_body_behind_its_outline():
 
 def test_complete_falls_back_to_the_growth_without_outlines_when_that_one_is_refused():
     """When the growth found behind outlines is refused (here: it would pass the bound on the hidden
-    share), the growth without them is tried, rather than nothing being added."""
+    share), the smaller growths are tried in turn (one round, then without looking through), rather
+    than nothing being added."""
     img, body, spark, labels, _ = outlined_bomb()
     img[70:88, 105:112] = (240, 240, 250)  # a bright tab beside the spark: a figure without looking through
     model = BigBombModel(img, body, spark)
     styled = stylize(img, "fill")
     kw: dict[str, Any] = {"complete_smooth": 0}
     on = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", **kw)
-    off = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete_through=0, **kw)
-    hidden_on, hidden_off = (np.isin(o.labels, o.selected) for o in (on, off))
-    assert "object" in off.reasons and hidden_off.sum() < hidden_on.sum()
-    bound = float(hidden_on.mean()) - 0.001  # the growth behind the outline passes it, the other does not
-    fallback = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", max_fraction=bound, **kw)
-    np.testing.assert_array_equal(np.isin(fallback.labels, fallback.selected), hidden_off)
+    off = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete_through=0, complete_rounds=1, **kw)
+    one = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete_rounds=1, **kw)
+    hidden_on, hidden_one, hidden_off = (np.isin(o.labels, o.selected) for o in (on, one, off))
+    assert "object" in off.reasons and hidden_off.sum() < hidden_one.sum() < hidden_on.sum()
+    # each growth is refused by a bound just under it, and the next smaller one is delivered:
+    # two rounds behind outlines → one round behind outlines → one round without
+    for refused, expected in ((hidden_on, hidden_one), (hidden_one, hidden_off)):
+        bound = float(refused.mean()) - 0.001
+        fallback = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", max_fraction=bound, **kw)
+        np.testing.assert_array_equal(np.isin(fallback.labels, fallback.selected), expected)

@@ -151,3 +151,40 @@ def test_a_body_behind_its_outline_is_taken_through_the_rim(seed):
     # (the one-pixel bands the segmentation leaves along the disc's edge are enclosed: the extent fills them)
     assert ndi.binary_fill_holes(with_rims | seed_mask)[body].mean() > 0.97
     assert (with_rims & ~outline).sum() <= 0.1 * body.sum()  # the texture around stays in sight
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_later_rounds_follow_the_object_part_by_part(seed):
+    """A small hidden spark, a compact cap touching it and a large body touching the cap only, reaching
+    far beyond the box around the spark: one round takes the cap, a second (from the cap) the body."""
+    from scipy import ndimage as ndi
+    from skimage.draw import disk
+
+    img = _canvas(seed)
+    spark = np.zeros(img.shape[:2], bool)
+    spark[40:48, 96:104] = True
+    img[spark] = (250, 200, 40)
+    cap = np.zeros_like(spark)
+    cap[48:64, 92:108] = True
+    img[cap] = (170, 40, 40)
+    body = np.zeros_like(spark)
+    rr, cc = disk((90, 100), 26)
+    body[rr, cc] = True
+    body &= ~cap
+    img[body] = (30, 30, 35)
+    one = attached_figures(img, spark, smooth=0) & ~spark
+    two = attached_figures(img, spark, smooth=0, rounds=2) & ~spark
+    assert one[cap].mean() > 0.7 and one[body].mean() < 0.1
+    assert two[cap].mean() > 0.7 and two[body].mean() > 0.9
+    # the texture around stays in sight (but for the bands the segmentation leaves along the edges)
+    near = ndi.binary_dilation(spark | cap | body, iterations=2)
+    assert (two & ~near).sum() <= 0.01 * body.sum()
+    five = attached_figures(img, spark, smooth=0, rounds=5)  # more rounds: nothing further is a figure
+    assert five[two].all() and (five & ~near).sum() <= 0.01 * body.sum()
+
+
+@pytest.mark.parametrize("rounds", [0, -1, 1.5, True])
+def test_rounds_must_be_a_positive_integer(rounds):
+    img = _canvas()
+    with pytest.raises(InvalidParameterError, match="rounds"):
+        attached_figures(img, np.zeros(img.shape[:2], bool), rounds=rounds)

@@ -28,7 +28,8 @@ background in. An extent takes the search's regions and returns the regions to d
     5. *complete* (``complete="figures"``, the default; ``"grabcut"``; ``"none"``) — the hidden
        mask is grown to the objects it lies on, class-agnostically, not by the classifier: by the
        enclosed, contrasting segments and smooth patches on a grained ground attached to it, also
-       behind an outline or a thin curve that touches it (:func:`veil.segment.figures.attached_figures`)
+       behind an outline or a thin curve that touches it, and in a second round those attached to
+       what the first found (:func:`veil.segment.figures.attached_figures`)
        or by a colour model (:func:`veil.segment.grabcut.grow_to_object`, pixel-fine), and its
        holes are filled (a sliver of the object seen through the mask), within ``max_region`` per
        object or hole and ``max_fraction`` in all, and kept only if the image stays safe. It finds
@@ -276,6 +277,7 @@ def object_extent(
     complete_dilate: float = 0.15,
     complete_smooth: float = 0.5,
     complete_through: float = 0.35,
+    complete_rounds: int = 2,
     max_steps: int = 6,
     work_size: int = 384,
     batch_size: int = 16,
@@ -350,6 +352,11 @@ def object_extent(
         Figures only: the solidity under which a segment touching the mask (an outline, a fuse) is
         looked through, so that the segments beyond it count as attached (``through`` of
         :func:`~veil.segment.figures.attached_figures`; 0: off).
+    complete_rounds : int
+        Figures only: how often to look for figures, each round from what the last one found, so
+        that an object is followed part by part (the body attached to a fuse attached to the spark;
+        ``rounds`` of :func:`~veil.segment.figures.attached_figures`; 1: the figures attached to the
+        hidden regions only).
     max_steps : int
         Most regions the margin step adds.
     work_size : int
@@ -390,6 +397,8 @@ def object_extent(
             f"complete_grow must be > 0, complete_dilate, complete_expand, complete_smooth and complete_through "
             f">= 0, got {complete_grow!r}, {complete_dilate!r}, {complete_expand!r}, {complete_smooth!r}, "
             f"{complete_through!r}")
+    if isinstance(complete_rounds, bool) or not isinstance(complete_rounds, (int, np.integer)) or complete_rounds < 1:
+        raise InvalidParameterError(f"complete_rounds must be an integer >= 1, got {complete_rounds!r}")
     if work_size < 32:
         raise InvalidParameterError(f"work_size must be at least 32 pixels, got {work_size}")
     if segments is not None and np.asarray(segments).shape != labels.shape:
@@ -564,13 +573,17 @@ def object_extent(
                 trace.append({"step": "trim", "dropped": len(drop)})
 
     # -- 5. complete: the objects the hidden mask lies on, class-agnostically ------------------
-    # (figures looked for behind outlines first; if that growth is refused, by the verdict or the
-    # bound on the hidden share, the growth without them is tried, so the step never loses more)
-    tries: list[float] = []
+    # (the largest growth first: figures followed for ``complete_rounds`` rounds and behind outlines;
+    # if it is refused, by the verdict or the bound on the hidden share, one round, then one round
+    # without looking through, so the step never loses more than the smaller growth would)
+    tries: list[tuple[float, int]] = []
     if complete != "none" and chosen:
-        tries = [complete_through, 0.0] if complete == "figures" and complete_through > 0 else [0.0]
+        tries = [(0.0, 1)]
+        if complete == "figures":
+            tries = list(dict.fromkeys([(complete_through, int(complete_rounds)), (complete_through, 1), (0.0, 1)]))
         hidden_px = regions_mask(labels, chosen)
-    for through in tries:
+    refused: list[np.ndarray] = []
+    for through, n_rounds in tries:
         if complete == "grabcut":  # by colour, pixel-fine
             from veil.segment.grabcut import grow_to_object
 
@@ -580,11 +593,14 @@ def object_extent(
             from veil.segment.figures import attached_figures
 
             grown = attached_figures(image, hidden_px, grow=complete_grow, smooth=complete_smooth,
-                                     through=through)  # each ≤ 10 %
+                                     through=through, rounds=n_rounds)  # each ≤ 10 %
         grown |= _holes(grown, max_region)  # a hole in what is hidden would be a peephole onto the object
         new_px = grown & ~hidden_px
         if not new_px.any():
             break
+        if any(np.array_equal(new_px, r) for r in refused):  # (a second round that found nothing more)
+            continue
+        refused.append(new_px)
         if float(hidden_px.mean() + new_px.mean()) > max_fraction:
             continue
         uniq, inv = np.unique(labels[new_px], return_inverse=True)  # cut along the regions it crosses
@@ -605,7 +621,7 @@ def object_extent(
             chosen += ids
             reasons += ["object"] * len(ids)
             trace.append({"step": "complete", "added": len(ids), "pixels": int(new_px.sum()),
-                          "through": through, "evaluated": work.n_evaluated})
+                          "through": through, "rounds": n_rounds, "evaluated": work.n_evaluated})
             break
         work.relabel(before_labels)
 

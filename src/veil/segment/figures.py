@@ -24,6 +24,10 @@ colour, and a smooth patch of its own.
 A segment touching a seed piece that is a rim or a thin curve (an object's outline, an
 anti-aliased edge, a fuse) is looked through (``through``): the segments beyond it are candidates
 too, so a bomb's body counts as attached when only its outline touches the hidden spark.
+
+With ``rounds`` > 1 the search is repeated from what was found, on the same segmentation, so an
+object is followed part by part: the body attached to a fuse that was attached to the hidden spark.
+The later rounds take colour figures only.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ def attached_figures(
     texture_contrast: float = 1.0,
     texture_window: int = 5,
     through: float = 0.35,
+    rounds: int = 1,
 ) -> np.ndarray:
     """The seed and the enclosed, contrasting segments attached to it.
 
@@ -82,6 +87,9 @@ def attached_figures(
         A segment within reach of a seed piece whose solidity (pixels over its convex hull's) is
         under this, or that is about three pixels wide or less, is looked through: the segments
         beyond it (and beyond the one-pixel bands along it) are candidates too (0: off).
+    rounds : int
+        How often to look for figures: each later round starts from the seed and all figures found so
+        far (its boxes from their pieces), and takes colour figures only (not smooth patches).
 
     Returns
     -------
@@ -117,13 +125,17 @@ def attached_figures(
         raise InvalidParameterError(f"size must be at least 32 pixels, got {size}")
     if int(texture_window) < 2:
         raise InvalidParameterError(f"texture_window must be at least 2 pixels, got {texture_window!r}")
+    if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
+        raise InvalidParameterError(f"rounds must be an integer >= 1, got {rounds!r}")
     h, w = seed.shape
     if not seed.any():
         return seed.copy()
+    from skimage.segmentation import felzenszwalb
+
     small, hs = working_copy(image, seed, size)
     lab = rgb2lab(small)
-    out = _figures(small, lab, hs, grow=grow, scale=scale, sigma=sigma, contrast=contrast, max_region=max_region,
-                   through=through)
+    seg = felzenszwalb(small, scale=scale, sigma=sigma, min_size=max(10, hs.size // 4000))
+    out = _figures(seg, lab, hs, grow=grow, contrast=contrast, max_region=max_region, through=through)
     if smooth > 0:  # smooth patches on a grained ground (a smooth object on a grained band of its colour)
         import cv2
 
@@ -132,6 +144,11 @@ def attached_figures(
             grained = cv2.resize(grained, (hs.shape[1], hs.shape[0]), interpolation=cv2.INTER_AREA)
         out |= _smooth_patches(grained, hs, grow=grow, smooth=smooth, contrast=texture_contrast,
                                max_region=max_region)
+    for _ in range(int(rounds) - 1):  # follow the object part by part, on the same segments
+        more = _figures(seg, lab, out, grow=grow, contrast=contrast, max_region=max_region, through=through)
+        if not (more & ~out).any():
+            break
+        out = more
     return resize_mask(out, (h, w)) | seed
 
 
@@ -238,15 +255,13 @@ def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, 
             yield s, boxes[s], int(count[s])
 
 
-def _figures(small: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, scale: float, sigma: float,
-             contrast: float, max_region: float, through: float = 0.0) -> np.ndarray:
-    """``hs`` with the figures of the Felzenszwalb cut of ``small`` (the working copy, uint8 RGB) attached to
-    its pieces; contrast is measured in ``lab`` (``small`` in CIELAB)."""
+def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, contrast: float, max_region: float,
+             through: float = 0.0) -> np.ndarray:
+    """``hs`` with the figures among the segments ``seg`` (a Felzenszwalb cut of the working copy) attached to
+    its pieces; contrast is measured in ``lab`` (the working copy in CIELAB)."""
     from scipy import ndimage as ndi
-    from skimage.segmentation import felzenszwalb
 
     sh, sw = hs.shape
-    seg = felzenszwalb(small, scale=scale, sigma=sigma, min_size=max(10, sh * sw // 4000))
     out = hs.copy()
     taken: set[int] = set()
     for s, (ys, xs), count in _attached(seg, hs, taken, grow=grow, max_region=max_region, reach=2,
