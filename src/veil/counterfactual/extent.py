@@ -582,6 +582,10 @@ def object_extent(
         if complete == "figures":
             tries = list(dict.fromkeys([(complete_through, int(complete_rounds)), (complete_through, 1), (0.0, 1)]))
         hidden_px = regions_mask(labels, chosen)
+        if complete == "figures":  # by the enclosed, contrasting segments and smooth patches attached to it
+            from veil.segment.figures import figure_growths
+
+            growths = figure_growths(image, hidden_px, tries, grow=complete_grow, smooth=complete_smooth)  # each ≤ 10 %
     refused: list[np.ndarray] = []
     for through, n_rounds in tries:
         if complete == "grabcut":  # by colour, pixel-fine
@@ -589,11 +593,8 @@ def object_extent(
 
             grown = grow_to_object(image, hidden_px, grow=complete_grow, expand=int(complete_expand),
                                    stable=complete_stable, max_region=max_region, dilate=complete_dilate)
-        else:  # by the enclosed, contrasting segments and smooth patches attached to it
-            from veil.segment.figures import attached_figures
-
-            grown = attached_figures(image, hidden_px, grow=complete_grow, smooth=complete_smooth,
-                                     through=through, rounds=n_rounds)  # each ≤ 10 %
+        else:  # (one segmentation for every try)
+            grown = next(growths)
         grown |= _holes(grown, max_region)  # a hole in what is hidden would be a peephole onto the object
         new_px = grown & ~hidden_px
         if not new_px.any():

@@ -32,7 +32,7 @@ The later rounds take colour figures only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -109,6 +109,40 @@ def attached_figures(
     >>> bool(out[57:63, 40:90].mean() > 0.9), bool(out[:40].any())
     (True, False)
     """
+    return next(figure_growths(image, seed, [(through, rounds)], grow=grow, scale=scale, sigma=sigma,
+                               contrast=contrast, max_region=max_region, size=size, smooth=smooth,
+                               texture_contrast=texture_contrast, texture_window=texture_window))
+
+
+def figure_growths(
+    image: np.ndarray,
+    seed: np.ndarray,
+    tries: Sequence[tuple[float, int]],
+    *,
+    grow: float = 3.0,
+    scale: float = 400.0,
+    sigma: float = 0.8,
+    contrast: float = 10.0,
+    max_region: float = 0.1,
+    size: int = 384,
+    smooth: float = 0.5,
+    texture_contrast: float = 1.0,
+    texture_window: int = 5,
+) -> Iterator[np.ndarray]:
+    """:func:`attached_figures` for each ``(through, rounds)`` of ``tries`` in turn, each computed when it is
+    asked for, all on one segmentation and one grain map (the object extent asks for a smaller growth
+    only when a larger one is refused). The other parameters are :func:`attached_figures`'s.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.random.default_rng(0).integers(90, 130, (60, 80, 3)).astype(np.uint8)  # grey texture
+    >>> img[20:30, 10:20] = (250, 200, 40)  # the seed
+    >>> img[22:28, 20:50] = (30, 30, 35)    # a dark bar attached to it
+    >>> seed = np.zeros((60, 80), bool); seed[20:30, 10:20] = True
+    >>> [bool(m[22:28, 20:50].mean() > 0.9) for m in figure_growths(img, seed, [(0.35, 2), (0.0, 1)], smooth=0)]
+    [True, False]
+    """
     from skimage.color import rgb2lab
 
     image, seed = checked(image, seed)
@@ -116,7 +150,7 @@ def attached_figures(
         if not (np.isfinite(v) and v > 0):
             raise InvalidParameterError(f"{name} must be a finite number > 0, got {v!r}")
     for name, v in (("sigma", sigma), ("contrast", contrast), ("smooth", smooth),
-                    ("texture_contrast", texture_contrast), ("through", through)):
+                    ("texture_contrast", texture_contrast), *(("through", t) for t, _ in tries)):
         if not (np.isfinite(v) and v >= 0):
             raise InvalidParameterError(f"{name} must be a finite number >= 0, got {v!r}")
     if not 0 < max_region <= 1:
@@ -125,31 +159,36 @@ def attached_figures(
         raise InvalidParameterError(f"size must be at least 32 pixels, got {size}")
     if int(texture_window) < 2:
         raise InvalidParameterError(f"texture_window must be at least 2 pixels, got {texture_window!r}")
-    if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
-        raise InvalidParameterError(f"rounds must be an integer >= 1, got {rounds!r}")
+    for _, rounds in tries:
+        if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
+            raise InvalidParameterError(f"rounds must be an integer >= 1, got {rounds!r}")
     h, w = seed.shape
     if not seed.any():
-        return seed.copy()
+        for _ in tries:
+            yield seed.copy()
+        return
     from skimage.segmentation import felzenszwalb
 
     small, hs = working_copy(image, seed, size)
     lab = rgb2lab(small)
     seg = felzenszwalb(small, scale=scale, sigma=sigma, min_size=max(10, hs.size // 4000))
-    out = _figures(seg, lab, hs, grow=grow, contrast=contrast, max_region=max_region, through=through)
+    patches = hs
     if smooth > 0:  # smooth patches on a grained ground (a smooth object on a grained band of its colour)
         import cv2
 
         grained = grain(image, int(texture_window))
         if grained.shape != hs.shape:
             grained = cv2.resize(grained, (hs.shape[1], hs.shape[0]), interpolation=cv2.INTER_AREA)
-        out |= _smooth_patches(grained, hs, grow=grow, smooth=smooth, contrast=texture_contrast,
-                               max_region=max_region)
-    for _ in range(int(rounds) - 1):  # follow the object part by part, on the same segments
-        more = _figures(seg, lab, out, grow=grow, contrast=contrast, max_region=max_region, through=through)
-        if not (more & ~out).any():
-            break
-        out = more
-    return resize_mask(out, (h, w)) | seed
+        patches = _smooth_patches(grained, hs, grow=grow, smooth=smooth, contrast=texture_contrast,
+                                  max_region=max_region)
+    for through, rounds in tries:
+        out = _figures(seg, lab, hs, grow=grow, contrast=contrast, max_region=max_region, through=through) | patches
+        for _ in range(int(rounds) - 1):  # follow the object part by part, on the same segments
+            more = _figures(seg, lab, out, grow=grow, contrast=contrast, max_region=max_region, through=through)
+            if not (more & ~out).any():
+                break
+            out = more
+        yield resize_mask(out, (h, w)) | seed
 
 
 def grain(image: np.ndarray, window: int = 5, *, clip: float = 30.0) -> np.ndarray:
