@@ -558,3 +558,48 @@ def test_complete_falls_back_to_the_growth_without_outlines_when_that_one_is_ref
         bound = float(refused.mean()) - 0.001
         fallback = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", max_fraction=bound, **kw)
         np.testing.assert_array_equal(np.isin(fallback.labels, fallback.selected), expected)
+
+
+class AdditiveModel:
+    """A model whose unsafe logit adds up evidence over the red pixels in sight, weighted by a fixed map
+    (most in the middle), so that hiding a region lowers the logit by the same amount whatever else is hidden."""
+
+    def __init__(self, size: int = 64) -> None:
+        yy, xx = np.mgrid[0:size, 0:size]
+        self.w = np.exp(-((yy - size / 2) ** 2 + (xx - size / 3) ** 2) / (2 * (size / 4) ** 2))
+        self.w *= 1 + 0.3 * np.random.default_rng(0).random((size, size))  # (no two regions weigh the same)
+
+    def __call__(self, imgs: Sequence[np.ndarray]) -> np.ndarray:
+        z = np.array([30 * float((self.w * (np.asarray(i)[..., 0] > 128)).sum() / self.w.sum()) - 22 for i in imgs])
+        return (1 / (1 + np.exp(-z)))[:, None]
+
+
+def test_the_margin_step_weighs_again_only_the_best_candidates_and_chooses_as_before():
+    """With evidence that adds up, a candidate's gain does not change as others are hidden, so weighing again
+    only the best few of the step before (and the new neighbours) makes the same choices from fewer
+    classifications; ``rescore=0`` weighs every candidate at every step."""
+    size = 64
+    img = np.zeros((size, size, 3), np.uint8)
+    img[..., 0] = 200  # red everywhere: evidence wherever it is in sight
+    styled = np.zeros_like(img)
+    yy, xx = np.mgrid[0:size, 0:size]
+    labels = ((yy // 8) * 8 + xx // 8).astype(np.int32)  # an 8×8 grid of regions
+    model = AdditiveModel(size)
+    start = (27, 28, 35, 36)  # the middle regions (not enough for the margin by themselves)
+    assert logit(model([np.where(np.isin(labels, start)[..., None], styled, img)]))[0] > -1
+    kw: dict[str, Any] = {"rounds": 0, "views": False, "complete": "none", "group_delta": 0}
+    every = object_extent(img, styled, labels, start, model, np.array([0.5]), rescore=0, **kw)
+    lazy = object_extent(img, styled, labels, start, model, np.array([0.5]), **kw)
+    assert every.selected == lazy.selected and len(lazy.selected) > len(start) + 1
+    assert lazy.n_evaluated < every.n_evaluated
+    hidden = np.isin(lazy.labels, lazy.selected)
+    assert logit(model([np.where(hidden[..., None], styled, img)]))[0] <= -1  # the margin (1 logit) is reached
+
+
+@pytest.mark.parametrize("bad", [{"rescore": -1}, {"rescore": True}, {"rescore": 1.5}, {"complete_fine": -1.0},
+                                 {"complete_fine_contrast": float("nan")}])
+def test_rescore_and_the_finer_cut_are_validated(bad):
+    img, body, spark = bomb()
+    with pytest.raises(InvalidParameterError, match=next(iter(bad)).split("_contrast")[0]):
+        object_extent(img, stylize(img, "fill"), bomb_labels(body, spark), (5,), scorer(PartModel()), np.array([0.5]),
+                      **bad)

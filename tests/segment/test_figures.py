@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from veil.errors import InvalidParameterError
-from veil.segment.figures import attached_figures, grain
+from veil.segment.figures import _finer_figures, attached_figures, figure_growths, grain
 
 
 def _canvas(seed: int = 0) -> np.ndarray:
@@ -188,3 +188,64 @@ def test_rounds_must_be_a_positive_integer(rounds):
     img = _canvas()
     with pytest.raises(InvalidParameterError, match="rounds"):
         attached_figures(img, np.zeros(img.shape[:2], bool), rounds=rounds)
+
+
+def _joined_body_scene() -> tuple[np.ndarray, ...]:
+    """A coarse cut where a body (a disc) is one segment with a pole running to the bottom edge, a finer cut
+    where they are apart, the hidden spark above the body, and a wide background segment cut finer too."""
+    h, w = 120, 160
+    yy, xx = np.mgrid[:h, :w]
+    body = (yy - 60) ** 2 + (xx - 80) ** 2 < 10**2
+    pole = (np.abs(xx - 80) < 3) & (yy >= 60) & ~body
+    spark = (np.abs(yy - 46) < 4) & (np.abs(xx - 80) < 4)
+    lab = np.zeros((h, w, 3))
+    lab[...] = (70, 0, 0)  # a light ground
+    lab[body | pole] = (25, 2, -4)  # the body and pole are dark; the spark is bright yellow
+    lab[spark] = (90, -5, 80)
+    coarse = np.zeros((h, w), np.int64)  # 0: the ground
+    coarse[body | pole] = 1
+    coarse[spark] = 2
+    coarse[:, 120:] = 3  # another large segment, on the right, reaching the edges
+    fine = np.zeros((h, w), np.int64)
+    fine[body] = 1
+    fine[pole] = 2
+    fine[spark] = 3
+    fine[:, 120:] = 4
+    fine[50:60, 125:135] = 5  # a piece of the right segment: it does not touch the growth
+    return lab, coarse, fine, spark, body, pole
+
+
+def test_a_finer_cut_takes_a_body_the_coarse_cut_joined_to_a_pole_running_to_the_edge():
+    lab, coarse, fine, spark, body, pole = _joined_body_scene()
+    out = _finer_figures(coarse, fine, lab, spark, grow=3.0, contrast=20.0, max_region=0.1, through=0.35)
+    assert out[spark].all() and out[body].all()
+    assert not out[pole].any()  # it reaches the image's edge: not a figure
+    assert not out[:, 120:].any()  # only segments touching what was found are cut again
+    # a body that does not stand out from its ring by the contrast is not taken
+    assert not _finer_figures(coarse, fine, lab, spark, grow=3.0, contrast=90.0, max_region=0.1,
+                              through=0.35)[body].any()
+    # an enclosed coarse segment (not too large, off the edge) is the coarse cut's business: not cut again
+    enclosed = coarse.copy()
+    enclosed[pole] = 0
+    assert not _finer_figures(enclosed, fine, lab, spark, grow=3.0, contrast=20.0, max_region=0.1,
+                              through=0.35)[body].any()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_finer_cut_only_adds_to_the_growth_and_is_off_by_default(seed):
+    img = _canvas(seed)
+    img[40:120, 60:140] = (40, 40, 45)  # a large dark block running into a strip to the edge
+    img[120:, 95:105] = (40, 40, 45)
+    img[30:40, 95:105] = (250, 220, 40)  # the seed above it
+    seed_mask = np.zeros(img.shape[:2], bool)
+    seed_mask[30:40, 95:105] = True
+    plain, finer = figure_growths(img, seed_mask, [(0.35, 2), (0.35, 2, 200.0)])
+    assert np.array_equal(plain, attached_figures(img, seed_mask, rounds=2))  # fine=0: as before
+    assert np.array_equal(finer, finer | plain)  # the finer cut only adds
+
+
+@pytest.mark.parametrize("bad", [{"fine": -1.0}, {"fine": float("nan")}, {"fine_contrast": -5.0}])
+def test_the_finer_cut_parameters_are_checked(bad):
+    img = _canvas()
+    with pytest.raises(InvalidParameterError, match="fine"):
+        attached_figures(img, np.zeros(img.shape[:2], bool), **bad)

@@ -22,7 +22,9 @@ background in. An extent takes the search's regions and returns the regions to d
        and the hidden area never exceeds ``max_fraction`` of the image;
     3. *margin* — regions are added (the neighbour that lowers the logit most) until the
        image is safe by ``margin`` logits under the threshold, also under light views of it
-       (mirror, ±10 % scale, a shift of 3 %);
+       (mirror, ±10 % scale, a shift of 3 %); after the first addition only the ``rescore`` best
+       candidates of the step before and the new neighbours are weighed again (and a closure
+       round weighs only what no earlier round weighed);
     4. *trim* (``trim=True``; off by default) — a closure region whose removal now costs less
        than ``min_gain / 2`` logits is dropped again, as long as the verdict (and margin) holds;
     5. *complete* (``complete="figures"``, the default; ``"grabcut"``; ``"none"``) — the hidden
@@ -278,7 +280,10 @@ def object_extent(
     complete_smooth: float = 0.5,
     complete_through: float = 0.35,
     complete_rounds: int = 2,
+    complete_fine: float = 0.0,
+    complete_fine_contrast: float = 20.0,
     max_steps: int = 6,
+    rescore: int = 3,
     work_size: int = 384,
     batch_size: int = 16,
 ) -> ExtentOutcome:
@@ -357,8 +362,19 @@ def object_extent(
         that an object is followed part by part (the body attached to a fuse attached to the spark;
         ``rounds`` of :func:`~veil.segment.figures.attached_figures`; 1: the figures attached to the
         hidden regions only).
+    complete_fine, complete_fine_contrast : float
+        Figures only: the segments touching the growth that are too large or run on to the image's
+        edge are cut again at this finer Felzenszwalb scale, and the figures among their pieces with
+        this contrast are taken too (a body joined to a pole of its own tone; ``fine`` and
+        ``fine_contrast`` of :func:`~veil.segment.figures.attached_figures`; 0, the default: off;
+        docs/benchmarks.md has 200 measured). Only the largest growth has it: if that growth is
+        refused, the fallbacks are the growths without it.
     max_steps : int
         Most regions the margin step adds.
+    rescore : int
+        After its first step, the margin step weighs again only this many of the best candidates of the
+        step before and the new ones (0: every candidate at every step); closure rounds weigh only
+        candidates not weighed in an earlier round.
     work_size : int
         Longer side of the copy the extent classifies (the pipeline re-classifies the
         full-size delivered image).
@@ -399,6 +415,12 @@ def object_extent(
             f"{complete_through!r}")
     if isinstance(complete_rounds, bool) or not isinstance(complete_rounds, (int, np.integer)) or complete_rounds < 1:
         raise InvalidParameterError(f"complete_rounds must be an integer >= 1, got {complete_rounds!r}")
+    if not (np.isfinite(complete_fine) and complete_fine >= 0 and np.isfinite(complete_fine_contrast)
+            and complete_fine_contrast >= 0):
+        raise InvalidParameterError(f"complete_fine and complete_fine_contrast must be finite numbers >= 0, got "
+                                    f"{complete_fine!r}, {complete_fine_contrast!r}")
+    if isinstance(rescore, bool) or not isinstance(rescore, (int, np.integer)) or rescore < 0:
+        raise InvalidParameterError(f"rescore must be an integer >= 0, got {rescore!r}")
     if work_size < 32:
         raise InvalidParameterError(f"work_size must be at least 32 pixels, got {work_size}")
     if segments is not None and np.asarray(segments).shape != labels.shape:
@@ -505,8 +527,12 @@ def object_extent(
     cf_att = float(np.average(mean_att[cf], weights=area[cf])) if cf and float(area[cf].sum()) > 0 else 0.0
     base = float(work.excess([chosen])[0])
     original = float(work.excess([[]])[0]) if closure_on == "original" else 0.0
+    weighed: set[tuple[int, ...]] = set()  # (a candidate weighed in an earlier round is not weighed again)
     for _ in range(max(0, int(rounds))):
         cand = neighbours(chosen)
+        if rescore:
+            cand = [q for q in cand if q not in weighed]
+            weighed.update(cand)
         if not cand:
             break
         if closure_on == "original":  # the region's own evidence, with the key part still in sight
@@ -538,14 +564,21 @@ def object_extent(
 
     # -- 3. margin: a harder verdict (margin under the threshold, also under light views) ------
     # candidates are ranked on the image itself; only the best one is checked under the views
+    # (after the first step, with ``rescore``, only the best few of the step before and the new ones)
     current = float(work.excess([chosen], views=True)[0])
     steps = 0
+    gains: dict[tuple[int, ...], float] = {}  # logit drop of each candidate when it was last weighed
     while current > -margin and steps < max_steps:
         cand = neighbours(chosen)
+        if rescore and gains:
+            cand = sorted((q for q in cand if q in gains), key=lambda q: -gains[q])[:rescore] + [
+                q for q in cand if q not in gains]
         if not cand:
             break
         ex = np.concatenate([work.excess([chosen + list(q) for q in cand[i : i + batch_size]])
                              for i in range(0, len(cand), batch_size)])
+        now = float(work.excess([chosen])[0])
+        gains.update(zip(cand, (now - ex).tolist(), strict=True))
         j = int(np.argmin(ex))
         worst = float(work.excess([chosen + list(cand[j])], views=True)[0])
         if worst >= current:  # nothing helps any more
@@ -573,21 +606,25 @@ def object_extent(
                 trace.append({"step": "trim", "dropped": len(drop)})
 
     # -- 5. complete: the objects the hidden mask lies on, class-agnostically ------------------
-    # (the largest growth first: figures followed for ``complete_rounds`` rounds and behind outlines;
-    # if it is refused, by the verdict or the bound on the hidden share, one round, then one round
-    # without looking through, so the step never loses more than the smaller growth would)
-    tries: list[tuple[float, int]] = []
+    # (the largest growth first: figures followed for ``complete_rounds`` rounds, behind outlines and
+    # into a finer cut of the segments too large or running to the edge; if it is refused, by the
+    # verdict or the bound on the hidden share, the same without the finer cut, then one round, then
+    # one round without looking through, so the step never loses more than a smaller growth would)
+    tries: list[tuple[float, int, float]] = []
     if complete != "none" and chosen:
-        tries = [(0.0, 1)]
+        tries = [(0.0, 1, 0.0)]  # (grabcut: one try)
         if complete == "figures":
-            tries = list(dict.fromkeys([(complete_through, int(complete_rounds)), (complete_through, 1), (0.0, 1)]))
+            tries = list(dict.fromkeys([(complete_through, int(complete_rounds), float(complete_fine)),
+                                        (complete_through, int(complete_rounds), 0.0), (complete_through, 1, 0.0),
+                                        (0.0, 1, 0.0)]))
         hidden_px = regions_mask(labels, chosen)
         if complete == "figures":  # by the enclosed, contrasting segments and smooth patches attached to it
             from veil.segment.figures import figure_growths
 
-            growths = figure_growths(image, hidden_px, tries, grow=complete_grow, smooth=complete_smooth)  # each ≤ 10 %
+            growths = figure_growths(image, hidden_px, tries, grow=complete_grow, smooth=complete_smooth,
+                                     fine_contrast=complete_fine_contrast)  # each ≤ 10 %
     refused: list[np.ndarray] = []
-    for through, n_rounds in tries:
+    for through, n_rounds, fine in tries:
         if complete == "grabcut":  # by colour, pixel-fine
             from veil.segment.grabcut import grow_to_object
 
@@ -622,7 +659,8 @@ def object_extent(
             chosen += ids
             reasons += ["object"] * len(ids)
             trace.append({"step": "complete", "added": len(ids), "pixels": int(new_px.sum()),
-                          "through": through, "rounds": n_rounds, "evaluated": work.n_evaluated})
+                          "through": through, "rounds": n_rounds, "fine": fine,
+                          "evaluated": work.n_evaluated})
             break
         work.relabel(before_labels)
 

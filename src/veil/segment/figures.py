@@ -28,6 +28,12 @@ too, so a bomb's body counts as attached when only its outline touches the hidde
 With ``rounds`` > 1 the search is repeated from what was found, on the same segmentation, so an
 object is followed part by part: the body attached to a fuse that was attached to the hidden spark.
 The later rounds take colour figures only.
+
+With ``fine`` > 0, the segments that touch what was found but could not be figures because they
+are too large or run on to the image's edge are cut again, finer (Felzenszwalb at scale ``fine``),
+and the figures among their pieces are taken too (contrast at least ``fine_contrast``): a body
+that the coarse cut joined to a pole or a ground of its own tone running to the edge. Only those
+segments are cut again, so the background elsewhere is not broken into more figures.
 """
 
 from __future__ import annotations
@@ -55,6 +61,8 @@ def attached_figures(
     texture_window: int = 5,
     through: float = 0.35,
     rounds: int = 1,
+    fine: float = 0.0,
+    fine_contrast: float = 20.0,
 ) -> np.ndarray:
     """The seed and the enclosed, contrasting segments attached to it.
 
@@ -90,6 +98,11 @@ def attached_figures(
     rounds : int
         How often to look for figures: each later round starts from the seed and all figures found so
         far (its boxes from their pieces), and takes colour figures only (not smooth patches).
+    fine : float
+        Felzenszwalb scale of a finer cut of the segments that touch what was found but are too large
+        or reach the image's edge; the figures among their pieces are taken too (0: off).
+    fine_contrast : float
+        Least contrast (CIELAB, as ``contrast``) of a figure of the finer cut.
 
     Returns
     -------
@@ -109,15 +122,16 @@ def attached_figures(
     >>> bool(out[57:63, 40:90].mean() > 0.9), bool(out[:40].any())
     (True, False)
     """
-    return next(figure_growths(image, seed, [(through, rounds)], grow=grow, scale=scale, sigma=sigma,
+    return next(figure_growths(image, seed, [(through, rounds, fine)], grow=grow, scale=scale, sigma=sigma,
                                contrast=contrast, max_region=max_region, size=size, smooth=smooth,
-                               texture_contrast=texture_contrast, texture_window=texture_window))
+                               texture_contrast=texture_contrast, texture_window=texture_window,
+                               fine_contrast=fine_contrast))
 
 
 def figure_growths(
     image: np.ndarray,
     seed: np.ndarray,
-    tries: Sequence[tuple[float, int]],
+    tries: Sequence[tuple[float, int] | tuple[float, int, float]],
     *,
     grow: float = 3.0,
     scale: float = 400.0,
@@ -128,10 +142,12 @@ def figure_growths(
     smooth: float = 0.5,
     texture_contrast: float = 1.0,
     texture_window: int = 5,
+    fine_contrast: float = 20.0,
 ) -> Iterator[np.ndarray]:
-    """:func:`attached_figures` for each ``(through, rounds)`` of ``tries`` in turn, each computed when it is
-    asked for, all on one segmentation and one grain map (the object extent asks for a smaller growth
-    only when a larger one is refused). The other parameters are :func:`attached_figures`'s.
+    """:func:`attached_figures` for each ``(through, rounds)`` or ``(through, rounds, fine)`` of ``tries`` in
+    turn, each computed when it is asked for, all on one segmentation and one grain map (the object
+    extent asks for a smaller growth only when a larger one is refused; the finer cut, if any try asks
+    for it, is made once per scale). The other parameters are :func:`attached_figures`'s.
 
     Examples
     --------
@@ -149,8 +165,11 @@ def figure_growths(
     for name, v in (("grow", grow), ("scale", scale)):
         if not (np.isfinite(v) and v > 0):
             raise InvalidParameterError(f"{name} must be a finite number > 0, got {v!r}")
-    for name, v in (("sigma", sigma), ("contrast", contrast), ("smooth", smooth),
-                    ("texture_contrast", texture_contrast), *(("through", t) for t, _ in tries)):
+    asked: list[tuple[float, int, float]] = [(t[0], t[1], float(t[2]) if len(t) > 2 else 0.0)  # type: ignore[misc]
+                                             for t in tries]
+    for name, v in (("sigma", sigma), ("contrast", contrast), ("smooth", smooth), ("fine_contrast", fine_contrast),
+                    ("texture_contrast", texture_contrast), *(("through", t) for t, _, _ in asked),
+                    *(("fine", f) for _, _, f in asked)):
         if not (np.isfinite(v) and v >= 0):
             raise InvalidParameterError(f"{name} must be a finite number >= 0, got {v!r}")
     if not 0 < max_region <= 1:
@@ -159,12 +178,12 @@ def figure_growths(
         raise InvalidParameterError(f"size must be at least 32 pixels, got {size}")
     if int(texture_window) < 2:
         raise InvalidParameterError(f"texture_window must be at least 2 pixels, got {texture_window!r}")
-    for _, rounds in tries:
+    for _, rounds, _ in asked:
         if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
             raise InvalidParameterError(f"rounds must be an integer >= 1, got {rounds!r}")
     h, w = seed.shape
     if not seed.any():
-        for _ in tries:
+        for _ in asked:
             yield seed.copy()
         return
     from skimage.segmentation import felzenszwalb
@@ -181,13 +200,19 @@ def figure_growths(
             grained = cv2.resize(grained, (hs.shape[1], hs.shape[0]), interpolation=cv2.INTER_AREA)
         patches = _smooth_patches(grained, hs, grow=grow, smooth=smooth, contrast=texture_contrast,
                                   max_region=max_region)
-    for through, rounds in tries:
+    finer: dict[float, np.ndarray] = {}  # scale → the finer cut of the working copy
+    for through, rounds, fine in asked:
         out = _figures(seg, lab, hs, grow=grow, contrast=contrast, max_region=max_region, through=through) | patches
         for _ in range(int(rounds) - 1):  # follow the object part by part, on the same segments
             more = _figures(seg, lab, out, grow=grow, contrast=contrast, max_region=max_region, through=through)
             if not (more & ~out).any():
                 break
             out = more
+        if fine > 0:  # the segments that touch it but are too large or run on to the edge, cut finer
+            if fine not in finer:
+                finer[fine] = felzenszwalb(small, scale=fine, sigma=sigma, min_size=max(10, hs.size // 16000))
+            out = _finer_figures(seg, finer[fine], lab, out, grow=grow, contrast=fine_contrast,
+                                 max_region=max_region, through=through)
         yield resize_mask(out, (h, w)) | seed
 
 
@@ -295,16 +320,16 @@ def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, 
 
 
 def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, contrast: float, max_region: float,
-             through: float = 0.0) -> np.ndarray:
+             through: float = 0.0, background: int | None = None) -> np.ndarray:
     """``hs`` with the figures among the segments ``seg`` (a Felzenszwalb cut of the working copy) attached to
-    its pieces; contrast is measured in ``lab`` (the working copy in CIELAB)."""
+    its pieces; contrast is measured in ``lab`` (the working copy in CIELAB); ``background`` is never taken."""
     from scipy import ndimage as ndi
 
     sh, sw = hs.shape
     out = hs.copy()
     taken: set[int] = set()
     for s, (ys, xs), count in _attached(seg, hs, taken, grow=grow, max_region=max_region, reach=2,
-                                              through=through):
+                                              through=through, background=background):
         r = max(2, round(0.25 * float(np.sqrt(count))))
         cy0, cy1 = max(0, ys.start - r), min(sh, ys.stop + r)
         cx0, cx1 = max(0, xs.start - r), min(sw, xs.stop + r)
@@ -318,6 +343,29 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
         taken.add(s)
     return out
 
+
+
+def _finer_figures(seg: np.ndarray, fine: np.ndarray, lab: np.ndarray, out: np.ndarray, *, grow: float,
+                   contrast: float, max_region: float, through: float) -> np.ndarray:
+    """``out`` with the figures among the pieces of ``fine`` (a finer cut) that lie in the segments of ``seg``
+    touching ``out`` that could not be figures: larger than ``max_region`` or reaching the image's edge."""
+    from scipy import ndimage as ndi
+
+    sh, sw = out.shape
+    n = int(seg.max()) + 1
+    count = np.bincount(seg.ravel(), minlength=n)
+    hidden = np.bincount(seg.ravel(), weights=out.ravel().astype(np.float64), minlength=n)
+    boxes = ndi.find_objects(seg + 1)
+    touching = np.unique(seg[ndi.binary_dilation(out, iterations=2) & ~out])
+    coarse = [int(t) for t in touching if hidden[t] < 0.5 * count[t] and boxes[t] is not None and (
+        count[t] > max_region * sh * sw or boxes[t][0].start == 0 or boxes[t][1].start == 0
+        or boxes[t][0].stop == sh or boxes[t][1].stop == sw)]
+    if not coarse:
+        return out
+    inside = np.isin(seg, coarse)
+    pieces = np.where(inside, fine + 1, 0)  # 0: not looked at again
+    return _figures(pieces, lab, out, grow=grow, contrast=contrast, max_region=max_region, through=through,
+                    background=0)
 
 def _smooth_patches(grained: np.ndarray, hs: np.ndarray, *, grow: float, smooth: float, contrast: float,
                     max_region: float, widen: int = 2) -> np.ndarray:
