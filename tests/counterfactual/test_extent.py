@@ -596,10 +596,39 @@ def test_the_margin_step_weighs_again_only_the_best_candidates_and_chooses_as_be
     assert logit(model([np.where(hidden[..., None], styled, img)]))[0] <= -1  # the margin (1 logit) is reached
 
 
-@pytest.mark.parametrize("bad", [{"rescore": -1}, {"rescore": True}, {"rescore": 1.5}, {"complete_fine": -1.0},
+@pytest.mark.parametrize("bad", [{"rescore": -1}, {"rescore": True}, {"rescore": 1.5}, {"complete_fine": -1.0}, {"margin_area": -1.0},
                                  {"complete_fine_contrast": float("nan")}])
 def test_rescore_and_the_finer_cut_are_validated(bad):
     img, body, spark = bomb()
     with pytest.raises(InvalidParameterError, match=next(iter(bad)).split("_contrast")[0]):
         object_extent(img, stylize(img, "fill"), bomb_labels(body, spark), (5,), scorer(PartModel()), np.array([0.5]),
                       **bad)
+
+
+def test_the_margin_step_takes_the_most_evidence_or_the_most_for_the_area_it_hides():
+    """Two neighbours each give the margin: a wide block with more evidence in all, and a small one with
+    more evidence per pixel. The margin step hides the wide one by default, the small one with
+    ``margin_area=1`` (the most logit per share of the image hidden)."""
+    size = 64
+    img = np.zeros((size, size, 3), np.uint8)
+    img[..., 0] = 200
+    styled = np.zeros_like(img)
+    labels = np.full((size, size), 3, np.int32)  # 3: the rest
+    labels[24:40, 24:40] = 0  # the counterfactual
+    labels[:, :24] = 1  # a wide block beside it
+    labels[24:40, 40:48] = 2  # a small block beside it
+    weights = np.array([5.0, 1.0, 8.0, 0.2])[labels]
+
+    def model(imgs: Sequence[np.ndarray]) -> np.ndarray:
+        frac = np.array([float((weights * (np.asarray(i)[..., 0] > 128)).sum() / weights.sum()) for i in imgs])
+        return (1 / (1 + np.exp(-(30 * frac - 21.5))))[:, None]
+
+    kw: dict[str, Any] = {"rounds": 0, "views": False, "complete": "none", "group_delta": 0, "max_region": 0.5}
+    assert -1 < logit(model([np.where((labels == 0)[..., None], styled, img)]))[0] <= 0
+    per_area = object_extent(img, styled, labels, (0,), model, np.array([0.5]), margin_area=1, **kw)
+    largest = object_extent(img, styled, labels, (0,), model, np.array([0.5]), **kw)
+    assert per_area.selected == (0, 2) and per_area.reasons == ("counterfactual", "margin")
+    assert largest.selected == (0, 1)
+    for out in (per_area, largest):  # both reach the margin
+        hidden = np.isin(out.labels, out.selected)
+        assert logit(model([np.where(hidden[..., None], styled, img)]))[0] <= -1

@@ -20,11 +20,11 @@ background in. An extent takes the search's regions and returns the regions to d
     2. *closure* — touching regions that still carry evidence (hiding one lowers the
        unsafe logit by at least ``min_gain``) are hidden too, for up to ``rounds`` rounds,
        and the hidden area never exceeds ``max_fraction`` of the image;
-    3. *margin* — regions are added (the neighbour that lowers the logit most) until the
-       image is safe by ``margin`` logits under the threshold, also under light views of it
-       (mirror, ±10 % scale, a shift of 3 %); after the first addition only the ``rescore`` best
-       candidates of the step before and the new neighbours are weighed again (and a closure
-       round weighs only what no earlier round weighed);
+    3. *margin* — regions are added (the neighbour that lowers the logit most, or most for the
+       area it hides with ``margin_area``) until the image is safe by ``margin`` logits under the threshold,
+       also under light views of it (mirror, ±10 % scale, a shift of 3 %); after the first
+       addition only the ``rescore`` best candidates of the step before and the new neighbours
+       are weighed again (and a closure round weighs only what no earlier round weighed);
     4. *trim* (``trim=True``; off by default) — a closure region whose removal now costs less
        than ``min_gain / 2`` logits is dropped again, as long as the verdict (and margin) holds;
     5. *complete* (``complete="figures"``, the default; ``"grabcut"``; ``"none"``) — the hidden
@@ -284,6 +284,7 @@ def object_extent(
     complete_fine_contrast: float = 20.0,
     max_steps: int = 6,
     rescore: int = 3,
+    margin_area: float = 0.0,
     work_size: int = 384,
     batch_size: int = 16,
 ) -> ExtentOutcome:
@@ -375,6 +376,10 @@ def object_extent(
         After its first step, the margin step weighs again only this many of the best candidates of the
         step before and the new ones (0: every candidate at every step); closure rounds weigh only
         candidates not weighed in an earlier round.
+    margin_area : float
+        The margin step adds the candidate with the largest logit drop per (share of the image it
+        hides) to this power (0, the default: the largest drop, whatever its size; 1 hides less
+        but, on the report seeds, also less of the objects: docs/benchmarks.md).
     work_size : int
         Longer side of the copy the extent classifies (the pipeline re-classifies the
         full-size delivered image).
@@ -421,6 +426,8 @@ def object_extent(
                                     f"{complete_fine!r}, {complete_fine_contrast!r}")
     if isinstance(rescore, bool) or not isinstance(rescore, (int, np.integer)) or rescore < 0:
         raise InvalidParameterError(f"rescore must be an integer >= 0, got {rescore!r}")
+    if not (np.isfinite(margin_area) and margin_area >= 0):
+        raise InvalidParameterError(f"margin_area must be a finite number >= 0, got {margin_area!r}")
     if work_size < 32:
         raise InvalidParameterError(f"work_size must be at least 32 pixels, got {work_size}")
     if segments is not None and np.asarray(segments).shape != labels.shape:
@@ -563,7 +570,8 @@ def object_extent(
         trace.append({"step": "closure", "added": added, "excess": round(base, 4), "evaluated": work.n_evaluated})
 
     # -- 3. margin: a harder verdict (margin under the threshold, also under light views) ------
-    # candidates are ranked on the image itself; only the best one is checked under the views
+    # candidates are ranked on the image itself (by logit drop, or drop per area hidden); only the best
+    # one is checked under the views
     # (after the first step, with ``rescore``, only the best few of the step before and the new ones)
     current = float(work.excess([chosen], views=True)[0])
     steps = 0
@@ -579,7 +587,12 @@ def object_extent(
                              for i in range(0, len(cand), batch_size)])
         now = float(work.excess([chosen])[0])
         gains.update(zip(cand, (now - ex).tolist(), strict=True))
-        j = int(np.argmin(ex))
+        drops = now - ex
+        if margin_area > 0 and (drops > 0).any():  # the most logit per share of the image hidden
+            cost = np.array([max(float(area[list(q)].sum()), 1e-9) for q in cand]) ** margin_area
+            j = int(np.argmax(np.where(drops > 0, drops / cost, -np.inf)))
+        else:
+            j = int(np.argmin(ex))
         worst = float(work.excess([chosen + list(cand[j])], views=True)[0])
         if worst >= current:  # nothing helps any more
             break
