@@ -585,9 +585,8 @@ def object_extent(
             break
         ex = np.concatenate([work.excess([chosen + list(q) for q in cand[i : i + batch_size]])
                              for i in range(0, len(cand), batch_size)])
-        now = float(work.excess([chosen])[0])
-        gains.update(zip(cand, (now - ex).tolist(), strict=True))
-        drops = now - ex
+        drops = float(work.excess([chosen])[0]) - ex
+        gains.update(zip(cand, drops.tolist(), strict=True))
         if margin_area > 0 and (drops > 0).any():  # the most logit per share of the image hidden
             cost = np.array([max(float(area[list(q)].sum()), 1e-9) for q in cand]) ** margin_area
             j = int(np.argmax(np.where(drops > 0, drops / cost, -np.inf)))

@@ -344,7 +344,6 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
     return out
 
 
-
 def _finer_figures(seg: np.ndarray, fine: np.ndarray, lab: np.ndarray, out: np.ndarray, *, grow: float,
                    contrast: float, max_region: float, through: float) -> np.ndarray:
     """``out`` with the figures among the pieces of ``fine`` (a finer cut) that lie in the segments of ``seg``
@@ -366,6 +365,7 @@ def _finer_figures(seg: np.ndarray, fine: np.ndarray, lab: np.ndarray, out: np.n
     pieces = np.where(inside, fine + 1, 0)  # 0: not looked at again
     return _figures(pieces, lab, out, grow=grow, contrast=contrast, max_region=max_region, through=through,
                     background=0)
+
 
 def _smooth_patches(grained: np.ndarray, hs: np.ndarray, *, grow: float, smooth: float, contrast: float,
                     max_region: float, widen: int = 2) -> np.ndarray:
