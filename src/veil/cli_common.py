@@ -197,8 +197,9 @@ SearchOpt = Annotated[str, typer.Option(help="Search strategy: {search}.")]
 StyleOpt = Annotated[str, typer.Option(help="Obfuscation style: {style}.")]
 ExtentOpt = Annotated[str, typer.Option(
     help="How much to hide ({extent}): object (the whole object that carried the evidence, grown to the "
-         "segments and smooth patches attached to it, also behind an outline, part by part; -p extent.complete=none for "
-         "less area) or minimal (the search's regions only, the paper's).")]
+         "segments and smooth patches attached to it, also behind an outline, part by part, then a second look at "
+         "tiles of the delivered image; -p extent.complete=none, -p extent.tiles=0 for less area) or minimal (the "
+         "search's regions only, the paper's).")]
 MaxDepthOpt = Annotated[int, typer.Option(help="Most regions to obfuscate before failing closed.")]
 ThresholdOpt = Annotated[float | None, typer.Option(
     help="Unsafe threshold for every model (default: each model's own, 0.5).")]

@@ -6,6 +6,7 @@ benchmarks run. :class:`Safeguarder` keeps loaded classifiers for many images.
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from veil.counterfactual import (
     search,
     stylize,
 )
+from veil.counterfactual.extent import ExtentOutcome
 from veil.counterfactual.styles import apply_mask
 from veil.errors import ClassifierOutputError, InvalidParameterError, VeilError
 from veil.image import DEFAULT_MAX_PIXELS, ImageInput, fit_within, load_image, resize
@@ -361,25 +363,59 @@ class Safeguarder:
         timings["n_evaluated"] = n_evaluated
         return _Search(outcome.found, list(outcome.selected), labels, n_evaluated, tried)
 
+    def _hide(self, work: np.ndarray, before: list[ModelOutput], timings: dict[str, float], *,
+              look: bool) -> tuple[np.ndarray, list[str], np.ndarray, _Search, ExtentOutcome | None]:
+        """Attribution, segmentation, search and extent on the working copy: what to hide.
+
+        Returns the attribution, the methods used, the styled copy, what the search found and the
+        extent's outcome (None when no counterfactual was found). With ``look``, an extent that takes
+        a ``look`` keyword gets :meth:`_look` (its second look at tiles of the delivered image).
+        """
+        cfg = self.config
+        wh, ww = work.shape[:2]
+        t = time.perf_counter()
+        attribution, used = self.attribute(work, before)
+        timings["attribution"] = timings.get("attribution", 0.0) + time.perf_counter() - t
+
+        t = time.perf_counter()
+        seg_image, segments = self._segment(work, attribution)
+        timings["segmentation"] = timings.get("segmentation", 0.0) + time.perf_counter() - t
+
+        styled = stylize(work, cfg.style, **cfg.style_options)
+        found = self._search_levels(work, styled, seg_image, segments, attribution, timings)
+        if not found.found:
+            return attribution, used, styled, found, None
+        t = time.perf_counter()
+        fine = segments if segments.shape == (wh, ww) else resize_labels(segments, (wh, ww))
+        fn = EXTENTS.get(cfg.extent)
+        extra = {"look": self._look} if look and "look" in inspect.signature(fn).parameters else {}
+        ext = extend(work, styled, found.labels, found.selected, self.unsafe_scores, self.thresholds, cfg.extent,
+                     attribution=attribution, segments=fine, **extra, **cfg.extent_options)
+        timings["extent"] = time.perf_counter() - t
+        return attribution, used, styled, found, ext
+
+    def _look(self, crop: np.ndarray) -> tuple[np.ndarray | None, int]:
+        """A crop of a delivered image safeguarded on its own (no second look of its own): the mask it
+        would hide (None when it finds no counterfactual, or when no model flags it) and the images
+        classified."""
+        before = self.classify([crop], detect=False)[0]
+        if not any(mo.unsafe for mo in before):
+            return np.zeros(crop.shape[:2], bool), 1
+        _, _, _, found, ext = self._hide(crop, before, {}, look=False)
+        if ext is None:
+            return None, 1 + found.n_evaluated
+        return regions_mask(ext.labels, list(ext.selected)), 1 + found.n_evaluated + ext.n_evaluated
+
     def _obfuscate(self, image: np.ndarray, before: list[ModelOutput], scores: dict[str, float],
                    timings: dict[str, float], settings: dict[str, Any]) -> Result:
         cfg = self.config
         h, w = image.shape[:2]
         work = self._working_copy(image)
         wh, ww = work.shape[:2]
-        t = time.perf_counter()
-        attribution, used = self.attribute(work, before)
-        timings["attribution"] = time.perf_counter() - t
+        attribution, used, styled, found, ext = self._hide(work, before, timings, look=True)
         settings = {**settings, "attribution_used": used}
-
-        t = time.perf_counter()
-        seg_image, segments = self._segment(work, attribution)
-        timings["segmentation"] = time.perf_counter() - t
-
-        styled = stylize(work, cfg.style, **cfg.style_options)
-        found = self._search_levels(work, styled, seg_image, segments, attribution, timings)
         n_evaluated, tried = found.n_evaluated, found.tried
-        if not found.found:
+        if ext is None:
             return self._fail_closed(
                 image, before, None, timings, settings, attribution=attribution, segments=found.labels,
                 n_evaluated=n_evaluated,
@@ -387,12 +423,6 @@ class Safeguarder:
                       f"{', '.join(tried)}); fully obscured"))
         note = (f"regions coarsened to {tried[-1]} after no counterfactual at {', '.join(tried[:-1])}"
                 if len(tried) > 1 else None)
-
-        t = time.perf_counter()
-        fine = segments if segments.shape == (wh, ww) else resize_labels(segments, (wh, ww))
-        ext = extend(work, styled, found.labels, found.selected, self.unsafe_scores, self.thresholds, cfg.extent,
-                     attribution=attribution, segments=fine, **cfg.extent_options)
-        timings["extent"] = time.perf_counter() - t
         n_evaluated += ext.n_evaluated
         labels, selected = ext.labels, list(ext.selected)
         mask = regions_mask(labels, selected)

@@ -52,9 +52,10 @@ class Region:
     ``reason`` is ``"counterfactual"`` (the search needed it), ``"split"`` (a superpixel of a
     large region the search chose, kept because the verdict needs it), ``"margin"`` (added so
     the image is safe with a margin, also under light views), ``"closure"`` (a touching
-    region that still carried evidence) or ``"object"`` (a piece of the object a hidden region
-    lies on, found class-agnostically with ``complete="grabcut"`` or ``"figures"``); see
-    :mod:`veil.counterfactual.extent`.
+    region that still carried evidence), ``"object"`` (a piece of the object a hidden region
+    lies on, found class-agnostically with ``complete="grabcut"`` or ``"figures"``) or ``"tile"``
+    (hidden by the second look: a tile of the delivered image a classifier still found unsafe,
+    safeguarded on its own); see :mod:`veil.counterfactual.extent`.
     """
 
     id: int

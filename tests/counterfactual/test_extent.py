@@ -176,7 +176,7 @@ def test_every_extent_delivers_a_verified_safe_image(planted_classifier, planted
     # what was re-classified is what is delivered: untouched outside the mask
     np.testing.assert_array_equal(res.image[~res.mask], img[~res.mask])
     assert res.depth == len(res.regions) >= 1
-    assert {r.reason for r in res.regions} <= {"counterfactual", "split", "margin", "closure"}
+    assert {r.reason for r in res.regions} <= {"counterfactual", "split", "margin", "closure", "tile"}
     got = np.zeros_like(res.mask)
     for r in res.regions:
         got |= res.segments == r.id
@@ -193,10 +193,10 @@ def test_every_extent_fails_closed_when_the_delivered_image_is_unsafe(planted_cl
     real = Safeguarder.classify
     calls = {"n": 0}
 
-    def classify(self, images, *, detect=True):  # the second verdict (the delivered image) says unsafe
-        calls["n"] += 1
+    def classify(self, images, *, detect=True):  # the second verdict on the whole image (the delivered one) says unsafe
+        calls["n"] += images[0].shape == img.shape  # (not a verdict on a tile of the second look)
         out = real(self, images, detect=detect)
-        if calls["n"] == 2:
+        if calls["n"] == 2 and images[0].shape == img.shape:
             for mo in out[0]:
                 mo.unsafe = True
         return out
@@ -632,3 +632,124 @@ def test_the_margin_step_takes_the_most_evidence_or_the_most_for_the_area_it_hid
     for out in (per_area, largest):  # both reach the margin
         hidden = np.isin(out.labels, out.selected)
         assert logit(model([np.where(hidden[..., None], styled, img)]))[0] <= -1
+
+
+RED = np.array([220, 30, 30], np.float32)
+MAGENTA = np.array([230, 40, 230], np.float32)
+
+
+def two_objects(size: int = 96) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A grey gradient with a red block (the object the search hid) and a small magenta one far from it."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    img = np.stack([100 + 40 * xx / size, 110 + 0 * xx, 120 - 30 * yy / size], axis=-1)
+    first = (yy >= 8) & (yy < 24) & (xx >= 8) & (xx < 24)
+    second = (yy >= 70) & (yy < 78) & (xx >= 74) & (xx < 82)
+    img[first], img[second] = RED, MAGENTA
+    labels = ((yy >= size // 2) * 2 + (xx >= size // 2)).astype(np.int32)  # quadrants 0–3
+    labels[first] = 4
+    return img.astype(np.uint8), labels, first, second
+
+
+class ZoomModel:
+    """Keys on the red block in the whole image; the small magenta one counts only in a crop at most
+    60 px on a side (a classifier that sees a small object at twice the size, not in the whole image)."""
+
+    def __init__(self, first: np.ndarray, second: np.ndarray, *, spoil: bool = False) -> None:
+        self.n = (float(first.sum()), float(second.sum()))
+        self.spoil = spoil  # hiding the magenta block makes the whole image unsafe (a model gone odd)
+
+    def __call__(self, imgs: Sequence[np.ndarray]) -> np.ndarray:
+        out = []
+        for im in imgs:
+            f = np.asarray(im, np.float32)
+            red = (np.linalg.norm(f - RED, axis=-1) < 40).sum() / self.n[0]
+            mag = (np.linalg.norm(f - MAGENTA, axis=-1) < 40).sum() / self.n[1]
+            z = 8 * red - 4 + (8 * mag if max(f.shape[:2]) <= 60 else 0)
+            if self.spoil and max(f.shape[:2]) > 60 and mag < 0.5:
+                z = 4.0
+            out.append(1 / (1 + np.exp(-z)))
+        return np.array(out)[:, None]
+
+
+def magenta_look(calls: list[np.ndarray], *, found: bool = True):
+    """A stand-in for the pipeline's run on a crop: it hides the crop's magenta pixels."""
+    def look(crop: np.ndarray) -> tuple[np.ndarray | None, int]:
+        calls.append(crop)
+        if not found:
+            return None, 1
+        return np.linalg.norm(crop.astype(np.float32) - MAGENTA, axis=-1) < 40, 1
+    return look
+
+
+def test_the_second_look_hides_an_object_seen_only_in_a_tile():
+    img, labels, first, second = two_objects()
+    styled = stylize(img, "fill")
+    model = ZoomModel(first, second)
+    kw: dict[str, Any] = {"complete": "none", "views": False, "rounds": 0}
+    assert model([np.where(first[..., None], styled, img)])[0, 0] < 0.5  # the whole image is safe already
+    calls: list[np.ndarray] = []
+    out = object_extent(img, styled, labels, (4,), model, np.array([0.5]), look=magenta_look(calls), **kw)
+    hidden = np.isin(out.labels, out.selected)
+    assert hidden[first].all() and hidden[second].all()  # both objects
+    assert hidden.sum() == first.sum() + second.sum()  # and nothing else
+    assert set(out.reasons) == {"counterfactual", "tile"} and out.reasons[0] == "counterfactual"
+    assert len(calls) == 1 and calls[0].shape == (48, 48, 3)  # one tile, half the image's sides
+    assert [t["step"] for t in out.trace if t["step"] == "tile"] == ["tile"]
+    # no look (the minimal pipeline, a direct call) or no tiles: the magenta block stays in sight
+    for opts in ({}, {"look": magenta_look([]), "tiles": 0}):
+        plain = object_extent(img, styled, labels, (4,), model, np.array([0.5]), **kw, **opts)
+        assert not np.isin(plain.labels, plain.selected)[second].any()
+    assert "look" not in __import__("inspect").signature(minimal).parameters
+
+
+def test_the_second_look_hides_the_whole_tile_when_its_run_finds_nothing_and_never_spoils_the_verdict():
+    img, labels, first, second = two_objects()
+    styled = stylize(img, "fill")
+    kw: dict[str, Any] = {"complete": "none", "views": False, "rounds": 0}
+    out = object_extent(img, styled, labels, (4,), ZoomModel(first, second), np.array([0.5]),
+                        look=magenta_look([], found=False), **kw)
+    hidden = np.isin(out.labels, out.selected)
+    assert hidden[second].all() and hidden[48:, 48:].all()  # the worst tile, the bottom-right one, whole
+    assert hidden.sum() == first.sum() + 48 * 48
+    spoiled = object_extent(img, styled, labels, (4,), ZoomModel(first, second, spoil=True), np.array([0.5]),
+                            look=magenta_look([]), **kw)
+    assert spoiled.selected == (4,)  # hiding it would make the whole image unsafe: not added
+    assert any(t.get("refused") for t in spoiled.trace)
+
+
+@pytest.mark.parametrize("bad", [{"tiles": 1}, {"tiles": -2}, {"tile_rounds": 1.5}, {"tile_fraction": 1.0},
+                                 {"tile_fraction": 0.0}])
+def test_the_second_look_is_validated(bad):
+    img, body, spark = bomb()
+    with pytest.raises(InvalidParameterError, match=next(iter(bad))):
+        object_extent(img, stylize(img, "fill"), bomb_labels(body, spark), (5,), scorer(PartModel()), np.array([0.5]),
+                      **bad)
+
+
+def test_the_pipeline_gives_the_object_extent_its_second_look(planted_classifier, planted_image, monkeypatch):
+    """The object extent gets a look that safeguards a crop on its own; minimal gets none."""
+    img, truth = planted_image
+    cfg = SafeguardConfig(models=(planted_classifier,), attribution="gradcam", segmentation="slic",
+                          segmentation_options={"n_segments": 64}, rationale=None)
+    sg = Safeguarder(cfg, classifiers=[planted_classifier])
+    mask, n = sg._look(img)  # the planted image as a crop: its run hides the checkerboard
+    assert mask is not None and mask.shape == truth.shape and n > 1
+    assert (mask & truth).sum() >= 0.5 * truth.sum()
+    safe_crop = img[~truth.any(axis=1)][:40]  # rows without the checkerboard
+    assert planted_classifier.unsafe_score(planted_classifier.predict_proba([safe_crop]))[0] <= 0.5
+    empty, n = sg._look(np.ascontiguousarray(safe_crop))
+    assert empty is not None and not empty.any() and n == 1
+    import veil.pipeline as pipeline
+
+    given: dict[str, list[Any]] = {}
+    real = pipeline.extend
+
+    def spy(*args: Any, **kwargs: Any) -> Any:  # (a run on a tile gets no look of its own)
+        given.setdefault(args[6], []).append(kwargs.get("look"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "extend", spy)
+    for extent in ("object", "minimal"):
+        Safeguarder(SafeguardConfig(**{**cfg.to_dict(), "models": (planted_classifier,), "extent": extent}),
+                    classifiers=[planted_classifier]).run(img)
+    assert callable(given["object"][0]) and given["minimal"] == [None]

@@ -36,11 +36,18 @@ background in. An extent takes the search's regions and returns the regions to d
        holes are filled (a sliver of the object seen through the mask), within ``max_region`` per
        object or hole and ``max_fraction`` in all, and kept only if the image stays safe. It finds
        the parts the classifier no longer points to once the part it keys on is hidden (a bomb's
-       body behind its spark).
+       body behind its spark);
+    6. *look again* (when the pipeline passes ``look``) — the delivered image is cut into 3 × 3
+       overlapping tiles of half its sides; while a classifier finds one unsafe, the worst is
+       safeguarded on its own (a whole run: attribution, segmentation, search, this extent) and
+       what that run hides is hidden too (the whole tile when it finds no counterfactual), for
+       up to ``tile_rounds`` tiles. A second object, or one the classifier stopped looking at once
+       the first was hidden, is found at twice the size.
 
 Every extent is a function ``fn(image, styled, labels, selected, score, thresholds, *,
 attribution, segments, **options) -> ExtentOutcome``; ``score`` classifies a batch of
-images and returns the ``(N, n_models)`` unsafe scores. Extents only ever *add* to what
+images and returns the ``(N, n_models)`` unsafe scores; an extent with a ``look`` keyword is
+given one by the pipeline (:data:`Look`). Extents only ever *add* to what
 they are given when it keeps the image safe, and the pipeline re-classifies the delivered
 image and fails closed whatever an extent returns.
 """
@@ -60,9 +67,12 @@ from veil.image import check_labels, fit_within
 from veil.registry import Registry
 
 Score = Callable[[list[np.ndarray]], np.ndarray]
+#: ``look(crop) -> (mask or None, images classified)``: the regions a whole safeguarding run on the crop
+#: would hide (None when its search finds no counterfactual); the pipeline passes it to extents that take it.
+Look = Callable[[np.ndarray], tuple[np.ndarray | None, int]]
 
 #: Why a region is hidden (the ``reason`` of each :class:`~veil.types.Region`).
-REASONS = ("counterfactual", "split", "margin", "closure", "object")
+REASONS = ("counterfactual", "split", "margin", "closure", "object", "tile")
 
 
 @dataclass
@@ -285,6 +295,10 @@ def object_extent(
     max_steps: int = 6,
     rescore: int = 3,
     margin_area: float = 0.0,
+    tiles: int = 3,
+    tile_fraction: float = 0.5,
+    tile_rounds: int = 3,
+    look: Look | None = None,
     work_size: int = 384,
     batch_size: int = 16,
 ) -> ExtentOutcome:
@@ -380,6 +394,16 @@ def object_extent(
         The margin step adds the candidate with the largest logit drop per (share of the image it
         hides) to this power (0, the default: the largest drop, whatever its size; 1 hides less
         but, on the report seeds, also less of the objects: docs/benchmarks.md).
+    tiles, tile_fraction, tile_rounds : int, float, int
+        The second look (step 6, only when the pipeline passes ``look``): the delivered image is cut
+        into ``tiles`` × ``tiles`` overlapping tiles of ``tile_fraction`` of its sides
+        (:func:`tile_boxes`), each classified; the worst unsafe tile is safeguarded on its own
+        (``look``) and what that hides is hidden too, for up to ``tile_rounds`` tiles (``tiles=0``:
+        off). An object the classifiers no longer see in the whole image once another is hidden
+        (a second bomb, a blade they overlooked) is often plain to them at twice the size.
+    look : callable, optional
+        ``look(crop) -> (mask or None, images classified)``: a whole safeguarding run on a crop
+        (:class:`veil.pipeline.Safeguarder` passes one); None: no second look.
     work_size : int
         Longer side of the copy the extent classifies (the pipeline re-classifies the
         full-size delivered image).
@@ -428,6 +452,13 @@ def object_extent(
         raise InvalidParameterError(f"rescore must be an integer >= 0, got {rescore!r}")
     if not (np.isfinite(margin_area) and margin_area >= 0):
         raise InvalidParameterError(f"margin_area must be a finite number >= 0, got {margin_area!r}")
+    for name, v in (("tiles", tiles), ("tile_rounds", tile_rounds)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise InvalidParameterError(f"{name} must be an integer >= 0, got {v!r}")
+    if tiles == 1:
+        raise InvalidParameterError("tiles must be 0 (no second look) or at least 2, got 1")
+    if not (np.isfinite(tile_fraction) and 0 < tile_fraction < 1):
+        raise InvalidParameterError(f"tile_fraction must lie in (0, 1), got {tile_fraction!r}")
     if work_size < 32:
         raise InvalidParameterError(f"work_size must be at least 32 pixels, got {work_size}")
     if segments is not None and np.asarray(segments).shape != labels.shape:
@@ -676,7 +707,70 @@ def object_extent(
             break
         work.relabel(before_labels)
 
-    return ExtentOutcome(labels.astype(np.int32), tuple(chosen), tuple(reasons), work.n_evaluated, trace)
+    # -- 6. look again: tiles of the delivered image that a classifier still finds unsafe -------
+    # (each safeguarded on its own, at twice the size the classifier saw it in the whole image)
+    n_evaluated = work.n_evaluated
+    if look is not None and tiles >= 2 and chosen:
+        hidden_px = regions_mask(labels, chosen)
+        boxes = tile_boxes((h, w), tiles, tile_fraction)
+        looked: set[int] = set()  # (each tile is safeguarded at most once)
+        for _ in range(int(tile_rounds)):
+            delivered = np.where(hidden_px[..., None], styled, image)
+            todo = [i for i in range(len(boxes)) if i not in looked]
+            crops = {i: np.ascontiguousarray(delivered[y : y + th, x : x + tw])
+                     for i, (y, x, th, tw) in enumerate(boxes) if i in todo}
+            if not crops:
+                break
+            sc = np.asarray(score(list(crops.values())), dtype=np.float64)
+            n_evaluated += len(crops)
+            ex = (logit(sc) - logit(thresholds)[None, :]).max(axis=1)
+            if ex.max() <= 0:
+                break
+            j = todo[int(np.argmax(ex))]
+            looked.add(j)
+            y, x, th, tw = boxes[j]
+            sub, used = look(crops[j])
+            n_evaluated += int(used)
+            new_px = np.zeros((h, w), bool)
+            new_px[y : y + th, x : x + tw] = True if sub is None else np.asarray(sub, bool)  # (none found: all of it)
+            new_px &= ~hidden_px
+            if not new_px.any():
+                break
+            uniq, inv = np.unique(labels[new_px], return_inverse=True)  # cut along the regions it crosses
+            grown_labels = labels.copy()
+            grown_labels[new_px] = n + inv.ravel()
+            ids = list(range(n, n + len(uniq)))
+            full = np.where((hidden_px | new_px)[..., None], styled, image)
+            full_ex = float((logit(np.asarray(score([full]), dtype=np.float64)[0]) - logit(thresholds)).max())
+            n_evaluated += 1
+            if full_ex > 0:  # (an extent only adds what keeps the whole image safe)
+                trace.append({"step": "tile", "box": [y, x, th, tw], "refused": True, "evaluated": n_evaluated})
+                break
+            labels, n = grown_labels, n + len(uniq)
+            chosen += ids
+            reasons += ["tile"] * len(ids)
+            hidden_px |= new_px
+            trace.append({"step": "tile", "box": [y, x, th, tw], "added": len(ids), "pixels": int(new_px.sum()),
+                          "found": sub is not None, "evaluated": n_evaluated})
+
+    return ExtentOutcome(labels.astype(np.int32), tuple(chosen), tuple(reasons), n_evaluated, trace)
+
+
+def tile_boxes(shape: tuple[int, int], tiles: int, fraction: float) -> list[tuple[int, int, int, int]]:
+    """``tiles`` × ``tiles`` boxes ``(y, x, height, width)``, each ``fraction`` of the image's sides,
+    spread evenly from edge to edge (overlapping when ``tiles * fraction > 1``).
+
+    Examples
+    --------
+    >>> tile_boxes((100, 200), 3, 0.5)[:3]
+    [(0, 0, 50, 100), (0, 50, 50, 100), (0, 100, 50, 100)]
+    >>> len(tile_boxes((100, 200), 3, 0.5)), tile_boxes((100, 200), 3, 0.5)[-1]
+    (9, (50, 100, 50, 100))
+    """
+    h, w = shape
+    th, tw = max(1, round(h * fraction)), max(1, round(w * fraction))
+    return [(round(i * (h - th) / (tiles - 1)), round(j * (w - tw) / (tiles - 1)), th, tw)
+            for i in range(tiles) for j in range(tiles)]
 
 
 def extend(
