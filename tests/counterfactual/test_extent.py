@@ -466,7 +466,7 @@ def test_complete_hides_a_smooth_blade_on_a_grained_band_of_its_own_colour():
             extend(img, styled, labels, (2,), safe, [0.5], "object", complete_rounds=bad)
 
 
-@pytest.mark.parametrize("shape", [(1, 50), (50, 1), (2, 1000), (33, 1000), (8, 8)])
+@pytest.mark.parametrize("shape", [(1, 50), (50, 1), (2, 1000), (33, 1000), (8, 8), (70, 300)])
 def test_object_extent_on_strips_and_tiny_images(shape):
     """Odd shapes (a one-pixel strip, a working copy one pixel high) go through every step: no crash."""
     rng = np.random.default_rng(1)
@@ -478,10 +478,18 @@ def test_object_extent_on_strips_and_tiny_images(shape):
     def score(images):  # unsafe while the image keeps its noise
         return np.array([[float(np.asarray(im, np.float64).std() > 60)] for im in images])
 
+    crops: list[tuple[int, ...]] = []
+
+    def look(crop: np.ndarray) -> tuple[np.ndarray | None, int]:  # (no counterfactual in any tile)
+        crops.append(crop.shape)
+        return None, 1
+
     out = extend(img, styled, labels, (0,), score, [0.5], "object", segments=labels,
-                 attribution=rng.random((h, w)))
+                 attribution=rng.random((h, w)), look=look)
     assert out.selected and len(out.reasons) == len(out.selected) and out.labels.shape == (h, w)
-    assert set(out.reasons) <= {"counterfactual", "split", "closure", "margin", "object"}
+    assert set(out.reasons) <= {"counterfactual", "split", "closure", "margin", "object", "tile"}
+    assert all(min(c[:2]) >= 32 for c in crops)  # no tile under 32 pixels is looked at
+    assert bool(crops) == (min(shape) >= 64)  # (tiles of half the sides)
 
 
 def test_the_object_extent_classifies_each_candidate_once():

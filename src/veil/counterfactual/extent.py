@@ -88,6 +88,9 @@ class ExtentOutcome:
 
 Extent = Callable[..., ExtentOutcome]
 
+#: Shortest side (pixels) of a tile the second look classifies and safeguards.
+_MIN_TILE = 32
+
 #: name → extent ``fn(image, styled, labels, selected, score, thresholds, *, attribution, segments, **options)``.
 EXTENTS: Registry[Extent] = Registry("extent")
 
@@ -397,7 +400,8 @@ def object_extent(
     tiles, tile_fraction, tile_rounds : int, float, int
         The second look (step 6, only when the pipeline passes ``look``): the delivered image is cut
         into ``tiles`` × ``tiles`` overlapping tiles of ``tile_fraction`` of its sides
-        (:func:`tile_boxes`), each classified; the worst unsafe tile is safeguarded on its own
+        (:func:`tile_boxes`; none under 32 pixels on a side), each classified; the worst unsafe tile is
+        safeguarded on its own
         (``look``) and what that hides is hidden too, for up to ``tile_rounds`` tiles (``tiles=0``:
         off). An object the classifiers no longer see in the whole image once another is hidden
         (a second bomb, a blade they overlooked) is often plain to them at twice the size.
@@ -712,7 +716,7 @@ def object_extent(
     n_evaluated = work.n_evaluated
     if look is not None and tiles >= 2 and chosen:
         hidden_px = regions_mask(labels, chosen)
-        boxes = tile_boxes((h, w), tiles, tile_fraction)
+        boxes = [b for b in tile_boxes((h, w), tiles, tile_fraction) if min(b[2], b[3]) >= _MIN_TILE]
         looked: set[int] = set()  # (each tile is safeguarded at most once)
         for _ in range(int(tile_rounds)):
             delivered = np.where(hidden_px[..., None], styled, image)
