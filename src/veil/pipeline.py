@@ -396,8 +396,8 @@ class Safeguarder:
 
     def _look(self, crop: np.ndarray) -> tuple[np.ndarray | None, int]:
         """A crop of a delivered image safeguarded on its own (no second look of its own): the mask it
-        would hide (None when it finds no counterfactual, or when no model flags it) and the images
-        classified."""
+        would hide (empty when no model flags the crop, None when its search finds no counterfactual)
+        and the images classified."""
         before = self.classify([crop], detect=False)[0]
         if not any(mo.unsafe for mo in before):
             return np.zeros(crop.shape[:2], bool), 1

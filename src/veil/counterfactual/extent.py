@@ -400,10 +400,9 @@ def object_extent(
     tiles, tile_fraction, tile_rounds : int, float, int
         The second look (step 6, only when the pipeline passes ``look``): the delivered image is cut
         into ``tiles`` × ``tiles`` overlapping tiles of ``tile_fraction`` of its sides
-        (:func:`tile_boxes`; none under 32 pixels on a side), each classified; the worst unsafe tile is
-        safeguarded on its own
-        (``look``) and what that hides is hidden too, for up to ``tile_rounds`` tiles (``tiles=0``:
-        off). An object the classifiers no longer see in the whole image once another is hidden
+        (:func:`tile_boxes`; none under 32 pixels on a side), each classified; the worst unsafe tile
+        not yet looked at is safeguarded on its own (``look``) and what that hides is hidden too,
+        for up to ``tile_rounds`` tiles (``tiles=0``: off). An object the classifiers no longer see in the whole image once another is hidden
         (a second bomb, a blade they overlooked) is often plain to them at twice the size.
     look : callable, optional
         ``look(crop) -> (mask or None, images classified)``: a whole safeguarding run on a crop
@@ -738,8 +737,8 @@ def object_extent(
             new_px = np.zeros((h, w), bool)
             new_px[y : y + th, x : x + tw] = True if sub is None else np.asarray(sub, bool)  # (none found: all of it)
             new_px &= ~hidden_px
-            if not new_px.any():
-                break
+            if not new_px.any():  # (its run hid nothing new: on to the next unsafe tile)
+                continue
             uniq, inv = np.unique(labels[new_px], return_inverse=True)  # cut along the regions it crosses
             grown_labels = labels.copy()
             grown_labels[new_px] = n + inv.ravel()
@@ -749,7 +748,7 @@ def object_extent(
             n_evaluated += 1
             if full_ex > 0:  # (an extent only adds what keeps the whole image safe)
                 trace.append({"step": "tile", "box": [y, x, th, tw], "refused": True, "evaluated": n_evaluated})
-                break
+                continue
             labels, n = grown_labels, n + len(uniq)
             chosen += ids
             reasons += ["tile"] * len(ids)
