@@ -216,6 +216,15 @@ def _adjacency(labels: np.ndarray, n: int) -> list[set[int]]:
     return adj
 
 
+def _cut_in(labels: np.ndarray, n: int, new_px: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """``labels`` with the pixels ``new_px`` as new regions ``n, n + 1, …``, cut along the regions they
+    cross; and the new ids."""
+    uniq, inv = np.unique(labels[new_px], return_inverse=True)
+    grown = labels.copy()
+    grown[new_px] = n + inv.ravel()
+    return grown, list(range(n, n + len(uniq)))
+
+
 @dataclass
 class _Work:
     """The image at the extent's working size, its styled copy and label map, and the scorer.
@@ -236,6 +245,13 @@ class _Work:
     def relabel(self, labels: np.ndarray) -> None:
         self.labels = labels
         self._seen.clear()
+
+    def full_excess(self, mask: np.ndarray, image: np.ndarray, styled: np.ndarray) -> float:
+        """Worst model's logit minus its threshold's on the full-size image hidden under ``mask`` (the
+        delivered image the pipeline judges), counted among the images classified."""
+        full = np.where(mask[..., None], styled, image)
+        self.n_evaluated += 1
+        return float((logit(np.asarray(self.score([full]), dtype=np.float64)[0]) - self.thr_logit).max())
 
     def compose(self, ids: Sequence[int]) -> np.ndarray:
         # (a region too small to survive the working size may be asked for: it hides nothing here)
@@ -687,21 +703,16 @@ def object_extent(
         refused.append(new_px)
         if float(hidden_px.mean() + new_px.mean()) > max_fraction:
             continue
-        uniq, inv = np.unique(labels[new_px], return_inverse=True)  # cut along the regions it crosses
-        grown_labels = labels.copy()
-        grown_labels[new_px] = n + inv.ravel()
-        ids = list(range(n, n + len(uniq)))
+        grown_labels, ids = _cut_in(labels, n, new_px)
         before_labels = work.labels
         work.relabel(_nearest(grown_labels, shape))
         # as safe as before: a pixel-fine mask keeps the object's outline, which a model (and a
         # person) may still recognise, so the margin and the light views are asked again
         # (on the working copy with its views, and once at full size, which the pipeline judges)
         limit = -margin if current <= -margin else 0.0
-        full = np.where(regions_mask(grown_labels, chosen + ids)[..., None], styled, image)
-        full_ex = float((logit(np.asarray(score([full]), dtype=np.float64)[0]) - work.thr_logit).max())
-        work.n_evaluated += 1
+        full_ex = work.full_excess(hidden_px | new_px, image, styled)
         if full_ex <= limit and float(work.excess([chosen + ids], views=current <= -margin)[0]) <= limit:
-            labels, n = grown_labels, n + len(uniq)
+            labels, n = grown_labels, n + len(ids)
             chosen += ids
             reasons += ["object"] * len(ids)
             trace.append({"step": "complete", "added": len(ids), "pixels": int(new_px.sum()),
@@ -712,51 +723,43 @@ def object_extent(
 
     # -- 6. look again: tiles of the delivered image that a classifier still finds unsafe -------
     # (each safeguarded on its own, at twice the size the classifier saw it in the whole image)
-    n_evaluated = work.n_evaluated
     if look is not None and tiles >= 2 and chosen:
         hidden_px = regions_mask(labels, chosen)
         boxes = [b for b in tile_boxes((h, w), tiles, tile_fraction) if min(b[2], b[3]) >= _MIN_TILE]
         looked: set[int] = set()  # (each tile is safeguarded at most once)
         for _ in range(int(tile_rounds)):
             delivered = np.where(hidden_px[..., None], styled, image)
-            todo = [i for i in range(len(boxes)) if i not in looked]
             crops = {i: np.ascontiguousarray(delivered[y : y + th, x : x + tw])
-                     for i, (y, x, th, tw) in enumerate(boxes) if i in todo}
+                     for i, (y, x, th, tw) in enumerate(boxes) if i not in looked}
             if not crops:
                 break
             sc = np.asarray(score(list(crops.values())), dtype=np.float64)
-            n_evaluated += len(crops)
-            ex = (logit(sc) - logit(thresholds)[None, :]).max(axis=1)
+            work.n_evaluated += len(crops)
+            ex = (logit(sc) - work.thr_logit[None, :]).max(axis=1)
             if ex.max() <= 0:
                 break
-            j = todo[int(np.argmax(ex))]
+            j = list(crops)[int(np.argmax(ex))]
             looked.add(j)
             y, x, th, tw = boxes[j]
             sub, used = look(crops[j])
-            n_evaluated += int(used)
+            work.n_evaluated += int(used)
             new_px = np.zeros((h, w), bool)
             new_px[y : y + th, x : x + tw] = True if sub is None else np.asarray(sub, bool)  # (none found: all of it)
             new_px &= ~hidden_px
             if not new_px.any():  # (its run hid nothing new: on to the next unsafe tile)
                 continue
-            uniq, inv = np.unique(labels[new_px], return_inverse=True)  # cut along the regions it crosses
-            grown_labels = labels.copy()
-            grown_labels[new_px] = n + inv.ravel()
-            ids = list(range(n, n + len(uniq)))
-            full = np.where((hidden_px | new_px)[..., None], styled, image)
-            full_ex = float((logit(np.asarray(score([full]), dtype=np.float64)[0]) - logit(thresholds)).max())
-            n_evaluated += 1
-            if full_ex > 0:  # (an extent only adds what keeps the whole image safe)
-                trace.append({"step": "tile", "box": [y, x, th, tw], "refused": True, "evaluated": n_evaluated})
+            grown_labels, ids = _cut_in(labels, n, new_px)
+            if work.full_excess(hidden_px | new_px, image, styled) > 0:  # (only what keeps the whole image safe)
+                trace.append({"step": "tile", "box": [y, x, th, tw], "refused": True, "evaluated": work.n_evaluated})
                 continue
-            labels, n = grown_labels, n + len(uniq)
+            labels, n = grown_labels, n + len(ids)
             chosen += ids
             reasons += ["tile"] * len(ids)
             hidden_px |= new_px
             trace.append({"step": "tile", "box": [y, x, th, tw], "added": len(ids), "pixels": int(new_px.sum()),
-                          "found": sub is not None, "evaluated": n_evaluated})
+                          "found": sub is not None, "evaluated": work.n_evaluated})
 
-    return ExtentOutcome(labels.astype(np.int32), tuple(chosen), tuple(reasons), n_evaluated, trace)
+    return ExtentOutcome(labels.astype(np.int32), tuple(chosen), tuple(reasons), work.n_evaluated, trace)
 
 
 def tile_boxes(shape: tuple[int, int], tiles: int, fraction: float) -> list[tuple[int, int, int, int]]:
