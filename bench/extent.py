@@ -17,6 +17,7 @@ Steps::
     python bench/extent.py train --arch resnet18
     python bench/extent.py run --seeds 11 --n 60 ...            # tuning seeds
     python bench/extent.py run --seeds 2024 2025 --n 60 ...     # report seeds
+    python bench/extent.py truth --seeds 11 12 13               # is hiding the object itself enough?
 
 Training backgrounds are BSDS500 train/val photos and scikit-image's training samples;
 benchmark backgrounds are BSDS500 *test* photos and scikit-image's held-out samples.
@@ -372,12 +373,13 @@ def train_cmd(args: argparse.Namespace) -> None:
 # -- evaluation -----------------------------------------------------------------------------------
 def evaluate(clf: Any, items: list[dict[str, Any]], extent: str, segmentation: str,
              extent_options: dict[str, Any] | None = None,
-             segmentation_options: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+             segmentation_options: dict[str, Any] | None = None,
+             config_options: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from veil.pipeline import SafeguardConfig, Safeguarder
 
     cfg = SafeguardConfig(models=(clf,), segmentation=segmentation, extent=extent, rationale=None,
                           extent_options=dict(extent_options or {}),
-                          segmentation_options=dict(segmentation_options or {}))
+                          segmentation_options=dict(segmentation_options or {}), **dict(config_options or {}))
     sg = Safeguarder(cfg, classifiers=[clf])
     per: list[dict[str, Any]] = []
     for it in items:
@@ -558,6 +560,7 @@ def run_cmd(args: argparse.Namespace) -> None:
     items = [it for s in args.seeds for it in make(s, args.n)]
     opts = json.loads(args.extent_options) if args.extent_options else {}
     seg_opts = json.loads(args.segmentation_options) if args.segmentation_options else {}
+    cfg_opts = json.loads(args.config_options) if args.config_options else {}
     print(f"{len(items)} unsafe images ({args.data} data, seeds {args.seeds}, longer sides 256/512/1024/2000)\n",
           flush=True)
     print(HEADER)
@@ -570,7 +573,8 @@ def run_cmd(args: argparse.Namespace) -> None:
         name = Path(arch).parent.name if arch.endswith(".json") else arch
         for seg in args.segmentations:
             for extent in args.extents:
-                m, per = evaluate(clf, items, extent, seg, opts if extent != "minimal" else None, seg_opts)
+                m, per = evaluate(clf, items, extent, seg, opts if extent != "minimal" else None, seg_opts,
+                                  cfg_opts if extent != "minimal" else None)
                 out["rows"].append({"model": arch, "extent": extent, "segmentation": seg, **m, "per_image": per})
                 print(table_row(name, extent, seg, m), flush=True)
                 if args.by_kind:
@@ -634,6 +638,56 @@ def oracle_cmd(args: argparse.Namespace) -> None:
         rec, area, n = (np.array([r[i] for r in rs]) for i in range(3))
         print(f"| {key} | {np.mean(n):.0f} | {rec.mean():.2f} | {100 * np.mean(rec >= 0.5):.0f} % | "
               f"{100 * np.mean(rec >= 0.9):.0f} % | {area.mean():.2f} | {np.median(area):.2f} |")
+    print(f"\ncommand: python {' '.join(sys.argv)}")
+
+
+def truth_cmd(args: argparse.Namespace) -> None:
+    """Is hiding the object itself enough for the classifier? The ground truth, widened by a rim, hidden
+    with the pipeline's style and classified: the share of flagged images a model still finds unsafe.
+    No verified-safe extent can hide less than the object where that share is high (the model answers
+    to the background: a band of the blade's colour, a distractor disc)."""
+    import torch
+    from scipy import ndimage as ndi
+
+    from veil.classify import load_classifier
+    from veil.counterfactual.styles import stylize
+    from veil.pipeline import SafeguardConfig, Safeguarder
+
+    torch.set_num_threads(args.threads)
+    make = mark_set if args.data == "mark" else benchmark_set
+    items = [it for s in args.seeds for it in make(s, args.n)]
+    print(f"{len(items)} unsafe images ({args.data} data, seeds {args.seeds}); the ground truth widened by a rim "
+          f"of the given share of the longer side, hidden with the default style\n")
+    print("| model | rim | images | flagged | still unsafe, all | no band | on a band of its colour | area/GT |")
+    print("|---|---|---|---|---|---|---|---|")
+    for arch in args.archs:
+        clf = load_classifier(arch if arch.endswith(".json") else str(CACHE / arch / "model.json"))
+        name = Path(arch).parent.name if arch.endswith(".json") else arch
+        sg = Safeguarder(SafeguardConfig(models=(clf,), rationale=None), classifiers=[clf])
+        thr = np.asarray(sg.thresholds, dtype=np.float64)
+        rows: dict[float, list[tuple[bool, bool, float]]] = {r: [] for r in args.rims}
+        for it in items:
+            img, gt = it["image"], it["mask"]
+            styled = stylize(img, sg.config.style, **sg.config.style_options)
+            hidden = []
+            for rim in args.rims:
+                r = int(round(rim * max(gt.shape)))
+                m = ndi.binary_dilation(gt, iterations=r) if r > 0 else gt
+                hidden.append((rim, m, np.where(m[..., None], styled, img)))
+            sc = np.asarray(sg.unsafe_scores([img] + [h[2] for h in hidden]), dtype=np.float64)
+            if not (sc[0] > thr).any():
+                continue
+            band = any(o.get("band", False) for o in it.get("objects", []))
+            for (rim, m, _), row in zip(hidden, sc[1:], strict=True):
+                rows[rim].append((bool((row > thr).any()), band, float(m.sum() / max(int(gt.sum()), 1))))
+        for rim, rs in rows.items():
+            un = np.array([r[0] for r in rs], bool)
+            band = np.array([r[1] for r in rs], bool)
+
+            cells = [f"{100 * un[sel].mean():.0f} % of {int(sel.sum())}" if sel.any() else "—"
+                     for sel in (np.ones_like(un), ~band, band)]
+            print(f"| {name} | {rim:g} | {len(items)} | {len(rs)} | {' | '.join(cells)} | "
+                  f"{np.mean([r[2] for r in rs]):.2f} |", flush=True)
     print(f"\ncommand: python {' '.join(sys.argv)}")
 
 
@@ -777,6 +831,8 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--n", type=int, default=60, help="images per seed")
     r.add_argument("--extent-options", default="", help="JSON options for the non-minimal extents (tuning)")
     r.add_argument("--segmentation-options", default="", help='JSON, e.g. \'{"n_segments": 400}\'')
+    r.add_argument("--config-options", default="",
+                   help='JSON SafeguardConfig fields for the non-minimal extents, e.g. \'{"merge": 0}\' (tuning)')
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--json", type=Path)
     r.add_argument("--by-kind", action="store_true", help="also a row per object kind (images with that kind only)")
@@ -799,6 +855,15 @@ def main(argv: list[str] | None = None) -> None:
     e.add_argument("--seeds", type=int, nargs="+", default=[11])
     e.add_argument("--n", type=int, default=30, help="images per seed")
     e.add_argument("--threads", type=int, default=1)
+    g = sub.add_parser("truth", help="is hiding the object itself (and a rim) enough for the classifier?")
+    g.add_argument("--archs", nargs="+", default=["mobilenet_v3_small", "resnet18"],
+                   help="architectures trained by `train` (or model card paths)")
+    g.add_argument("--data", choices=["objects", "mark"], default="objects")
+    g.add_argument("--seeds", type=int, nargs="+", default=[2024])
+    g.add_argument("--n", type=int, default=40, help="images per seed")
+    g.add_argument("--rims", type=float, nargs="+", default=[0.0, 0.01, 0.03],
+                   help="rims around the ground truth, as shares of the image's longer side")
+    g.add_argument("--threads", type=int, default=1)
     w = sub.add_parser("show", help="chosen images delivered under several extent option sets, side by side")
     w.add_argument("--arch", default="resnet18", help="a card trained by `train` (or a card path)")
     w.add_argument("--seed", type=int, default=11)
@@ -811,7 +876,7 @@ def main(argv: list[str] | None = None) -> None:
     w.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     {"train": train_cmd, "run": run_cmd, "oracle": oracle_cmd, "evidence": evidence_cmd,
-     "show": show_cmd}[args.cmd](args)
+     "show": show_cmd, "truth": truth_cmd}[args.cmd](args)
 
 
 if __name__ == "__main__":

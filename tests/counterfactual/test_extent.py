@@ -761,3 +761,32 @@ def test_the_pipeline_gives_the_object_extent_its_second_look(planted_classifier
         Safeguarder(SafeguardConfig(**{**cfg.to_dict(), "models": (planted_classifier,), "extent": extent}),
                     classifiers=[planted_classifier]).run(img)
     assert callable(given["object"][0]) and given["minimal"] == [None]
+
+
+def test_closure_weighs_a_touching_region_with_its_colour_group_or_on_its_own():
+    """A red object (the counterfactual, region 27 of an 8×8 grid) beside a red band (column 4) whose piece next
+    to it (28) still carries evidence. By default (``group_delta=12``) closure weighs the whole band of that
+    colour together with the piece and hides it all; with ``group_delta=0`` it hides the piece and none of the
+    band's far pieces, each too weak alone."""
+    size = 64
+    yy, xx = np.mgrid[0:size, 0:size]
+    labels = ((yy // 8) * 8 + xx // 8).astype(np.int32)
+    band = xx // 8 == 4
+    img = np.full((size, size, 3), 120, np.uint8)
+    img[band | (labels == 27)] = (220, 30, 30)
+    styled = np.zeros_like(img)
+    weight = np.where(labels == 27, 10.0, np.where(labels == 28, 4.0, np.where(band, 0.3, 0.0)))
+
+    def model(imgs: Sequence[np.ndarray]) -> np.ndarray:  # evidence: the weighted red pixels in sight
+        z = np.array([float((weight * (np.asarray(i)[..., 0] > 128)).sum()) / 64 - 10.5 for i in imgs])
+        return (1 / (1 + np.exp(-z)))[:, None]
+
+    hide = lambda ids: np.where(np.isin(labels, ids)[..., None], styled, img)  # noqa: E731
+    assert logit(model([img]))[0] > 0 >= logit(model([hide([27])]))[0]  # the counterfactual alone makes it safe
+    kw: dict[str, Any] = {"margin": 0.0, "views": False, "complete": "none"}
+    alone = object_extent(img, styled, labels, (27,), model, np.array([0.5]), group_delta=0.0, **kw)
+    assert alone.selected == (27, 28) and alone.reasons == ("counterfactual", "closure")
+    grouped = object_extent(img, styled, labels, (27,), model, np.array([0.5]), **kw)
+    far = set(np.unique(labels[band]).tolist()) - {28}
+    assert set(grouped.selected) == {27, 28} | far and len(far) == 7
+    assert set(grouped.reasons[1:]) == {"closure"}

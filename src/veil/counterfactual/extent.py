@@ -356,7 +356,8 @@ def object_extent(
         Selected regions larger than this share are split into their superpixels.
     group_delta : float
         Lab distance under which touching regions are weighed together by margin and closure
-        (:func:`veil.segment.merge_similar`; 0: one region at a time).
+        (:func:`veil.segment.merge_similar`; 0: one region at a time, which hid less area but also
+        less of the objects on the report seeds: docs/benchmarks.md).
     attr_ratio : float
         Closure also takes a touching region with any logit gain whose mean attribution is at
         least this share of the counterfactual's (0: off).
