@@ -644,13 +644,14 @@ def oracle_cmd(args: argparse.Namespace) -> None:
 def truth_cmd(args: argparse.Namespace) -> None:
     """Is hiding the object itself enough for the classifier? The ground truth, widened by a rim, hidden
     with the pipeline's style and classified: the share of flagged images a model still finds unsafe.
-    No verified-safe extent can hide less than the object where that share is high (the model answers
-    to the background: a band of the blade's colour, a distractor disc)."""
+    No verified-safe extent can hide only the object where a model still finds the image unsafe. With
+    ``--show``, a picture of such images (the widest rim)."""
     import torch
     from scipy import ndimage as ndi
 
     from veil.classify import load_classifier
     from veil.counterfactual.styles import stylize
+    from veil.image import resize
     from veil.pipeline import SafeguardConfig, Safeguarder
 
     torch.set_num_threads(args.threads)
@@ -660,34 +661,81 @@ def truth_cmd(args: argparse.Namespace) -> None:
           f"of the given share of the longer side, hidden with the default style\n")
     print("| model | rim | images | flagged | still unsafe, all | no band | on a band of its colour | area/GT |")
     print("|---|---|---|---|---|---|---|---|")
+    shows: list[tuple[str, list[tuple[float, str, float, np.ndarray]]]] = []
     for arch in args.archs:
         clf = load_classifier(arch if arch.endswith(".json") else str(CACHE / arch / "model.json"))
         name = Path(arch).parent.name if arch.endswith(".json") else arch
         sg = Safeguarder(SafeguardConfig(models=(clf,), rationale=None), classifiers=[clf])
         thr = np.asarray(sg.thresholds, dtype=np.float64)
-        rows: dict[float, list[tuple[bool, bool, float]]] = {r: [] for r in args.rims}
+        rows: dict[Any, list[tuple[bool, bool, float]]] = {r: [] for r in args.rims}
+        if args.shapes:
+            rows = {"box, blurred": [], "filled with the ring's colour": [], **rows}
+        kept: list[tuple[float, str, float, np.ndarray]] = []  # (score after, id, score before, picture)
         for it in items:
             img, gt = it["image"], it["mask"]
             styled = stylize(img, sg.config.style, **sg.config.style_options)
-            hidden = []
+            hidden: list[tuple[Any, np.ndarray, np.ndarray]] = []
             for rim in args.rims:
                 r = int(round(rim * max(gt.shape)))
                 m = ndi.binary_dilation(gt, iterations=r) if r > 0 else gt
                 hidden.append((rim, m, np.where(m[..., None], styled, img)))
+            if args.shapes:  # not the silhouette, nor the blur's colours? (a rim of 1 %)
+                r = max(1, int(round(0.01 * max(gt.shape))))
+                m = ndi.binary_dilation(gt, iterations=r)
+                pieces, _ = ndi.label(m)
+                box, filled = m.copy(), img.copy()
+                for k, sl in enumerate(ndi.find_objects(pieces), 1):
+                    box[sl] = True  # each piece's bounding box, blurred
+                    piece = pieces == k
+                    ring = ndi.binary_dilation(piece, iterations=r) & ~m
+                    filled[piece] = img[ring].mean(0).astype(np.uint8) if ring.any() else 128  # the ring's mean colour
+                hidden[:0] = [("box, blurred", box, np.where(box[..., None], styled, img)),
+                              ("filled with the ring's colour", m, filled)]
             sc = np.asarray(sg.unsafe_scores([img] + [h[2] for h in hidden]), dtype=np.float64)
             if not (sc[0] > thr).any():
                 continue
             band = any(o.get("band", False) for o in it.get("objects", []))
             for (rim, m, _), row in zip(hidden, sc[1:], strict=True):
                 rows[rim].append((bool((row > thr).any()), band, float(m.sum() / max(int(gt.sum()), 1))))
+            if args.show and (sc[-1] > thr).any():  # still unsafe with the widest rim hidden: a small copy, outlined
+                m, shown = hidden[-1][1], hidden[-1][2].copy()
+                shown[ndi.binary_dilation(m, iterations=max(1, max(gt.shape) // 200)) & ~m] = (0, 255, 0)
+                size = fit_within(shown.shape, 384)
+                kept.append((float(sc[-1].max()), it["id"], float(sc[0].max()),
+                             shown if size == shown.shape[:2] else resize(shown, size)))
+                kept = sorted(kept, key=lambda k: -k[0])[: args.show_n]
+        shows.append((name, kept))
         for rim, rs in rows.items():
             un = np.array([r[0] for r in rs], bool)
             band = np.array([r[1] for r in rs], bool)
 
             cells = [f"{100 * un[sel].mean():.0f} % of {int(sel.sum())}" if sel.any() else "—"
                      for sel in (np.ones_like(un), ~band, band)]
-            print(f"| {name} | {rim:g} | {len(items)} | {len(rs)} | {' | '.join(cells)} | "
+            print(f"| {name} | {rim if isinstance(rim, str) else format(rim, 'g')} | {len(items)} | {len(rs)} | "
+                  f"{' | '.join(cells)} | "
                   f"{np.mean([r[2] for r in rs]):.2f} |", flush=True)
+    if args.show:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        cols = max(1, max(len(k) for _, k in shows))
+        fig, axes = plt.subplots(len(shows), cols, figsize=(2.8 * cols, 2.5 * len(shows)), squeeze=False)
+        for i, (name, kept) in enumerate(shows):
+            for j in range(cols):
+                ax = axes[i][j]
+                ax.axis("off")
+                if j < len(kept):
+                    after, rid, before, pic = kept[j]
+                    ax.imshow(pic)
+                    ax.set_title(f"{name} {rid}: unsafe {before:.2f} → {after:.2f}", fontsize=7)
+        fig.suptitle(f"Still unsafe with the object and a rim of {args.rims[-1]:g} of the longer side hidden "
+                     "(green: the hidden area's outline)", fontsize=8)
+        fig.tight_layout()
+        fig.savefig(args.show, dpi=100)
+        plt.close(fig)
+        print(f"wrote {args.show}")
     print(f"\ncommand: python {' '.join(sys.argv)}")
 
 
@@ -864,6 +912,11 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--rims", type=float, nargs="+", default=[0.0, 0.01, 0.03],
                    help="rims around the ground truth, as shares of the image's longer side")
     g.add_argument("--threads", type=int, default=1)
+    g.add_argument("--shapes", action="store_true",
+                   help="also hide each object's bounding box (blurred), and the object with a 1 %% rim filled "
+                        "with the mean colour of a ring around it (is it the silhouette, or the blur's colours?)")
+    g.add_argument("--show", type=Path, help="PNG of the images still unsafe with the widest rim hidden")
+    g.add_argument("--show-n", type=int, default=4, help="images per model in --show (the highest scores)")
     w = sub.add_parser("show", help="chosen images delivered under several extent option sets, side by side")
     w.add_argument("--arch", default="resnet18", help="a card trained by `train` (or a card path)")
     w.add_argument("--seed", type=int, default=11)
