@@ -708,7 +708,6 @@ def truth_cmd(args: argparse.Namespace) -> None:
         for rim, rs in rows.items():
             un = np.array([r[0] for r in rs], bool)
             band = np.array([r[1] for r in rs], bool)
-
             cells = [f"{100 * un[sel].mean():.0f} % of {int(sel.sum())}" if sel.any() else "—"
                      for sel in (np.ones_like(un), ~band, band)]
             print(f"| {name} | {rim if isinstance(rim, str) else format(rim, 'g')} | {len(items)} | {len(rs)} | "

@@ -781,8 +781,8 @@ def test_closure_weighs_a_touching_region_with_its_colour_group_or_on_its_own():
         z = np.array([float((weight * (np.asarray(i)[..., 0] > 128)).sum()) / 64 - 10.5 for i in imgs])
         return (1 / (1 + np.exp(-z)))[:, None]
 
-    hide = lambda ids: np.where(np.isin(labels, ids)[..., None], styled, img)  # noqa: E731
-    assert logit(model([img]))[0] > 0 >= logit(model([hide([27])]))[0]  # the counterfactual alone makes it safe
+    without_27 = np.where((labels == 27)[..., None], styled, img)
+    assert logit(model([img]))[0] > 0 >= logit(model([without_27]))[0]  # the counterfactual alone makes it safe
     kw: dict[str, Any] = {"margin": 0.0, "views": False, "complete": "none"}
     alone = object_extent(img, styled, labels, (27,), model, np.array([0.5]), group_delta=0.0, **kw)
     assert alone.selected == (27, 28) and alone.reasons == ("counterfactual", "closure")
