@@ -662,6 +662,13 @@ def truth_cmd(args: argparse.Namespace) -> None:
     print("| model | rim | images | flagged | still unsafe, all | no band | on a band of its colour | area/GT |")
     print("|---|---|---|---|---|---|---|---|")
     shows: list[tuple[str, list[tuple[float, str, float, np.ndarray]]]] = []
+    splits: list[tuple[str, float, dict[bool, list[dict[str, Any]]]]] = []
+    runs: dict[tuple[str, str], dict[str, Any]] = {}  # (model, image id) → a `run --json` row of the object extent
+    for path in args.run or []:
+        for row in json.loads(Path(path).read_text())["rows"]:
+            if row["extent"] == args.run_extent:
+                model = Path(row["model"]).parent.name if row["model"].endswith(".json") else row["model"]
+                runs.update({(model, r["id"]): r for r in row["per_image"] if r["found"]})
     for arch in args.archs:
         clf = load_classifier(arch if arch.endswith(".json") else str(CACHE / arch / "model.json"))
         name = Path(arch).parent.name if arch.endswith(".json") else arch
@@ -671,6 +678,8 @@ def truth_cmd(args: argparse.Namespace) -> None:
         if args.shapes:
             rows = {"box, blurred": [], "filled with the ring's colour": [], **rows}
         kept: list[tuple[float, str, float, np.ndarray]] = []  # (score after, id, score before, picture)
+        rim_split = min((r for r in args.rims if r > 0), default=args.rims[0])  # (for --run)
+        split: dict[bool, list[dict[str, Any]]] = {True: [], False: []}  # enough? → the run's rows
         for it in items:
             img, gt = it["image"], it["mask"]
             styled = stylize(img, sg.config.style, **sg.config.style_options)
@@ -697,6 +706,8 @@ def truth_cmd(args: argparse.Namespace) -> None:
             band = any(o.get("band", False) for o in it.get("objects", []))
             for (rim, m, _), row in zip(hidden, sc[1:], strict=True):
                 rows[rim].append((bool((row > thr).any()), band, float(m.sum() / max(int(gt.sum()), 1))))
+                if rim == rim_split and (name, it["id"]) in runs:
+                    split[not bool((row > thr).any())].append(runs[(name, it["id"])])
             if args.show and (sc[-1] > thr).any():  # still unsafe with the widest rim hidden: a small copy, outlined
                 m, shown = hidden[-1][1], hidden[-1][2].copy()
                 shown[ndi.binary_dilation(m, iterations=max(1, max(gt.shape) // 200)) & ~m] = (0, 255, 0)
@@ -705,6 +716,7 @@ def truth_cmd(args: argparse.Namespace) -> None:
                              shown if size == shown.shape[:2] else resize(shown, size)))
                 kept = sorted(kept, key=lambda k: -k[0])[: args.show_n]
         shows.append((name, kept))
+        splits.append((name, rim_split, split))
         for rim, rs in rows.items():
             un = np.array([r[0] for r in rs], bool)
             band = np.array([r[1] for r in rs], bool)
@@ -713,6 +725,18 @@ def truth_cmd(args: argparse.Namespace) -> None:
             print(f"| {name} | {rim if isinstance(rim, str) else format(rim, 'g')} | {len(items)} | {len(rs)} | "
                   f"{' | '.join(cells)} | "
                   f"{np.mean([r[2] for r in rs]):.2f} |", flush=True)
+    if runs:
+        print(f"\nThe {args.run_extent} extent's masks (from {', '.join(map(str, args.run))}), split by whether hiding "
+              "the object with the rim below is enough for the model:\n")
+        print("| model | rim | object hidden enough | images | area/GT mean | median | recall mean | recall ≥ 0.5 |")
+        print("|---|---|---|---|---|---|---|---|")
+        for name, rim, split in splits:
+            for enough in (True, False):
+                rs = split[enough]
+                if rs:
+                    ratio, rec = np.array([r["ratio"] for r in rs]), np.array([r["recall"] for r in rs])
+                    print(f"| {name} | {rim:g} | {'yes' if enough else 'no'} | {len(rs)} | {ratio.mean():.2f} | "
+                          f"{np.median(ratio):.2f} | {rec.mean():.3f} | {100 * np.mean(rec >= 0.5):.0f} % |")
     if args.show:
         import matplotlib
 
@@ -916,6 +940,10 @@ def main(argv: list[str] | None = None) -> None:
                         "with the mean colour of a ring around it (is it the silhouette, or the blur's colours?)")
     g.add_argument("--show", type=Path, help="PNG of the images still unsafe with the widest rim hidden")
     g.add_argument("--show-n", type=int, default=4, help="images per model in --show (the highest scores)")
+    g.add_argument("--run", type=Path, nargs="+",
+                   help="`run --json` files of the same images: their masks' area and recall, split by whether "
+                        "hiding the object (the smallest positive rim) is enough")
+    g.add_argument("--run-extent", default="object", help="the extent whose rows --run reads")
     w = sub.add_parser("show", help="chosen images delivered under several extent option sets, side by side")
     w.add_argument("--arch", default="resnet18", help="a card trained by `train` (or a card path)")
     w.add_argument("--seed", type=int, default=11)
