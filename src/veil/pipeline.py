@@ -375,11 +375,11 @@ class Safeguarder:
         wh, ww = work.shape[:2]
         t = time.perf_counter()
         attribution, used = self.attribute(work, before)
-        timings["attribution"] = timings.get("attribution", 0.0) + time.perf_counter() - t
+        timings["attribution"] = time.perf_counter() - t
 
         t = time.perf_counter()
         seg_image, segments = self._segment(work, attribution)
-        timings["segmentation"] = timings.get("segmentation", 0.0) + time.perf_counter() - t
+        timings["segmentation"] = time.perf_counter() - t
 
         styled = stylize(work, cfg.style, **cfg.style_options)
         found = self._search_levels(work, styled, seg_image, segments, attribution, timings)
