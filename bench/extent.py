@@ -9,7 +9,9 @@ Data built to expose the two failures of issue #12, with exact ground-truth mask
   tapered blade with a small dark handle, over textured photos and, in a third of the
   cases, across a band painted in the blade's own colour (the colour merge joins them).
 * one or **two** unsafe objects per image; **harmless distractors** (dark discs, plain grey
-  sticks, brown blocks) in both classes; image longer sides from 256 to 2000 pixels.
+  sticks, brown blocks) in both classes, and a band of a blade's colour across a fifth of the safe
+  training images (so that the band alone is no evidence; before 2026-12-03 it was drawn only under
+  blades, and `train --safe-band 0` gives that data back); image longer sides from 256 to 2000 pixels.
 
 Steps::
 
@@ -181,7 +183,7 @@ def _silver(rng: np.random.Generator) -> tuple[int, int, int]:
 
 
 def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
-            n_distractors: tuple[int, int] = (1, 3), same_colour: float = 0.35,
+            n_distractors: tuple[int, int] = (1, 3), same_colour: float = 0.35, safe_band: float = 0.0,
             objects: list[dict[str, Any]] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Plant ``n_unsafe`` objects (bombs / blades) and distractors on a copy of ``background``.
 
@@ -191,10 +193,23 @@ def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
     and its ``parts`` as masks (bomb: spark, fuse, body; blade: handle, blade), with the same
     occlusion as the ground truth. Recording them draws no random numbers: the images are the
     same with or without.
+
+    ``safe_band``: the chance that an image with no unsafe object (``n_unsafe=0``) gets a band of
+    a blade's colour across it anyway, a harmless background. Without it, such a band appears only
+    under blades, and a classifier learns the band as evidence (measured in docs/benchmarks.md).
+    It draws random numbers only when ``n_unsafe`` is 0, so the unsafe images are the same; such a
+    band is recorded in ``objects`` as ``{"kind": "band", "band": True, "parts": {}}``.
     """
     h, w = background.shape[:2]
     short = min(h, w)
     cv = Canvas(background)
+    if n_unsafe == 0 and safe_band > 0 and rng.random() < safe_band:
+        bw = short * rng.uniform(0.15, 0.35)
+        band = [(-2 * max(h, w), -bw / 2), (2 * max(h, w), -bw / 2), (2 * max(h, w), bw / 2), (-2 * max(h, w), bw / 2)]
+        a = cv.shape([(_rot(band, rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, np.pi)), _silver(rng))])
+        cv.image += rng.normal(0, 6, size=(h, w, 1)).astype(np.float32) * a[..., None]  # light texture
+        if objects is not None:
+            objects.append({"kind": "band", "band": True, "parts": {}})
     kinds = [str(rng.choice(["bomb", "blade"])) for _ in range(n_unsafe)]
     items = kinds + ["distractor"] * int(rng.integers(n_distractors[0], n_distractors[1] + 1))
     rng.shuffle(items)  # type: ignore[arg-type]
@@ -287,18 +302,27 @@ def _shape(rng: np.random.Generator, side: int) -> tuple[int, int]:
     return (side, int(round(side * aspect))) if aspect < 1 else (int(round(side / aspect)), side)
 
 
+# Share of safe images with a band of a blade's colour across them: about the share of unsafe
+# training images with a blade on such a band (one or two objects, p_two 0.25, half of them blades,
+# 35 % of those on a band: 0.21), so that a band alone says nothing about the class.
+SAFE_BAND = 0.2
+
+
 def sample(bgs: list[np.ndarray], rng: np.random.Generator, side: int, *, unsafe: bool,
-           p_two: float = 0.25, objects: list[dict[str, Any]] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+           p_two: float = 0.25, safe_band: float = SAFE_BAND,
+           objects: list[dict[str, Any]] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     h, w = _shape(rng, side)
     bg = random_crop(bgs[int(rng.integers(len(bgs)))], (h, w), rng)
     n = (2 if rng.random() < p_two else 1) if unsafe else 0
-    return compose(bg, rng, n_unsafe=n, objects=objects)
+    return compose(bg, rng, n_unsafe=n, safe_band=safe_band, objects=objects)
 
 
-def synthesize(out: Path, n: int, seed: int, side: int) -> None:
+def synthesize(out: Path, n: int, seed: int, side: int, safe_band: float = SAFE_BAND) -> None:
     """``n`` training composites (half unsafe) as an ImageFolder ``out/{safe,unsafe}``; skipped if done."""
     stamp = out / "DONE.json"
-    meta = {"n": n, "seed": seed, "side": side}
+    meta: dict[str, Any] = {"n": n, "seed": seed, "side": side}
+    if safe_band:
+        meta["safe_band"] = safe_band
     if stamp.is_file() and json.loads(stamp.read_text()) == meta:
         return
     for cls in ("safe", "unsafe"):
@@ -306,7 +330,7 @@ def synthesize(out: Path, n: int, seed: int, side: int) -> None:
     bgs = backgrounds("train")
     rng = np.random.default_rng(seed)
     for i in range(n):
-        img, _, _ = sample(bgs, rng, side, unsafe=bool(i % 2))
+        img, _, _ = sample(bgs, rng, side, unsafe=bool(i % 2), safe_band=safe_band)
         Image.fromarray(img).save(out / ("unsafe" if i % 2 else "safe") / f"{i:05d}.png", compress_level=1)
     stamp.write_text(json.dumps(meta))
 
@@ -320,6 +344,19 @@ def benchmark_set(seed: int, n: int, sides: Sequence[int] = (256, 512, 1024, 200
         objects: list[dict[str, Any]] = []
         img, mask, kinds = sample(bgs, rng, int(sides[i % len(sides)]), unsafe=True, p_two=0.3, objects=objects)
         out.append({"id": f"{seed}-{i:03d}", "image": img, "mask": mask, "kinds": kinds, "objects": objects})
+    return out
+
+
+def safe_set(seed: int, n: int, sides: Sequence[int] = (256, 512, 1024, 2000)) -> list[dict[str, Any]]:
+    """``n`` safe images drawn like the benchmark's (held-out photos, distractors, a band of a blade's
+    colour on some) but with no unsafe object: what a model flags here it flags without any object."""
+    bgs = backgrounds("test", max_side=800)
+    rng = np.random.default_rng(10_000 + seed)
+    out = []
+    for i in range(n):
+        objects: list[dict[str, Any]] = []
+        img, _, _ = sample(bgs, rng, int(sides[i % len(sides)]), unsafe=False, objects=objects)
+        out.append({"id": f"safe-{seed}-{i:03d}", "image": img, "band": bool(objects)})
     return out
 
 
@@ -359,7 +396,7 @@ def mark_set(seed: int, n: int, sides: Sequence[int] = (256, 512, 1024, 2000)) -
 def train_cmd(args: argparse.Namespace) -> None:
     data = CACHE / "data"
     t = time.monotonic()
-    synthesize(data, args.n, args.seed, args.side)
+    synthesize(data, args.n, args.seed, args.side, args.safe_band)
     print(f"data: {data} ({args.n} images, {time.monotonic() - t:.0f} s)", flush=True)
     card = CACHE / (args.name or args.arch) / "model.json"
     cmd = [sys.executable, "-m", "veil.cli", "train", str(data), "--arch", args.arch, "--out", str(card),
@@ -664,6 +701,8 @@ def truth_cmd(args: argparse.Namespace) -> None:
     shows: list[tuple[str, list[tuple[float, str, float, np.ndarray]]]] = []
     splits: list[tuple[str, float, dict[bool, list[dict[str, Any]]]]] = []
     runs: dict[tuple[str, str], dict[str, Any]] = {}  # (model, image id) → a `run --json` row of the object extent
+    safe = [it for s in args.seeds for it in safe_set(s, args.safe_n)] if args.data == "objects" and args.safe_n else []
+    fprs: list[tuple[str, list[str]]] = []
     for path in args.run or []:
         for row in json.loads(Path(path).read_text())["rows"]:
             if row["extent"] == args.run_extent:
@@ -717,6 +756,10 @@ def truth_cmd(args: argparse.Namespace) -> None:
                 kept = sorted(kept, key=lambda k: -k[0])[: args.show_n]
         shows.append((name, kept))
         splits.append((name, rim_split, split))
+        if safe:  # the baseline: what the model flags with no unsafe object at all
+            fl = np.array([(bool((sg.unsafe_scores([it["image"]])[0] > thr).any()), it["band"]) for it in safe], bool)
+            fprs.append((name, [f"{100 * fl[sel, 0].mean():.0f} % of {int(sel.sum())}" if sel.any() else "—"
+                                for sel in (np.ones(len(fl), bool), ~fl[:, 1], fl[:, 1])]))
         for rim, rs in rows.items():
             un = np.array([r[0] for r in rs], bool)
             band = np.array([r[1] for r in rs], bool)
@@ -725,6 +768,13 @@ def truth_cmd(args: argparse.Namespace) -> None:
             print(f"| {name} | {rim if isinstance(rim, str) else format(rim, 'g')} | {len(items)} | {len(rs)} | "
                   f"{' | '.join(cells)} | "
                   f"{np.mean([r[2] for r in rs]):.2f} |", flush=True)
+    if fprs:
+        print(f"\nSafe images drawn the same way with no unsafe object ({args.safe_n} per seed, `safe_set`): "
+              "the share each model flags anyway\n")
+        print("| model | flagged, all | no band | with a band of a blade's colour |")
+        print("|---|---|---|---|")
+        for name, cells in fprs:
+            print(f"| {name} | {' | '.join(cells)} |")
     if runs:
         print(f"\nThe {args.run_extent} extent's masks (from {', '.join(map(str, args.run))}), split by whether hiding "
               "the object with the rim below is enough for the model:\n")
@@ -890,6 +940,9 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--safe-band", type=float, default=SAFE_BAND,
+                   help="share of safe training images with a band of a blade's colour across them "
+                        "(0: bands only under blades, the cards before 2026-12-03)")
     r = sub.add_parser("run", help="run the benchmark")
     r.add_argument("--archs", nargs="+", default=["mobilenet_v3_small", "resnet18"],
                    help="architectures trained by `train` (or model card paths)")
@@ -944,6 +997,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="`run --json` files of the same images: their masks' area and recall, split by whether "
                         "hiding the object (the smallest positive rim) is enough")
     g.add_argument("--run-extent", default="object", help="the extent whose rows --run reads")
+    g.add_argument("--safe-n", type=int, default=120,
+                   help="safe images per seed, drawn the same way with no unsafe object: the share each model "
+                        "flags anyway (0: skip)")
     w = sub.add_parser("show", help="chosen images delivered under several extent option sets, side by side")
     w.add_argument("--arch", default="resnet18", help="a card trained by `train` (or a card path)")
     w.add_argument("--seed", type=int, default=11)

@@ -546,6 +546,30 @@ def test_complete_hides_a_body_behind_its_outline():
     assert model.logits([np.where(hidden[..., None], styled, img)])[0] <= 0
 
 
+class MarginLosingModel(BigBombModel):
+    """Unsafe while the spark is in sight; safe by 3 logits without it, but by only 0.5 once the body is
+    hidden too (a blurred body that the model half takes for one): the growth to the body loses the margin."""
+
+    def logits(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        return np.array([8.0 if s > 0.5 else (-0.5 if b < 0.5 else -3.0) for s, b in map(self.parts, images)])
+
+
+def test_complete_keeps_a_growth_that_stays_safe_but_loses_the_margin_unless_asked_for_the_margin():
+    img, body, spark, labels, _ = outlined_bomb()
+    model = MarginLosingModel(img, body, spark)
+    styled = stylize(img, "fill")
+    kept = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete_smooth=0)
+    strict = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete_smooth=0,
+                    complete_limit="margin")
+    hidden_kept, hidden_strict = (np.isin(o.labels, o.selected) for o in (kept, strict))
+    assert hidden_kept[body].mean() > 0.95 and "object" in kept.reasons
+    assert hidden_strict[body].mean() < 0.1
+    for hidden, most in ((hidden_kept, 0.0), (hidden_strict, -1.0)):  # safe; with the margin when asked
+        assert model.logits([np.where(hidden[..., None], styled, img)])[0] <= most
+    with pytest.raises(InvalidParameterError, match="complete_limit"):
+        extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete_limit="strict")
+
+
 def test_complete_falls_back_to_the_growth_without_outlines_when_that_one_is_refused():
     """When the growth found behind outlines is refused (here: it would pass the bound on the hidden
     share), the smaller growths are tried in turn (one round, then without looking through), rather

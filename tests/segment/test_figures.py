@@ -102,6 +102,22 @@ def test_a_smooth_part_on_a_grained_ground_of_its_own_colour_is_taken_as_a_smoot
     assert not added[60:100, 130:].any()
 
 
+@pytest.mark.parametrize("seed_", [0, 1, 2, 3])
+def test_a_smooth_hidden_part_does_not_join_a_smooth_patch_to_the_smooth_ground_beyond_it(seed_):
+    # The handle (hidden, smooth) reaches out of the band into a smooth sky that runs to the image's edge.
+    # Joined through the handle, blade and sky would be one smooth patch reaching the edge: no figure.
+    img, seed, blade = _blade_on_its_band(seed_)
+    img[:60] = (120, 160, 220)  # a smooth sky above the band, edge to edge
+    img[52:88, 30:50] = (60, 35, 20)  # a longer handle, from the sky into the band
+    seed[:] = False
+    seed[52:88, 30:50] = True
+    out = attached_figures(img, seed)
+    assert out[blade].mean() > 0.8
+    added = out & ~seed
+    assert not added[:50].any()  # not the sky
+    assert added.sum() <= 2 * blade.sum()
+
+
 def test_grain_is_zero_on_smooth_surfaces_and_clean_edges():
     img = _canvas(5)
     img[40:120, 40:160] = (200, 30, 30)  # a smooth red block with clean edges

@@ -19,7 +19,8 @@ separate an object from a region of its own colour by colour alone. So, unless `
 a second kind of figure is taken too: a *smooth patch* (a connected piece where the full-size
 image has no grain, :func:`grain`) attached to a seed piece, enclosed as above, on a ground that
 is grained. A smooth blade on a grained band of its own colour is one segment with the band by
-colour, and a smooth patch of its own.
+colour, and a smooth patch of its own. Patches are cut at the seed: a smooth seed (a handle reaching
+out of the band into a smooth sky) does not join the blade and the sky into one patch.
 
 A segment touching a seed piece that is a rim or a thin curve (an object's outline, an
 anti-aliased edge, a fuse) is looked through (``through``): the segments beyond it are candidates
@@ -375,7 +376,7 @@ def _smooth_patches(grained: np.ndarray, hs: np.ndarray, *, grow: float, smooth:
     from scipy import ndimage as ndi
 
     sh, sw = hs.shape
-    comp, _ = ndi.label(grained < smooth)  # 0: not smooth
+    comp, _ = ndi.label((grained < smooth) & ~hs)  # 0: not smooth, or hidden (a hidden part joins no patches)
     out = hs.copy()
     taken: set[int] = set()
     for s, (ys, xs), count in _attached(comp, hs, taken, grow=grow, max_region=max_region, reach=2 + widen,

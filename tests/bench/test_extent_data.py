@@ -1,0 +1,58 @@
+"""The extent benchmark's generator (``bench/extent.py``): a band of a blade's colour is not evidence.
+
+Before 2026-12-03 such a band was drawn only under blades, so the benchmark's classifiers learned
+the band itself as unsafe. ``safe_band`` puts it on safe images too without changing the unsafe ones.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def gen():
+    spec = importlib.util.spec_from_file_location("veil_bench_extent", ROOT / "bench" / "extent.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _background(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(60, 200, size=(96, 128, 3), dtype=np.uint8)
+
+
+def test_safe_band_leaves_unsafe_images_as_they_were(gen):
+    for seed in range(4):
+        a = gen.compose(_background(seed), np.random.default_rng(seed), n_unsafe=1, safe_band=0.0)
+        b = gen.compose(_background(seed), np.random.default_rng(seed), n_unsafe=1, safe_band=1.0)
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+
+
+def test_safe_band_draws_a_harmless_band_of_a_blades_colour(gen):
+    dark = np.full((96, 128, 3), 30, np.uint8)  # so that every pixel of a silver band stands out
+    objects: list[dict] = []
+    img, mask, kinds = gen.compose(dark, np.random.default_rng(0), n_unsafe=0, n_distractors=(0, 0),
+                                   safe_band=1.0, objects=objects)
+    plain, _, _ = gen.compose(dark, np.random.default_rng(0), n_unsafe=0, n_distractors=(0, 0),
+                              safe_band=0.0)
+    assert kinds == [] and not mask.any()  # nothing unsafe: no ground truth
+    assert objects == [{"kind": "band", "band": True, "parts": {}}]
+    changed = np.abs(img.astype(int) - plain.astype(int)).max(axis=2) > 20
+    assert changed.any() and not changed.all()
+    grey = img[changed].astype(int)
+    assert grey.mean() > 100 and np.abs(grey[:, 0] - grey[:, 2]).mean() < 40  # silver-grey, as blades are
+    # across the image through a random point: on average a good part of it, never all of it
+    shares = []
+    for seed in range(1, 13):
+        img, _, _ = gen.compose(dark, np.random.default_rng(seed), n_unsafe=0, n_distractors=(0, 0), safe_band=1.0)
+        shares.append((np.abs(img.astype(int) - 30).max(axis=2) > 20).mean())
+    assert 0.1 < np.mean(shares) and max(shares) < 0.9
