@@ -182,6 +182,17 @@ def _silver(rng: np.random.Generator) -> tuple[int, int, int]:
     return (g, g + int(rng.integers(0, 10)), min(255, g + int(rng.integers(5, 25))))
 
 
+def paint_band(cv: Canvas, rng: np.random.Generator, width: float, cx: float, cy: float, angle: float,
+               colour: tuple[int, int, int]) -> np.ndarray:
+    """A broad, lightly textured band of ``colour`` across the whole canvas through ``(cx, cy)``.
+    Returns its coverage; draws random numbers only for the texture."""
+    reach = 2 * max(cv.h, cv.w)
+    band = [(-reach, -width / 2), (reach, -width / 2), (reach, width / 2), (-reach, width / 2)]
+    a = cv.shape([(_rot(band, cx, cy, angle), colour)])
+    cv.image += rng.normal(0, 6, size=(cv.h, cv.w, 1)).astype(np.float32) * a[..., None]  # light texture
+    return a
+
+
 def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
             n_distractors: tuple[int, int] = (1, 3), same_colour: float = 0.35, safe_band: float = 0.0,
             objects: list[dict[str, Any]] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -204,10 +215,8 @@ def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
     short = min(h, w)
     cv = Canvas(background)
     if n_unsafe == 0 and safe_band > 0 and rng.random() < safe_band:
-        bw = short * rng.uniform(0.15, 0.35)
-        band = [(-2 * max(h, w), -bw / 2), (2 * max(h, w), -bw / 2), (2 * max(h, w), bw / 2), (-2 * max(h, w), bw / 2)]
-        a = cv.shape([(_rot(band, rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, np.pi)), _silver(rng))])
-        cv.image += rng.normal(0, 6, size=(h, w, 1)).astype(np.float32) * a[..., None]  # light texture
+        paint_band(cv, rng, short * rng.uniform(0.15, 0.35), rng.uniform(0, w), rng.uniform(0, h),
+                   rng.uniform(0, np.pi), _silver(rng))
         if objects is not None:
             objects.append({"kind": "band", "band": True, "parts": {}})
     kinds = [str(rng.choice(["bomb", "blade"])) for _ in range(n_unsafe)]
@@ -249,11 +258,7 @@ def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
             on_band = bool(rng.random() < same_colour)
             if on_band:
                 # a broad band of the blade's own colour (lightly textured) under and across the blade
-                bw = short * rng.uniform(0.15, 0.35)
-                band = [(-2 * max(h, w), -bw / 2), (2 * max(h, w), -bw / 2), (2 * max(h, w), bw / 2), (-2 * max(h, w), bw / 2)]
-                ang2 = angle + rng.uniform(-0.5, 0.5)
-                a = cv.shape([(_rot(band, cx, cy, ang2), colour)])
-                cv.image += rng.normal(0, 6, size=(h, w, 1)).astype(np.float32) * a[..., None]  # light texture
+                a = paint_band(cv, rng, short * rng.uniform(0.15, 0.35), cx, cy, angle + rng.uniform(-0.5, 0.5), colour)
                 mask &= ~(a > 0.5)
                 hide_under(a)
             a = draw_blade(cv, rng, cx, cy, length, width, angle, colour, parts=parts)
@@ -378,10 +383,8 @@ def mark_set(seed: int, n: int, sides: Sequence[int] = (256, 512, 1024, 2000)) -
         if rng.random() < 1 / 3:  # a band of the mark's red across the photo
             cv = Canvas(bg)
             short = min(h, w)
-            bw = short * rng.uniform(0.15, 0.35)
-            band = [(-2 * max(h, w), -bw / 2), (2 * max(h, w), -bw / 2), (2 * max(h, w), bw / 2), (-2 * max(h, w), bw / 2)]
-            a = cv.shape([(_rot(band, rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, np.pi)), (215, 25, 30))])
-            cv.image += rng.normal(0, 6, size=(h, w, 1)).astype(np.float32) * a[..., None]
+            paint_band(cv, rng, short * rng.uniform(0.15, 0.35), rng.uniform(0, w), rng.uniform(0, h),
+                       rng.uniform(0, np.pi), (215, 25, 30))
             bg = cv.result()
         img, mask = make_composite(bg, rng, with_symbol=True, n_distractors=(1, 3))
         kinds = ["mark"]
