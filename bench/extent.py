@@ -589,6 +589,81 @@ def worst_cases(clf: Any, items: list[dict[str, Any]], per: dict[str, list[dict[
     plt.close(fig)
 
 
+#: The issue's targets for the default extent: (recall mean, area/GT mean) and (share ≥ 0.5, area/GT median).
+TARGETS = {"mean": (0.9, 2.0), "median": (0.95, 1.5)}
+
+
+def run_label(data: dict[str, Any], row: dict[str, Any]) -> str:
+    """A variant's label: its extent, and the options the run was given (read from its command line when
+    the file predates the ``extent_options`` key)."""
+    if row["extent"] == "minimal":
+        return "minimal"
+    opts = data.get("extent_options")
+    if opts is None:
+        cmd = data.get("command", "")
+        opts = cmd.split("--extent-options ", 1)[1].split(" --", 1)[0] if "--extent-options " in cmd else ""
+    if isinstance(opts, dict):
+        opts = json.dumps(opts) if opts else ""
+    return f"{row['extent']} {opts}".strip() if opts and opts != "{}" else f"{row['extent']} (default)"
+
+
+def frontier_cmd(args: argparse.Namespace) -> None:
+    """Recall against area/GT for every row of the given `run --json` files, one panel pair per model,
+    with the targets' corner shaded: where each measured variant lies on the trade of hiding more of
+    the object for more area."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    labels = list(args.labels or [])
+    for k, path in enumerate(args.runs):
+        data = json.loads(Path(path).read_text())
+        for row in data["rows"]:
+            if row.get("kind"):  # (--by-kind rows)
+                continue
+            model = Path(row["model"]).parent.name if str(row["model"]).endswith(".json") else row["model"]
+            name = labels[k] if k < len(labels) and row["extent"] != "minimal" else run_label(data, row)
+            if all(name != n for n, _ in points.get(model, [])):
+                points.setdefault(model, []).append((name, row))
+    if not points:
+        raise SystemExit("no rows in the given files")
+    print("| model | variant | recall mean | recall ≥ 0.5 | area/GT mean | area/GT median | s/img |")
+    print("|---|---|---|---|---|---|---|")
+    for model, pts in points.items():
+        for name, r in sorted(pts, key=lambda t: t[1]["ratio_mean"]):
+            print(f"| {model} | {name} | {r['recall']:.3f} | {100 * r['recall_50']:.0f} % | {r['ratio_mean']:.2f} | "
+                  f"{r['ratio_median']:.2f} | {r['seconds']:.2f} |")
+    fig, axes = plt.subplots(len(points), 2, figsize=(11, 4.2 * len(points)), squeeze=False)
+    for i, (model, pts) in enumerate(points.items()):
+        for j, (kind, (ry, rx), ykey, xkey, ylab, xlab) in enumerate([
+                ("mean", TARGETS["mean"], "recall", "ratio_mean", "recall mean", "area / ground truth, mean"),
+                ("median", TARGETS["median"], "recall_50", "ratio_median", "share of images with recall ≥ 0.5",
+                 "area / ground truth, median")]):
+            ax = axes[i][j]
+            xs = [r[xkey] for _, r in pts]
+            ax.fill_between([0, rx], ry, 1.02, color="tab:green", alpha=0.15, label="target")
+            for name, r in pts:
+                default = name.endswith("(default)")
+                ax.scatter(r[xkey], r[ykey], s=60 if default else 30, marker="*" if default else "o",
+                           color="tab:red" if default else "tab:blue", zorder=3)
+                ax.annotate(name, (r[xkey], r[ykey]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            ax.set_xlim(0, max(max(xs), rx) * 1.15)
+            ax.set_ylim(min(0.0, min(r[ykey] for _, r in pts)) if kind == "median" else
+                        max(0.0, min(r[ykey] for _, r in pts) - 0.1), 1.02)
+            ax.set_xlabel(xlab)
+            ax.set_ylabel(ylab)
+            ax.set_title(f"{model}", fontsize=9)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(args.title or "recall against area: measured variants of the object extent", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=110)
+    plt.close(fig)
+    print(f"wrote {args.out}")
+
+
 def run_cmd(args: argparse.Namespace) -> None:
     import torch
 
@@ -601,6 +676,7 @@ def run_cmd(args: argparse.Namespace) -> None:
     opts = json.loads(args.extent_options) if args.extent_options else {}
     seg_opts = json.loads(args.segmentation_options) if args.segmentation_options else {}
     cfg_opts = json.loads(args.config_options) if args.config_options else {}
+    out["extent_options"], out["config_options"] = opts, cfg_opts
     print(f"{len(items)} unsafe images ({args.data} data, seeds {args.seeds}, longer sides 256/512/1024/2000)\n",
           flush=True)
     print(HEADER)
@@ -1003,6 +1079,12 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--safe-n", type=int, default=120,
                    help="safe images per seed, drawn the same way with no unsafe object: the share each model "
                         "flags anyway (0: skip)")
+    f = sub.add_parser("frontier", help="recall against area/GT of the rows of several `run --json` files, "
+                                        "with the targets shaded (where each variant lies on the trade)")
+    f.add_argument("runs", type=Path, nargs="+", help="`run --json` files")
+    f.add_argument("--labels", nargs="*", help="a label per file for its non-minimal rows (default: its options)")
+    f.add_argument("--title")
+    f.add_argument("--out", type=Path, required=True)
     w = sub.add_parser("show", help="chosen images delivered under several extent option sets, side by side")
     w.add_argument("--arch", default="resnet18", help="a card trained by `train` (or a card path)")
     w.add_argument("--seed", type=int, default=11)
@@ -1015,7 +1097,7 @@ def main(argv: list[str] | None = None) -> None:
     w.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     {"train": train_cmd, "run": run_cmd, "oracle": oracle_cmd, "evidence": evidence_cmd,
-     "show": show_cmd, "truth": truth_cmd}[args.cmd](args)
+     "show": show_cmd, "truth": truth_cmd, "frontier": frontier_cmd}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,54 @@
+"""``bench/extent.py frontier``: recall against area for the rows of several ``run --json`` files."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("veil_bench_extent_frontier", ROOT / "bench" / "extent.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _row(model: str, extent: str, recall: float, ratio: float) -> dict:
+    return {"model": model, "extent": extent, "recall": recall, "recall_50": recall, "ratio_mean": ratio,
+            "ratio_median": ratio / 2, "seconds": 1.0, "per_image": []}
+
+
+def test_each_variant_is_labelled_by_its_options_and_plotted(bench, tmp_path, capsys):
+    old = {"command": "python bench/extent.py run --archs resnet18 --extents minimal object --json a.json",
+           "rows": [_row("resnet18", "minimal", 0.3, 2.5), _row("resnet18", "object", 0.85, 3.0)]}
+    new = {"command": 'python bench/extent.py run --extent-options {"complete_rounds": 1} --json b.json',
+           "rows": [_row("resnet18", "minimal", 0.3, 2.5), _row("resnet18", "object", 0.8, 2.4),
+                    _row("x/model.json", "object", 0.7, 1.9)]}
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(old))
+    b.write_text(json.dumps(new))
+    out = tmp_path / "f.png"
+    bench.frontier_cmd(argparse.Namespace(runs=[a, b], labels=None, title=None, out=out))
+    table = capsys.readouterr().out
+    assert out.stat().st_size > 10_000
+    assert "| resnet18 | object (default) | 0.850 |" in table
+    assert '| resnet18 | object {"complete_rounds": 1} | 0.800 |' in table
+    assert table.count("| resnet18 | minimal |") == 1  # the same minimal row of both files, once
+    assert "| x | object" in table  # a card path is named by its folder
+
+
+def test_a_file_without_rows_is_a_clear_error(bench, tmp_path):
+    empty = tmp_path / "e.json"
+    empty.write_text(json.dumps({"command": "python bench/extent.py run", "rows": []}))
+    with pytest.raises(SystemExit, match="no rows"):
+        bench.frontier_cmd(argparse.Namespace(runs=[empty], labels=None, title=None, out=tmp_path / "f.png"))
