@@ -6,24 +6,13 @@ the band itself as unsafe. ``safe_band`` puts it on safe images too without chan
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-@pytest.fixture(scope="module")
-def gen():
-    spec = importlib.util.spec_from_file_location("veil_bench_extent", ROOT / "bench" / "extent.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+@pytest.fixture
+def gen(extent_bench):
+    return extent_bench
 
 
 def _background(seed: int) -> np.ndarray:

@@ -1,0 +1,23 @@
+"""Fixtures of the benchmark tests."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def extent_bench() -> ModuleType:
+    """``bench/extent.py`` (a script, not a package) imported as a module."""
+    spec = importlib.util.spec_from_file_location("veil_bench_extent", ROOT / "bench" / "extent.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
