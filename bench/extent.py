@@ -621,10 +621,10 @@ def frontier_cmd(args: argparse.Namespace) -> None:
     for k, path in enumerate(args.runs):
         data = json.loads(Path(path).read_text())
         for row in data["rows"]:
-            if row.get("kind"):  # (--by-kind rows)
-                continue
             model = Path(row["model"]).parent.name if str(row["model"]).endswith(".json") else row["model"]
             name = labels[k] if k < len(labels) and row["extent"] != "minimal" else run_label(data, row)
+            if row.get("segmentation", "bass") != "bass":
+                name += f" [{row['segmentation']}]"
             if all(name != n for n, _ in points.get(model, [])):
                 points.setdefault(model, []).append((name, row))
     if not points:

@@ -13,8 +13,9 @@ def bench(extent_bench):
     return extent_bench
 
 
-def _row(model: str, extent: str, recall: float, ratio: float) -> dict:
-    return {"model": model, "extent": extent, "recall": recall, "recall_50": recall, "ratio_mean": ratio,
+def _row(model: str, extent: str, recall: float, ratio: float, segmentation: str = "bass") -> dict:
+    return {"model": model, "extent": extent, "segmentation": segmentation, "recall": recall, "recall_50": recall,
+            "ratio_mean": ratio,
             "ratio_median": ratio / 2, "seconds": 1.0, "per_image": []}
 
 
@@ -23,7 +24,7 @@ def test_each_variant_is_labelled_by_its_options_and_plotted(bench, tmp_path, ca
            "rows": [_row("resnet18", "minimal", 0.3, 2.5), _row("resnet18", "object", 0.85, 3.0)]}
     new = {"command": 'python bench/extent.py run --extent-options {"complete_rounds": 1} --json b.json',
            "rows": [_row("resnet18", "minimal", 0.3, 2.5), _row("resnet18", "object", 0.8, 2.4),
-                    _row("x/model.json", "object", 0.7, 1.9)]}
+                    _row("x/model.json", "object", 0.7, 1.9), _row("resnet18", "object", 0.6, 1.5, "slic")]}
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     a.write_text(json.dumps(old))
     b.write_text(json.dumps(new))
@@ -35,6 +36,7 @@ def test_each_variant_is_labelled_by_its_options_and_plotted(bench, tmp_path, ca
     assert '| resnet18 | object {"complete_rounds": 1} | 0.800 |' in table
     assert table.count("| resnet18 | minimal |") == 1  # the same minimal row of both files, once
     assert "| x | object" in table  # a card path is named by its folder
+    assert '| resnet18 | object {"complete_rounds": 1} [slic] | 0.600 |' in table  # another segmentation apart
 
 
 def test_a_file_without_rows_is_a_clear_error(bench, tmp_path):
