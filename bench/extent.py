@@ -635,8 +635,14 @@ def frontier_cmd(args: argparse.Namespace) -> None:
         for name, r in sorted(pts, key=lambda t: t[1]["ratio_mean"]):
             print(f"| {model} | {name} | {r['recall']:.3f} | {100 * r['recall_50']:.0f} % | {r['ratio_mean']:.2f} | "
                   f"{r['ratio_median']:.2f} | {r['seconds']:.2f} |")
-    fig, axes = plt.subplots(len(points), 2, figsize=(11, 4.2 * len(points)), squeeze=False)
+    fig, axes = plt.subplots(len(points), 3, figsize=(15, 4.2 * len(points)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1, 0.8]})
     for i, (model, pts) in enumerate(points.items()):
+        pts = sorted(pts, key=lambda t: t[1]["ratio_mean"])  # numbered in order of area, named on the right
+        key = axes[i][2]
+        key.axis("off")
+        key.text(0, 1, "\n".join(f"{n}. {name}" for n, (name, _) in enumerate(pts, 1)), va="top", fontsize=7,
+                 transform=key.transAxes, wrap=True)
         for j, (kind, (ry, rx), ykey, xkey, ylab, xlab) in enumerate([
                 ("mean", TARGETS["mean"], "recall", "ratio_mean", "recall mean", "area / ground truth, mean"),
                 ("median", TARGETS["median"], "recall_50", "ratio_median", "share of images with recall ≥ 0.5",
@@ -644,11 +650,12 @@ def frontier_cmd(args: argparse.Namespace) -> None:
             ax = axes[i][j]
             xs = [r[xkey] for _, r in pts]
             ax.fill_between([0, rx], ry, 1.02, color="tab:green", alpha=0.15, label="target")
-            for name, r in pts:
+            for n, (name, r) in enumerate(pts, 1):
                 default = name.endswith("(default)")
                 ax.scatter(r[xkey], r[ykey], s=60 if default else 30, marker="*" if default else "o",
                            color="tab:red" if default else "tab:blue", zorder=3)
-                ax.annotate(name, (r[xkey], r[ykey]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+                ax.annotate(str(n), (r[xkey], r[ykey]), fontsize=7, xytext=(3, 3 + 7 * (n % 2)),
+                            textcoords="offset points")
             ax.set_xlim(0, max(max(xs), rx) * 1.15)
             ax.set_ylim(min(0.0, min(r[ykey] for _, r in pts)) if kind == "median" else
                         max(0.0, min(r[ykey] for _, r in pts) - 0.1), 1.02)

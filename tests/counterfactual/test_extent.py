@@ -629,7 +629,8 @@ def test_the_margin_step_weighs_again_only_the_best_candidates_and_chooses_as_be
 
 
 @pytest.mark.parametrize("bad", [{"rescore": -1}, {"rescore": True}, {"rescore": 1.5}, {"complete_fine": -1.0}, {"margin_area": -1.0},
-                                 {"complete_fine_contrast": float("nan")}])
+                                 {"complete_fine_contrast": float("nan")}, {"complete_evidence": 1.0},
+                                 {"complete_evidence": -0.5}, {"complete_evidence_relative": -1.0}])
 def test_rescore_and_the_finer_cut_are_validated(bad):
     img, body, spark = bomb()
     with pytest.raises(InvalidParameterError, match=next(iter(bad)).split("_contrast")[0]):
@@ -814,3 +815,28 @@ def test_closure_weighs_a_touching_region_with_its_colour_group_or_on_its_own():
     far = set(np.unique(labels[band]).tolist()) - {28}
     assert set(grouped.selected) == {27, 28} | far and len(far) == 7
     assert set(grouped.reasons[1:]) == {"closure"}
+
+
+def test_complete_with_evidence_leaves_a_figure_the_attribution_does_not_reach():
+    """The big bomb with a blue square attached to the hidden spark square: both are enclosed, contrasting
+    colour figures (the evidence test does not apply to smooth patches), so without ``complete_evidence``
+    the complete step hides both; by default (the attribution on the bomb) it hides the body and leaves
+    the square in sight, and the image stays safe."""
+    img, body, spark, labels = big_bomb()
+    blue = np.array([40, 60, 220]) + np.random.default_rng(6).normal(0, 6, (19, 18, 3))  # grained as the ground,
+    img[60:79, 108:126] = np.clip(blue, 0, 255).astype(np.uint8)  # so no smooth patch: a figure touching the square
+    square = np.zeros(body.shape, bool)
+    square[60:78, 110:126] = True
+    model = BigBombModel(img, body, spark)
+    styled = stylize(img, "fill")
+    yy, xx = np.mgrid[0 : img.shape[0], 0 : img.shape[1]]
+    attribution = np.exp(-((yy - 130) ** 2 + (xx - 100) ** 2) / (2 * 15.0**2))  # on the bomb, its lower half
+    kw: dict[str, Any] = {"attribution": attribution}
+    plain = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete_evidence=0, **kw)
+    hidden = np.isin(plain.labels, plain.selected)
+    assert (hidden & body).sum() >= 0.9 * body.sum() and (hidden & square).sum() >= 0.9 * square.sum()
+    weighed = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", **kw)  # 0.8, relative 0.75
+    hidden = np.isin(weighed.labels, weighed.selected)
+    assert (hidden & body).sum() >= 0.9 * body.sum()
+    assert (hidden & square).sum() <= 0.1 * square.sum()
+    assert model.logits([np.where(hidden[..., None], styled, img)])[0] <= 0

@@ -265,3 +265,52 @@ def test_the_finer_cut_parameters_are_checked(bad):
     img = _canvas()
     with pytest.raises(InvalidParameterError, match="fine"):
         attached_figures(img, np.zeros(img.shape[:2], bool), **bad)
+
+
+def test_with_a_weight_only_the_figures_the_weight_favours_are_taken():
+    img = _canvas(5)
+    img[76:84, 30:50] = (60, 35, 20)  # handle (the seed)
+    img[77:83, 50:100] = (200, 205, 215)  # blade, attached to the right
+    img[60:76, 32:48] = (30, 90, 200)  # a blue figure, attached above
+    seed = np.zeros(img.shape[:2], bool)
+    seed[76:84, 30:50] = True
+    both = attached_figures(img, seed, smooth=0)
+    assert both[78:82, 55:95].mean() > 0.9 and both[62:74, 34:46].mean() > 0.9  # unweighted: both are figures
+    # attention falling off with the distance from the handle's and the blade's row: its top 5 % covers them
+    weight = np.repeat(-np.abs(np.arange(160, dtype=np.float32) - 80)[:, None], 200, axis=1)
+    out = attached_figures(img, seed, smooth=0, weight=weight, min_weight=0.95)
+    assert out[78:82, 55:95].mean() > 0.9  # the blade is taken
+    assert not out[62:72, 34:46].any()  # the figure it paid no attention to is not
+    # off (min_weight 0) or without a weight: the same as unweighted
+    assert np.array_equal(attached_figures(img, seed, smooth=0, weight=weight), both)
+    assert np.array_equal(attached_figures(img, seed, smooth=0, min_weight=0.95), both)
+
+
+@pytest.mark.parametrize("bad", [{"min_weight": 1.0}, {"min_weight": -0.1}, {"min_weight": float("nan")},
+                                 {"weight": np.zeros((3, 3)), "min_weight": 0.5}])
+def test_the_weight_parameters_are_checked(bad):
+    img = _canvas(6)
+    seed = np.zeros(img.shape[:2], bool)
+    seed[76:84, 30:50] = True
+    with pytest.raises(InvalidParameterError):
+        attached_figures(img, seed, **bad)
+
+
+def test_a_relative_weight_keeps_the_rest_of_an_object_the_weight_holds_little_of():
+    """A second object far from where the weight is: its part attached to the seed is under the image's
+    quantile, but about as weighted as the seed piece it is attached to, so ``relative_weight`` 0.9 takes it."""
+    img = _canvas(7)
+    img[76:84, 30:50] = (60, 35, 20)  # first handle (seed) and blade, where the weight is
+    img[77:83, 50:100] = (200, 205, 215)
+    img[130:138, 30:50] = (60, 35, 20)  # second handle (seed) and blade, far from it
+    img[131:137, 50:100] = (200, 205, 215)
+    seed = np.zeros(img.shape[:2], bool)
+    seed[76:84, 30:50] = True
+    seed[130:138, 30:50] = True
+    weight = np.repeat(np.exp(-np.abs(np.arange(160, dtype=np.float32) - 80) / 10)[:, None], 200, axis=1)
+    quantile_only = attached_figures(img, seed, smooth=0, weight=weight, min_weight=0.95)
+    assert quantile_only[78:82, 55:95].mean() > 0.9 and not quantile_only[132:136, 55:95].any()
+    relative = attached_figures(img, seed, smooth=0, weight=weight, min_weight=0.95, relative_weight=0.9)
+    assert relative[78:82, 55:95].mean() > 0.9 and relative[132:136, 55:95].mean() > 0.9
+    with pytest.raises(InvalidParameterError):
+        attached_figures(img, seed, weight=weight, min_weight=0.5, relative_weight=-1.0)

@@ -311,6 +311,8 @@ def object_extent(
     complete_rounds: int = 2,
     complete_fine: float = 0.0,
     complete_fine_contrast: float = 20.0,
+    complete_evidence: float = 0.8,
+    complete_evidence_relative: float = 0.75,
     complete_limit: str = "safe",
     max_steps: int = 6,
     rescore: int = 3,
@@ -405,6 +407,18 @@ def object_extent(
         ``fine_contrast`` of :func:`~veil.segment.figures.attached_figures`; 0, the default: off;
         docs/benchmarks.md has 200 measured). Only the largest growth has it: if that growth is
         refused, the fallbacks are the growths without it.
+    complete_evidence : float
+        Figures only: a colour figure (not a smooth patch) is taken only if its mean attribution is at
+        least this quantile of the image's attribution (``min_weight`` of
+        :func:`~veil.segment.figures.attached_figures`, with ``attribution`` as the weight; 0: off;
+        without ``attribution`` nothing is weighed), so that a figure beside the object that the
+        classifiers did not attend to (a kimono under a blade, the sails behind it) stays in sight.
+        Since 2026-12-03 14:00 UTC; docs/benchmarks.md has the trade.
+    complete_evidence_relative : float
+        Figures only, with ``complete_evidence``: a figure under that quantile is still taken if its
+        mean attribution is at least this share of that of the hidden piece it is attached to
+        (``relative_weight`` of :func:`~veil.segment.figures.attached_figures`; 0: off), so that the
+        rest of an object the map holds little of everywhere (a second object) is still taken.
     complete_limit : str
         Figures and GrabCut: what a growth must keep. ``"safe"`` (default): every model under its
         threshold on the working copy, under the light views and at full size; ``"margin"``: the
@@ -477,6 +491,11 @@ def object_extent(
             and complete_fine_contrast >= 0):
         raise InvalidParameterError(f"complete_fine and complete_fine_contrast must be finite numbers >= 0, got "
                                     f"{complete_fine!r}, {complete_fine_contrast!r}")
+    if not (np.isfinite(complete_evidence) and 0 <= complete_evidence < 1):
+        raise InvalidParameterError(f"complete_evidence must be a quantile in [0, 1), got {complete_evidence!r}")
+    if not (np.isfinite(complete_evidence_relative) and complete_evidence_relative >= 0):
+        raise InvalidParameterError(
+            f"complete_evidence_relative must be a finite number >= 0, got {complete_evidence_relative!r}")
     if isinstance(rescore, bool) or not isinstance(rescore, (int, np.integer)) or rescore < 0:
         raise InvalidParameterError(f"rescore must be an integer >= 0, got {rescore!r}")
     if not (np.isfinite(margin_area) and margin_area >= 0):
@@ -694,7 +713,10 @@ def object_extent(
             from veil.segment.figures import figure_growths
 
             growths = figure_growths(image, hidden_px, tries, grow=complete_grow, smooth=complete_smooth,
-                                     fine_contrast=complete_fine_contrast)  # each ≤ 10 %
+                                     fine_contrast=complete_fine_contrast,  # each ≤ 10 %
+                                     weight=att if attribution is not None else None,
+                                     min_weight=complete_evidence,
+                                     relative_weight=complete_evidence_relative)
     refused: list[np.ndarray] = []
     for through, n_rounds, fine in tries:
         if complete == "grabcut":  # by colour, pixel-fine

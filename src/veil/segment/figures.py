@@ -64,6 +64,9 @@ def attached_figures(
     rounds: int = 1,
     fine: float = 0.0,
     fine_contrast: float = 20.0,
+    weight: np.ndarray | None = None,
+    min_weight: float = 0.0,
+    relative_weight: float = 0.0,
 ) -> np.ndarray:
     """The seed and the enclosed, contrasting segments attached to it.
 
@@ -104,6 +107,12 @@ def attached_figures(
         or reach the image's edge; the figures among their pieces are taken too (0: off).
     fine_contrast : float
         Least contrast (CIELAB, as ``contrast``) of a figure of the finer cut.
+    weight : (H, W) ndarray, optional
+        A per-pixel weight (for Veil: the attribution map of the unsafe class).
+    min_weight : float
+        With ``weight``: a colour segment (not a smooth patch) is taken only if its mean weight is at
+        least this quantile of the image's weights (0: off), so that a figure the classifier paid no
+        more attention to than to most of the image stays in sight.
 
     Returns
     -------
@@ -126,7 +135,8 @@ def attached_figures(
     return next(figure_growths(image, seed, [(through, rounds, fine)], grow=grow, scale=scale, sigma=sigma,
                                contrast=contrast, max_region=max_region, size=size, smooth=smooth,
                                texture_contrast=texture_contrast, texture_window=texture_window,
-                               fine_contrast=fine_contrast))
+                               fine_contrast=fine_contrast, weight=weight, min_weight=min_weight,
+                               relative_weight=relative_weight))
 
 
 def figure_growths(
@@ -144,6 +154,9 @@ def figure_growths(
     texture_contrast: float = 1.0,
     texture_window: int = 5,
     fine_contrast: float = 20.0,
+    weight: np.ndarray | None = None,
+    min_weight: float = 0.0,
+    relative_weight: float = 0.0,
 ) -> Iterator[np.ndarray]:
     """:func:`attached_figures` for each ``(through, rounds)`` or ``(through, rounds, fine)`` of ``tries`` in
     turn, each computed when it is asked for, all on one segmentation and one grain map (the object
@@ -179,6 +192,12 @@ def figure_growths(
         raise InvalidParameterError(f"size must be at least 32 pixels, got {size}")
     if int(texture_window) < 2:
         raise InvalidParameterError(f"texture_window must be at least 2 pixels, got {texture_window!r}")
+    if not (np.isfinite(min_weight) and 0 <= min_weight < 1):
+        raise InvalidParameterError(f"min_weight must be a quantile in [0, 1), got {min_weight!r}")
+    if not (np.isfinite(relative_weight) and relative_weight >= 0):
+        raise InvalidParameterError(f"relative_weight must be a finite number >= 0, got {relative_weight!r}")
+    if weight is not None and np.shape(weight) != np.shape(seed):
+        raise InvalidParameterError(f"weight (shape {np.shape(weight)}) must have the seed's shape {np.shape(seed)}")
     for _, rounds, _ in asked:
         if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
             raise InvalidParameterError(f"rounds must be an integer >= 1, got {rounds!r}")
@@ -201,11 +220,21 @@ def figure_growths(
             grained = cv2.resize(grained, (hs.shape[1], hs.shape[0]), interpolation=cv2.INTER_AREA)
         patches = _smooth_patches(grained, hs, grow=grow, smooth=smooth, contrast=texture_contrast,
                                   max_region=max_region)
+    weighed: tuple[np.ndarray, float, float] | None = None  # (the weights at the working size, the least mean taken)
+    if weight is not None and min_weight > 0:
+        import cv2
+
+        ws = np.nan_to_num(np.asarray(weight, dtype=np.float32))
+        if ws.shape != hs.shape:
+            ws = cv2.resize(ws, (hs.shape[1], hs.shape[0]), interpolation=cv2.INTER_AREA)
+        weighed = (ws, float(np.quantile(ws, min_weight)), float(relative_weight))
     finer: dict[float, np.ndarray] = {}  # scale → the finer cut of the working copy
     for through, rounds, fine in asked:
-        out = _figures(seg, lab, hs, grow=grow, contrast=contrast, max_region=max_region, through=through) | patches
+        out = _figures(seg, lab, hs, grow=grow, contrast=contrast, max_region=max_region, through=through,
+                       weighed=weighed) | patches
         for _ in range(int(rounds) - 1):  # follow the object part by part, on the same segments
-            more = _figures(seg, lab, out, grow=grow, contrast=contrast, max_region=max_region, through=through)
+            more = _figures(seg, lab, out, grow=grow, contrast=contrast, max_region=max_region, through=through,
+                            weighed=weighed)
             if not (more & ~out).any():
                 break
             out = more
@@ -213,7 +242,7 @@ def figure_growths(
             if fine not in finer:
                 finer[fine] = felzenszwalb(small, scale=fine, sigma=sigma, min_size=max(10, hs.size // 16000))
             out = _finer_figures(seg, finer[fine], lab, out, grow=grow, contrast=fine_contrast,
-                                 max_region=max_region, through=through)
+                                 max_region=max_region, through=through, weighed=weighed)
         yield resize_mask(out, (h, w)) | seed
 
 
@@ -265,7 +294,7 @@ def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, 
     ``through``, or a mean distance to its border of at most ``through_width`` pixels) is looked through:
     the segments within ``reach`` of it are candidates too (the body inside a bomb's outline), and so are
     those beyond a one-pixel band found so.
-    Yields each one's id, bounding box and pixel count."""
+    Yields each one's id, bounding box, pixel count and the piece (a mask of ``hs``'s shape) it is attached to."""
     from scipy import ndimage as ndi
 
     sh, sw = hs.shape
@@ -317,19 +346,22 @@ def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, 
             if not (by0 < y0 and y1 < by1 and bx0 < x0 and x1 < bx1
                     and y0 > 0 and x0 > 0 and y1 < sh - 1 and x1 < sw - 1):
                 continue
-            yield s, boxes[s], int(count[s])
+            yield s, boxes[s], int(count[s]), piece
 
 
 def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, contrast: float, max_region: float,
-             through: float = 0.0, background: int | None = None) -> np.ndarray:
+             through: float = 0.0, background: int | None = None,
+             weighed: tuple[np.ndarray, float, float] | None = None) -> np.ndarray:
     """``hs`` with the figures among the segments ``seg`` (a Felzenszwalb cut of the working copy) attached to
-    its pieces; contrast is measured in ``lab`` (the working copy in CIELAB); ``background`` is never taken."""
+    its pieces; contrast is measured in ``lab`` (the working copy in CIELAB); ``background`` is never taken;
+    with ``weighed`` (weights at the working size, least mean), neither is a segment of a lower mean weight."""
     from scipy import ndimage as ndi
 
     sh, sw = hs.shape
     out = hs.copy()
     taken: set[int] = set()
-    for s, (ys, xs), count in _attached(seg, hs, taken, grow=grow, max_region=max_region, reach=2,
+    piece_weight: dict[int, float] = {}  # the mean weight of each piece, by identity
+    for s, (ys, xs), count, piece in _attached(seg, hs, taken, grow=grow, max_region=max_region, reach=2,
                                               through=through, background=background):
         r = max(2, round(0.25 * float(np.sqrt(count))))
         cy0, cy1 = max(0, ys.start - r), min(sh, ys.stop + r)
@@ -340,13 +372,23 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
             crop = lab[cy0:cy1, cx0:cx1]
             if not ring.any() or float(np.linalg.norm(crop[cm].mean(0) - crop[ring].mean(0))) < contrast:
                 continue
+        if weighed is not None:  # as attended as most of the image, or (relative > 0) as the piece it is attached to
+            mw = float(weighed[0][cy0:cy1, cx0:cx1][cm].mean())
+            if mw < weighed[1]:
+                if weighed[2] <= 0:
+                    continue
+                if id(piece) not in piece_weight:
+                    piece_weight[id(piece)] = float(weighed[0][piece].mean())
+                if mw < weighed[2] * piece_weight[id(piece)]:
+                    continue
         out[cy0:cy1, cx0:cx1] |= cm
         taken.add(s)
     return out
 
 
 def _finer_figures(seg: np.ndarray, fine: np.ndarray, lab: np.ndarray, out: np.ndarray, *, grow: float,
-                   contrast: float, max_region: float, through: float) -> np.ndarray:
+                   contrast: float, max_region: float, through: float,
+                   weighed: tuple[np.ndarray, float, float] | None = None) -> np.ndarray:
     """``out`` with the figures among the pieces of ``fine`` (a finer cut) that lie in the segments of ``seg``
     touching ``out`` that could not be figures: larger than ``max_region`` or reaching the image's edge."""
     from scipy import ndimage as ndi
@@ -365,7 +407,7 @@ def _finer_figures(seg: np.ndarray, fine: np.ndarray, lab: np.ndarray, out: np.n
     inside = np.isin(seg, coarse)
     pieces = np.where(inside, fine + 1, 0)  # 0: not looked at again
     return _figures(pieces, lab, out, grow=grow, contrast=contrast, max_region=max_region, through=through,
-                    background=0)
+                    background=0, weighed=weighed)
 
 
 def _smooth_patches(grained: np.ndarray, hs: np.ndarray, *, grow: float, smooth: float, contrast: float,
@@ -379,7 +421,7 @@ def _smooth_patches(grained: np.ndarray, hs: np.ndarray, *, grow: float, smooth:
     comp, _ = ndi.label((grained < smooth) & ~hs)  # 0: not smooth, or hidden (a hidden part joins no patches)
     out = hs.copy()
     taken: set[int] = set()
-    for s, (ys, xs), count in _attached(comp, hs, taken, grow=grow, max_region=max_region, reach=2 + widen,
+    for s, (ys, xs), count, _ in _attached(comp, hs, taken, grow=grow, max_region=max_region, reach=2 + widen,
                                         background=0):
         r = max(2, round(0.25 * float(np.sqrt(count))))
         cy0, cy1 = max(0, ys.start - r - widen), min(sh, ys.stop + r + widen)
