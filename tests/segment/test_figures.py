@@ -314,3 +314,19 @@ def test_a_relative_weight_keeps_the_rest_of_an_object_the_weight_holds_little_o
     assert relative[78:82, 55:95].mean() > 0.9 and relative[132:136, 55:95].mean() > 0.9
     with pytest.raises(InvalidParameterError):
         attached_figures(img, seed, weight=weight, min_weight=0.5, relative_weight=-1.0)
+
+
+def test_the_relative_weight_reads_each_piece_s_own_weight():
+    """Three objects, each a handle (a seed piece) and a blade as weighted as it: with ``relative_weight``
+    every blade is weighed against its own handle, so all three are taken whatever the image's quantile."""
+    img = _canvas(8)
+    seed = np.zeros(img.shape[:2], bool)
+    for y in (16, 76, 130):
+        img[y : y + 8, 30:50] = (60, 35, 20)
+        img[y + 1 : y + 7, 50:100] = (200, 205, 215)
+        seed[y : y + 8, 30:50] = True
+    weight = np.repeat(np.exp(-np.abs(np.arange(160, dtype=np.float32) - 80) / 10)[:, None], 200, axis=1)
+    weight = np.maximum(weight, 1e-3)  # (flat far from the middle row, as an attribution map's floor)
+    out = attached_figures(img, seed, smooth=0, weight=weight, min_weight=0.95, relative_weight=0.9)
+    for y in (16, 76, 130):
+        assert out[y + 2 : y + 6, 55:95].mean() > 0.9

@@ -360,7 +360,8 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
     sh, sw = hs.shape
     out = hs.copy()
     taken: set[int] = set()
-    piece_weight: dict[int, float] = {}  # the mean weight of each piece, by identity
+    piece_weight: dict[int, tuple[np.ndarray, float]] = {}  # each piece's mean weight, by identity (the piece
+    # is kept with it, so that no later piece can take its id)
     for s, (ys, xs), count, piece in _attached(seg, hs, taken, grow=grow, max_region=max_region, reach=2,
                                               through=through, background=background):
         r = max(2, round(0.25 * float(np.sqrt(count))))
@@ -378,8 +379,8 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
                 if weighed[2] <= 0:
                     continue
                 if id(piece) not in piece_weight:
-                    piece_weight[id(piece)] = float(weighed[0][piece].mean())
-                if mw < weighed[2] * piece_weight[id(piece)]:
+                    piece_weight[id(piece)] = (piece, float(weighed[0][piece].mean()))
+                if mw < weighed[2] * piece_weight[id(piece)][1]:
                     continue
         out[cy0:cy1, cx0:cx1] |= cm
         taken.add(s)
