@@ -113,6 +113,11 @@ def attached_figures(
         With ``weight``: a colour segment (not a smooth patch) is taken only if its mean weight is at
         least this quantile of the image's weights (0: off), so that a figure the classifier paid no
         more attention to than to most of the image stays in sight.
+    relative_weight : float
+        With ``min_weight``: a colour segment under that quantile is still taken if its mean weight is at
+        least this share of the mean weight of the seed piece it is attached to (0: off), so that the rest
+        of an object the weight holds little of everywhere (a second object) is not left out. Meant for
+        non-negative weights, as attribution maps are.
 
     Returns
     -------
@@ -220,7 +225,8 @@ def figure_growths(
             grained = cv2.resize(grained, (hs.shape[1], hs.shape[0]), interpolation=cv2.INTER_AREA)
         patches = _smooth_patches(grained, hs, grow=grow, smooth=smooth, contrast=texture_contrast,
                                   max_region=max_region)
-    weighed: tuple[np.ndarray, float, float] | None = None  # (the weights at the working size, the least mean taken)
+    # (the weights at the working size, the least mean taken, the share of its piece's mean that is taken too)
+    weighed: tuple[np.ndarray, float, float] | None = None
     if weight is not None and min_weight > 0:
         import cv2
 
@@ -354,7 +360,8 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
              weighed: tuple[np.ndarray, float, float] | None = None) -> np.ndarray:
     """``hs`` with the figures among the segments ``seg`` (a Felzenszwalb cut of the working copy) attached to
     its pieces; contrast is measured in ``lab`` (the working copy in CIELAB); ``background`` is never taken;
-    with ``weighed`` (weights at the working size, least mean), neither is a segment of a lower mean weight."""
+    with ``weighed`` (weights at the working size, least mean, share of the piece's mean), neither is a segment
+    whose mean weight is under both the least mean and that share of its piece's."""
     from scipy import ndimage as ndi
 
     sh, sw = hs.shape
