@@ -20,6 +20,8 @@ Steps::
     python bench/extent.py run --seeds 11 --n 60 ...            # tuning seeds
     python bench/extent.py run --seeds 2024 2025 --n 60 ...     # report seeds
     python bench/extent.py truth --seeds 11 12 13               # is hiding the object itself enough?
+    python bench/extent.py run ... --by-step --json a.json      # the area each step hides, on and off the object
+    python bench/extent.py steps a.json --out steps.png         # the same as bars
 
 Training backgrounds are BSDS500 train/val photos and scikit-image's training samples;
 benchmark backgrounds are BSDS500 *test* photos and scikit-image's held-out samples.
@@ -438,6 +440,7 @@ def evaluate(clf: Any, items: list[dict[str, Any]], extent: str, segmentation: s
             m = mask_scores(res.mask, it["mask"])
             row.update(recall=m.recall, precision=m.precision, ratio=float(res.mask.sum() / max(it["mask"].sum(), 1)),
                        reasons=[r.reason for r in res.regions])
+            row["steps"] = step_shares(res, it["mask"])
             if it.get("objects"):  # how much of each part of each object the delivered mask hides
                 row["objects"] = [{"kind": o["kind"], "band": o["band"],
                                    "parts": {k: float((res.mask & v).sum() / v.sum()) for k, v in o["parts"].items()
@@ -480,6 +483,75 @@ def part_groups(per: list[dict[str, Any]]) -> dict[str, list[float]]:
             for part, r in o["parts"].items():
                 groups.setdefault(f"{o['kind']}: {part}{where}", []).append(r)
     return groups
+
+
+def step_shares(res: Any, gt: np.ndarray) -> dict[str, list[float]]:
+    """Per reason a region was hidden (counterfactual, split, closure, …): ``[area, of it on the object]``,
+    both over the ground truth's area, on the delivered mask."""
+    from veil.segment import resize_labels
+
+    seg = res.segments if res.segments.shape == gt.shape else resize_labels(res.segments, gt.shape)
+    g = max(int(gt.sum()), 1)
+    out: dict[str, list[float]] = {}
+    for why in sorted({r.reason for r in res.regions}):
+        m = np.isin(seg, [r.id for r in res.regions if r.reason == why]) & res.mask
+        out[why] = [float(m.sum() / g), float((m & gt).sum() / g)]
+    return out
+
+
+STEP_HEADER = ("| model | extent | step | images with it | area/GT | of it on the object (recall) | of it off the object |\n"
+               "|---|---|---|---|---|---|---|")
+
+
+def step_rows(model: str, extent: str, per: list[dict[str, Any]]) -> list[str]:
+    """One row per step: its share of the area/GT mean, split into object and waste (means over found images)."""
+    found = [r for r in per if r["found"] and "steps" in r]
+    out = []
+    for why in [w for w in ("counterfactual", "split", "closure", "margin", "object", "tile")
+                if any(w in r["steps"] for r in found)]:
+        a = np.array([r["steps"].get(why, [0.0, 0.0]) for r in found])
+        out.append(f"| {model} | {extent} | {why} | {sum(why in r['steps'] for r in found)} | {a[:, 0].mean():.2f} | "
+                   f"{a[:, 1].mean():.3f} | {a[:, 0].mean() - a[:, 1].mean():.2f} |")
+    return out
+
+
+def steps_cmd(args: argparse.Namespace) -> None:
+    """The ``--by-step`` table of the rows of ``run --json`` files, and a bar chart: per step of the extent,
+    the area it hides over the object's, on the object (the recall it brings) and off it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = []
+    for path in args.runs:
+        data = json.loads(Path(path).read_text())
+        for row in data["rows"]:
+            if any("steps" in r for r in row["per_image"]):
+                model = Path(row["model"]).parent.name if str(row["model"]).endswith(".json") else row["model"]
+                rows.append((model, run_label(data, row), row["per_image"]))
+    if not rows:
+        raise SystemExit("no rows with per-step shares in the given files (run them with this version of `run`)")
+    print(STEP_HEADER)
+    for model, label, per in rows:
+        print("\n".join(step_rows(model, label, per)))
+    fig, axes = plt.subplots(1, len(rows), figsize=(5.2 * len(rows), 3.6), squeeze=False, sharex=True)
+    for ax, (model, label, per) in zip(axes[0], rows, strict=True):
+        found = [r for r in per if r["found"] and "steps" in r]
+        steps = [w for w in ("counterfactual", "split", "closure", "margin", "object", "tile")
+                 if any(w in r["steps"] for r in found)]
+        a = np.array([[r["steps"].get(w, [0.0, 0.0]) for w in steps] for r in found]).mean(axis=0)
+        y = np.arange(len(steps))[::-1]
+        ax.barh(y, a[:, 1], color="#2a9d8f", label="on the object (recall)")
+        ax.barh(y, a[:, 0] - a[:, 1], left=a[:, 1], color="#e76f51", label="off the object")
+        ax.set_yticks(y, steps)
+        ax.set_title(f"{model} / {label}\narea/GT {a[:, 0].sum():.2f}, recall {a[:, 1].sum():.2f}", fontsize=9)
+        ax.set_xlabel("area hidden / object area (mean over images)")
+    axes[0][0].legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out, dpi=110)
+    print(f"\n{args.out}")
 
 
 def part_rows(model: str, extent: str, per: list[dict[str, Any]]) -> list[str]:
@@ -690,6 +762,7 @@ def run_cmd(args: argparse.Namespace) -> None:
     recalls: dict[str, list[float]] = {}
     per_all: dict[str, dict[str, list[dict[str, Any]]]] = {}
     parts_out: list[str] = []
+    steps_out: list[str] = []
     part_runs: dict[str, dict[str, list[float]]] = {}
     for arch in args.archs:
         clf = load_classifier(arch if arch.endswith(".json") else str(CACHE / arch / "model.json"))
@@ -705,6 +778,8 @@ def run_cmd(args: argparse.Namespace) -> None:
                         sub = [r for r in per if set(r["kinds"]) == {kind}]
                         if sub:
                             print(table_row(f"{name} [{kind} only]", extent, seg, summarize(sub)), flush=True)
+                if args.by_step:
+                    steps_out.extend(step_rows(name, extent, per))
                 if args.by_part or args.part_plot:
                     parts_out.extend(part_rows(name, extent, per))
                     part_runs[f"{name} / {extent}"] = part_groups(per)
@@ -719,6 +794,10 @@ def run_cmd(args: argparse.Namespace) -> None:
         if args.worst:
             worst_cases(clf, items, per_all[f"{arch}/{args.segmentations[0]}"],
                         args.worst.with_name(f"{args.worst.stem}-{name}{args.worst.suffix}"), args.segmentations[0])
+    if steps_out:
+        print("\nWhere the hidden area comes from, per step (means over the images with a counterfactual):\n")
+        print(STEP_HEADER)
+        print("\n".join(steps_out))
     if parts_out:
         print("\nHow much of each part of the objects the delivered images hide:\n")
         print(PART_HEADER)
@@ -1049,6 +1128,8 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--by-part", action="store_true",
                    help="also a table of how much of each object part is hidden (bomb: spark, fuse, body; "
                         "blade: handle, blade; blades on a band of their own colour apart)")
+    r.add_argument("--by-step", action="store_true",
+                   help="also a table of how much area each step of the extent hides, on and off the object")
     r.add_argument("--part-plot", type=Path, help="bar chart of the --by-part table (implies --by-part)")
     r.add_argument("--plot", type=Path)
     r.add_argument("--worst", type=Path, help="PNG of the worst cases (one per model)")
@@ -1092,6 +1173,10 @@ def main(argv: list[str] | None = None) -> None:
     f.add_argument("--labels", nargs="*", help="a label per file for its non-minimal rows (default: its options)")
     f.add_argument("--title")
     f.add_argument("--out", type=Path, required=True)
+    st = sub.add_parser("steps", help="the area each step of the extent hides, on and off the object, of the rows "
+                                      "of `run --json` files (runs since 2026-12-03 17:00 UTC), with a bar chart")
+    st.add_argument("runs", type=Path, nargs="+", help="`run --json` files")
+    st.add_argument("--out", type=Path, required=True)
     w = sub.add_parser("show", help="chosen images delivered under several extent option sets, side by side")
     w.add_argument("--arch", default="resnet18", help="a card trained by `train` (or a card path)")
     w.add_argument("--seed", type=int, default=11)
@@ -1104,7 +1189,7 @@ def main(argv: list[str] | None = None) -> None:
     w.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     {"train": train_cmd, "run": run_cmd, "oracle": oracle_cmd, "evidence": evidence_cmd,
-     "show": show_cmd, "truth": truth_cmd, "frontier": frontier_cmd}[args.cmd](args)
+     "show": show_cmd, "truth": truth_cmd, "frontier": frontier_cmd, "steps": steps_cmd}[args.cmd](args)
 
 
 if __name__ == "__main__":

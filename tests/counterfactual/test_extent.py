@@ -840,3 +840,35 @@ def test_complete_with_evidence_leaves_a_figure_the_attribution_does_not_reach()
     assert (hidden & body).sum() >= 0.9 * body.sum()
     assert (hidden & square).sum() <= 0.1 * square.sum()
     assert model.logits([np.where(hidden[..., None], styled, img)])[0] <= 0
+
+
+def test_split_refine_drops_the_pieces_a_broad_map_put_before_the_key_part():
+    """One large region holds the whole image; its superpixels are the background quadrants, the body
+    and the spark. The map is broad: two background quadrants above the spark. The split step keeps
+    the attribution-ordered prefix that flips the model (two quadrants and the spark); ``split_refine``
+    drops the quadrants again, since the image stays safe without them."""
+    model = PartModel()
+    img, body, spark = bomb()
+    segments = bomb_labels(body, spark)
+    labels = np.zeros_like(segments)
+    att = np.select([segments == 0, segments == 1, segments == 5, segments == 4], [1.0, 0.9, 0.8, 0.1], 0.0)
+    styled = stylize(img, "fill")
+    kw: dict[str, Any] = dict(attribution=att, segments=segments, rounds=0, margin=0.0, views=False,
+                              complete="none", tiles=0)
+
+    def hidden(out: Any) -> np.ndarray:
+        return np.isin(out.labels, out.selected)
+
+    plain = object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), **kw)
+    assert set(plain.reasons) == {"split"}
+    np.testing.assert_array_equal(hidden(plain), np.isin(segments, [0, 1, 5]))
+    refined = object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), split_refine=1.0, **kw)
+    np.testing.assert_array_equal(hidden(refined), spark)
+    assert refined.reasons == ("split",)
+    assert model.logits([np.where(hidden(refined)[..., None], styled, img)])[0] <= 0  # still safe
+    # a quantile under the quadrants' attribution leaves them: only pieces under it may go
+    low = object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), split_refine=0.2, **kw)
+    np.testing.assert_array_equal(hidden(low), hidden(plain))
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(InvalidParameterError, match="split_refine"):
+            object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), split_refine=bad, **kw)

@@ -297,6 +297,7 @@ def object_extent(
     max_fraction: float = 0.5,
     max_region: float = 0.15,
     split_fraction: float = 0.08,
+    split_refine: float = 0.0,
     group_delta: float = 12.0,
     attr_ratio: float = 0.0,
     closure_on: str = "delivered",
@@ -357,6 +358,12 @@ def object_extent(
         holes by the complete step (GrabCut's objects too).
     split_fraction : float
         Selected regions larger than this share are split into their superpixels.
+    split_refine : float
+        After the split step has kept the fewest superpixels of a split region (in attribution order) that
+        keep the image safe, each of them whose mean attribution is under this quantile of the image's is
+        dropped again, least attribution first, if the image stays safe without it (1: every kept
+        superpixel may go; 0, the default: off). A broad map (MobileNet's) puts background superpixels
+        before the key part; docs/benchmarks.md has the trade (less area, not always the same recall).
     group_delta : float
         Lab distance under which touching regions are weighed together by margin and closure
         (:func:`veil.segment.merge_similar`; 0: one region at a time, which hid less area but also
@@ -470,6 +477,8 @@ def object_extent(
     for name, v in (("max_fraction", max_fraction), ("max_region", max_region), ("split_fraction", split_fraction)):
         if not 0 < v <= 1:
             raise InvalidParameterError(f"{name} must lie in (0, 1], got {v!r}")
+    if not (np.isfinite(split_refine) and 0 <= split_refine <= 1):
+        raise InvalidParameterError(f"split_refine must be a quantile in [0, 1], got {split_refine!r}")
     if closure_on not in ("delivered", "original"):
         raise InvalidParameterError(f"closure_on must be 'delivered' or 'original', got {closure_on!r}")
     if complete not in ("none", "grabcut", "figures"):
@@ -574,6 +583,16 @@ def object_extent(
                 reasons += ["counterfactual"] * len(ps)
         else:
             kept = [p for p in found if p not in chosen]
+            if split_refine > 0:  # drop again, least attribution first, the pieces the verdict does not need
+                under = float(np.quantile(att, split_refine)) if split_refine < 1 else np.inf
+                rest = sorted((p for p in kept if mean_att[p] < under), key=lambda p: (mean_att[p], p))
+                while rest and len(kept) > 1:  # (one batch: each of the next pieces dropped alone; the first that may go goes)
+                    trial = [[q for q in kept if q != p] for p in rest[:batch_size]]
+                    ok = np.flatnonzero(work.excess([chosen + t for t in trial]) <= 0)
+                    if ok.size:
+                        kept, rest = trial[int(ok[0])], rest[int(ok[0]) + 1 :]
+                    else:
+                        rest = rest[batch_size:]
             chosen += kept
             reasons += ["split"] * len(kept)
         trace.append({"step": "split", "regions": big, "kept": len(chosen), "evaluated": work.n_evaluated})

@@ -1,0 +1,58 @@
+"""``bench/extent.py run --by-step``: the hidden area per step of the extent, on and off the object."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def bench(extent_bench):
+    return extent_bench
+
+
+def test_step_shares_split_the_delivered_mask_by_reason_on_and_off_the_object(bench):
+    gt = np.zeros((8, 8), bool)
+    gt[2:6, 2:6] = True  # 16 pixels
+    seg = np.zeros((4, 4), np.int32)  # at half size: the pipeline's working copy
+    seg[1:3, 1:3] = 1  # the object itself (counterfactual)
+    seg[0, :] = 2  # a row above it (closure): off the object, 16 pixels at full size
+    seg[3, 3] = 3  # a region that is not hidden
+    res = SimpleNamespace(segments=seg, regions=[SimpleNamespace(id=1, reason="counterfactual"),
+                                                 SimpleNamespace(id=2, reason="closure")],
+                          mask=np.isin(np.kron(seg, np.ones((2, 2), np.int32)), [1, 2]))
+    shares = bench.step_shares(res, gt)
+    assert shares == {"closure": [1.0, 0.0], "counterfactual": [1.0, 1.0]}
+    rows = bench.step_rows("m", "object", [{"found": True, "steps": shares},
+                                          {"found": True, "steps": {"counterfactual": [2.0, 0.5]}},
+                                          {"found": False}])
+    assert rows == ["| m | object | counterfactual | 2 | 1.50 | 0.750 | 0.75 |",
+                    "| m | object | closure | 1 | 0.50 | 0.000 | 0.50 |"]
+
+
+def test_steps_reads_run_files_prints_the_table_and_draws_the_bars(bench, tmp_path, capsys):
+    per = [{"found": True, "steps": {"counterfactual": [0.5, 0.4], "object": [1.5, 0.5]}},
+           {"found": True, "steps": {"counterfactual": [0.3, 0.3], "closure": [0.8, 0.0]}},
+           {"found": False}]
+    run = {"command": "python bench/extent.py run --archs resnet18 --json a.json",
+           "rows": [{"model": "resnet18", "extent": "object", "segmentation": "bass", "per_image": per},
+                    {"model": "resnet18", "extent": "minimal", "segmentation": "bass",
+                     "per_image": [{"found": True, "recall": 1.0}]}]}  # (a row from before: no steps, skipped)
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(run))
+    out = tmp_path / "steps.png"
+    bench.steps_cmd(argparse.Namespace(runs=[path], out=out))
+    table = capsys.readouterr().out
+    assert "| resnet18 | object (default) | counterfactual | 2 | 0.40 | 0.350 | 0.05 |" in table
+    assert "| resnet18 | object (default) | closure | 1 | 0.40 | 0.000 | 0.40 |" in table
+    assert "| resnet18 | object (default) | object | 1 | 0.75 | 0.250 | 0.50 |" in table
+    assert "minimal" not in table
+    assert out.stat().st_size > 10_000
+    empty = tmp_path / "b.json"
+    empty.write_text(json.dumps({"command": "x", "rows": run["rows"][1:]}))
+    with pytest.raises(SystemExit, match="no rows with per-step shares"):
+        bench.steps_cmd(argparse.Namespace(runs=[empty], out=out))
