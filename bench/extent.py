@@ -503,16 +503,25 @@ STEP_HEADER = ("| model | extent | step | images with it | area/GT | of it on th
                "|---|---|---|---|---|---|---|")
 
 
-def step_rows(model: str, extent: str, per: list[dict[str, Any]]) -> list[str]:
-    """One row per step: its share of the area/GT mean, split into object and waste (means over found images)."""
+#: The extent's steps in the order they run (``reason`` of the regions each one hides).
+STEP_ORDER = ("counterfactual", "split", "closure", "margin", "object", "tile")
+
+
+def step_means(per: list[dict[str, Any]]) -> list[tuple[str, int, float, float]]:
+    """Per step present: ``(step, images with it, area/GT, of it on the object)``, means over the images with a
+    counterfactual (a step an image lacks counts 0 there)."""
     found = [r for r in per if r["found"] and "steps" in r]
     out = []
-    for why in [w for w in ("counterfactual", "split", "closure", "margin", "object", "tile")
-                if any(w in r["steps"] for r in found)]:
-        a = np.array([r["steps"].get(why, [0.0, 0.0]) for r in found])
-        out.append(f"| {model} | {extent} | {why} | {sum(why in r['steps'] for r in found)} | {a[:, 0].mean():.2f} | "
-                   f"{a[:, 1].mean():.3f} | {a[:, 0].mean() - a[:, 1].mean():.2f} |")
+    for why in [w for w in STEP_ORDER if any(w in r["steps"] for r in found)]:
+        a = np.array([r["steps"].get(why, [0.0, 0.0]) for r in found]).mean(axis=0)
+        out.append((why, sum(why in r["steps"] for r in found), float(a[0]), float(a[1])))
     return out
+
+
+def step_rows(model: str, extent: str, per: list[dict[str, Any]]) -> list[str]:
+    """One table row per step (:func:`step_means`): its area/GT, on the object and off it."""
+    return [f"| {model} | {extent} | {why} | {k} | {area:.2f} | {on:.3f} | {area - on:.2f} |"
+            for why, k, area, on in step_means(per)]
 
 
 def steps_cmd(args: argparse.Namespace) -> None:
@@ -537,10 +546,9 @@ def steps_cmd(args: argparse.Namespace) -> None:
         print("\n".join(step_rows(model, label, per)))
     fig, axes = plt.subplots(1, len(rows), figsize=(5.2 * len(rows), 3.6), squeeze=False, sharex=True)
     for ax, (model, label, per) in zip(axes[0], rows, strict=True):
-        found = [r for r in per if r["found"] and "steps" in r]
-        steps = [w for w in ("counterfactual", "split", "closure", "margin", "object", "tile")
-                 if any(w in r["steps"] for r in found)]
-        a = np.array([[r["steps"].get(w, [0.0, 0.0]) for w in steps] for r in found]).mean(axis=0)
+        means = step_means(per)
+        steps = [m[0] for m in means]
+        a = np.array([m[2:] for m in means])
         y = np.arange(len(steps))[::-1]
         ax.barh(y, a[:, 1], color="#2a9d8f", label="on the object (recall)")
         ax.barh(y, a[:, 0] - a[:, 1], left=a[:, 1], color="#e76f51", label="off the object")
