@@ -511,8 +511,9 @@ def step_means(per: list[dict[str, Any]]) -> list[tuple[str, int, float, float]]
     """Per step present: ``(step, images with it, area/GT, of it on the object)``, means over the images with a
     counterfactual (a step an image lacks counts 0 there)."""
     found = [r for r in per if r["found"] and "steps" in r]
+    present = {w for r in found for w in r["steps"]}  # (a reason this list does not know yet comes last)
     out = []
-    for why in [w for w in STEP_ORDER if any(w in r["steps"] for r in found)]:
+    for why in [w for w in STEP_ORDER if w in present] + sorted(present - set(STEP_ORDER)):
         a = np.array([r["steps"].get(why, [0.0, 0.0]) for r in found]).mean(axis=0)
         out.append((why, sum(why in r["steps"] for r in found), float(a[0]), float(a[1])))
     return out

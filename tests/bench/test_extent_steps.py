@@ -56,3 +56,8 @@ def test_steps_reads_run_files_prints_the_table_and_draws_the_bars(bench, tmp_pa
     empty.write_text(json.dumps({"command": "x", "rows": run["rows"][1:]}))
     with pytest.raises(SystemExit, match="no rows with per-step shares"):
         bench.steps_cmd(argparse.Namespace(runs=[empty], out=out))
+
+
+def test_a_reason_the_step_list_does_not_know_still_gets_a_row_last(bench):
+    rows = bench.step_rows("m", "object", [{"found": True, "steps": {"newstep": [0.2, 0.1], "tile": [0.4, 0.0]}}])
+    assert rows == ["| m | object | tile | 1 | 0.40 | 0.000 | 0.40 |", "| m | object | newstep | 1 | 0.20 | 0.100 | 0.10 |"]

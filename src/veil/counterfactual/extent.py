@@ -362,7 +362,7 @@ def object_extent(
         After the split step has kept the fewest superpixels of a split region (in attribution order) that
         keep the image safe, each of them whose mean attribution is under this quantile of the image's is
         dropped again, least attribution first, if the image stays safe without it (1: every kept
-        superpixel may go; 0, the default: off). A broad map (MobileNet's) puts background superpixels
+        superpixel may go, though one always stays; 0, the default: off). A broad map (MobileNet's) puts background superpixels
         before the key part; docs/benchmarks.md has the trade (less area, not always the same recall).
     group_delta : float
         Lab distance under which touching regions are weighed together by margin and closure
