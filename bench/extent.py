@@ -22,6 +22,7 @@ Steps::
     python bench/extent.py truth --seeds 11 12 13               # is hiding the object itself enough?
     python bench/extent.py run ... --by-step --json a.json      # the area each step hides, on and off the object
     python bench/extent.py steps a.json --out steps.png         # the same as bars
+    python bench/extent.py run ... --by-seen                # recall apart for objects the model does not see
 
 Training backgrounds are BSDS500 train/val photos and scikit-image's training samples;
 benchmark backgrounds are BSDS500 *test* photos and scikit-image's held-out samples.
@@ -445,8 +446,73 @@ def evaluate(clf: Any, items: list[dict[str, Any]], extent: str, segmentation: s
                 row["objects"] = [{"kind": o["kind"], "band": o["band"],
                                    "parts": {k: float((res.mask & v).sum() / v.sum()) for k, v in o["parts"].items()
                                              if v.any()}} for o in it["objects"]]
+                # and whether the classifiers see each object on its own (outside the timed run)
+                for o, ev in zip(row["objects"], object_seen(sg, it["image"], it["objects"]), strict=True):
+                    if ev is not None:
+                        o.update(ev)
+                if any("seen" in o for o in row["objects"]):
+                    row["all_seen"] = all(o["seen"] for o in row["objects"] if "seen" in o)
         per.append(row)
     return summarize(per), per
+
+
+#: Logit drop by which a benchmark object must raise the unsafe excess to count as seen (:func:`object_seen`).
+SEEN_DROP = 1.0
+
+
+def object_seen(sg: Any, image: np.ndarray, objects: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+    """Do the classifiers see each planted object on its own?
+
+    With the image's other objects hidden (the pipeline's style; distractors and background stay), ``alone`` is
+    the unsafe excess (over the models, the largest ``logit(score) - logit(threshold)``) with the object in
+    sight, and ``drop`` how much hiding it too lowers that excess. The object is seen (carries evidence of its
+    own) when the image with it alone is flagged (``alone > 0``) and it is what flags it (``drop >= SEEN_DROP``). An object
+    no classifier sees on its own (a second bomb the model overlooks, a blade it takes for background) is one
+    no classifier-driven extent can be asked to find: the ``--by-seen`` table keeps those images apart.
+    None for an object without pixels (drawn wholly under another one).
+    """
+    from veil.counterfactual.extent import logit
+    from veil.counterfactual.styles import apply_mask, stylize
+
+    masks = [np.any([v for v in o["parts"].values()], axis=0) if o["parts"] else None for o in objects]
+    present = [m for m in masks if m is not None and m.any()]
+    if not present:
+        return [None] * len(objects)
+    every = np.any(present, axis=0)
+    styled = stylize(image, sg.config.style, **sg.config.style_options)
+    order = [k for k, m in enumerate(masks) if m is not None and m.any()]
+    images = [apply_mask(image, styled, every)] + [apply_mask(image, styled, every & ~masks[k]) for k in order]
+    thr = logit(np.asarray(sg.thresholds, dtype=np.float64))
+    excess = (logit(np.asarray(sg.unsafe_scores(images), dtype=np.float64)) - thr[None, :]).max(axis=1)
+    out: list[dict[str, Any] | None] = [None] * len(objects)
+    for j, k in enumerate(order, 1):
+        alone, drop = float(excess[j]), float(excess[j] - excess[0])
+        out[k] = {"alone": alone, "drop": drop, "seen": bool(alone > 0 and drop >= SEEN_DROP)}
+    return out
+
+
+SEEN_HEADER = ("| model | extent | images | every object seen on its own | recall mean | recall ≥ 0.5 | recall ≥ 0.9 | "
+               "an object not seen | recall mean | recall ≥ 0.5 |\n"
+               "|---|---|---|---|---|---|---|---|---|---|")
+
+
+def seen_rows(model: str, extent: str, per: list[dict[str, Any]]) -> list[str]:
+    """The recall of the images whose every object the classifiers see on its own (:func:`object_seen`) and of
+    those with an object they do not see, apart (images with a counterfactual)."""
+    found = [r for r in per if r["found"] and "all_seen" in r]
+    if not found:
+        return []
+
+    def cells(rs: list[dict[str, Any]], full: bool) -> str:
+        rec = np.array([r["recall"] for r in rs])
+        if not rs:
+            return "0 | – | – | –" if full else "0 | – | –"
+        out = f"{len(rs)} | {rec.mean():.3f} | {100 * np.mean(rec >= 0.5):.0f} %"
+        return out + (f" | {100 * np.mean(rec >= 0.9):.0f} %" if full else "")
+
+    seen = [r for r in found if r["all_seen"]]
+    blind = [r for r in found if not r["all_seen"]]
+    return [f"| {model} | {extent} | {len(found)} | {cells(seen, True)} | {cells(blind, False)} |"]
 
 
 def summarize(per: list[dict[str, Any]]) -> dict[str, Any]:
@@ -457,6 +523,7 @@ def summarize(per: list[dict[str, Any]]) -> dict[str, Any]:
 
     rec = [r["recall"] for r in found]
     ratio = [r["ratio"] for r in found]
+    seen = [r["recall"] for r in found if r.get("all_seen")]  # (every object seen on its own: object_seen)
     return {
         "n_flagged": len(per), "cf": mean([float(r["found"]) for r in per]),
         "verified": mean([float(r["found"] and r["verified"]) for r in per]),
@@ -466,6 +533,8 @@ def summarize(per: list[dict[str, Any]]) -> dict[str, Any]:
         "recall_90": mean([float(x >= 0.9) for x in rec]), "precision": mean([r["precision"] for r in found]),
         "seconds": mean([r["seconds"] for r in per]),
         "evaluated": mean([float(r["evaluated"]) for r in per]),  # images classified (search + extent)
+        "n_seen": len(seen), "recall_seen": mean(seen),
+        "recall_50_seen": mean([float(x >= 0.5) for x in seen]),
     }
 
 
@@ -772,6 +841,7 @@ def run_cmd(args: argparse.Namespace) -> None:
     per_all: dict[str, dict[str, list[dict[str, Any]]]] = {}
     parts_out: list[str] = []
     steps_out: list[str] = []
+    seen_out: list[str] = []
     part_runs: dict[str, dict[str, list[float]]] = {}
     for arch in args.archs:
         clf = load_classifier(arch if arch.endswith(".json") else str(CACHE / arch / "model.json"))
@@ -789,6 +859,8 @@ def run_cmd(args: argparse.Namespace) -> None:
                             print(table_row(f"{name} [{kind} only]", extent, seg, summarize(sub)), flush=True)
                 if args.by_step:
                     steps_out.extend(step_rows(name, extent, per))
+                if args.by_seen:
+                    seen_out.extend(seen_rows(name, extent, per))
                 if args.by_part or args.part_plot:
                     parts_out.extend(part_rows(name, extent, per))
                     part_runs[f"{name} / {extent}"] = part_groups(per)
@@ -807,6 +879,11 @@ def run_cmd(args: argparse.Namespace) -> None:
         print("\nWhere the hidden area comes from, per step (means over the images with a counterfactual):\n")
         print(STEP_HEADER)
         print("\n".join(steps_out))
+    if seen_out:
+        print("\nImages whose every object the classifier sees on its own, and images with one it does not see "
+              f"(alone in sight, the image is not flagged or the object lowers the unsafe logit by < {SEEN_DROP:g}):\n")
+        print(SEEN_HEADER)
+        print("\n".join(seen_out))
     if parts_out:
         print("\nHow much of each part of the objects the delivered images hide:\n")
         print(PART_HEADER)
@@ -1139,6 +1216,9 @@ def main(argv: list[str] | None = None) -> None:
                         "blade: handle, blade; blades on a band of their own colour apart)")
     r.add_argument("--by-step", action="store_true",
                    help="also a table of how much area each step of the extent hides, on and off the object")
+    r.add_argument("--by-seen", action="store_true",
+                   help="also the recall of the images whose every object the classifier sees on its own, and of "
+                        "the images with an object it does not see (a second object it overlooks), apart")
     r.add_argument("--part-plot", type=Path, help="bar chart of the --by-part table (implies --by-part)")
     r.add_argument("--plot", type=Path)
     r.add_argument("--worst", type=Path, help="PNG of the worst cases (one per model)")
