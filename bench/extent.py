@@ -22,7 +22,7 @@ Steps::
     python bench/extent.py truth --seeds 11 12 13               # is hiding the object itself enough?
     python bench/extent.py run ... --by-step --json a.json      # the area each step hides, on and off the object
     python bench/extent.py steps a.json --out steps.png         # the same as bars
-    python bench/extent.py run ... --by-seen                # recall apart for objects the model does not see
+    python bench/extent.py run ... --by-seen                    # recall apart where an object is not seen
 
 Training backgrounds are BSDS500 train/val photos and scikit-image's training samples;
 benchmark backgrounds are BSDS500 *test* photos and scikit-image's held-out samples.
@@ -504,9 +504,9 @@ def seen_rows(model: str, extent: str, per: list[dict[str, Any]]) -> list[str]:
         return []
 
     def cells(rs: list[dict[str, Any]], full: bool) -> str:
-        rec = np.array([r["recall"] for r in rs])
         if not rs:
             return "0 | – | – | –" if full else "0 | – | –"
+        rec = np.array([r["recall"] for r in rs])
         out = f"{len(rs)} | {rec.mean():.3f} | {100 * np.mean(rec >= 0.5):.0f} %"
         return out + (f" | {100 * np.mean(rec >= 0.9):.0f} %" if full else "")
 
