@@ -23,6 +23,8 @@ Steps::
     python bench/extent.py run ... --by-step --json a.json      # the area each step hides, on and off the object
     python bench/extent.py steps a.json --out steps.png         # the same as bars
     python bench/extent.py run ... --by-seen                    # recall apart where an object is not seen
+    python bench/extent_baseline.py --baseline CHECKOUT ...    # time against the pipeline the issue was filed against
+    python bench/extent.py cards --archs A B --ids 12-000 ...   # where each card's evidence lies, and what it hides
 
 Training backgrounds are BSDS500 train/val photos and scikit-image's training samples;
 benchmark backgrounds are BSDS500 *test* photos and scikit-image's held-out samples.
@@ -1177,6 +1179,72 @@ def show_cmd(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+def card_panel(sg: Any, it: dict[str, Any]) -> dict[str, Any]:
+    """One card's view of one image: its attribution map at the image's size, the delivered image, and the
+    recall and area/GT of what it hid (a fully obscured image, with no counterfactual, hides everything)."""
+    from veil.image import resize
+
+    res = sg.run(it["image"])
+    gt = it["mask"]
+    mask = np.asarray(res.mask, bool) if res.mask is not None else np.ones_like(gt)
+    att = np.zeros(gt.shape, np.float32)
+    if res.attribution is not None:
+        att = resize(np.asarray(res.attribution, np.float32), gt.shape)
+    return {"attribution": att, "delivered": res.image, "flagged": bool(res.unsafe),
+            "recall": float((mask & gt).sum() / gt.sum()), "ratio": float(mask.sum() / gt.sum())}
+
+
+def draw_cards(items: list[dict[str, Any]], panels: list[list[dict[str, Any]]], names: list[str], path: Path) -> None:
+    """One row per image: the image, then each card's attribution map and delivered image (green: ground truth)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = 1 + 2 * len(names)
+    fig, axes = plt.subplots(len(items), cols, figsize=(2.4 * cols, 2.4 * len(items)), squeeze=False)
+    for i, (it, row) in enumerate(zip(items, panels, strict=True)):
+        gt = it["mask"]
+        shown = [(it["image"], f"{it['id']} ({max(gt.shape)} px)")]
+        for name, pan in zip(names, row, strict=True):
+            verdict = f"recall {pan['recall']:.2f}, area/GT {pan['ratio']:.1f}" if pan["flagged"] else "not flagged"
+            shown += [(pan["attribution"], f"{name}: attribution"), (pan["delivered"], f"{name}: {verdict}")]
+        for j, (im, title) in enumerate(shown):
+            ax = axes[i][j]
+            ax.imshow(im, cmap="magma" if im.ndim == 2 else None)
+            ax.contour(gt, [0.5], colors="lime", linewidths=0.7)
+            ax.set_title(title, fontsize=6)
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def cards_cmd(args: argparse.Namespace) -> None:
+    """The same images under several cards with the default pipeline: where each card's evidence lies
+    (its attribution map) and what the default extent hides for it, whole images, not cropped."""
+    import torch
+
+    from veil.classify import load_classifier
+    from veil.pipeline import SafeguardConfig, Safeguarder
+
+    torch.set_num_threads(args.threads)
+    items = {it["id"]: it for it in benchmark_set(args.seed, args.n)}
+    missing = [i for i in args.ids if i not in items]
+    if missing:
+        raise SystemExit(f"no image {', '.join(missing)} among seed {args.seed}'s {args.n}")
+    chosen = [items[i] for i in args.ids]
+    panels: list[list[dict[str, Any]]] = [[] for _ in chosen]
+    for arch in args.archs:
+        clf = load_classifier(arch if arch.endswith(".json") else str(CACHE / arch / "model.json"))
+        sg = Safeguarder(SafeguardConfig(models=(clf,), rationale=None), classifiers=[clf])
+        for row, it in zip(panels, chosen, strict=True):
+            row.append(card_panel(sg, it))
+    draw_cards(chosen, panels, args.labels or [Path(a).stem if a.endswith(".json") else a for a in args.archs],
+               args.out)
+    print(f"wrote {args.out}")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -1276,9 +1344,17 @@ def main(argv: list[str] | None = None) -> None:
     w.add_argument("--labels", nargs="*", help="a title per option set")
     w.add_argument("--threads", type=int, default=1)
     w.add_argument("--out", type=Path, required=True)
+    c = sub.add_parser("cards", help="the same images under several cards: attribution and what the default hides")
+    c.add_argument("--archs", nargs="+", required=True, help="cards trained by `train` (or card paths)")
+    c.add_argument("--seed", type=int, default=11)
+    c.add_argument("--n", type=int, default=40, help="images in the seed's set (the ids index it)")
+    c.add_argument("--ids", nargs="+", required=True, help="image ids, e.g. 11-011")
+    c.add_argument("--labels", nargs="*", help="a title per card")
+    c.add_argument("--threads", type=int, default=1)
+    c.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     {"train": train_cmd, "run": run_cmd, "oracle": oracle_cmd, "evidence": evidence_cmd,
-     "show": show_cmd, "truth": truth_cmd, "frontier": frontier_cmd, "steps": steps_cmd}[args.cmd](args)
+     "show": show_cmd, "cards": cards_cmd, "truth": truth_cmd, "frontier": frontier_cmd, "steps": steps_cmd}[args.cmd](args)
 
 
 if __name__ == "__main__":

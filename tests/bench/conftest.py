@@ -12,12 +12,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def extent_bench() -> ModuleType:
-    """``bench/extent.py`` (a script, not a package) imported as a module."""
-    spec = importlib.util.spec_from_file_location("veil_bench_extent", ROOT / "bench" / "extent.py")
+def bench_script(name: str) -> ModuleType:
+    """``bench/<name>.py`` (a script, not a package) imported as a module."""
+    spec = importlib.util.spec_from_file_location(f"veil_bench_{name}", ROOT / "bench" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+@pytest.fixture(scope="session")
+def extent_bench() -> ModuleType:
+    """``bench/extent.py`` imported as a module."""
+    return bench_script("extent")

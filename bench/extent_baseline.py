@@ -1,0 +1,174 @@
+"""Time the default extent against the pipeline issue #12 was filed against, on the same images.
+
+Issue #12 asks for the new default's seconds per image to be at most 1.3× *today's default*: the
+pipeline as it was when the issue was filed (commit ``6df7c81``, 2026-11-22; no extent stage, so
+the paper's minimal counterfactual, and the search at full resolution). ``bench/extent.py run``
+compares with ``minimal`` in today's code, which shares every later speed-up of the search. This
+script times both, and the old pipeline itself, each in a process of its own (the old ``veil``
+package is imported from its checkout), alternating the order over ``--passes``::
+
+    git worktree add /tmp/veil-6df7c81 6df7c81          # the pipeline the issue was filed against
+    python bench/extent_baseline.py --baseline /tmp/veil-6df7c81 --archs resnet18 mobilenet_v3_small \\
+        --seeds 2024 2025 --n 40 --json baseline.json
+
+The images are ``bench/extent.py``'s benchmark set and the cards its ``train`` command wrote. Each
+process times ``Safeguarder.run`` per image with one torch thread, after one untimed run (numba's
+compilation, the first forward pass); only the images its model flags count, as in ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PIPELINES = ("baseline", "minimal", "object")
+
+
+def child(src: str, card: str, extent: str, items_path: str, out: str, threads: int) -> None:
+    """Time one pipeline (``extent`` "baseline": that checkout's default) over the pickled images."""
+    sys.path.insert(0, src)
+    import numpy as np
+    import torch
+
+    import veil
+    from veil.classify import load_classifier
+    from veil.pipeline import SafeguardConfig, Safeguarder
+
+    if not Path(veil.__file__).resolve().is_relative_to(Path(src).resolve()):
+        raise SystemExit(f"imported veil from {veil.__file__}, not from {src}")
+    torch.set_num_threads(threads)
+    items = pickle.loads(Path(items_path).read_bytes())
+    clf = load_classifier(card)
+    kw = {} if extent == "baseline" else {"extent": extent}
+    sg = Safeguarder(SafeguardConfig(models=(clf,), rationale=None, **kw), classifiers=[clf])
+    sg.run(items[0]["image"])  # untimed: compilation and the first forward pass
+    timed = []
+    for it in items:
+        t = time.perf_counter()
+        timed.append((it, sg.run(it["image"]), time.perf_counter() - t))
+    rows = [{"id": it["id"], "seconds": secs, "found": bool(res.counterfactual_found),
+             "fail_closed": bool(res.fail_closed),
+             "recall": float((np.asarray(res.mask, bool) & it["mask"]).sum() / it["mask"].sum()),
+             "ratio": float(np.asarray(res.mask, bool).sum() / it["mask"].sum())}
+            for it, res, secs in timed if res.unsafe]
+    Path(out).write_text(json.dumps(rows))
+
+
+def summarize(runs: dict[str, list[list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """One row per pipeline over the images every pipeline flagged: mean seconds per pass and over all
+    passes, the ratio to the baseline's and to minimal's mean, and recall and area/GT where a counterfactual
+    was found (a fully obscured image hides everything: not a counterfactual)."""
+    import numpy as np
+
+    ids = set.intersection(*({r["id"] for r in p} for passes in runs.values() for p in passes))
+    mean_s = {name: float(np.mean([r["seconds"] for p in passes for r in p if r["id"] in ids]))
+              for name, passes in runs.items()}
+    out = []
+    for name, passes in runs.items():
+        found = [r for r in passes[0] if r["id"] in ids and r["found"]]
+        rec = np.array([r["recall"] for r in found])
+        rat = np.array([r["ratio"] for r in found])
+        out.append({
+            "pipeline": name, "images": len(ids),
+            "seconds_per_pass": [float(np.mean([r["seconds"] for r in p if r["id"] in ids])) for p in passes],
+            "seconds": mean_s[name],
+            "vs_baseline": mean_s[name] / mean_s["baseline"] if "baseline" in mean_s else float("nan"),
+            "vs_minimal": mean_s[name] / mean_s["minimal"] if "minimal" in mean_s else float("nan"),
+            "found": len(found),
+            "recall": float(rec.mean()) if found else float("nan"),
+            "recall_50": float(np.mean(rec >= 0.5)) if found else float("nan"),
+            "ratio_mean": float(rat.mean()) if found else float("nan"),
+            "ratio_median": float(np.median(rat)) if found else float("nan"),
+        })
+    return out
+
+
+def table(model: str, rows: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for r in rows:
+        per = " / ".join(f"{s:.2f}" for s in r["seconds_per_pass"])
+        lines.append(f"| {model} | {r['pipeline']} | {r['images']} | {per} | {r['seconds']:.2f} | "
+                     f"{r['vs_baseline']:.2f}× | {r['vs_minimal']:.2f}× | {r['found']} | {r['recall']:.3f} | "
+                     f"{100 * r['recall_50']:.0f} % | {r['ratio_mean']:.2f} | {r['ratio_median']:.2f} |")
+    return lines
+
+
+HEADER = ("| model | pipeline | images | s/img per pass | s/img | vs the filed default | vs minimal | "
+          "counterfactual | recall mean | ≥ 0.5 | area/GT mean | median |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--baseline", required=True, type=Path,
+                   help="a checkout of the pipeline to compare with (its src/ holds the veil package)")
+    p.add_argument("--archs", nargs="+", default=["resnet18", "mobilenet_v3_small"],
+                   help="cards trained by `bench/extent.py train` (or card paths)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[2024, 2025])
+    p.add_argument("--n", type=int, default=40, help="images per seed")
+    p.add_argument("--passes", type=int, default=2, help="each pipeline this many times, the order reversed each pass")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", type=Path)
+    a = p.parse_args(argv)
+    src = a.baseline / "src"
+    if not (src / "veil" / "pipeline.py").is_file():
+        p.error(f"{a.baseline} holds no src/veil/pipeline.py: give the root of a veil checkout")
+    if a.passes < 1:
+        p.error("--passes must be at least 1")
+    sys.path.insert(0, str(ROOT / "bench"))
+    import extent as bx  # (imports today's veil: only for the images and the cards)
+
+    cards = {}
+    for arch in a.archs:
+        card = Path(arch) if arch.endswith(".json") else bx.CACHE / arch / "model.json"
+        if not card.is_file():
+            p.error(f"no card {card}: train it with `python bench/extent.py train --arch {arch}`")
+        cards[arch] = card
+    t0 = time.monotonic()
+    items = [{"id": it["id"], "image": it["image"], "mask": it["mask"]}
+             for seed in a.seeds for it in bx.benchmark_set(seed, a.n)]
+    print(f"{len(items)} images ({time.monotonic() - t0:.0f} s to draw)", flush=True)
+    result: dict[str, Any] = {"command": " ".join(sys.argv), "machine": platform.platform(),
+                              "baseline": str(a.baseline), "models": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        items_path = Path(tmp) / "items.pkl"
+        items_path.write_bytes(pickle.dumps(items))
+        env = {**os.environ, "OMP_NUM_THREADS": str(a.threads)}
+        env.pop("PYTHONPATH", None)
+        lines = []
+        for arch, card in cards.items():
+            runs: dict[str, list[list[dict[str, Any]]]] = {name: [] for name in PIPELINES}
+            for k in range(a.passes):
+                for name in (PIPELINES if k % 2 == 0 else PIPELINES[::-1]):
+                    out = Path(tmp) / f"{arch.replace('/', '_')}-{name}-{k}.json"
+                    code = str(src if name == "baseline" else ROOT / "src")
+                    t = time.monotonic()
+                    subprocess.run([sys.executable, __file__, "--child", code, str(card), name, str(items_path),
+                                    str(out), str(a.threads)], check=True, env=env, cwd=tmp)
+                    runs[name].append(json.loads(out.read_text()))
+                    print(f"{arch} {name} pass {k + 1}: {len(runs[name][-1])} flagged, {time.monotonic() - t:.0f} s",
+                          flush=True)
+            rows = summarize(runs)
+            result["models"][arch] = {"rows": rows, "per_image": runs}
+            lines += table(arch, rows)
+    print(HEADER)
+    print("\n".join(lines))
+    if a.json:
+        a.json.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 8 and sys.argv[1] == "--child":
+        child(*sys.argv[2:7], int(sys.argv[7]))
+    else:
+        main()
