@@ -415,6 +415,16 @@ def train_cmd(args: argparse.Namespace) -> None:
     subprocess.run(cmd, check=True, env={**__import__("os").environ, "PYTHONPATH": str(ROOT / "src")})
 
 
+def card_path(arch: str) -> Path:
+    """A card trained by `train` (``.bench-cache/extent/<arch>/model.json``), or the card path given."""
+    return Path(arch) if arch.endswith(".json") else CACHE / arch / "model.json"
+
+
+def card_name(arch: str) -> str:
+    """How tables and pictures name a card: the arch, or the folder of a card path."""
+    return Path(arch).parent.name if arch.endswith(".json") else arch
+
+
 # -- evaluation -----------------------------------------------------------------------------------
 def evaluate(clf: Any, items: list[dict[str, Any]], extent: str, segmentation: str,
              extent_options: dict[str, Any] | None = None,
@@ -609,7 +619,7 @@ def steps_cmd(args: argparse.Namespace) -> None:
         data = json.loads(Path(path).read_text())
         for row in data["rows"]:
             if any("steps" in r for r in row["per_image"]):
-                model = Path(row["model"]).parent.name if str(row["model"]).endswith(".json") else row["model"]
+                model = card_name(str(row["model"]))
                 rows.append((model, run_label(data, row), row["per_image"]))
     if not rows:
         raise SystemExit("no rows with per-step shares in the given files (run them with this version of `run`)")
@@ -773,7 +783,7 @@ def frontier_cmd(args: argparse.Namespace) -> None:
     for k, path in enumerate(args.runs):
         data = json.loads(Path(path).read_text())
         for row in data["rows"]:
-            model = Path(row["model"]).parent.name if str(row["model"]).endswith(".json") else row["model"]
+            model = card_name(str(row["model"]))
             name = labels[k] if k < len(labels) and row["extent"] != "minimal" else run_label(data, row)
             if row.get("segmentation", "bass") != "bass":
                 name += f" [{row['segmentation']}]"
@@ -846,8 +856,8 @@ def run_cmd(args: argparse.Namespace) -> None:
     seen_out: list[str] = []
     part_runs: dict[str, dict[str, list[float]]] = {}
     for arch in args.archs:
-        clf = load_classifier(arch if arch.endswith(".json") else str(CACHE / arch / "model.json"))
-        name = Path(arch).parent.name if arch.endswith(".json") else arch
+        clf = load_classifier(str(card_path(arch)))
+        name = card_name(arch)
         for seg in args.segmentations:
             for extent in args.extents:
                 m, per = evaluate(clf, items, extent, seg, opts if extent != "minimal" else None, seg_opts,
@@ -959,11 +969,11 @@ def truth_cmd(args: argparse.Namespace) -> None:
     for path in args.run or []:
         for row in json.loads(Path(path).read_text())["rows"]:
             if row["extent"] == args.run_extent:
-                model = Path(row["model"]).parent.name if row["model"].endswith(".json") else row["model"]
+                model = card_name(row["model"])
                 runs.update({(model, r["id"]): r for r in row["per_image"] if r["found"]})
     for arch in args.archs:
-        clf = load_classifier(arch if arch.endswith(".json") else str(CACHE / arch / "model.json"))
-        name = Path(arch).parent.name if arch.endswith(".json") else arch
+        clf = load_classifier(str(card_path(arch)))
+        name = card_name(arch)
         sg = Safeguarder(SafeguardConfig(models=(clf,), rationale=None), classifiers=[clf])
         thr = np.asarray(sg.thresholds, dtype=np.float64)
         rows: dict[Any, list[tuple[bool, bool, float]]] = {r: [] for r in args.rims}
@@ -1083,7 +1093,7 @@ def evidence_cmd(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     make = mark_set if args.data == "mark" else benchmark_set
     items = [it for s in args.seeds for it in make(s, args.n)]
-    clf = load_classifier(args.arch if args.arch.endswith(".json") else str(CACHE / args.arch / "model.json"))
+    clf = load_classifier(str(card_path(args.arch)))
     rows: list[tuple[bool, float, float]] = []
     current: dict[str, np.ndarray] = {}
 
@@ -1142,7 +1152,7 @@ def show_cmd(args: argparse.Namespace) -> None:
     from veil.segment.figures import grain
 
     torch.set_num_threads(args.threads)
-    clf = load_classifier(args.arch if args.arch.endswith(".json") else str(CACHE / args.arch / "model.json"))
+    clf = load_classifier(str(card_path(args.arch)))
     items = {it["id"]: it for it in benchmark_set(args.seed, args.n)}
     options = [json.loads(o) if o else {} for o in args.options]
     labels = args.labels or [o or "default" for o in args.options]
@@ -1236,11 +1246,11 @@ def cards_cmd(args: argparse.Namespace) -> None:
     chosen = [items[i] for i in args.ids]
     panels: list[list[dict[str, Any]]] = [[] for _ in chosen]
     for arch in args.archs:
-        clf = load_classifier(arch if arch.endswith(".json") else str(CACHE / arch / "model.json"))
+        clf = load_classifier(str(card_path(arch)))
         sg = Safeguarder(SafeguardConfig(models=(clf,), rationale=None), classifiers=[clf])
         for row, it in zip(panels, chosen, strict=True):
             row.append(card_panel(sg, it))
-    draw_cards(chosen, panels, args.labels or [Path(a).stem if a.endswith(".json") else a for a in args.archs],
+    draw_cards(chosen, panels, args.labels or [card_name(a) for a in args.archs],
                args.out)
     print(f"wrote {args.out}")
 

@@ -56,11 +56,13 @@ def child(src: str, card: str, extent: str, items_path: str, out: str, threads: 
     for it in items:
         t = time.perf_counter()
         timed.append((it, sg.run(it["image"]), time.perf_counter() - t))
-    rows = [{"id": it["id"], "seconds": secs, "found": bool(res.counterfactual_found),
-             "fail_closed": bool(res.fail_closed),
-             "recall": float((np.asarray(res.mask, bool) & it["mask"]).sum() / it["mask"].sum()),
-             "ratio": float(np.asarray(res.mask, bool).sum() / it["mask"].sum())}
-            for it, res, secs in timed if res.unsafe]
+    rows = []
+    for it, res, secs in timed:
+        if res.unsafe:
+            mask, gt = np.asarray(res.mask, bool), it["mask"]
+            rows.append({"id": it["id"], "seconds": secs, "found": bool(res.counterfactual_found),
+                         "fail_closed": bool(res.fail_closed), "recall": float((mask & gt).sum() / gt.sum()),
+                         "ratio": float(mask.sum() / gt.sum())})
     Path(out).write_text(json.dumps(rows))
 
 
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
 
     cards = {}
     for arch in a.archs:
-        card = Path(arch) if arch.endswith(".json") else bx.CACHE / arch / "model.json"
+        card = bx.card_path(arch)
         if not card.is_file():
             p.error(f"no card {card}: train it with `python bench/extent.py train --arch {arch}`")
         cards[arch] = card
