@@ -258,3 +258,19 @@ def test_device_wrapper_matches_plain_classifier(folder: Path) -> None:
     images = _images(3)
     np.testing.assert_allclose(moved.predict_proba(images), plain.predict_proba(images), atol=1e-6)
     assert moved.predict_proba([]).shape == (0, 3)
+
+
+def test_card_loads_channels_last_with_the_same_outputs(tmp_path: Path) -> None:
+    """Convolution weights load channels-last (the CPU's faster kernels); outputs match the NCHW module."""
+    model = _model("resnet18", 2, seed=3)
+    torch.save(model.state_dict(), tmp_path / "r.pt")
+    card = _card(arch="resnet18", weights="r.pt", labels=["safe", "unsafe"], unsafe_labels=["unsafe"])
+    clf = load_model_card(_write(tmp_path, card))
+    convs = [m for m in clf.module.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+    assert all(p.is_contiguous() for p in model.parameters())  # the reference stays NCHW
+    images = _images(4)
+    np.testing.assert_allclose(clf.predict_proba(images), _reference_proba(model, images), atol=1e-5)
+    x = clf.torch_input(images[0]).requires_grad_(True)
+    clf.torch_unsafe_score(x).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0

@@ -275,7 +275,8 @@ def load_model_card(
     threshold : float, optional
         Overrides the card's ``threshold``.
     device : str or torch.device, optional
-        Where the module runs (default CPU).
+        Where the module runs (default CPU). Its convolution weights are kept channels-last,
+        the layout the CPU's fastest kernels use (``bench/classify_layout.py``).
 
     Returns
     -------
@@ -335,6 +336,10 @@ def load_model_card(
             "with and that \"labels\" has one entry per output",
         )
     model.load_state_dict(state)
+    # Convolution weights in channels-last order: oneDNN's faster kernels on CPU (a ResNet-18 at
+    # 128 px classifies about 1.2x faster one image at a time and 1.4x in batches; depthwise
+    # networks gain little) with the same outputs to float rounding. Only 4-D tensors change.
+    model.to(memory_format=torch.channels_last)
     config = dict(card, card_path=card_path)
     kwargs: dict[str, Any] = dict(
         input_size=card["input_size"],
