@@ -1,11 +1,11 @@
 """Classifier speed by weight layout: channels-last (what ``load_model_card`` keeps) against NCHW.
 
 For each architecture, a model card with random-init torchvision weights (BatchNorm statistics
-randomised with a fixed seed; nothing is downloaded) is written to a temporary folder and loaded
-with :func:`veil.classify.card.load_model_card`, which keeps convolution weights channels-last. A
-deep copy converted back to the contiguous (NCHW) layout is the comparator. Both classify the same
-random images, one at a time and in batches, and compute FullGrad on one image, interleaved and
-best of ``--repeats`` so that background load hits both alike. The largest difference between the
+randomised with a fixed seed as in ``bench/attribution.py``; nothing is downloaded) is written to a
+temporary folder and loaded with :func:`veil.classify.card.load_model_card`, which keeps convolution
+weights channels-last. A deep copy converted back to the contiguous (NCHW) layout is the comparator.
+Both classify the same random images, one at a time and in batches, and compute FullGrad on one
+image, interleaved and best of ``--repeats`` so that background load hits both alike. The largest difference between the
 two layouts' probabilities is printed too.
 
     python bench/classify_layout.py [--archs resnet18 resnet50 mobilenet_v3_small efficientnet_b0]
@@ -38,19 +38,11 @@ from veil.classify.card import load_model_card
 from veil.classify.torch import TorchClassifier
 
 
-def randomize_batchnorm(net: torch.nn.Module, seed: int) -> None:
-    """Non-trivial BatchNorm statistics, so that the network's output depends on its input."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d) and m.running_mean is not None and m.running_var is not None:
-                c = m.num_features
-                m.running_mean.copy_(torch.randn(c, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
-
-
 def write_card(folder: Path, arch: str, size: int, seed: int) -> Path:
     """A two-label card for ``arch`` with random weights, as ``veil train`` would write one."""
+    # bench/attribution.py: this script's folder is on sys.path
+    from attribution import randomize_batchnorm
+
     torch.manual_seed(seed)
     net = getattr(torchvision.models, arch)(weights=None, num_classes=2)
     randomize_batchnorm(net, seed)
