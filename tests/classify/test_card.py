@@ -274,3 +274,23 @@ def test_card_loads_channels_last_with_the_same_outputs(tmp_path: Path) -> None:
     x = clf.torch_input(images[0]).requires_grad_(True)
     clf.torch_unsafe_score(x).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_every_attribution_method_reads_a_channels_last_card(tmp_path: Path) -> None:
+    """Each attribution method gives a loaded (channels-last) card the map it gives the same module in NCHW."""
+    from veil.attribution import ATTRIBUTIONS
+
+    torch.save(_model("resnet18", 2, seed=4).state_dict(), tmp_path / "r.pt")
+    card = _card(arch="resnet18", weights="r.pt", labels=["safe", "unsafe"], unsafe_labels=["unsafe"],
+                 input_size=96)  # (ResNet-18's last block then has 3 × 3 cells, so that a CAM is not flat)
+    path = _write(tmp_path, card)
+    last, plain = load_model_card(path), load_model_card(path)
+    plain.module.to(memory_format=torch.contiguous_format)
+    image = _images(1, 96)[0]
+    names = list(ATTRIBUTIONS)
+    assert {"fullgrad", "gradcam", "occlusion"} <= set(names)
+    for name in names:
+        a = np.asarray(ATTRIBUTIONS.get(name)(image, last))
+        b = np.asarray(ATTRIBUTIONS.get(name)(image, plain))
+        assert a.shape == image.shape[:2] and np.isfinite(a).all() and float(np.ptp(a)) > 0, name
+        np.testing.assert_allclose(a, b, atol=1e-4, err_msg=name)
