@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,7 +31,13 @@ def veil_scan(*args: str) -> subprocess.Popen:
 
 
 def test_kill_mid_scan_then_resume_processes_each_input_once(photos, tmp_path):
-    inputs = [photos / "a", photos / "b"]
+    # a/, b/ and three more copies of a/ under other paths: enough work (15 images) that the kill lands
+    # mid-scan even when the lines of the last few images reach the file between two polls
+    extra = [tmp_path / "more" / f"c{i}" for i in range(3)]
+    for folder in extra:
+        shutil.copytree(photos / "a", folder)
+    inputs = [photos / "a", photos / "b", *extra]
+    n = 6 + 3 * len(extra)
     out = tmp_path / "out"
     results = out / "results.jsonl"
     proc = veil_scan(*map(str, inputs), "--out", str(out), "--engine", "local")
@@ -43,7 +50,7 @@ def test_kill_mid_scan_then_resume_processes_each_input_once(photos, tmp_path):
     finally:
         proc.wait(timeout=30)
     before = lines(results)
-    assert 2 <= len(before) < 6
+    assert 2 <= len(before) < n
     with open(results, "ab") as fh:  # as if the crash had hit in the middle of a write
         fh.write(b'{"path": "' + before[0]["path"].encode() + b'", "sha256": "half a rec')
     resumed = veil_scan(*map(str, inputs), "--out", str(out), "--engine", "local", "--resume")
@@ -53,12 +60,12 @@ def test_kill_mid_scan_then_resume_processes_each_input_once(photos, tmp_path):
     assert recs[: len(before)] == before  # earlier records kept as they were
     assert json.loads((out / "run.json").read_text())["n_resumed"] == len(before)
     counts = Counter(r["path"] for r in recs)
-    assert len(counts) == 6 and set(counts.values()) == {1}, counts
+    assert len(counts) == n and set(counts.values()) == {1}, counts
     assert all(r["error"] is None and (out / r["output"]).is_file() for r in recs)
-    assert len(list((out / "images").rglob("*.png"))) == 6 and not list(out.rglob("*.part"))
+    assert len(list((out / "images").rglob("*.png"))) == n and not list(out.rglob("*.part"))
     sink = FolderSink(out, resume=True, settings_hash=recs[0]["settings_hash"])  # a third run: nothing left
     sink.close()
-    assert sum(len(v) for v in sink.done.values()) == 6
+    assert sum(len(v) for v in sink.done.values()) == n
 
 
 class Crash(Exception):
