@@ -260,12 +260,17 @@ def test_device_wrapper_matches_plain_classifier(folder: Path) -> None:
     assert moved.predict_proba([]).shape == (0, 3)
 
 
+def _resnet18_card(folder: Path, model: torch.nn.Module, **overrides: Any) -> Path:
+    """A two-label resnet18 card for ``model``'s weights."""
+    torch.save(model.state_dict(), folder / "r.pt")
+    return _write(folder, _card(arch="resnet18", weights="r.pt", labels=["safe", "unsafe"],
+                                unsafe_labels=["unsafe"], **overrides))
+
+
 def test_card_loads_channels_last_with_the_same_outputs(tmp_path: Path) -> None:
     """Convolution weights load channels-last (the CPU's faster kernels); outputs match the NCHW module."""
     model = _model("resnet18", 2, seed=3)
-    torch.save(model.state_dict(), tmp_path / "r.pt")
-    card = _card(arch="resnet18", weights="r.pt", labels=["safe", "unsafe"], unsafe_labels=["unsafe"])
-    clf = load_model_card(_write(tmp_path, card))
+    clf = load_model_card(_resnet18_card(tmp_path, model))
     convs = [m for m in clf.module.modules() if isinstance(m, torch.nn.Conv2d)]
     assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
     assert all(p.is_contiguous() for p in model.parameters())  # the reference stays NCHW
@@ -280,10 +285,8 @@ def test_every_attribution_method_reads_a_channels_last_card(tmp_path: Path) -> 
     """Each attribution method gives a loaded (channels-last) card the map it gives the same module in NCHW."""
     from veil.attribution import ATTRIBUTIONS
 
-    torch.save(_model("resnet18", 2, seed=4).state_dict(), tmp_path / "r.pt")
-    card = _card(arch="resnet18", weights="r.pt", labels=["safe", "unsafe"], unsafe_labels=["unsafe"],
-                 input_size=96)  # (ResNet-18's last block then has 3 × 3 cells, so that a CAM is not flat)
-    path = _write(tmp_path, card)
+    # (at 96 px ResNet-18's last block has 3 × 3 cells, so that a CAM is not flat)
+    path = _resnet18_card(tmp_path, _model("resnet18", 2, seed=4), input_size=96)
     last, plain = load_model_card(path), load_model_card(path)
     plain.module.to(memory_format=torch.contiguous_format)
     image = _images(1, 96)[0]

@@ -336,9 +336,8 @@ def load_model_card(
             "with and that \"labels\" has one entry per output",
         )
     model.load_state_dict(state)
-    # Convolution weights in channels-last order: oneDNN's faster kernels on CPU (a ResNet-18 at
-    # 128 px classifies about 1.2x faster one image at a time and 1.4x in batches; depthwise
-    # networks gain little) with the same outputs to float rounding. Only 4-D tensors change.
+    # Convolution weights in channels-last order: oneDNN's faster CPU kernels (a ResNet-18 at 128 px
+    # classifies 1.2-1.3x faster; depthwise networks gain little), the same outputs to float rounding.
     model.to(memory_format=torch.channels_last)
     config = dict(card, card_path=card_path)
     kwargs: dict[str, Any] = dict(
