@@ -243,12 +243,32 @@ def test_closure_on_the_original_image_finds_evidence_that_needs_the_key_part():
     labels = bomb_labels(body, spark)
     styled = stylize(img, "fill")
     # with the spark hidden the body carries nothing: closure on the delivered image leaves it
-    delivered = extend(img, styled, labels, (5,), scorer(model), [0.5], "object", margin=0)
+    delivered = extend(img, styled, labels, (5,), scorer(model), [0.5], "object", margin=0, complete="none")
     assert delivered.selected == (5,)
     # with the spark in sight hiding the body costs 4 logits: closure on the original takes it
-    original = extend(img, styled, labels, (5,), scorer(model), [0.5], "object", margin=0, closure_on="original")
+    original = extend(img, styled, labels, (5,), scorer(model), [0.5], "object", margin=0, closure_on="original",
+                      complete="none")
     assert original.selected == (5, 4)
     assert original.reasons == ("counterfactual", "closure")
+
+
+def test_the_complete_step_takes_a_body_beyond_three_times_the_hidden_spark():
+    """The body carries no evidence once the spark is hidden, so only the class-agnostic complete step can take
+    it; it lies beyond a box three times the spark's size, inside the default box of five (since 2026-12-04)."""
+    model = ContextModel()
+    img, body, spark = bomb()
+    labels = bomb_labels(body, spark)
+    styled = stylize(img, "fill")
+    hidden = {}
+    for grow in (None, 3.0):
+        out = extend(img, styled, labels, (5,), scorer(model), [0.5], "object", margin=0,
+                     **({} if grow is None else {"complete_grow": grow}))
+        mask = np.isin(out.labels, out.selected)
+        hidden[grow] = (mask[body].mean(), mask[spark].mean(), mask.sum() / (body | spark).sum())
+        assert set(out.reasons) <= {"counterfactual", "object"}
+    assert hidden[3.0][0] < 0.05 and hidden[3.0][1] == 1.0  # the box of before: the spark only
+    assert hidden[None][0] > 0.95 and hidden[None][1] == 1.0  # the default: the body too
+    assert hidden[None][2] < 1.2  # and not much around it
 
 
 def test_extent_options_are_validated():
@@ -626,6 +646,32 @@ def test_the_margin_step_weighs_again_only_the_best_candidates_and_chooses_as_be
     assert lazy.n_evaluated < every.n_evaluated
     hidden = np.isin(lazy.labels, lazy.selected)
     assert logit(model([np.where(hidden[..., None], styled, img)]))[0] <= -1  # the margin (1 logit) is reached
+
+
+def test_the_margin_step_takes_at_most_max_steps_candidates():
+    """The margin step stops after ``max_steps`` additions (six by default) even when the margin is not yet
+    reached; the image it returns is still safe (the margin is a harder verdict, not the verdict)."""
+    size = 64
+    img = np.zeros((size, size, 3), np.uint8)
+    img[..., 0] = 200
+    styled = np.zeros_like(img)
+    yy, xx = np.mgrid[0:size, 0:size]
+    labels = ((yy // 8) * 8 + xx // 8).astype(np.int32)
+    model = AdditiveModel(size)
+    start = (18, 19, 20, 26, 27, 28, 34, 35, 36)  # the middle regions: safe, by less than the margin
+    assert -5 < logit(model([np.where(np.isin(labels, start)[..., None], styled, img)]))[0, 0] < 0
+    kw: dict[str, Any] = {"rounds": 0, "views": False, "complete": "none", "group_delta": 0, "margin": 5.0}
+    counts, reached, chosen = {}, {}, {}
+    for steps in (None, 1, 2, 6):
+        out = object_extent(img, styled, labels, start, model, np.array([0.5]),
+                            **kw, **({} if steps is None else {"max_steps": steps}))
+        counts[steps], chosen[steps] = out.reasons.count("margin"), out.selected
+        hidden = np.isin(out.labels, out.selected)
+        reached[steps] = float(logit(model([np.where(hidden[..., None], styled, img)]))[0, 0])
+    assert counts[1] == 1 and counts[2] == 2
+    assert counts[6] > 2 and reached[6] <= -5  # six steps reach this margin, two do not
+    assert chosen[None] == chosen[6]  # six is the default
+    assert reached[6] < reached[2] < reached[1] < 0  # each step lowers the logit; the image stays safe
 
 
 @pytest.mark.parametrize("bad", [{"rescore": -1}, {"rescore": True}, {"rescore": 1.5}, {"complete_fine": -1.0}, {"margin_area": -1.0},

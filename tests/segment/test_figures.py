@@ -247,6 +247,25 @@ def test_a_finer_cut_takes_a_body_the_coarse_cut_joined_to_a_pole_running_to_the
                               through=0.35)[body].any()
 
 
+def test_the_finer_cut_is_made_only_when_a_touching_segment_needs_it():
+    lab, coarse, fine, spark, body, pole = _joined_body_scene()
+    calls = []
+
+    def cut():
+        calls.append(1)
+        return fine
+
+    out = _finer_figures(coarse, cut, lab, spark, grow=3.0, contrast=20.0, max_region=0.1, through=0.35)
+    assert calls == [1] and out[body].all()  # (a function gives what the array gives)
+    ring = np.zeros_like(spark)
+    ring[38:55, 72:89] = True
+    enclosed = coarse.copy()
+    enclosed[ring & ~spark] = 5  # the spark sits in a small segment off the edge: nothing to cut finer
+    again = _finer_figures(enclosed, cut, lab, spark, grow=3.0, contrast=20.0, max_region=0.1, through=0.35)
+    assert calls == [1]  # not called again
+    assert np.array_equal(again, spark)
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_finer_cut_only_adds_to_the_growth_and_is_off_by_default(seed):
     img = _canvas(seed)

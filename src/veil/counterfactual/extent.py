@@ -385,7 +385,9 @@ def object_extent(
         less of the object hidden); measured in docs/benchmarks.md.
     complete_grow : float or None
         The box around each hidden piece, in multiples of its size: GrabCut's first box, or the
-        box a figure must lie in (``grow`` of either function; None: 2 for GrabCut, 3 for figures).
+        box a figure must lie in (``grow`` of either function; None: 2 for GrabCut, 5 for figures,
+        3 before 2026-12-04: the wider box took more of the objects for a little more area,
+        docs/benchmarks.md).
     complete_expand, complete_stable : int, float
         GrabCut only: how often the box may double and when its object counts as settled
         (``expand`` and ``stable`` of :func:`~veil.segment.grabcut.grow_to_object`; 0: the first
@@ -433,7 +435,9 @@ def object_extent(
         not need often lowers the margin a little when it is hidden, and an object left in sight
         breaks Veil's promise where a smaller margin does not (docs/benchmarks.md).
     max_steps : int
-        Most regions the margin step adds.
+        Most steps of the margin step; each adds one candidate (a touching region with its colour
+        group), so it may add more regions than this. Two steps hid less background on one training of
+        the benchmark's cards, but left objects in sight on another (docs/benchmarks.md).
     rescore : int
         After its first step, the margin step weighs again only this many of the best candidates of the
         step before and the new ones (0: every candidate at every step); closure rounds weigh only
@@ -484,7 +488,7 @@ def object_extent(
     if complete not in ("none", "grabcut", "figures"):
         raise InvalidParameterError(f"complete must be 'none', 'grabcut' or 'figures', got {complete!r}")
     if complete_grow is None:
-        complete_grow = 3.0 if complete == "figures" else 2.0
+        complete_grow = 5.0 if complete == "figures" else 2.0
     if not (np.isfinite(complete_grow) and complete_grow > 0 and np.isfinite(complete_dilate) and complete_dilate >= 0
             and int(complete_expand) >= 0 and np.isfinite(complete_smooth) and complete_smooth >= 0
             and np.isfinite(complete_through) and complete_through >= 0):

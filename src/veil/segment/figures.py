@@ -39,7 +39,7 @@ segments are cut again, so the background elsewhere is not broken into more figu
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -245,9 +245,12 @@ def figure_growths(
                 break
             out = more
         if fine > 0:  # the segments that touch it but are too large or run on to the edge, cut finer
-            if fine not in finer:
-                finer[fine] = felzenszwalb(small, scale=fine, sigma=sigma, min_size=max(10, hs.size // 16000))
-            out = _finer_figures(seg, finer[fine], lab, out, grow=grow, contrast=fine_contrast,
+            def cut(fine: float = fine) -> np.ndarray:  # (only when there is such a segment)
+                if fine not in finer:
+                    finer[fine] = felzenszwalb(small, scale=fine, sigma=sigma, min_size=max(10, hs.size // 16000))
+                return finer[fine]
+
+            out = _finer_figures(seg, cut, lab, out, grow=grow, contrast=fine_contrast,
                                  max_region=max_region, through=through, weighed=weighed)
         yield resize_mask(out, (h, w)) | seed
 
@@ -394,11 +397,12 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
     return out
 
 
-def _finer_figures(seg: np.ndarray, fine: np.ndarray, lab: np.ndarray, out: np.ndarray, *, grow: float,
-                   contrast: float, max_region: float, through: float,
+def _finer_figures(seg: np.ndarray, fine: np.ndarray | Callable[[], np.ndarray], lab: np.ndarray, out: np.ndarray,
+                   *, grow: float, contrast: float, max_region: float, through: float,
                    weighed: tuple[np.ndarray, float, float] | None = None) -> np.ndarray:
     """``out`` with the figures among the pieces of ``fine`` (a finer cut) that lie in the segments of ``seg``
-    touching ``out`` that could not be figures: larger than ``max_region`` or reaching the image's edge."""
+    touching ``out`` that could not be figures: larger than ``max_region`` or reaching the image's edge.
+    ``fine`` may be a function that makes the finer cut: it is called only when there are such segments."""
     from scipy import ndimage as ndi
 
     sh, sw = out.shape
@@ -412,6 +416,8 @@ def _finer_figures(seg: np.ndarray, fine: np.ndarray, lab: np.ndarray, out: np.n
         or boxes[t][0].stop == sh or boxes[t][1].stop == sw)]
     if not coarse:
         return out
+    if callable(fine):
+        fine = fine()
     inside = np.isin(seg, coarse)
     pieces = np.where(inside, fine + 1, 0)  # 0: not looked at again
     return _figures(pieces, lab, out, grow=grow, contrast=contrast, max_region=max_region, through=through,
