@@ -612,6 +612,49 @@ def test_complete_falls_back_to_the_growth_without_outlines_when_that_one_is_ref
         np.testing.assert_array_equal(np.isin(fallback.labels, fallback.selected), expected)
 
 
+class SecuringModel(BigBombModel):
+    """Unsafe while the spark is in sight; safe by 3 logits without it; but once the body is hidden too, unsafe
+    again (a blurred body it half takes for one) unless the magenta specks beside the spark are hidden as
+    well: the growth to the body loses the verdict, and one touching region gives it back."""
+
+    def __init__(self, img: np.ndarray, body: np.ndarray, spark: np.ndarray, block: np.ndarray) -> None:
+        super().__init__(img, body, spark)
+        self.block = float(block.sum())
+
+    def logits(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        out = []
+        for im, (s, b) in zip(images, map(self.parts, images), strict=True):
+            m = (np.linalg.norm(np.asarray(im, np.float32) - MAGENTA, axis=-1) < 60).sum() / self.block
+            out.append(8.0 if s > 0.5 else -3.0 if b >= 0.5 else 0.5 if m > 0.5 else -2.0)
+        return np.array(out)
+
+
+def test_complete_secures_a_growth_that_loses_the_verdict_with_a_touching_region():
+    """Hiding the body makes the image unsafe again: rather than leave the body in sight (as before
+    2026-12-04, ``complete_secure=0``), the extent adds the touching region that gives the verdict back, at most
+    ``complete_secure`` of them. The specks are too small to be figures; their region touches the spark's."""
+    img, body, spark, labels = big_bomb()
+    img[22:80:10, 112:185:10] = MAGENTA
+    img[23:80:10, 112:185:10] = MAGENTA
+    labels[20:80, 110:185] = 5
+    block = labels == 5
+    model = SecuringModel(img, body, spark, np.all(img == MAGENTA, axis=-1))
+    styled = stylize(img, "fill")
+    kw: dict[str, Any] = {"complete_smooth": 0}
+    before = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete_secure=0, **kw)
+    secured = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", **kw)
+    hidden_before, hidden = (np.isin(o.labels, o.selected) for o in (before, secured))
+    assert hidden_before[body].mean() < 0.15 and not hidden_before[block].any()  # (the spark's square takes its top)
+    assert hidden[body].mean() > 0.95 and hidden[block].all()
+    assert {"object", "margin"} <= set(secured.reasons)
+    assert (hidden & ~body & ~block & (labels != 4)).sum() <= 0.5 * body.sum()  # nothing else
+    for h in (hidden_before, hidden):
+        assert model.logits([np.where(h[..., None], styled, img)])[0] <= 0
+    assert any(t.get("secured") == 1 for t in secured.trace if t["step"] == "complete")
+    with pytest.raises(InvalidParameterError, match="complete_secure"):
+        extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete_secure=-1)
+
+
 class AdditiveModel:
     """A model whose unsafe logit adds up evidence over the red pixels in sight, weighted by a fixed map
     (most in the middle), so that hiding a region lowers the logit by the same amount whatever else is hidden."""

@@ -34,7 +34,10 @@ background in. An extent takes the search's regions and returns the regions to d
        what the first found (:func:`veil.segment.figures.attached_figures`)
        or by a colour model (:func:`veil.segment.grabcut.grow_to_object`, pixel-fine), and its
        holes are filled (a sliver of the object seen through the mask), within ``max_region`` per
-       object or hole and ``max_fraction`` in all, and kept only if the image stays safe. It finds
+       object or hole and ``max_fraction`` in all, and kept only if the image stays safe — if hiding
+       the object loses the verdict (a counterfactual barely under the threshold moves with any
+       change), up to ``complete_secure`` touching regions are added to win it back, as the margin
+       step adds them, before a smaller growth is tried. It finds
        the parts the classifier no longer points to once the part it keys on is hidden (a bomb's
        body behind its spark);
     6. *look again* (when the pipeline passes ``look``) — the delivered image is cut into 3 × 3
@@ -315,6 +318,7 @@ def object_extent(
     complete_evidence: float = 0.8,
     complete_evidence_relative: float = 0.75,
     complete_limit: str = "safe",
+    complete_secure: int = 6,
     max_steps: int = 6,
     rescore: int = 3,
     margin_area: float = 0.0,
@@ -434,6 +438,11 @@ def object_extent(
         margin too, if the margin step reached it (until 2026-12-03). A body the counterfactual did
         not need often lowers the margin a little when it is hidden, and an object left in sight
         breaks Veil's promise where a smaller margin does not (docs/benchmarks.md).
+    complete_secure : int
+        Figures and GrabCut: when a growth makes the image unsafe again (or, under the light views, when the
+        margin step had reached its margin), at most this many touching regions (each at most ``max_region``,
+        the one that lowers the worst logit most first, with reason ``margin``) are added to make it safe
+        again before the growth is refused (0: refused at once, as before 2026-12-04; docs/benchmarks.md).
     max_steps : int
         Most steps of the margin step; each adds one candidate (a touching region with its colour
         group), so it may add more regions than this. Two steps hid less background on one training of
@@ -513,7 +522,7 @@ def object_extent(
         raise InvalidParameterError(f"rescore must be an integer >= 0, got {rescore!r}")
     if not (np.isfinite(margin_area) and margin_area >= 0):
         raise InvalidParameterError(f"margin_area must be a finite number >= 0, got {margin_area!r}")
-    for name, v in (("tiles", tiles), ("tile_rounds", tile_rounds)):
+    for name, v in (("tiles", tiles), ("tile_rounds", tile_rounds), ("complete_secure", complete_secure)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
             raise InvalidParameterError(f"{name} must be an integer >= 0, got {v!r}")
     if tiles == 1:
@@ -767,12 +776,19 @@ def object_extent(
         # with complete_limit "margin" the margin too
         limit = -margin if current <= -margin and complete_limit == "margin" else 0.0
         full_ex = work.full_excess(hidden_px | new_px, image, styled)
-        if full_ex <= limit and float(work.excess([chosen + ids], views=current <= -margin)[0]) <= limit:
+        secured: list[int] | None = []
+        if not (full_ex <= limit and float(work.excess([chosen + ids], views=current <= -margin)[0]) <= limit):
+            # the object hidden, the verdict lost (a counterfactual barely under the threshold moves with any
+            # change): touching regions are added, as the margin step would, until it holds again
+            secured = _secure(work, grown_labels, chosen + ids, image, styled, limit=limit,
+                              views=current <= -margin, steps=int(complete_secure), max_region=max_region,
+                              max_fraction=max_fraction)
+        if secured is not None:
             labels, n = grown_labels, n + len(ids)
-            chosen += ids
-            reasons += ["object"] * len(ids)
+            chosen += ids + secured
+            reasons += ["object"] * len(ids) + ["margin"] * len(secured)
             trace.append({"step": "complete", "added": len(ids), "pixels": int(new_px.sum()),
-                          "through": through, "rounds": n_rounds, "fine": fine,
+                          "through": through, "rounds": n_rounds, "fine": fine, "secured": len(secured),
                           "evaluated": work.n_evaluated})
             break
         work.relabel(before_labels)
@@ -816,6 +832,38 @@ def object_extent(
                           "found": sub is not None, "evaluated": work.n_evaluated})
 
     return ExtentOutcome(labels.astype(np.int32), tuple(chosen), tuple(reasons), work.n_evaluated, trace)
+
+
+def _secure(work: _Work, labels: np.ndarray, hidden: list[int], image: np.ndarray, styled: np.ndarray, *,
+            limit: float, views: bool, steps: int, max_region: float, max_fraction: float) -> list[int] | None:
+    """Regions of ``labels`` (the label map at the image's size; ``work`` holds it at the working size) to hide
+    besides ``hidden`` so that the image is safe by ``limit`` again (under the light views if ``views``, and at
+    full size): at most ``steps``, each the touching region that lowers the worst logit most, none larger than
+    ``max_region`` nor the whole beyond ``max_fraction`` of the image. None when that does not do it."""
+    m = int(work.labels.max()) + 1
+    adj = _adjacency(work.labels, m)
+    share = np.bincount(work.labels.ravel(), minlength=m) / float(work.labels.size)
+    extra: list[int] = []
+    hid = float(share[hidden].sum())
+    best = float(work.excess([hidden], views=views)[0])
+    for _ in range(steps):
+        now = set(hidden) | set(extra)
+        cand = [q for q in sorted({q for r in now for q in adj[r]} - now)
+                if share[q] <= max_region and hid + share[q] <= max_fraction]
+        if not cand:
+            return None
+        ex = np.concatenate([work.excess([hidden + extra + [q] for q in cand[i : i + 16]])
+                             for i in range(0, len(cand), 16)])
+        q = cand[int(np.argmin(ex))]
+        worst = float(work.excess([hidden + extra + [q]], views=views)[0])
+        if worst >= best:  # nothing helps any more
+            return None
+        extra.append(q)
+        hid += float(share[q])
+        best = worst
+        if worst <= limit and work.full_excess(regions_mask(labels, hidden + extra), image, styled) <= limit:
+            return extra
+    return None
 
 
 def tile_boxes(shape: tuple[int, int], tiles: int, fraction: float) -> list[tuple[int, int, int, int]]:
