@@ -429,6 +429,30 @@ def test_work_composes_a_region_lost_at_the_working_size():
     np.testing.assert_array_equal(out[:4], img[:4])
 
 
+def test_securing_takes_a_hidden_region_lost_at_the_working_size():
+    """The regions that win the verdict back are looked for next to what is hidden, which may hold a piece
+    too small to survive the working size (id 7 here): no IndexError, the touching region that helps."""
+    from veil.counterfactual.extent import _secure, _Work
+
+    img = np.zeros((8, 8, 3), np.uint8)
+    img[:, 6:] = 200  # region 2 holds the evidence left
+    styled = np.full((8, 8, 3), 90, np.uint8)
+    labels = np.zeros((8, 8), np.int64)
+    labels[4:, :6] = 1
+    labels[:, 6:] = 2
+
+    def score(ims: list[np.ndarray]) -> np.ndarray:  # unsafe while the bright column is in sight
+        return np.array([[0.9 if (im[:, 6:] == 200).any() else 0.1] for im in ims])
+
+    work = _Work(img, styled, labels, score, logit(np.array([0.5])), False)
+    full = labels.copy()
+    full[0, 0] = 7
+    assert _secure(work, full, [1, 7], img, styled, limit=0.0, views=False, steps=2, max_region=1.0,
+                   max_fraction=1.0) == [2]
+    assert _secure(work, full, [1, 7], img, styled, limit=0.0, views=False, steps=2, max_region=0.2,
+                   max_fraction=1.0) is None  # (region 2 is a quarter of the image)
+
+
 def test_complete_fills_a_hole_in_what_is_hidden():
     """A sliver of the object seen through a hole of the mask (the demo mark's white bar, once) is hidden too."""
     rng = np.random.default_rng(3)

@@ -840,7 +840,7 @@ def _secure(work: _Work, labels: np.ndarray, hidden: list[int], image: np.ndarra
     besides ``hidden`` so that the image is safe by ``limit`` again (under the light views if ``views``, and at
     full size): at most ``steps``, each the touching region that lowers the worst logit most, none larger than
     ``max_region`` nor the whole beyond ``max_fraction`` of the image. None when that does not do it."""
-    m = int(work.labels.max()) + 1
+    m = max(int(work.labels.max()), *hidden) + 1  # (a region too small for the working size may be hidden)
     adj = _adjacency(work.labels, m)
     share = np.bincount(work.labels.ravel(), minlength=m) / float(work.labels.size)
     extra: list[int] = []
