@@ -782,7 +782,7 @@ def object_extent(
             # change): touching regions are added, as the margin step would, until it holds again
             secured = _secure(work, grown_labels, chosen + ids, image, styled, limit=limit,
                               views=current <= -margin, steps=int(complete_secure), max_region=max_region,
-                              max_fraction=max_fraction)
+                              max_fraction=max_fraction, batch_size=batch_size)
         if secured is not None:
             labels, n = grown_labels, n + len(ids)
             chosen += ids + secured
@@ -835,11 +835,13 @@ def object_extent(
 
 
 def _secure(work: _Work, labels: np.ndarray, hidden: list[int], image: np.ndarray, styled: np.ndarray, *,
-            limit: float, views: bool, steps: int, max_region: float, max_fraction: float) -> list[int] | None:
+            limit: float, views: bool, steps: int, max_region: float, max_fraction: float,
+            batch_size: int = 16) -> list[int] | None:
     """Regions of ``labels`` (the label map at the image's size; ``work`` holds it at the working size) to hide
     besides ``hidden`` so that the image is safe by ``limit`` again (under the light views if ``views``, and at
     full size): at most ``steps``, each the touching region that lowers the worst logit most, none larger than
-    ``max_region`` nor the whole beyond ``max_fraction`` of the image. None when that does not do it."""
+    ``max_region`` nor the whole beyond ``max_fraction`` of the image; candidates are scored ``batch_size`` at a
+    time. None when that does not do it."""
     m = max(int(work.labels.max()), *hidden) + 1  # (a region too small for the working size may be hidden)
     adj = _adjacency(work.labels, m)
     share = np.bincount(work.labels.ravel(), minlength=m) / float(work.labels.size)
@@ -852,8 +854,8 @@ def _secure(work: _Work, labels: np.ndarray, hidden: list[int], image: np.ndarra
                 if share[q] <= max_region and hid + share[q] <= max_fraction]
         if not cand:
             return None
-        ex = np.concatenate([work.excess([hidden + extra + [q] for q in cand[i : i + 16]])
-                             for i in range(0, len(cand), 16)])
+        ex = np.concatenate([work.excess([hidden + extra + [q] for q in cand[i : i + batch_size]])
+                             for i in range(0, len(cand), batch_size)])
         q = cand[int(np.argmin(ex))]
         worst = float(work.excess([hidden + extra + [q]], views=views)[0])
         if worst >= best:  # nothing helps any more
