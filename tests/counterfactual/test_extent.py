@@ -641,14 +641,14 @@ class SecuringModel(BigBombModel):
     again (a blurred body it half takes for one) unless the magenta specks beside the spark are hidden as
     well: the growth to the body loses the verdict, and one touching region gives it back."""
 
-    def __init__(self, img: np.ndarray, body: np.ndarray, spark: np.ndarray, block: np.ndarray) -> None:
+    def __init__(self, img: np.ndarray, body: np.ndarray, spark: np.ndarray, specks: np.ndarray) -> None:
         super().__init__(img, body, spark)
-        self.block = float(block.sum())
+        self.specks = float(specks.sum())
 
     def logits(self, images: Sequence[np.ndarray]) -> np.ndarray:
         out = []
         for im, (s, b) in zip(images, map(self.parts, images), strict=True):
-            m = (np.linalg.norm(np.asarray(im, np.float32) - MAGENTA, axis=-1) < 60).sum() / self.block
+            m = (np.linalg.norm(np.asarray(im, np.float32) - MAGENTA, axis=-1) < 60).sum() / self.specks
             out.append(8.0 if s > 0.5 else -3.0 if b >= 0.5 else 0.5 if m > 0.5 else -2.0)
         return np.array(out)
 
