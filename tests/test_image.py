@@ -3,10 +3,12 @@ import zlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from veil.errors import InvalidImageError, InvalidParameterError
-from veil.image import as_rgb_uint8, iter_image_files, load_image
+from veil.image import as_rgb_uint8, dense_labels, iter_image_files, load_image
 
 
 def encode(arr, fmt, **kw) -> bytes:
@@ -127,3 +129,28 @@ def test_streamed_png_round_trips_across_strips(tmp_path):
     with Image.open(tmp_path / "m.png") as im:
         assert im.mode == "L"
         np.testing.assert_array_equal(np.asarray(im), np.where(mask, 255, 0))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 3000), min_size=1, max_size=60).flatmap(
+    lambda xs: st.sampled_from([np.int32, np.int64, np.uint16, np.uint8]).map(lambda t: (xs, t))))
+def test_dense_labels_is_unique_with_its_inverse(case):
+    xs, dtype = case
+    arr = np.array(xs, dtype=np.int64)
+    arr = arr % (np.iinfo(dtype).max + 1) if dtype == np.uint8 else arr
+    arr = arr.astype(dtype).reshape(1, -1)
+    values, index = dense_labels(arr)
+    want, inverse = np.unique(arr, return_inverse=True)
+    assert values.dtype == arr.dtype and index.shape == arr.shape
+    np.testing.assert_array_equal(values, want)
+    np.testing.assert_array_equal(index.ravel(), inverse.ravel())
+    np.testing.assert_array_equal(values[index], arr)
+
+
+def test_dense_labels_falls_back_to_a_sort_for_sparse_or_negative_values():
+    for arr in (np.array([[0, 10**12, 5]]), np.array([[-3, 2, -3]]), np.array([[0.5, 0.25, 0.5]])):
+        values, index = dense_labels(arr)
+        np.testing.assert_array_equal(values, np.unique(arr))
+        np.testing.assert_array_equal(values[index], arr)
+    values, index = dense_labels(np.zeros((0, 4), np.int32))
+    assert values.size == 0 and index.shape == (0, 4)

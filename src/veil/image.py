@@ -547,3 +547,30 @@ def check_labels(labels: np.ndarray, *, name: str = "labels", integer: bool = Tr
         raise InvalidParameterError(
             f"{name} must be non-negative integers, got dtype {arr.dtype} with minimum {arr.min().item()!r}")
     return arr
+
+
+def dense_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of a label map, sorted, and each element's index among them.
+
+    The same as ``np.unique(labels, return_inverse=True)`` with the inverse in the labels' shape, in
+    linear time (a count per value instead of a sort) when the labels are non-negative integers no
+    larger than a few times the number of elements, as label maps are; otherwise by ``np.unique``.
+    A sort of a 2000 × 1500 map took 0.1–0.3 s, about as long as classifying an image.
+
+    Examples
+    --------
+    >>> values, index = dense_labels(np.array([[7, 3], [3, 9]]))
+    >>> values.tolist(), index.tolist()
+    ([3, 7, 9], [[1, 0], [0, 2]])
+    """
+    arr = np.asarray(labels)
+    flat = arr.ravel()
+    if flat.size and np.issubdtype(arr.dtype, np.integer):
+        low, top = int(flat.min()), int(flat.max())
+        if low >= 0 and top <= 4 * flat.size + 4096:
+            present = np.bincount(flat, minlength=top + 1) > 0
+            values = np.flatnonzero(present).astype(arr.dtype)
+            index = (np.cumsum(present) - 1)[flat]
+            return values, index.reshape(arr.shape)
+    values, index = np.unique(flat, return_inverse=True)
+    return values, index.reshape(arr.shape)

@@ -66,7 +66,7 @@ from PIL import Image
 
 from veil.counterfactual.regions import regions_mask
 from veil.errors import InvalidParameterError
-from veil.image import check_labels, fit_within
+from veil.image import check_labels, dense_labels, fit_within
 from veil.registry import Registry
 
 Score = Callable[[list[np.ndarray]], np.ndarray]
@@ -211,20 +211,22 @@ def _adjacency(labels: np.ndarray, n: int) -> list[set[int]]:
                  (labels[:-1, :-1], labels[1:, 1:]), (labels[:-1, 1:], labels[1:, :-1])):
         diff = a != b
         pairs.append(np.stack([a[diff], b[diff]], axis=1))
-    both = np.unique(np.concatenate(pairs, 0), axis=0) if pairs else np.zeros((0, 2), np.int64)
+    m = max(n, int(labels.max()) + 1) if labels.size else n
+    codes = np.concatenate(pairs, 0).astype(np.int64) @ np.array([m, 1], np.int64)  # (one number per pair)
+    both = np.unique(codes)
     adj: list[set[int]] = [set() for _ in range(n)]
-    for p, q in both.tolist():
-        adj[int(p)].add(int(q))
-        adj[int(q)].add(int(p))
+    for p, q in zip((both // m).tolist(), (both % m).tolist(), strict=True):
+        adj[p].add(q)
+        adj[q].add(p)
     return adj
 
 
 def _cut_in(labels: np.ndarray, n: int, new_px: np.ndarray) -> tuple[np.ndarray, list[int]]:
     """``labels`` with the pixels ``new_px`` as new regions ``n, n + 1, …``, cut along the regions they
     cross; and the new ids."""
-    uniq, inv = np.unique(labels[new_px], return_inverse=True)
+    uniq, inv = dense_labels(labels[new_px])
     grown = labels.copy()
-    grown[new_px] = n + inv.ravel()
+    grown[new_px] = n + inv
     return grown, list(range(n, n + len(uniq)))
 
 
@@ -553,9 +555,9 @@ def object_extent(
         lut[big_all] = True
         inside = lut[labels]
         k = int(seg.max()) + 1
-        uniq, inv = np.unique(labels[inside] * k + seg[inside], return_inverse=True)
+        uniq, inv = dense_labels(labels[inside] * k + seg[inside])
         new = labels.copy()
-        new[inside] = n + inv.ravel()
+        new[inside] = n + inv
         owner = uniq // k
         for r in big:
             pieces[r] = (n + np.flatnonzero(owner == r)).tolist()
@@ -619,7 +621,7 @@ def object_extent(
 
     group = np.full(n, -1, np.int64)
     present = np.bincount(work.labels.ravel(), minlength=n) > 0
-    _, dense = np.unique(work.labels, return_inverse=True)
+    _, dense = dense_labels(work.labels)
     merged = merge_similar(work.image, dense.reshape(work.labels.shape), group_delta) if group_delta else None
     if merged is not None:
         group[work.labels.ravel()] = merged.ravel()

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from veil.errors import InvalidParameterError
-from veil.image import as_rgb_uint8
+from veil.image import as_rgb_uint8, dense_labels
 from veil.registry import Registry
 
 Segmenter = Callable[..., np.ndarray]
@@ -108,8 +108,8 @@ def segment(
 def relabel(labels: np.ndarray) -> np.ndarray:
     """Renumber a label map to consecutive ``int32`` labels 0..n-1 (order of first appearance by value)."""
     labels = np.asarray(labels)
-    _, inverse = np.unique(labels, return_inverse=True)
-    return inverse.reshape(labels.shape).astype(np.int32)
+    _, inverse = dense_labels(labels)
+    return inverse.astype(np.int32)
 
 
 def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from veil.errors import InvalidParameterError
-from veil.image import as_rgb_uint8, check_labels
+from veil.image import as_rgb_uint8, check_labels, dense_labels
 
 
 def _adjacent_pairs(labels: np.ndarray, n: int) -> np.ndarray:
@@ -32,7 +32,7 @@ def _adjacent_pairs(labels: np.ndarray, n: int) -> np.ndarray:
         diff = a != b
         lo, hi = np.minimum(a[diff], b[diff]), np.maximum(a[diff], b[diff])
         codes.append(lo.astype(np.int64) * n + hi)
-    code = np.unique(np.concatenate(codes))
+    code = dense_labels(np.concatenate(codes))[0]  # (a count per code when n² is small, else a sort)
     return np.stack([code // n, code % n], axis=1)
 
 
@@ -79,8 +79,7 @@ def merge_similar(image: np.ndarray, labels: np.ndarray, threshold: float = 12.0
         raise InvalidParameterError(f"threshold must be a finite number >= 0, got {threshold!r}")
     if labels.size == 0:
         return labels.astype(np.int32)
-    _, flat = np.unique(labels, return_inverse=True)
-    flat = flat.reshape(labels.shape)
+    _, flat = dense_labels(labels)
     n = int(flat.max()) + 1
     if threshold == 0 or n == 1:
         return flat.astype(np.int32)
