@@ -24,6 +24,7 @@ Steps::
     python bench/extent.py steps a.json --out steps.png         # the same as bars
     python bench/extent.py run ... --by-seen                    # recall apart where an object is not seen
     python bench/extent_baseline.py --baseline CHECKOUT ...    # time against the pipeline the issue was filed against
+    python bench/extent_time.py --seeds 11 --plot time.png     # where the default's time goes, part by part
     python bench/extent.py cards --archs A B --ids 12-000 ...   # where each card's evidence lies, and what it hides
 
 Training backgrounds are BSDS500 train/val photos and scikit-image's training samples;

@@ -1,0 +1,69 @@
+"""``bench/extent_time.py``: where the default's time goes, in parts that do not overlap."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.bench.conftest import bench_script
+
+
+@pytest.fixture(scope="module")
+def et():
+    return bench_script("extent_time")
+
+
+def test_a_part_counts_only_when_called_from_its_parent(et):
+    clock = et.Clock()
+    calls = []
+
+    def inner():
+        calls.append("inner")
+        time.sleep(0.002)
+
+    wrapped_inner = clock.wrap("inner", inner, "outer")
+
+    def outer(n):
+        for _ in range(n):
+            wrapped_inner()
+
+    def look():  # a whole run inside the second look: its own outer and inner are the look's
+        wrapped_outer(1)
+
+    wrapped_outer = clock.wrap("outer", outer, None)
+    wrapped_look = clock.wrap("look", look, "outer")
+
+    def extent():
+        wrapped_inner()
+        wrapped_look()
+
+    wrapped_extent = clock.wrap("outer", extent, None)
+    wrapped_extent()
+    wrapped_inner()  # (called from nowhere: not a part of the run)
+    assert len(calls) == 3
+    # only the first inner call counts: the look's came from an outer inside the look, the last from no parent
+    assert clock.calls == {"outer": 1, "inner": 1, "look": 1}
+    assert clock.spent["inner"] >= 0.002 and clock.spent["look"] >= 0.002
+    assert clock.spent["outer"] >= clock.spent["inner"] + clock.spent["look"]
+
+
+def test_a_generator_part_times_each_item_it_is_asked_for(et):
+    clock = et.Clock()
+
+    def items():
+        for i in range(3):
+            time.sleep(0.002)
+            yield i
+
+    gen = clock.wrap_generator("figures", items, "extent")
+
+    def extent():
+        return list(gen())
+
+    assert clock.wrap("extent", extent, None)() == [0, 1, 2]
+    assert clock.calls["figures"] == 4  # (three items and the end)
+    assert clock.spent["figures"] >= 0.006
+    assert list(gen()) == [0, 1, 2]  # (outside the extent: yielded, not counted)
+    assert clock.calls == {"figures": 4, "extent": 1}
+    assert clock.spent["figures"] <= clock.spent["extent"]
