@@ -133,7 +133,7 @@ def test_streamed_png_round_trips_across_strips(tmp_path):
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(0, 3000), min_size=1, max_size=60).flatmap(
-    lambda xs: st.sampled_from([np.int32, np.int64, np.uint16, np.uint8]).map(lambda t: (xs, t))))
+    lambda xs: st.sampled_from([np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]).map(lambda t: (xs, t))))
 def test_dense_labels_is_unique_with_its_inverse(case):
     xs, dtype = case
     arr = np.array(xs, dtype=np.int64)
