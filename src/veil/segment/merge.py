@@ -32,7 +32,7 @@ def _adjacent_pairs(labels: np.ndarray, n: int) -> np.ndarray:
         diff = a != b
         lo, hi = np.minimum(a[diff], b[diff]), np.maximum(a[diff], b[diff])
         codes.append(lo.astype(np.int64) * n + hi)
-    code = dense_labels(np.concatenate(codes))[0]  # (a count per code when n² is small, else a sort)
+    code = dense_labels(np.concatenate(codes))[0]  # (a count per code when the codes are dense, else a sort)
     return np.stack([code // n, code % n], axis=1)
 
 
