@@ -238,3 +238,15 @@ def test_bass_kernels_are_jitted_on_first_use():
         "assert all(hasattr(getattr(b, name), 'py_func') for name in b._KERNELS), 'a kernel was left un-jitted'\n"
     )
     assert "numba" in _loaded_after(code, ("numba",))
+
+
+def test_graph_kernels_are_jitted_on_first_use():
+    code = (
+        "import numpy as np, sys\n"
+        "import veil.segment.graph as g\n"
+        "assert 'numba' not in sys.modules and not hasattr(g._segments, 'py_func')\n"
+        "labels = g.felzenszwalb_labels(np.zeros((12, 16, 3), np.uint8), scale=10.0)\n"
+        "assert labels.shape == (12, 16) and int(labels.max()) == 0\n"
+        "assert all(hasattr(getattr(g, name), 'py_func') for name in g._kernel.kernels), 'a kernel was left un-jitted'\n"
+    )
+    assert "numba" in _loaded_after(code, ("numba",))

@@ -166,13 +166,14 @@ def felzenszwalb(
     sigma: float = 0.5,
     min_size: int = 200,
 ) -> np.ndarray:
-    """scikit-image Felzenszwalb graph segmentation (the paper: scale 500, sigma 0.5, min size 200)."""
-    from skimage.segmentation import felzenszwalb as _fz
+    """Felzenszwalb graph segmentation (the paper: scale 500, sigma 0.5, min size 200), labelled as
+    scikit-image's (:func:`veil.segment.graph.felzenszwalb_labels`)."""
+    from veil.segment.graph import felzenszwalb_labels
 
     _check_positive("scale", scale)
     # min_size is in pixels; shrink it on small images so they are not one segment.
     min_size = int(min(min_size, max(1, image.shape[0] * image.shape[1] // 50)))
-    return _fz(image, scale=float(scale), sigma=float(sigma), min_size=min_size)
+    return felzenszwalb_labels(image, scale=float(scale), sigma=float(sigma), min_size=min_size)
 
 
 @register_segmenter("watershed", summary="compact watershed on the Sobel gradient")

@@ -38,13 +38,11 @@ marginal likelihoods use a weaker inverse-gamma prior (``prior_strength``).
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import numpy as np
 
+from veil._jit import LazyKernels
 from veil.errors import InvalidParameterError
 from veil.segment import register_segmenter
 
@@ -52,40 +50,11 @@ __all__ = ["bass", "bass_guided"]
 
 
 # --------------------------------------------------------------------------- lazy numba
-# numba (with llvmlite) takes ~0.5 s to import: the kernels are compiled (or loaded from numba's
-# cache) on the first call of any of them, so that importing veil.segment (the registry, `veil
-# list`, a scan whose images are all safe) never imports it.
+# The kernels are compiled (or loaded from numba's cache) on the first call of any of them, so that
+# importing veil.segment never imports numba (veil._jit).
 
-_F = TypeVar("_F", bound=Callable[..., Any])
-_KERNELS: dict[str, Callable[..., Any]] = {}
-_COMPILE_LOCK = threading.Lock()
-
-
-def _kernel(fn: _F) -> _F:
-    """``@njit(cache=True)`` applied on first use: returns a stand-in that jits every kernel."""
-    _KERNELS[fn.__name__] = fn
-
-    @wraps(fn)
-    def first_call(*args: Any) -> Any:
-        _jit_kernels()
-        return globals()[fn.__name__](*args)
-
-    return cast(_F, first_call)
-
-
-def _jit_kernels() -> None:
-    """Replace every kernel's stand-in in this module by its numba dispatcher (once).
-
-    All at once, because a kernel that calls another resolves the callee through this module's
-    globals when it compiles: they must be dispatchers by then, not Python stand-ins.
-    """
-    with _COMPILE_LOCK:
-        if getattr(globals().get(next(iter(_KERNELS))), "py_func", None) is not None:
-            return  # already jitted
-        from numba import njit
-
-        for name, fn in _KERNELS.items():
-            globals()[name] = njit(cache=True)(fn)
+_kernel = LazyKernels(globals())
+_KERNELS = _kernel.kernels
 
 _INFERENCE = ("em", "gibbs")
 

@@ -211,7 +211,7 @@ def figure_growths(
         for _ in asked:
             yield seed.copy()
         return
-    from skimage.segmentation import felzenszwalb
+    from veil.segment.graph import felzenszwalb_labels as felzenszwalb  # skimage's labels, faster
 
     small, hs = working_copy(image, seed, size)
     lab = rgb2lab(small)
@@ -230,7 +230,7 @@ def figure_growths(
     if weight is not None and min_weight > 0:
         import cv2
 
-        ws = np.nan_to_num(np.asarray(weight, dtype=np.float32))
+        ws: np.ndarray = np.nan_to_num(np.asarray(weight, dtype=np.float32))
         if ws.shape != hs.shape:
             ws = cv2.resize(ws, (hs.shape[1], hs.shape[0]), interpolation=cv2.INTER_AREA)
         weighed = (ws, float(np.quantile(ws, min_weight)), float(relative_weight))
@@ -295,7 +295,7 @@ def _solidity(mask: np.ndarray) -> float:
 
 def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, max_region: float, reach: int,
               background: int | None = None, through: float = 0.0,
-              through_width: float = 1.5) -> Iterator[tuple[int, tuple[slice, ...], int]]:
+              through_width: float = 1.5) -> Iterator[tuple[int, tuple[slice, ...], int, np.ndarray]]:
     """The segments of ``seg`` within ``reach`` pixels of a piece of ``hs`` that may be parts of its object:
     not in ``taken`` (read as it grows), not ``background``, not mostly hidden, at most ``max_region`` of
     the image and enclosed (inside the box ``grow`` times the piece's size around it, off the image's

@@ -1,0 +1,117 @@
+"""Felzenszwalb graph segmentation: Veil's numba run against scikit-image's, same labels.
+
+The object extent's figure search cuts every flagged image at 384 pixels with Felzenszwalb's
+algorithm (scale 400, sigma 0.8), and now and then cuts it again finer (scale 200).
+``veil.segment.graph.felzenszwalb_labels`` runs scikit-image's algorithm without building the array of
+pixel pairs. This script checks, image by image, that both give the same label map, and times both,
+interleaved, on BSDS500 photos resized to ``--size`` on their longer side (area-averaged, as the figure
+search does)::
+
+    python bench/graph_speed.py [--split test] [--n 50] [--size 384] [--repeats 3]
+
+Prints a markdown table for ``docs/benchmarks.md`` and the command that made it; exits 1 if any
+label map differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from veil.segment.graph import felzenszwalb_labels  # noqa: E402
+
+DATA = Path("/work/shared/data/bsds500")
+#: (scale, min_size as a share of the pixels): the figure search's coarse and fine cuts
+CUTS = ((400.0, 4000), (200.0, 16000))
+
+
+def load(split: str, n: int, size: int) -> list[np.ndarray]:
+    """The first ``n`` images of a BSDS500 split, their longer side ``size`` (area-averaged)."""
+    import cv2
+    from skimage.io import imread
+
+    paths = sorted((DATA / "images" / split).glob("*.jpg"))[:n]
+    if not paths:
+        raise SystemExit(f"no images under {DATA / 'images' / split}")
+    out = []
+    for p in paths:
+        img = imread(p)
+        f = size / max(img.shape[:2])
+        out.append(cv2.resize(img, (round(img.shape[1] * f), round(img.shape[0] * f)), interpolation=cv2.INTER_AREA))
+    return out
+
+
+def timed(fn: Callable[[], np.ndarray]) -> tuple[float, np.ndarray]:
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def compare(images: list[np.ndarray], *, repeats: int = 3, sigma: float = 0.8) -> list[dict[str, float | int | str]]:
+    """Per cut: median ms per image of each implementation over ``repeats`` interleaved passes, and how many
+    label maps differ."""
+    from skimage.segmentation import felzenszwalb
+
+    felzenszwalb_labels(images[0], scale=400.0)  # numba: compile or load from its cache
+    rows: list[dict[str, float | int | str]] = []
+    for scale, share in CUTS:
+        ours: list[float] = []
+        theirs: list[float] = []
+        differ = 0
+        for r in range(repeats):
+            t_ours = t_theirs = 0.0
+            for img in images:
+                ms = max(10, img.shape[0] * img.shape[1] // share)
+                kw = {"scale": scale, "sigma": sigma, "min_size": ms}
+                pair = [partial(felzenszwalb, img, **kw), partial(felzenszwalb_labels, img, **kw)]
+                if r % 2:
+                    pair.reverse()
+                (ta, a), (tb, b) = (timed(f) for f in pair)
+                if r % 2:
+                    (ta, a), (tb, b) = (tb, b), (ta, a)
+                t_theirs += ta
+                t_ours += tb
+                if r == 0:
+                    differ += not np.array_equal(a, b)
+            theirs.append(1000 * t_theirs / len(images))
+            ours.append(1000 * t_ours / len(images))
+        rows.append({"scale": scale, "images": len(images), "skimage_ms": statistics.median(theirs),
+                     "veil_ms": statistics.median(ours), "differ": differ})
+    return rows
+
+
+def table(rows: list[dict[str, float | int | str]]) -> str:
+    lines = ["| cut | images | scikit-image (ms/img) | veil.segment.graph (ms/img) | speed-up | label maps that differ |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| scale {r['scale']:g} | {r['images']} | {float(r['skimage_ms']):.1f} | {float(r['veil_ms']):.1f} "
+                     f"| {float(r['skimage_ms']) / float(r['veil_ms']):.2f}× | {r['differ']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--n", type=int, default=50, help="images")
+    p.add_argument("--size", type=int, default=384, help="longer side, pixels")
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args(argv)
+    rows = compare(load(args.split, args.n, args.size), repeats=args.repeats)
+    print(f"`python bench/graph_speed.py --split {args.split} --n {args.n} --size {args.size} --repeats {args.repeats}` "
+          f"({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, one process)\n")
+    print(table(rows))
+    return 1 if any(int(r["differ"]) for r in rows) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

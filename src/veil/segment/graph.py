@@ -1,0 +1,189 @@
+"""Felzenszwalb–Huttenlocher graph segmentation, with scikit-image's labels, about twice as fast.
+
+:func:`skimage.segmentation.felzenszwalb` builds an array of all ~4·H·W pixel pairs of the 8-connected
+grid, reorders it by edge weight and runs its union-find over it. The object extent's figure search
+cuts every flagged image with it, and there it took about 0.11 s of a 384-pixel copy, as long as the
+whole counterfactual search on a small model (docs/benchmarks.md, Extent). :func:`felzenszwalb_labels`
+runs the same algorithm in numba without the pair array: the weights are computed in scikit-image's
+order and sorted with the same :func:`numpy.argsort`, so that equal weights are visited in the same
+order, and each sorted edge's two pixels are read off its index. The labels are scikit-image's, value
+for value (tests compare the two); only the time differs.
+
+The algorithm: smooth the image (Gaussian, ``sigma``), weigh each pair of 8-neighbours by the
+Euclidean distance of their colours, visit the pairs by increasing weight and join their two
+components when the weight is under both components' internal difference plus ``scale / size``
+(the largest weight joined inside a component so far), then join the components still smaller than
+``min_size`` to a neighbour, visiting the pairs in the same order.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from veil._jit import LazyKernels
+from veil.errors import InvalidParameterError
+
+__all__ = ["felzenszwalb_labels"]
+
+_kernel = LazyKernels(globals())
+
+
+def felzenszwalb_labels(image: np.ndarray, *, scale: float = 1.0, sigma: float = 0.8, min_size: int = 20) -> np.ndarray:
+    """Felzenszwalb's graph segmentation, labelled exactly as :func:`skimage.segmentation.felzenszwalb`.
+
+    Parameters
+    ----------
+    image : (H, W, C) or (H, W) ndarray
+        The image, uint8 or float in [0, 1] (as scikit-image takes it); it is not modified.
+    scale : float
+        Larger values give larger segments (the ``k`` of the paper, for pixel values in 0–255).
+    sigma : float
+        Standard deviation of the Gaussian smoothing applied first (0: none).
+    min_size : int
+        Segments smaller than this many pixels are joined to a neighbour.
+
+    Returns
+    -------
+    (H, W) int64 ndarray
+        Labels 0..n-1, numbered by each segment's first pixel in raster order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.zeros((30, 40, 3), np.uint8); img[:, 20:] = 200
+    >>> labels = felzenszwalb_labels(img, scale=100, sigma=0, min_size=10)
+    >>> int(labels.max()) + 1, bool(labels[0, 0] != labels[0, 39])
+    (2, True)
+    """
+    from skimage.filters import gaussian
+    from skimage.util import img_as_float64
+
+    arr = np.asarray(image)
+    if arr.ndim not in (2, 3) or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise InvalidParameterError(f"image (shape {arr.shape}) must be a non-empty H×W or H×W×C array")
+    if not (np.isfinite(scale) and scale > 0):
+        raise InvalidParameterError(f"scale must be a finite number > 0, got {scale!r}")
+    if not (np.isfinite(sigma) and sigma >= 0):
+        raise InvalidParameterError(f"sigma must be a finite number >= 0, got {sigma!r}")
+    if isinstance(min_size, bool) or not float(min_size).is_integer() or min_size < 0:
+        raise InvalidParameterError(f"min_size must be an integer >= 0, got {min_size!r}")
+    arr = img_as_float64(np.atleast_3d(arr))
+    smooth = np.ascontiguousarray(gaussian(arr, sigma=float(sigma), mode="reflect", channel_axis=-1),
+                                  dtype=np.float64)
+    h, w = smooth.shape[:2]
+    weights = _weights(smooth)
+    order = np.argsort(weights)  # the same sort as scikit-image's, so ties fall in the same order
+    return _segments(weights, order, h, w, float(scale) / 255.0, int(min_size))
+
+
+@_kernel
+def _weights(img):
+    """The weights of the grid's pairs in scikit-image's order: right, down, down-right, up-right."""
+    h, w, c = img.shape
+    n_g = (h - 1) * (w - 1)
+    out = np.empty(h * (w - 1) + (h - 1) * w + 2 * n_g)
+    k = 0
+    for kind in range(4):
+        rows = h if kind == 0 else h - 1
+        cols = w if kind == 1 else w - 1
+        for y in range(rows):
+            for x in range(cols):
+                # (ya, xa) − (yb, xb), the difference scikit-image takes
+                if kind == 0:
+                    ya, xa, yb, xb = y, x + 1, y, x
+                elif kind == 1:
+                    ya, xa, yb, xb = y + 1, x, y, x
+                elif kind == 2:
+                    ya, xa, yb, xb = y + 1, x + 1, y, x
+                else:
+                    ya, xa, yb, xb = y + 1, x, y, x + 1
+                s = 0.0
+                for ch in range(c):
+                    d = img[ya, xa, ch] - img[yb, xb, ch]
+                    s += d * d
+                out[k] = math.sqrt(s)
+                k += 1
+    return out
+
+
+@_kernel
+def _ends(q, h, w):
+    """The two pixels (flat indices) of pair ``q`` in :func:`_weights`'s order."""
+    n_r = h * (w - 1)
+    n_d = (h - 1) * w
+    n_g = (h - 1) * (w - 1)
+    if q < n_r:
+        y = q // (w - 1)
+        x = q % (w - 1)
+        return y * w + x + 1, y * w + x
+    q -= n_r
+    if q < n_d:
+        return q + w, q
+    q -= n_d
+    up = q >= n_g  # (only reached when the grid has diagonals, so n_g > 0)
+    if up:
+        q -= n_g
+    y = q // (w - 1)
+    x = q % (w - 1)
+    if up:
+        return y * w + x + 1, (y + 1) * w + x
+    return (y + 1) * w + x + 1, y * w + x
+
+
+@_kernel
+def _root(parent, p):
+    """The root of ``p`` (path halving); a component's root is always its smallest pixel."""
+    while parent[p] != p:
+        parent[p] = parent[parent[p]]
+        p = parent[p]
+    return p
+
+
+@_kernel
+def _join(parent, size, r0, r1):
+    """Join two roots under the smaller one (scikit-image's choice); return it."""
+    r = min(r0, r1)
+    parent[max(r0, r1)] = r
+    size[r] = size[r0] + size[r1]
+    return r
+
+
+@_kernel
+def _segments(weights, order, h, w, scale, min_size):
+    n = h * w
+    parent = np.arange(n)
+    size = np.ones(n, np.int64)
+    inner = np.zeros(n)
+    m = order.shape[0]
+    ends = np.empty((m, 2), np.int64)
+    for e in range(m):
+        a, b = _ends(order[e], h, w)
+        ends[e, 0] = a
+        ends[e, 1] = b
+        r0 = _root(parent, a)
+        r1 = _root(parent, b)
+        if r0 == r1:
+            continue
+        # scikit-image holds the thresholds in single precision
+        t0 = float(np.float32(inner[r0] + scale / size[r0]))
+        t1 = float(np.float32(inner[r1] + scale / size[r1]))
+        c = weights[order[e]]
+        if c < min(t0, t1):
+            inner[_join(parent, size, r0, r1)] = c
+    for e in range(m):  # components under min_size join a neighbour, in the same order
+        r0 = _root(parent, ends[e, 0])
+        r1 = _root(parent, ends[e, 1])
+        if r0 != r1 and (size[r0] < min_size or size[r1] < min_size):
+            _join(parent, size, r0, r1)
+    out = np.empty(n, np.int64)
+    k = 0
+    for p in range(n):  # roots are first pixels, so raster order numbers them as np.unique would
+        r = _root(parent, p)
+        if r == p:
+            out[p] = k
+            k += 1
+        else:
+            out[p] = out[r]
+    return out.reshape(h, w)

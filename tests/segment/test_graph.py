@@ -1,0 +1,95 @@
+"""Felzenszwalb graph segmentation in numba: scikit-image's labels, value for value."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from skimage.segmentation import felzenszwalb as skimage_felzenszwalb
+
+from veil.errors import InvalidParameterError
+from veil.segment import segment
+from veil.segment.graph import felzenszwalb_labels
+
+
+def _blocks(rng: np.random.Generator, h: int, w: int, noise: int) -> np.ndarray:
+    """Flat rectangles on black (many equal weights: the order of ties matters), with optional grain."""
+    img = np.zeros((h, w, 3), np.uint8)
+    for _ in range(6):
+        y, x = int(rng.integers(0, h)), int(rng.integers(0, w))
+        img[y:y + int(rng.integers(2, 40)), x:x + int(rng.integers(2, 40))] = rng.integers(0, 256, 3)
+    if noise:
+        img = np.clip(img.astype(np.int16) + rng.integers(0, noise + 1, img.shape), 0, 255).astype(np.uint8)
+    return img
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), h=st.integers(1, 70), w=st.integers(1, 70), noise=st.sampled_from([0, 2, 40]),
+       scale=st.sampled_from([1.0, 50.0, 400.0, 5000.0]), sigma=st.sampled_from([0.0, 0.8, 2.0]),
+       min_size=st.integers(0, 60))
+def test_labels_equal_scikit_images(seed: int, h: int, w: int, noise: int, scale: float, sigma: float,
+                                    min_size: int) -> None:
+    img = _blocks(np.random.default_rng(seed), h, w, noise)
+    ours = felzenszwalb_labels(img, scale=scale, sigma=sigma, min_size=min_size)
+    theirs = skimage_felzenszwalb(img, scale=scale, sigma=sigma, min_size=min_size)
+    assert ours.dtype == np.int64
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_labels_equal_scikit_images_on_a_photo_like_image() -> None:
+    # smooth gradients, texture and edges at the figure search's working size
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:256, :384]
+    img = np.stack([xx * 0.6, yy * 0.9, (xx + yy) * 0.3], axis=2) + rng.normal(0, 6, (256, 384, 3))
+    img[80:150, 100:220] = (200, 40, 40)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    for scale, min_size in ((400.0, 24), (200.0, 6)):
+        np.testing.assert_array_equal(felzenszwalb_labels(img, scale=scale, sigma=0.8, min_size=min_size),
+                                      skimage_felzenszwalb(img, scale=scale, sigma=0.8, min_size=min_size))
+
+
+def test_grey_and_float_images_as_scikit_image_takes_them() -> None:
+    g = np.random.default_rng(0).random((40, 50))
+    np.testing.assert_array_equal(felzenszwalb_labels(g, scale=2.0, sigma=0.5, min_size=5),
+                                  skimage_felzenszwalb(g, scale=2.0, sigma=0.5, min_size=5, channel_axis=None))
+
+
+def test_known_answer_two_halves_and_a_square() -> None:
+    img = np.zeros((40, 60, 3), np.uint8)
+    img[:, 30:] = 220
+    img[10:20, 5:15] = (0, 0, 255)
+    labels = felzenszwalb_labels(img, scale=100.0, sigma=0.0, min_size=10)  # no blur: no rims along the edges
+    assert int(labels.max()) + 1 == 3
+    assert len({labels[0, 0], labels[0, 59], labels[15, 10]}) == 3
+    assert labels[0, 0] == 0  # numbered by first pixel in raster order
+
+
+def test_input_is_not_modified() -> None:
+    img = _blocks(np.random.default_rng(1), 30, 30, 2)
+    before = img.copy()
+    felzenszwalb_labels(img, scale=100.0)
+    np.testing.assert_array_equal(img, before)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"scale": 0.0}, "scale"), ({"scale": float("nan")}, "scale"), ({"sigma": -1.0}, "sigma"),
+    ({"min_size": 2.5}, "min_size"), ({"min_size": -1}, "min_size"),
+])
+def test_bad_parameters_are_named(kwargs: dict, match: str) -> None:
+    with pytest.raises(InvalidParameterError, match=match):
+        felzenszwalb_labels(np.zeros((8, 8, 3), np.uint8), **kwargs)
+
+
+def test_empty_image_is_refused() -> None:
+    with pytest.raises(InvalidParameterError, match="non-empty"):
+        felzenszwalb_labels(np.zeros((0, 8, 3), np.uint8))
+
+
+def test_registered_segmenter_gives_scikit_images_segments() -> None:
+    img = _blocks(np.random.default_rng(5), 60, 80, 10)
+    ours = segment(img, "felzenszwalb")
+    theirs = skimage_felzenszwalb(img, scale=500.0, sigma=0.5, min_size=60 * 80 // 50)
+    # the registry renumbers; the partition is the same
+    pairs = set(zip(ours.ravel().tolist(), theirs.ravel().tolist(), strict=True))
+    assert len(pairs) == len(np.unique(ours)) == len(np.unique(theirs))
