@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import planted
 from veil import SafeguardConfig, Safeguarder
@@ -985,3 +987,19 @@ def test_split_refine_drops_the_pieces_a_broad_map_put_before_the_key_part():
     for bad in (-0.1, 1.5, float("nan")):
         with pytest.raises(InvalidParameterError, match="split_refine"):
             object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), split_refine=bad, **kw)
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), h=st.integers(1, 40), w=st.integers(1, 40), fill=st.floats(0.1, 0.9),
+       max_region=st.sampled_from([0.01, 0.1, 1.0]))
+def test_holes_are_the_pieces_scipy_fills(seed, h, w, fill, max_region):
+    from scipy import ndimage as ndi
+
+    from veil.counterfactual.extent import _holes
+
+    mask = np.random.default_rng(seed).random((h, w)) < fill
+    expected = ndi.binary_fill_holes(mask) & ~mask
+    lab, n = ndi.label(expected)
+    small = np.bincount(lab.ravel(), minlength=n + 1) <= max_region * mask.size
+    small[0] = False
+    np.testing.assert_array_equal(_holes(mask, max_region), small[lab])

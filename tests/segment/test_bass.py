@@ -243,3 +243,67 @@ def test_guided_is_finer_where_attribution_is_high() -> None:
     guided = segment(img, "bass_guided", attribution=attr, n_segments=16)
     assert_valid(guided, img.shape[:2])
     assert len(np.unique(guided[:, :40])) > len(np.unique(plain[:, :40]))
+
+
+def _estep_scanning_every_pixel(feat, labels, mu_c, inv_var, mu_s, icov, logdet, logw, beta):
+    """The hard-EM E-step as it was written before it skipped interior pixels: every pixel of each of the
+    four phases is tested for a 4-neighbour of another label (a plain-Python reference)."""
+    from veil.segment import bass as b
+
+    h, w, _ = feat.shape
+    moved = 0
+    for phase in range(4):
+        for y in range(phase // 2, h, 2):
+            for x in range(phase % 2, w, 2):
+                cur = labels[y, x]
+                cand = []
+                for qy, qx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+                    if 0 <= qy < h and 0 <= qx < w and labels[qy, qx] != cur and labels[qy, qx] not in cand:
+                        cand.append(int(labels[qy, qx]))
+                if not cand:
+                    continue
+                mask = sum(1 << i for i in range(8) if 0 <= y + b._RING_DY[i] < h and 0 <= x + b._RING_DX[i] < w
+                           and labels[y + b._RING_DY[i], x + b._RING_DX[i]] == cur)
+                if not _SIMPLE[mask]:
+                    continue
+                cand.append(int(cur))
+                scores = []
+                for lab in cand:
+                    ndiff = sum(1 for i in range(8) if 0 <= y + b._RING_DY[i] < h and 0 <= x + b._RING_DX[i] < w
+                                and labels[y + b._RING_DY[i], x + b._RING_DX[i]] != lab)
+                    scores.append(b._score(feat, y, x, lab, mu_c, inv_var, mu_s, icov, logdet, logw, beta * ndiff))
+                bi = int(np.argmax(scores))  # (the first best, as the kernel's strict >)
+                if scores[bi] <= scores[-1]:
+                    bi = len(cand) - 1  # ties keep the current label
+                if cand[bi] != cur:
+                    labels[y, x] = cand[bi]
+                    moved += 1
+    return moved
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_estep_skipping_interior_pixels_moves_the_same_pixels_as_a_full_scan(seed: int) -> None:
+    # the kernel skips pixels with no 4-neighbour of another label, and marks the neighbours of each pixel
+    # that moves; that must move exactly the pixels a scan of every pixel would, phase after phase
+    from veil.segment import bass as b
+
+    rng = _rng(seed)
+    img = (rng.random((30, 40, 3)) * 255).astype(np.uint8)
+    img[5:20, 8:30] = (230, 40, 40)
+    feat = np.ascontiguousarray(b._lab(img))
+    labels = b._connected(b._hex_grid(30, 40, 30.0), 1)
+    k = int(labels.max()) + 1
+    inv_var = np.full(3, 1.0 / 0.003)
+    pc = np.full(k, 30.0)
+    total = 0
+    for _ in range(4):
+        cnt, s_sp, ss_sp, s_c, _ = b._stats(feat, labels, k)
+        mu_c, mu_s, icov, logdet, logw = b._mstep(cnt, s_sp, ss_sp, s_c, pc, 1.0 / inv_var, False, 1.0)
+        ours, theirs = labels.copy(), labels.copy()
+        moved = b._estep(feat, ours, mu_c, inv_var, mu_s, icov, logdet, logw, 0.5, _SIMPLE, False)
+        ref_moved = _estep_scanning_every_pixel(feat, theirs, mu_c, inv_var, mu_s, icov, logdet, logw, 0.5)
+        np.testing.assert_array_equal(ours, theirs)
+        assert moved == ref_moved
+        total += moved
+        labels = ours
+    assert total > 0  # (pixels did move: the comparison is not of two untouched maps)
