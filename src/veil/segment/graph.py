@@ -157,11 +157,8 @@ def _segments(weights, order, h, w, scale, min_size):
     size = np.ones(n, np.int64)
     inner = np.zeros(n)
     m = order.shape[0]
-    ends = np.empty((m, 2), np.int64)
     for e in range(m):
         a, b = _ends(order[e], h, w)
-        ends[e, 0] = a
-        ends[e, 1] = b
         r0 = _root(parent, a)
         r1 = _root(parent, b)
         if r0 == r1:
@@ -173,8 +170,9 @@ def _segments(weights, order, h, w, scale, min_size):
         if c < min(t0, t1):
             inner[_join(parent, size, r0, r1)] = c
     for e in range(m):  # components under min_size join a neighbour, in the same order
-        r0 = _root(parent, ends[e, 0])
-        r1 = _root(parent, ends[e, 1])
+        a, b = _ends(order[e], h, w)
+        r0 = _root(parent, a)
+        r1 = _root(parent, b)
         if r0 != r1 and (size[r0] < min_size or size[r1] < min_size):
             _join(parent, size, r0, r1)
     out = np.empty(n, np.int64)
