@@ -197,6 +197,8 @@ def _holes(mask: np.ndarray, max_region: float) -> np.ndarray:
 
     # the 4-connected pieces of the rest that do not touch the edge: scipy's binary_fill_holes, without its
     # dilation to convergence (four times faster on a camera-sized mask; the same pixels, tested)
+    if mask.size == 0:
+        return np.zeros(mask.shape, bool)
     lab, n = ndi.label(~mask)
     size = np.bincount(lab.ravel(), minlength=n + 1)
     keep = size <= max_region * mask.size
