@@ -73,16 +73,12 @@ def compare(images: list[np.ndarray], *, repeats: int = 3, sigma: float = 0.8) -
             for img in images:
                 ms = max(10, img.shape[0] * img.shape[1] // share)
                 kw = {"scale": scale, "sigma": sigma, "min_size": ms}
-                pair = [partial(felzenszwalb, img, **kw), partial(felzenszwalb_labels, img, **kw)]
-                if r % 2:
-                    pair.reverse()
-                (ta, a), (tb, b) = (timed(f) for f in pair)
-                if r % 2:
-                    (ta, a), (tb, b) = (tb, b), (ta, a)
-                t_theirs += ta
-                t_ours += tb
+                runs = {"theirs": partial(felzenszwalb, img, **kw), "ours": partial(felzenszwalb_labels, img, **kw)}
+                got = {name: timed(runs[name]) for name in (("theirs", "ours") if r % 2 == 0 else ("ours", "theirs"))}
+                t_theirs += got["theirs"][0]
+                t_ours += got["ours"][0]
                 if r == 0:
-                    differ += not np.array_equal(a, b)
+                    differ += not np.array_equal(got["theirs"][1], got["ours"][1])
             theirs.append(1000 * t_theirs / len(images))
             ours.append(1000 * t_ours / len(images))
         rows.append({"scale": scale, "images": len(images), "skimage_ms": statistics.median(theirs),

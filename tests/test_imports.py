@@ -235,7 +235,7 @@ def test_bass_kernels_are_jitted_on_first_use():
         "assert 'numba' not in sys.modules and not hasattr(b._connected, 'py_func')\n"
         "labels = b.bass(np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8), n_segments=4)\n"
         "assert labels.shape == (24, 32)\n"
-        "assert all(hasattr(getattr(b, name), 'py_func') for name in b._KERNELS), 'a kernel was left un-jitted'\n"
+        "assert all(hasattr(getattr(b, name), 'py_func') for name in b._kernel.kernels), 'a kernel was left un-jitted'\n"
     )
     assert "numba" in _loaded_after(code, ("numba",))
 

@@ -54,7 +54,6 @@ __all__ = ["bass", "bass_guided"]
 # importing veil.segment never imports numba (veil._jit).
 
 _kernel = LazyKernels(globals())
-_KERNELS = _kernel.kernels
 
 _INFERENCE = ("em", "gibbs")
 
