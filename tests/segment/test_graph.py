@@ -1,6 +1,9 @@
-"""Felzenszwalb graph segmentation in numba: scikit-image's labels, value for value."""
+"""Felzenszwalb graph segmentation in numba: scikit-image's labels, value for value, with ties in pair order."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -10,7 +13,7 @@ from skimage.segmentation import felzenszwalb as skimage_felzenszwalb
 
 from veil.errors import InvalidParameterError
 from veil.segment import segment
-from veil.segment.graph import felzenszwalb_labels
+from veil.segment.graph import _stable_order, felzenszwalb_labels
 
 
 def _blocks(rng: np.random.Generator, h: int, w: int, noise: int) -> np.ndarray:
@@ -24,17 +27,73 @@ def _blocks(rng: np.random.Generator, h: int, w: int, noise: int) -> np.ndarray:
     return img
 
 
+@contextmanager
+def _stable_numpy_sort() -> Iterator[None]:
+    """scikit-image sorts the pairs with ``np.argsort``; make that sort stable (ties in pair order)."""
+    plain = np.argsort
+
+    def stable(a: np.ndarray, axis: int = -1, kind: str | None = None, order: object = None) -> np.ndarray:
+        assert kind is None and order is None  # what scikit-image asks for
+        calls.append(len(a))
+        return plain(a, axis=axis, kind="stable")
+
+    calls: list[int] = []
+    np.argsort = stable
+    try:
+        yield
+    finally:
+        np.argsort = plain
+    assert calls, "scikit-image no longer sorts with np.argsort: this reference has to change"
+
+
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), h=st.integers(1, 70), w=st.integers(1, 70), noise=st.sampled_from([0, 2, 40]),
        scale=st.sampled_from([1.0, 50.0, 400.0, 5000.0]), sigma=st.sampled_from([0.0, 0.8, 2.0]),
        min_size=st.integers(0, 60))
 def test_labels_equal_scikit_images(seed: int, h: int, w: int, noise: int, scale: float, sigma: float,
                                     min_size: int) -> None:
+    # blocks make many equal weights, whose order matters: ours is the pairs' order, so scikit-image's
+    # sort is made stable for the comparison (numpy's default sort leaves the order of ties open)
     img = _blocks(np.random.default_rng(seed), h, w, noise)
     ours = felzenszwalb_labels(img, scale=scale, sigma=sigma, min_size=min_size)
-    theirs = skimage_felzenszwalb(img, scale=scale, sigma=sigma, min_size=min_size)
+    with _stable_numpy_sort():
+        theirs = skimage_felzenszwalb(img, scale=scale, sigma=sigma, min_size=min_size)
     assert ours.dtype == np.int64
     np.testing.assert_array_equal(ours, theirs)
+
+
+def _weights_with_ties(draw: st.DrawFn) -> np.ndarray:
+    kind = draw(st.sampled_from(["few values", "zeros and spread", "wide range", "one value", "uniform"]))
+    n = draw(st.integers(0, 3000))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    if kind == "few values":
+        w = rng.integers(0, 5, n) * 0.125
+    elif kind == "zeros and spread":
+        w = np.where(rng.random(n) < 0.3, 0.0, rng.random(n) ** 6)
+    elif kind == "wide range":
+        w = np.exp(rng.normal(0.0, 30.0, n)) * (rng.random(n) < 0.9)
+    elif kind == "one value":
+        w = np.full(n, draw(st.sampled_from([0.0, 0.25, 1e-300])))
+    else:
+        w = rng.random(n)
+    return np.ascontiguousarray(w, dtype=np.float64)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_stable_order_is_numpys_stable_argsort(data: st.DataObject) -> None:
+    w = _weights_with_ties(data.draw)
+    np.testing.assert_array_equal(_stable_order(w.view(np.int64)), np.argsort(w, kind="stable"))
+
+
+def test_stable_order_sorts_a_bucket_too_full_for_insertion() -> None:
+    # one weight far above a cluster of 3000 (with repeats) narrower than one bucket: the merge-sort path
+    rng = np.random.default_rng(0)
+    w = np.concatenate([[1.0], 0.5 + rng.integers(0, 2000, 3000) * 2.0**-50, np.zeros(50)])
+    bits = w.view(np.int64)
+    cluster = bits[(w > 0) & (w < 1)]
+    assert cluster.max() - cluster.min() < (bits.max() - cluster.min()) // w.size  # one bucket's width
+    np.testing.assert_array_equal(_stable_order(bits), np.argsort(w, kind="stable"))
 
 
 def test_labels_equal_scikit_images_on_a_photo_like_image() -> None:
@@ -79,6 +138,13 @@ def test_input_is_not_modified() -> None:
 def test_bad_parameters_are_named(kwargs: dict, match: str) -> None:
     with pytest.raises(InvalidParameterError, match=match):
         felzenszwalb_labels(np.zeros((8, 8, 3), np.uint8), **kwargs)
+
+
+def test_non_finite_image_is_refused() -> None:
+    img = np.zeros((8, 8), np.float64)
+    img[3, 3] = np.nan
+    with pytest.raises(InvalidParameterError, match="finite"):
+        felzenszwalb_labels(img)
 
 
 def test_empty_image_is_refused() -> None:
