@@ -88,6 +88,16 @@ class Clock:
         return timed
 
 
+def timed_graph(clock: Clock, build: Callable[..., Any], name: str, parent: str) -> Callable[..., Any]:
+    """``build`` (:func:`veil.segment.graph.felzenszwalb_graph`) timed as ``name``: the graph's making and
+    each cut made of it."""
+    timed_build = clock.wrap(name, build, parent)
+
+    def made(*args: Any, **kwargs: Any) -> Any:
+        return clock.wrap(name, timed_build(*args, **kwargs), parent)
+    return made
+
+
 def profile(arch: str, seeds: list[int], n: int, threads: int) -> dict[str, Any]:
     import extent as bx
     import torch
@@ -104,17 +114,17 @@ def profile(arch: str, seeds: list[int], n: int, threads: int) -> dict[str, Any]
     sg.run(items[0]["image"])  # untimed: compilation and the first forward pass
 
     clock = Clock()
-    import veil.segment.graph as graph  # (the figure search imports its Felzenszwalb cut from here per call)
+    import veil.segment.graph as graph  # (the figure search imports its Felzenszwalb graph from here per call)
 
     pipeline_mod = sys.modules["veil.pipeline"]
     saved = (pipeline_mod.extend, ext._Work.excess, ext._Work.full_excess, figures.figure_growths,  # type: ignore[attr-defined]
-             graph.felzenszwalb_labels, Safeguarder._look, Safeguarder.unsafe_scores)
+             graph.felzenszwalb_graph, Safeguarder._look, Safeguarder.unsafe_scores)
     try:
         pipeline_mod.extend = clock.wrap("extent", saved[0], None)  # type: ignore[attr-defined]
         ext._Work.excess = clock.wrap("scoring candidates", saved[1], "extent")  # type: ignore[method-assign]
         ext._Work.full_excess = clock.wrap("full-size checks", saved[2], "extent")  # type: ignore[method-assign]
         figures.figure_growths = clock.wrap_generator("figure search", saved[3], "extent")
-        graph.felzenszwalb_labels = clock.wrap("figure search: Felzenszwalb", saved[4], "figure search")
+        graph.felzenszwalb_graph = timed_graph(clock, saved[4], "figure search: Felzenszwalb", "figure search")
         Safeguarder._look = clock.wrap("second look", saved[5], "extent")  # type: ignore[method-assign]
         # (the extent classifies the tiles of the second look itself, with the pipeline's scorer)
         Safeguarder.unsafe_scores = clock.wrap("second look: tiles", saved[6], "extent")  # type: ignore[method-assign]
@@ -129,7 +139,7 @@ def profile(arch: str, seeds: list[int], n: int, threads: int) -> dict[str, Any]
                 classified += int(res.n_evaluated)
     finally:
         (pipeline_mod.extend, ext._Work.excess, ext._Work.full_excess, figures.figure_growths,  # type: ignore[attr-defined]
-         graph.felzenszwalb_labels, Safeguarder._look, Safeguarder.unsafe_scores) = saved
+         graph.felzenszwalb_graph, Safeguarder._look, Safeguarder.unsafe_scores) = saved
     s = {k: v / max(flagged, 1) for k, v in clock.spent.items()}
     felz = s.get("figure search: Felzenszwalb", 0.0)
     parts = {

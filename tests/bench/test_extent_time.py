@@ -70,17 +70,17 @@ def test_a_generator_part_times_each_item_it_is_asked_for(et):
 
 
 def test_the_felzenszwalb_part_wraps_what_the_figure_search_calls(et, monkeypatch):
-    # extent_time times the cut by replacing veil.segment.graph.felzenszwalb_labels: the figure search must
-    # look it up there when it runs, or the part would read 0 s
+    # extent_time times the cut by replacing veil.segment.graph.felzenszwalb_graph: the figure search must
+    # look it up there when it runs, or the part would read 0 s; the graph's making and each cut count
     import numpy as np
 
     import veil.segment.graph as graph
     from veil.segment.figures import attached_figures
 
     clock = et.Clock()
-    monkeypatch.setattr(graph, "felzenszwalb_labels", clock.wrap("cut", graph.felzenszwalb_labels, "search"))
+    monkeypatch.setattr(graph, "felzenszwalb_graph", et.timed_graph(clock, graph.felzenszwalb_graph, "cut", "search"))
     img = np.random.default_rng(0).integers(90, 130, (60, 80, 3)).astype(np.uint8)
     seed = np.zeros((60, 80), bool)
     seed[20:30, 10:20] = True
     clock.wrap("search", lambda: attached_figures(img, seed), None)()
-    assert clock.calls["cut"] == 1 and clock.spent["cut"] > 0
+    assert clock.calls["cut"] == 2 and clock.spent["cut"] > 0  # the graph, and one cut of it

@@ -416,6 +416,28 @@ def test_complete_figures_hides_the_body_no_region_holds():
     assert model.logits([np.where(hidden[..., None], styled, img)])[0] <= 0
 
 
+def test_the_finer_cut_frees_a_body_the_coarse_cut_joined_to_a_ground_of_its_own_tone():
+    """:func:`big_bomb` over a dark ground of nearly the body's tone that runs to the image's bottom edge: the
+    coarse cut (scale 400) joins the body to the ground, so no figure holds the body; the finer cut (on by
+    default since 2026-12-05) frees it (smooth patches off: the flat body would be one)."""
+    img, body, spark, labels = big_bomb()
+    yy, _ = np.mgrid[0 : img.shape[0], 0 : img.shape[1]]
+    ground = (yy >= 122) & ~body
+    grained = img.astype(np.float64)
+    grained[ground] = BODY + 8 + np.random.default_rng(7).normal(0, 4, (int(ground.sum()), 3))
+    img = np.clip(grained, 0, 255).astype(np.uint8)
+    model = BigBombModel(img, body, spark)
+    styled = stylize(img, "fill")
+    on = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete_smooth=0)
+    off = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete_smooth=0, complete_fine=0)
+    assert np.isin(off.labels, off.selected)[body].mean() < 0.2
+    hidden = np.isin(on.labels, on.selected)
+    assert hidden[body].mean() > 0.8 and "object" in on.reasons
+    assert hidden[ground].mean() < 0.05  # the ground it was joined to stays in sight
+    assert (hidden & ~body & ~ground & (labels != 4)).sum() <= 0.5 * body.sum()
+    assert model.logits([np.where(hidden[..., None], styled, img)])[0] <= 0
+
+
 def test_work_composes_a_region_lost_at_the_working_size():
     # a completed piece too small to survive the downscale to the working size must not crash the
     # extent (it did: an IndexError that failed the image closed)
@@ -745,7 +767,8 @@ def test_the_margin_step_takes_at_most_max_steps_candidates():
 
 @pytest.mark.parametrize("bad", [{"rescore": -1}, {"rescore": True}, {"rescore": 1.5}, {"complete_fine": -1.0}, {"margin_area": -1.0},
                                  {"complete_fine_contrast": float("nan")}, {"complete_evidence": 1.0},
-                                 {"complete_evidence": -0.5}, {"complete_evidence_relative": -1.0}])
+                                 {"complete_evidence": -0.5}, {"complete_evidence_relative": -1.0},
+                                 {"complete_fine_solidity": -0.1}, {"complete_fine_solidity": 2.0}])
 def test_rescore_and_the_finer_cut_are_validated(bad):
     img, body, spark = bomb()
     with pytest.raises(InvalidParameterError, match=next(iter(bad)).split("_contrast")[0]):

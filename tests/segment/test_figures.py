@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from veil.errors import InvalidParameterError
-from veil.segment.figures import _finer_figures, attached_figures, figure_growths, grain
+from veil.segment.figures import (
+    _finer_figures,
+    _solid_at_least,
+    _solidity,
+    attached_figures,
+    figure_growths,
+    grain,
+)
 
 
 def _canvas(seed: int = 0) -> np.ndarray:
@@ -247,6 +258,23 @@ def test_a_finer_cut_takes_a_body_the_coarse_cut_joined_to_a_pole_running_to_the
                               through=0.35)[body].any()
 
 
+def test_a_least_solidity_keeps_the_compact_pieces_of_the_finer_cut_and_drops_the_ragged_ones():
+    """The finer cut also frees a ragged piece of the ground touching the spark (a cross of thin bars, as a
+    textured ground breaks up); it stands out as much as the body. With ``solidity`` only the body is taken."""
+    lab, coarse, fine, spark, body, pole = _joined_body_scene()
+    cross = np.zeros_like(spark)
+    cross[45:48, 60:76] = True  # a bar reaching the spark from the left, and one across it
+    cross[36:56, 66:69] = True
+    lab[cross] = (40, 60, 0)
+    fine[cross] = 6
+    anything = _finer_figures(coarse, fine, lab, spark, grow=3.0, contrast=20.0, max_region=0.1, through=0.35)
+    assert anything[cross].all() and anything[body].all()
+    compact = _finer_figures(coarse, fine, lab, spark, grow=3.0, contrast=20.0, max_region=0.1, through=0.35,
+                             solidity=0.9)
+    assert compact[body].all() and not compact[cross].any()
+    assert np.array_equal(compact, anything & ~cross)
+
+
 def test_the_finer_cut_is_made_only_when_a_touching_segment_needs_it():
     lab, coarse, fine, spark, body, pole = _joined_body_scene()
     calls = []
@@ -279,7 +307,8 @@ def test_the_finer_cut_only_adds_to_the_growth_and_is_off_by_default(seed):
     assert np.array_equal(finer, finer | plain)  # the finer cut only adds
 
 
-@pytest.mark.parametrize("bad", [{"fine": -1.0}, {"fine": float("nan")}, {"fine_contrast": -5.0}])
+@pytest.mark.parametrize("bad", [{"fine": -1.0}, {"fine": float("nan")}, {"fine_contrast": -5.0},
+                                 {"fine_solidity": 1.5}, {"fine_solidity": float("nan")}])
 def test_the_finer_cut_parameters_are_checked(bad):
     img = _canvas()
     with pytest.raises(InvalidParameterError, match="fine"):
@@ -349,3 +378,24 @@ def test_the_relative_weight_reads_each_piece_s_own_weight():
     out = attached_figures(img, seed, smooth=0, weight=weight, min_weight=0.95, relative_weight=0.9)
     for y in (16, 76, 130):
         assert out[y + 2 : y + 6, 55:95].mean() > 0.9
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), h=st.integers(1, 24), w=st.integers(1, 24),
+       kind=st.sampled_from(["noise", "disc", "rect", "ring", "line", "empty"]),
+       least=st.sampled_from([0.0, 0.35, 0.5, 0.785, 0.9, 1.0]))
+def test_the_box_shortcut_answers_as_the_hull(seed, h, w, kind, least):
+    # _solid_at_least skips the convex hull when the bounding box answers; it must answer as the hull does
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.5, 12)
+    mask = {"noise": rng.random((h, w)) < rng.uniform(0.1, 0.9),
+            "disc": (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r,
+            "rect": (yy >= min(cy, h - 1) // 2) & (xx >= min(cx, w - 1) // 2),
+            "ring": np.abs(np.hypot(yy - cy, xx - cx) - r) < 1,
+            "line": np.abs((yy - cy) * 0.6 - (xx - cx) * 0.8) < 0.7,
+            "empty": np.zeros((h, w), bool)}[kind]
+    with warnings.catch_warnings():  # (scikit-image warns that an empty mask has no hull)
+        warnings.simplefilter("ignore", UserWarning)
+        hull = _solidity(mask) >= least
+    assert _solid_at_least(mask, least) == hull

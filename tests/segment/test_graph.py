@@ -13,7 +13,7 @@ from skimage.segmentation import felzenszwalb as skimage_felzenszwalb
 
 from veil.errors import InvalidParameterError
 from veil.segment import segment
-from veil.segment.graph import _stable_order, felzenszwalb_labels
+from veil.segment.graph import _stable_order, felzenszwalb_graph, felzenszwalb_labels
 
 
 def _blocks(rng: np.random.Generator, h: int, w: int, noise: int) -> np.ndarray:
@@ -106,6 +106,22 @@ def test_labels_equal_scikit_images_on_a_photo_like_image() -> None:
     for scale, min_size in ((400.0, 24), (200.0, 6)):
         np.testing.assert_array_equal(felzenszwalb_labels(img, scale=scale, sigma=0.8, min_size=min_size),
                                       skimage_felzenszwalb(img, scale=scale, sigma=0.8, min_size=min_size))
+
+
+def test_one_graph_cut_at_several_scales_gives_each_scales_labels() -> None:
+    img = _blocks(np.random.default_rng(4), 90, 130, 40)  # grain, and flat blocks (ties)
+    cut = felzenszwalb_graph(img, sigma=0.8)
+    seen = set()
+    for scale, min_size in ((400.0, 10), (200.0, 4), (50.0, 0), (400.0, 10)):  # any order, and again
+        labels = cut(scale, min_size)
+        with _stable_numpy_sort():
+            np.testing.assert_array_equal(labels, skimage_felzenszwalb(img, scale=scale, sigma=0.8, min_size=min_size))
+        seen.add(int(labels.max()))
+    assert len(seen) == 3  # the scales really cut differently
+    with pytest.raises(InvalidParameterError, match="scale"):
+        cut(0.0, 10)
+    with pytest.raises(InvalidParameterError, match="min_size"):
+        cut(100.0, -1)
 
 
 def test_grey_and_float_images_as_scikit_image_takes_them() -> None:

@@ -31,7 +31,8 @@ background in. An extent takes the search's regions and returns the regions to d
        mask is grown to the objects it lies on, class-agnostically, not by the classifier: by the
        enclosed, contrasting segments and smooth patches on a grained ground attached to it, also
        behind an outline or a thin curve that touches it, and in a second round those attached to
-       what the first found (:func:`veil.segment.figures.attached_figures`)
+       what the first found, and the compact pieces of a finer cut of the segments too large or
+       running to the edge to be figures (:func:`veil.segment.figures.attached_figures`)
        or by a colour model (:func:`veil.segment.grabcut.grow_to_object`, pixel-fine), and its
        holes are filled (a sliver of the object seen through the mask), within ``max_region`` per
        object or hole and ``max_fraction`` in all, and kept only if the image stays safe — if hiding
@@ -317,8 +318,9 @@ def object_extent(
     complete_smooth: float = 0.5,
     complete_through: float = 0.35,
     complete_rounds: int = 2,
-    complete_fine: float = 0.0,
-    complete_fine_contrast: float = 20.0,
+    complete_fine: float = 200.0,
+    complete_fine_contrast: float = 5.0,
+    complete_fine_solidity: float = 0.9,
     complete_evidence: float = 0.8,
     complete_evidence_relative: float = 0.75,
     complete_limit: str = "safe",
@@ -420,10 +422,18 @@ def object_extent(
     complete_fine, complete_fine_contrast : float
         Figures only: the segments touching the growth that are too large or run on to the image's
         edge are cut again at this finer Felzenszwalb scale, and the figures among their pieces with
-        this contrast are taken too (a body joined to a pole of its own tone; ``fine`` and
-        ``fine_contrast`` of :func:`~veil.segment.figures.attached_figures`; 0, the default: off;
-        docs/benchmarks.md has 200 measured). Only the largest growth has it: if that growth is
-        refused, the fallbacks are the growths without it.
+        this contrast are taken too (a bomb's body the coarse cut joined to a ground of its own tone;
+        ``fine`` and ``fine_contrast`` of :func:`~veil.segment.figures.attached_figures`; 0: off; on by
+        default since 2026-12-05, scale 200 and contrast 5, with ``complete_fine_solidity``).
+        Only the largest growth has it: if that growth is refused, the fallbacks are the growths
+        without it.
+    complete_fine_solidity : float
+        With ``complete_fine``: a figure of the finer cut is taken only if its solidity (pixels over its
+        convex hull's) is at least this (``fine_solidity`` of
+        :func:`~veil.segment.figures.attached_figures`; 0: any). A finer cut breaks a textured ground
+        into ragged pieces, while a part of an object it frees is compact (a round body, a straight
+        blade): on the tuning seeds the pieces of solidity 0.9 or more held nearly all the object the
+        finer cut could add and a few per cent of its waste (docs/benchmarks.md).
     complete_evidence : float
         Figures only: a colour figure (not a smooth patch) is taken only if its mean attribution is at
         least this quantile of the image's attribution (``min_weight`` of
@@ -517,6 +527,8 @@ def object_extent(
             and complete_fine_contrast >= 0):
         raise InvalidParameterError(f"complete_fine and complete_fine_contrast must be finite numbers >= 0, got "
                                     f"{complete_fine!r}, {complete_fine_contrast!r}")
+    if not (np.isfinite(complete_fine_solidity) and 0 <= complete_fine_solidity <= 1):
+        raise InvalidParameterError(f"complete_fine_solidity must lie in [0, 1], got {complete_fine_solidity!r}")
     if not (np.isfinite(complete_evidence) and 0 <= complete_evidence < 1):
         raise InvalidParameterError(f"complete_evidence must be a quantile in [0, 1), got {complete_evidence!r}")
     if not (np.isfinite(complete_evidence_relative) and complete_evidence_relative >= 0):
@@ -750,6 +762,7 @@ def object_extent(
 
             growths = figure_growths(image, hidden_px, tries, grow=complete_grow, smooth=complete_smooth,
                                      fine_contrast=complete_fine_contrast,  # each ≤ 10 %
+                                     fine_solidity=complete_fine_solidity,
                                      weight=att if attribution is not None else None,
                                      min_weight=complete_evidence,
                                      relative_weight=complete_evidence_relative)

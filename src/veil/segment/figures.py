@@ -64,6 +64,7 @@ def attached_figures(
     rounds: int = 1,
     fine: float = 0.0,
     fine_contrast: float = 20.0,
+    fine_solidity: float = 0.0,
     weight: np.ndarray | None = None,
     min_weight: float = 0.0,
     relative_weight: float = 0.0,
@@ -107,6 +108,10 @@ def attached_figures(
         or reach the image's edge; the figures among their pieces are taken too (0: off).
     fine_contrast : float
         Least contrast (CIELAB, as ``contrast``) of a figure of the finer cut.
+    fine_solidity : float
+        Least solidity (its pixels over its convex hull's) of a figure of the finer cut (0: any): a finer
+        cut breaks a textured ground into ragged pieces, while a part of an object it frees (a round
+        body, a straight blade) is compact.
     weight : (H, W) ndarray, optional
         A per-pixel weight (for Veil: the attribution map of the unsafe class).
     min_weight : float
@@ -140,8 +145,8 @@ def attached_figures(
     return next(figure_growths(image, seed, [(through, rounds, fine)], grow=grow, scale=scale, sigma=sigma,
                                contrast=contrast, max_region=max_region, size=size, smooth=smooth,
                                texture_contrast=texture_contrast, texture_window=texture_window,
-                               fine_contrast=fine_contrast, weight=weight, min_weight=min_weight,
-                               relative_weight=relative_weight))
+                               fine_contrast=fine_contrast, fine_solidity=fine_solidity, weight=weight,
+                               min_weight=min_weight, relative_weight=relative_weight))
 
 
 def figure_growths(
@@ -159,6 +164,7 @@ def figure_growths(
     texture_contrast: float = 1.0,
     texture_window: int = 5,
     fine_contrast: float = 20.0,
+    fine_solidity: float = 0.0,
     weight: np.ndarray | None = None,
     min_weight: float = 0.0,
     relative_weight: float = 0.0,
@@ -186,6 +192,8 @@ def figure_growths(
             raise InvalidParameterError(f"{name} must be a finite number > 0, got {v!r}")
     asked: list[tuple[float, int, float]] = [(t[0], t[1], float(t[2]) if len(t) > 2 else 0.0)  # type: ignore[misc]
                                              for t in tries]
+    if not (np.isfinite(fine_solidity) and 0 <= fine_solidity <= 1):
+        raise InvalidParameterError(f"fine_solidity must lie in [0, 1], got {fine_solidity!r}")
     for name, v in (("sigma", sigma), ("contrast", contrast), ("smooth", smooth), ("fine_contrast", fine_contrast),
                     ("texture_contrast", texture_contrast), *(("through", t) for t, _, _ in asked),
                     *(("fine", f) for _, _, f in asked)):
@@ -211,11 +219,13 @@ def figure_growths(
         for _ in asked:
             yield seed.copy()
         return
-    from veil.segment.graph import felzenszwalb_labels as felzenszwalb  # skimage's labels, faster
+    # (skimage's labels, faster; one graph for both cuts)
+    from veil.segment.graph import felzenszwalb_graph
 
     small, hs = working_copy(image, seed, size)
     lab = rgb2lab(small)
-    seg = felzenszwalb(small, scale=scale, sigma=sigma, min_size=max(10, hs.size // 4000))
+    graph = felzenszwalb_graph(small, sigma=sigma)
+    seg = graph(scale, max(10, hs.size // 4000))
     patches = hs
     if smooth > 0:  # smooth patches on a grained ground (a smooth object on a grained band of its colour)
         import cv2
@@ -247,10 +257,10 @@ def figure_growths(
         if fine > 0:  # the segments that touch it but are too large or run on to the edge, cut finer
             def cut(fine: float = fine) -> np.ndarray:  # (only when there is such a segment)
                 if fine not in finer:
-                    finer[fine] = felzenszwalb(small, scale=fine, sigma=sigma, min_size=max(10, hs.size // 16000))
+                    finer[fine] = graph(fine, max(10, hs.size // 16000))
                 return finer[fine]
 
-            out = _finer_figures(seg, cut, lab, out, grow=grow, contrast=fine_contrast,
+            out = _finer_figures(seg, cut, lab, out, grow=grow, contrast=fine_contrast, solidity=fine_solidity,
                                  max_region=max_region, through=through, weighed=weighed)
         yield resize_mask(out, (h, w)) | seed
 
@@ -291,6 +301,17 @@ def _solidity(mask: np.ndarray) -> float:
     from skimage.morphology import convex_hull_image
 
     return float(mask.sum()) / max(1.0, float(convex_hull_image(mask).sum()))
+
+
+def _solid_at_least(mask: np.ndarray, least: float) -> bool:
+    """``_solidity(mask) >= least``, without the hull when the bounding box answers: the hull's pixels lie in the
+    box, so a mask filling at least ``least`` of its box is at least that solid (most compact segments)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not rows.size:
+        return 0.0 >= least  # (as _solidity: nothing over no hull)
+    if float(mask.sum()) / float((rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)) >= least:
+        return True  # (a division as _solidity's: correctly rounded, so never above the hull's ratio)
+    return _solidity(mask) >= least
 
 
 def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, max_region: float, reach: int,
@@ -342,7 +363,7 @@ def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, 
                 t = queue.pop(0)
                 weighed += 1
                 own = seg[boxes[t]] == t
-                if mean_depth(t) <= through_width or _solidity(own) < through:
+                if mean_depth(t) <= through_width or not _solid_at_least(own, through):
                     beyond = near(own, boxes[t][0].start, boxes[t][1].start) - found - {background}
                     found |= beyond
                     if weighed < 8:
@@ -360,11 +381,12 @@ def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, 
 
 def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, contrast: float, max_region: float,
              through: float = 0.0, background: int | None = None,
-             weighed: tuple[np.ndarray, float, float] | None = None) -> np.ndarray:
+             weighed: tuple[np.ndarray, float, float] | None = None, solidity: float = 0.0) -> np.ndarray:
     """``hs`` with the figures among the segments ``seg`` (a Felzenszwalb cut of the working copy) attached to
     its pieces; contrast is measured in ``lab`` (the working copy in CIELAB); ``background`` is never taken;
     with ``weighed`` (weights at the working size, least mean, share of the piece's mean), neither is a segment
-    whose mean weight is under both the least mean and that share of its piece's."""
+    whose mean weight is under both the least mean and that share of its piece's; nor one whose solidity is under
+    ``solidity``."""
     from scipy import ndimage as ndi
 
     sh, sw = hs.shape
@@ -378,11 +400,6 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
         cy0, cy1 = max(0, ys.start - r), min(sh, ys.stop + r)
         cx0, cx1 = max(0, xs.start - r), min(sw, xs.stop + r)
         cm = seg[cy0:cy1, cx0:cx1] == s
-        if contrast > 0:
-            ring = ndi.binary_dilation(cm, iterations=r) & ~cm & ~hs[cy0:cy1, cx0:cx1]
-            crop = lab[cy0:cy1, cx0:cx1]
-            if not ring.any() or float(np.linalg.norm(crop[cm].mean(0) - crop[ring].mean(0))) < contrast:
-                continue
         if weighed is not None:  # as attended as most of the image, or (relative > 0) as the piece it is attached to
             mw = float(weighed[0][cy0:cy1, cx0:cx1][cm].mean())
             if mw < weighed[1]:
@@ -392,6 +409,13 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
                     piece_weight[id(piece)] = (piece, float(weighed[0][piece].mean()))
                 if mw < weighed[2] * piece_weight[id(piece)][1]:
                     continue
+        if contrast > 0:  # (after the weight: a dilation costs more than a mean)
+            ring = ndi.binary_dilation(cm, iterations=r) & ~cm & ~hs[cy0:cy1, cx0:cx1]
+            crop = lab[cy0:cy1, cx0:cx1]
+            if not ring.any() or float(np.linalg.norm(crop[cm].mean(0) - crop[ring].mean(0))) < contrast:
+                continue
+        if solidity > 0 and not _solid_at_least(cm, solidity):  # (last: the costliest test)
+            continue
         out[cy0:cy1, cx0:cx1] |= cm
         taken.add(s)
     return out
@@ -399,7 +423,7 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
 
 def _finer_figures(seg: np.ndarray, fine: np.ndarray | Callable[[], np.ndarray], lab: np.ndarray, out: np.ndarray,
                    *, grow: float, contrast: float, max_region: float, through: float,
-                   weighed: tuple[np.ndarray, float, float] | None = None) -> np.ndarray:
+                   weighed: tuple[np.ndarray, float, float] | None = None, solidity: float = 0.0) -> np.ndarray:
     """``out`` with the figures among the pieces of ``fine`` (a finer cut) that lie in the segments of ``seg``
     touching ``out`` that could not be figures: larger than ``max_region`` or reaching the image's edge.
     ``fine`` may be a function that makes the finer cut: it is called only when there are such segments."""
@@ -421,7 +445,7 @@ def _finer_figures(seg: np.ndarray, fine: np.ndarray | Callable[[], np.ndarray],
     inside = np.isin(seg, coarse)
     pieces = np.where(inside, fine + 1, 0)  # 0: not looked at again
     return _figures(pieces, lab, out, grow=grow, contrast=contrast, max_region=max_region, through=through,
-                    background=0, weighed=weighed)
+                    background=0, weighed=weighed, solidity=solidity)
 
 
 def _smooth_patches(grained: np.ndarray, hs: np.ndarray, *, grow: float, smooth: float, contrast: float,

@@ -25,13 +25,14 @@ components when the weight is under both components' internal difference plus ``
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
 from veil._jit import LazyKernels
 from veil.errors import InvalidParameterError
 
-__all__ = ["felzenszwalb_labels"]
+__all__ = ["felzenszwalb_graph", "felzenszwalb_labels"]
 
 _kernel = LazyKernels(globals())
 
@@ -63,18 +64,33 @@ def felzenszwalb_labels(image: np.ndarray, *, scale: float = 1.0, sigma: float =
     >>> int(labels.max()) + 1, bool(labels[0, 0] != labels[0, 39])
     (2, True)
     """
+    _check_cut(scale, min_size)
+    return felzenszwalb_graph(image, sigma=sigma)(scale, min_size)
+
+
+def felzenszwalb_graph(image: np.ndarray, *, sigma: float = 0.8) -> Callable[[float, int], np.ndarray]:
+    """The smoothed image's weighted, sorted pixel graph, made once; returns ``cut(scale, min_size)``, which
+    gives :func:`felzenszwalb_labels` ``(image, scale=scale, sigma=sigma, min_size=min_size)`` for any scale.
+
+    Cuts at several scales of one image share the smoothing, the weights and their sort (about half of
+    the time of a cut of a 384-pixel copy); only the joining is made again.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.zeros((30, 40, 3), np.uint8); img[:, 20:] = 200; img[10:20, 5:15] = 60
+    >>> cut = felzenszwalb_graph(img, sigma=0)
+    >>> [int(cut(k, 10).max()) + 1 for k in (50.0, 500000.0)]  # (a larger scale joins more)
+    [3, 1]
+    """
     from skimage.filters import gaussian
     from skimage.util import img_as_float64
 
     arr = np.asarray(image)
     if arr.ndim not in (2, 3) or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise InvalidParameterError(f"image (shape {arr.shape}) must be a non-empty H×W or H×W×C array")
-    if not (np.isfinite(scale) and scale > 0):
-        raise InvalidParameterError(f"scale must be a finite number > 0, got {scale!r}")
     if not (np.isfinite(sigma) and sigma >= 0):
         raise InvalidParameterError(f"sigma must be a finite number >= 0, got {sigma!r}")
-    if isinstance(min_size, bool) or not float(min_size).is_integer() or min_size < 0:
-        raise InvalidParameterError(f"min_size must be an integer >= 0, got {min_size!r}")
     arr = img_as_float64(np.atleast_3d(arr))
     smooth = np.ascontiguousarray(gaussian(arr, sigma=float(sigma), mode="reflect", channel_axis=-1),
                                   dtype=np.float64)
@@ -83,7 +99,19 @@ def felzenszwalb_labels(image: np.ndarray, *, scale: float = 1.0, sigma: float =
     if not np.isfinite(weights).all():
         raise InvalidParameterError("image must hold finite values only")
     order = _stable_order(weights.view(np.int64))  # np.argsort(weights, kind="stable"), faster
-    return _segments(weights, order, h, w, float(scale) / 255.0, int(min_size))
+
+    def cut(scale: float, min_size: int) -> np.ndarray:
+        _check_cut(scale, min_size)
+        return _segments(weights, order, h, w, float(scale) / 255.0, int(min_size))
+
+    return cut
+
+
+def _check_cut(scale: float, min_size: int) -> None:
+    if not (np.isfinite(scale) and scale > 0):
+        raise InvalidParameterError(f"scale must be a finite number > 0, got {scale!r}")
+    if isinstance(min_size, bool) or not float(min_size).is_integer() or min_size < 0:
+        raise InvalidParameterError(f"min_size must be an integer >= 0, got {min_size!r}")
 
 
 @_kernel
