@@ -271,8 +271,16 @@ def _segments(weights, order, h, w, scale, min_size):
         c = weights[order[e]]
         if c < min(t0, t1):
             inner[_join(parent, size, r0, r1)] = c
-    for e in range(m):  # components under min_size join a neighbour, in the same order
+    # components under min_size join a neighbour, in the same order; a pair of two pixels that both lie in
+    # components of min_size or more now never joins (components only grow), so only the pairs with a pixel
+    # in a smaller component are looked at
+    small = np.zeros(n, np.bool_)
+    for p in range(n):
+        small[p] = size[_root(parent, p)] < min_size
+    for e in range(m):
         a, b = _ends(order[e], h, w)
+        if not (small[a] or small[b]):
+            continue
         r0 = _root(parent, a)
         r1 = _root(parent, b)
         if r0 != r1 and (size[r0] < min_size or size[r1] < min_size):
