@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from veil.errors import InvalidParameterError
 from veil.segment.figures import (
+    _figures,
     _finer_figures,
     _solid_at_least,
     _solidity,
@@ -275,6 +276,34 @@ def test_a_least_solidity_keeps_the_compact_pieces_of_the_finer_cut_and_drops_th
     assert np.array_equal(compact, anything & ~cross)
 
 
+def test_a_compact_segment_needs_less_contrast_than_a_ragged_one():
+    """A dark disc on a dark ground (7 CIELAB units apart) attached to the hidden spark, and a ragged cross of
+    the same tone attached on its other side: under the 10 units of contrast neither is a figure; with
+    ``compact=(5, 0.9)`` the disc is, and the cross is still not."""
+    h, w = 120, 160
+    yy, xx = np.mgrid[:h, :w]
+    body = (yy - 60) ** 2 + (xx - 80) ** 2 < 10**2
+    spark = (np.abs(yy - 46) < 4) & (np.abs(xx - 80) < 4)
+    cross = np.zeros((h, w), bool)
+    cross[45:48, 60:77] = True
+    cross[36:56, 66:69] = True
+    lab = np.zeros((h, w, 3))
+    lab[...] = (30, 0, 0)
+    lab[body | cross] = (37, 0, 0)
+    lab[spark] = (90, -5, 80)
+    seg = np.zeros((h, w), np.int64)
+    seg[body], seg[spark], seg[cross] = 1, 2, 3
+    kw = {"grow": 3.0, "contrast": 10.0, "max_region": 0.1}
+    plain = _figures(seg, lab, spark, **kw)
+    assert not plain[body].any() and not plain[cross].any()
+    compact = _figures(seg, lab, spark, compact=(5.0, 0.9), **kw)
+    assert compact[body].all() and not compact[cross].any()
+    assert np.array_equal(compact, spark | body)
+    assert not _figures(seg, lab, spark, compact=(8.0, 0.9), **kw)[body].any()  # 7 units: under 8
+    # with the contrast test off, every enclosed segment is taken, compact or not
+    assert _figures(seg, lab, spark, **{**kw, "contrast": 0.0}, compact=(5.0, 0.9))[cross].all()
+
+
 def test_the_finer_cut_is_made_only_when_a_touching_segment_needs_it():
     lab, coarse, fine, spark, body, pole = _joined_body_scene()
     calls = []
@@ -308,10 +337,11 @@ def test_the_finer_cut_only_adds_to_the_growth_and_is_off_by_default(seed):
 
 
 @pytest.mark.parametrize("bad", [{"fine": -1.0}, {"fine": float("nan")}, {"fine_contrast": -5.0},
-                                 {"fine_solidity": 1.5}, {"fine_solidity": float("nan")}])
+                                 {"fine_solidity": 1.5}, {"fine_solidity": float("nan")},
+                                 {"compact_contrast": -1.0}, {"compact_solidity": 2.0}])
 def test_the_finer_cut_parameters_are_checked(bad):
     img = _canvas()
-    with pytest.raises(InvalidParameterError, match="fine"):
+    with pytest.raises(InvalidParameterError, match=next(iter(bad))):
         attached_figures(img, np.zeros(img.shape[:2], bool), **bad)
 
 

@@ -321,6 +321,7 @@ def object_extent(
     complete_fine: float = 200.0,
     complete_fine_contrast: float = 5.0,
     complete_fine_solidity: float = 0.9,
+    complete_compact_contrast: float = 5.0,
     complete_evidence: float = 0.8,
     complete_evidence_relative: float = 0.75,
     complete_limit: str = "safe",
@@ -434,6 +435,12 @@ def object_extent(
         into ragged pieces, while a part of an object it frees is compact (a round body, a straight
         blade): on the tuning seeds the pieces of solidity 0.9 or more held nearly all the object the
         finer cut could add and a few per cent of its waste (docs/benchmarks.md).
+    complete_compact_contrast : float
+        Figures only: a segment of the first cut that stands out by less than the figures' 10 CIELAB
+        units is still taken if it stands out by at least this and is as compact as
+        ``complete_fine_solidity`` asks (``compact_contrast`` of
+        :func:`~veil.segment.figures.attached_figures`; 0: off; 5 by default since 2026-12-05): a dark
+        body on a dark ground, standing out by 9 units.
     complete_evidence : float
         Figures only: a colour figure (not a smooth patch) is taken only if its mean attribution is at
         least this quantile of the image's attribution (``min_weight`` of
@@ -527,6 +534,9 @@ def object_extent(
             and complete_fine_contrast >= 0):
         raise InvalidParameterError(f"complete_fine and complete_fine_contrast must be finite numbers >= 0, got "
                                     f"{complete_fine!r}, {complete_fine_contrast!r}")
+    if not (np.isfinite(complete_compact_contrast) and complete_compact_contrast >= 0):
+        raise InvalidParameterError(f"complete_compact_contrast must be a finite number >= 0, got "
+                                    f"{complete_compact_contrast!r}")
     if not (np.isfinite(complete_fine_solidity) and 0 <= complete_fine_solidity <= 1):
         raise InvalidParameterError(f"complete_fine_solidity must lie in [0, 1], got {complete_fine_solidity!r}")
     if not (np.isfinite(complete_evidence) and 0 <= complete_evidence < 1):
@@ -763,6 +773,8 @@ def object_extent(
             growths = figure_growths(image, hidden_px, tries, grow=complete_grow, smooth=complete_smooth,
                                      fine_contrast=complete_fine_contrast,  # each ≤ 10 %
                                      fine_solidity=complete_fine_solidity,
+                                     compact_contrast=complete_compact_contrast,
+                                     compact_solidity=complete_fine_solidity,
                                      weight=att if attribution is not None else None,
                                      min_weight=complete_evidence,
                                      relative_weight=complete_evidence_relative)

@@ -65,6 +65,8 @@ def attached_figures(
     fine: float = 0.0,
     fine_contrast: float = 20.0,
     fine_solidity: float = 0.0,
+    compact_contrast: float = 0.0,
+    compact_solidity: float = 0.9,
     weight: np.ndarray | None = None,
     min_weight: float = 0.0,
     relative_weight: float = 0.0,
@@ -112,6 +114,11 @@ def attached_figures(
         Least solidity (its pixels over its convex hull's) of a figure of the finer cut (0: any): a finer
         cut breaks a textured ground into ragged pieces, while a part of an object it frees (a round
         body, a straight blade) is compact.
+    compact_contrast, compact_solidity : float
+        A segment of the first cut under ``contrast`` is still a figure if it stands out by at least
+        ``compact_contrast`` and its solidity is at least ``compact_solidity`` (0: off): a compact
+        segment attached to the seed is a part of an object more often than a ragged one (a dark body
+        on a dark ground).
     weight : (H, W) ndarray, optional
         A per-pixel weight (for Veil: the attribution map of the unsafe class).
     min_weight : float
@@ -145,8 +152,9 @@ def attached_figures(
     return next(figure_growths(image, seed, [(through, rounds, fine)], grow=grow, scale=scale, sigma=sigma,
                                contrast=contrast, max_region=max_region, size=size, smooth=smooth,
                                texture_contrast=texture_contrast, texture_window=texture_window,
-                               fine_contrast=fine_contrast, fine_solidity=fine_solidity, weight=weight,
-                               min_weight=min_weight, relative_weight=relative_weight))
+                               fine_contrast=fine_contrast, fine_solidity=fine_solidity,
+                               compact_contrast=compact_contrast, compact_solidity=compact_solidity,
+                               weight=weight, min_weight=min_weight, relative_weight=relative_weight))
 
 
 def figure_growths(
@@ -165,6 +173,8 @@ def figure_growths(
     texture_window: int = 5,
     fine_contrast: float = 20.0,
     fine_solidity: float = 0.0,
+    compact_contrast: float = 0.0,
+    compact_solidity: float = 0.9,
     weight: np.ndarray | None = None,
     min_weight: float = 0.0,
     relative_weight: float = 0.0,
@@ -192,8 +202,12 @@ def figure_growths(
             raise InvalidParameterError(f"{name} must be a finite number > 0, got {v!r}")
     asked: list[tuple[float, int, float]] = [(t[0], t[1], float(t[2]) if len(t) > 2 else 0.0)  # type: ignore[misc]
                                              for t in tries]
-    if not (np.isfinite(fine_solidity) and 0 <= fine_solidity <= 1):
-        raise InvalidParameterError(f"fine_solidity must lie in [0, 1], got {fine_solidity!r}")
+    for name, v in (("fine_solidity", fine_solidity), ("compact_solidity", compact_solidity)):
+        if not (np.isfinite(v) and 0 <= v <= 1):
+            raise InvalidParameterError(f"{name} must lie in [0, 1], got {v!r}")
+    if not (np.isfinite(compact_contrast) and compact_contrast >= 0):
+        raise InvalidParameterError(f"compact_contrast must be a finite number >= 0, got {compact_contrast!r}")
+    compact = (float(compact_contrast), float(compact_solidity)) if compact_contrast > 0 else None
     for name, v in (("sigma", sigma), ("contrast", contrast), ("smooth", smooth), ("fine_contrast", fine_contrast),
                     ("texture_contrast", texture_contrast), *(("through", t) for t, _, _ in asked),
                     *(("fine", f) for _, _, f in asked)):
@@ -247,10 +261,10 @@ def figure_growths(
     finer: dict[float, np.ndarray] = {}  # scale → the finer cut of the working copy
     for through, rounds, fine in asked:
         out = _figures(seg, lab, hs, grow=grow, contrast=contrast, max_region=max_region, through=through,
-                       weighed=weighed) | patches
+                       weighed=weighed, compact=compact) | patches
         for _ in range(int(rounds) - 1):  # follow the object part by part, on the same segments
             more = _figures(seg, lab, out, grow=grow, contrast=contrast, max_region=max_region, through=through,
-                            weighed=weighed)
+                            weighed=weighed, compact=compact)
             if not (more & ~out).any():
                 break
             out = more
@@ -381,12 +395,14 @@ def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, 
 
 def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, contrast: float, max_region: float,
              through: float = 0.0, background: int | None = None,
-             weighed: tuple[np.ndarray, float, float] | None = None, solidity: float = 0.0) -> np.ndarray:
+             weighed: tuple[np.ndarray, float, float] | None = None, solidity: float = 0.0,
+             compact: tuple[float, float] | None = None) -> np.ndarray:
     """``hs`` with the figures among the segments ``seg`` (a Felzenszwalb cut of the working copy) attached to
     its pieces; contrast is measured in ``lab`` (the working copy in CIELAB); ``background`` is never taken;
     with ``weighed`` (weights at the working size, least mean, share of the piece's mean), neither is a segment
     whose mean weight is under both the least mean and that share of its piece's; nor one whose solidity is under
-    ``solidity``."""
+    ``solidity``. With ``compact`` (least contrast, least solidity), a segment under ``contrast`` is still
+    taken if it stands out by that least contrast and is that solid."""
     from scipy import ndimage as ndi
 
     sh, sw = hs.shape
@@ -412,7 +428,9 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
         if contrast > 0:  # (after the weight: a dilation costs more than a mean)
             ring = ndi.binary_dilation(cm, iterations=r) & ~cm & ~hs[cy0:cy1, cx0:cx1]
             crop = lab[cy0:cy1, cx0:cx1]
-            if not ring.any() or float(np.linalg.norm(crop[cm].mean(0) - crop[ring].mean(0))) < contrast:
+            stands = float(np.linalg.norm(crop[cm].mean(0) - crop[ring].mean(0))) if ring.any() else -1.0
+            if stands < contrast and not (compact is not None and stands >= compact[0]
+                                          and _solid_at_least(cm, max(compact[1], solidity))):
                 continue
         if solidity > 0 and not _solid_at_least(cm, solidity):  # (last: the costliest test)
             continue
