@@ -433,8 +433,8 @@ def object_extent(
         convex hull's) is at least this (``fine_solidity`` of
         :func:`~veil.segment.figures.attached_figures`; 0: any). A finer cut breaks a textured ground
         into ragged pieces, while a part of an object it frees is compact (a round body, a straight
-        blade): on the tuning seeds the pieces of solidity 0.9 or more held nearly all the object the
-        finer cut could add and a few per cent of its waste (docs/benchmarks.md).
+        blade): on the tuning seeds the pieces of solidity 0.9 or more held 72–88 % of the object the
+        finer cut could add and 2 % of its ground (docs/benchmarks.md).
     complete_compact_contrast : float
         Figures only: a segment of the first cut that stands out by less than the figures' 10 CIELAB
         units is still taken if it stands out by at least this and is as compact as
