@@ -430,7 +430,7 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
             crop = lab[cy0:cy1, cx0:cx1]
             stands = float(np.linalg.norm(crop[cm].mean(0) - crop[ring].mean(0))) if ring.any() else -1.0
             if stands < contrast and not (compact is not None and stands >= compact[0]
-                                          and _solid_at_least(cm, max(compact[1], solidity))):
+                                          and _solid_at_least(cm, compact[1])):
                 continue
         if solidity > 0 and not _solid_at_least(cm, solidity):  # (last: the costliest test)
             continue
