@@ -769,7 +769,8 @@ def test_the_margin_step_takes_at_most_max_steps_candidates():
                                  {"complete_fine_contrast": float("nan")}, {"complete_evidence": 1.0},
                                  {"complete_evidence": -0.5}, {"complete_evidence_relative": -1.0},
                                  {"complete_fine_solidity": -0.1}, {"complete_fine_solidity": 2.0},
-                                 {"complete_compact_contrast": -1.0}])
+                                 {"complete_compact_contrast": -1.0}, {"complete_fine_thin": 0.5},
+                                 {"complete_fine_thin": float("nan")}])
 def test_rescore_and_the_finer_cut_are_validated(bad):
     img, body, spark = bomb()
     with pytest.raises(InvalidParameterError, match=next(iter(bad)).split("_contrast")[0]):
@@ -981,22 +982,29 @@ def test_complete_with_evidence_leaves_a_figure_the_attribution_does_not_reach()
     assert model.logits([np.where(hidden[..., None], styled, img)])[0] <= 0
 
 
+def broad_map_scene() -> tuple[PartModel, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """The bomb with one large region holding the whole image, whose superpixels are the background quadrants,
+    the body and the spark, under a broad map (two background quadrants above the spark): the model, image,
+    styled image, spark, superpixels, regions and the extent's keywords (the split step alone)."""
+    model = PartModel()
+    img, body, spark = bomb()
+    segments = bomb_labels(body, spark)
+    att = np.select([segments == 0, segments == 1, segments == 5, segments == 4], [1.0, 0.9, 0.8, 0.1], 0.0)
+    kw: dict[str, Any] = dict(attribution=att, segments=segments, rounds=0, margin=0.0, views=False,
+                              complete="none", tiles=0)
+    return model, img, stylize(img, "fill"), spark, segments, np.zeros_like(segments), kw
+
+
+def hidden(out: Any) -> np.ndarray:
+    return np.isin(out.labels, out.selected)
+
+
 def test_split_refine_drops_the_pieces_a_broad_map_put_before_the_key_part():
     """One large region holds the whole image; its superpixels are the background quadrants, the body
     and the spark. The map is broad: two background quadrants above the spark. The split step keeps
     the attribution-ordered prefix that flips the model (two quadrants and the spark); ``split_refine``
     drops the quadrants again, since the image stays safe without them."""
-    model = PartModel()
-    img, body, spark = bomb()
-    segments = bomb_labels(body, spark)
-    labels = np.zeros_like(segments)
-    att = np.select([segments == 0, segments == 1, segments == 5, segments == 4], [1.0, 0.9, 0.8, 0.1], 0.0)
-    styled = stylize(img, "fill")
-    kw: dict[str, Any] = dict(attribution=att, segments=segments, rounds=0, margin=0.0, views=False,
-                              complete="none", tiles=0)
-
-    def hidden(out: Any) -> np.ndarray:
-        return np.isin(out.labels, out.selected)
+    model, img, styled, spark, segments, labels, kw = broad_map_scene()
 
     plain = object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), **kw)
     assert set(plain.reasons) == {"split"}
@@ -1011,6 +1019,30 @@ def test_split_refine_drops_the_pieces_a_broad_map_put_before_the_key_part():
     for bad in (-0.1, 1.5, float("nan")):
         with pytest.raises(InvalidParameterError, match="split_refine"):
             object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), split_refine=bad, **kw)
+
+
+def test_split_rerank_ranks_a_long_prefix_by_each_piece_s_own_evidence():
+    """The scene of the test above: the attribution-ordered prefix is three pieces (two background quadrants
+    and the spark). Over ``split_rerank`` pieces, each is hidden on its own and ranked by its logit drop:
+    the spark alone flips the model, and that prefix hides less, so it is kept. At or under the bound (and
+    with 0, the default: off) the attribution prefix stands."""
+    model, img, styled, spark, segments, labels, kw = broad_map_scene()
+
+    prefix = np.isin(segments, [0, 1, 5])
+    np.testing.assert_array_equal(  # (off by default)
+        hidden(object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), **kw)), prefix)
+    for bound in (0, 3, 4):
+        out = object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), split_rerank=bound, **kw)
+        np.testing.assert_array_equal(hidden(out), prefix)
+    ranked = object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), split_rerank=2, **kw)
+    np.testing.assert_array_equal(hidden(ranked), spark)
+    assert ranked.reasons == ("split",)
+    assert ranked.n_evaluated > object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]),
+                                              split_rerank=3, **kw).n_evaluated  # (one classification a piece)
+    assert model.logits([np.where(hidden(ranked)[..., None], styled, img)])[0] <= 0  # still safe
+    for bad in (-1, 1.5, True):
+        with pytest.raises(InvalidParameterError, match="split_rerank"):
+            object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), split_rerank=bad, **kw)
 
 
 @settings(max_examples=150, deadline=None)

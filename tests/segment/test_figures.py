@@ -18,6 +18,7 @@ from veil.segment.figures import (
     attached_figures,
     figure_growths,
     grain,
+    straight,
 )
 
 
@@ -304,6 +305,61 @@ def test_a_compact_segment_needs_less_contrast_than_a_ragged_one():
     assert _figures(seg, lab, spark, **{**kw, "contrast": 0.0}, compact=(5.0, 0.9))[cross].all()
 
 
+def _diagonal_strip(h: int, w: int, x0: int, x1: int, y0: float, slope: float, width: int) -> np.ndarray:
+    mask = np.zeros((h, w), bool)
+    for x in range(x0, x1):
+        y = int(y0 + slope * (x - x0))
+        mask[y : y + width, x] = True
+    return mask
+
+
+def test_a_thin_straight_piece_of_the_finer_cut_is_taken_under_the_least_solidity():
+    """A blade four pixels wide runs diagonally from the hidden handle over a light ground, and the coarse cut
+    joins it to that ground (one segment reaching the edge). The finer cut frees it, but its stepped edges give
+    it a solidity of about 0.8, so ``solidity=0.9`` drops it; ``thin`` takes it back. A piece as long, as
+    contrasting and as attached, but with a ragged outline (teeth along one side), stays out, and so does the
+    blade when it stands out by less than the thin pieces' contrast."""
+    h, w = 120, 160
+    handle = np.zeros((h, w), bool)
+    handle[20:32, 20:32] = True
+    blade = _diagonal_strip(h, w, 32, 88, 26, 0.75, 4) & ~handle
+    comb = _diagonal_strip(h, w, 32, 88, 17, -0.15, 4) & ~handle
+    for x in range(34, 88, 2):  # teeth
+        y = int(17 - 0.15 * (x - 32))
+        comb[y + 4 : y + 8, x] = True
+    comb &= ~blade
+    assert _solidity(blade) < 0.85 and straight(blade, 10, 32) and not straight(comb, 10, 32)
+    lab = np.zeros((h, w, 3))
+    lab[...] = (80, 0, 0)
+    lab[handle] = (30, 20, 20)
+    lab[blade | comb] = (60, 0, 0)  # 20 units under the ground
+    coarse = np.ones((h, w), np.int64)  # the ground, blade and comb: one segment reaching the edges
+    coarse[handle] = 2
+    fine = np.zeros((h, w), np.int64)
+    fine[blade], fine[comb], fine[handle] = 1, 2, 3
+    kw = {"grow": 5.0, "contrast": 5.0, "max_region": 0.1, "through": 0.35}
+    anything = _finer_figures(coarse, fine, lab, handle, **kw)
+    assert anything[blade].all() and anything[comb].all()
+    solid = _finer_figures(coarse, fine, lab, handle, solidity=0.9, **kw)
+    assert not solid[blade].any() and not solid[comb].any()
+    thin = _finer_figures(coarse, fine, lab, handle, solidity=0.9, thin=(10.0, 10.0, 32.0), **kw)
+    assert np.array_equal(thin, handle | blade)
+    assert not _finer_figures(coarse, fine, lab, handle, solidity=0.9, thin=(10.0, 25.0, 32.0), **kw)[blade].any()
+    assert not _finer_figures(coarse, fine, lab, handle, solidity=0.9, thin=(30.0, 10.0, 32.0), **kw)[blade].any()
+
+
+@pytest.mark.parametrize(("shape", "expected"), [("strip", True), ("square", False), ("line", False),
+                                                 ("short", False), ("dot", False)])
+def test_straight_asks_for_a_long_thin_strip_wider_than_a_band(shape, expected):
+    h, w = 80, 120
+    mask = {"strip": _diagonal_strip(h, w, 10, 110, 5, 0.5, 4),  # 100 pixels long, 4 wide
+            "square": np.pad(np.ones((30, 30), bool), ((10, 40), (10, 80))),
+            "line": _diagonal_strip(h, w, 10, 110, 5, 0.5, 1),  # a one-pixel band
+            "short": _diagonal_strip(h, w, 10, 30, 5, 0.5, 4),  # 20 pixels long
+            "dot": np.pad(np.ones((1, 2), bool), ((3, 3), (3, 3)))}[shape]
+    assert straight(mask, 8, 32) is expected
+
+
 def test_the_finer_cut_is_made_only_when_a_touching_segment_needs_it():
     lab, coarse, fine, spark, body, pole = _joined_body_scene()
     calls = []
@@ -338,7 +394,8 @@ def test_the_finer_cut_only_adds_to_the_growth_and_is_off_by_default(seed):
 
 @pytest.mark.parametrize("bad", [{"fine": -1.0}, {"fine": float("nan")}, {"fine_contrast": -5.0},
                                  {"fine_solidity": 1.5}, {"fine_solidity": float("nan")},
-                                 {"compact_contrast": -1.0}, {"compact_solidity": 2.0}])
+                                 {"compact_contrast": -1.0}, {"compact_solidity": 2.0},
+                                 {"fine_thin": 0.5}, {"fine_thin": float("inf")}])
 def test_the_finer_cut_parameters_are_checked(bad):
     img = _canvas()
     with pytest.raises(InvalidParameterError, match=next(iter(bad))):

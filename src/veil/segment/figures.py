@@ -65,6 +65,7 @@ def attached_figures(
     fine: float = 0.0,
     fine_contrast: float = 20.0,
     fine_solidity: float = 0.0,
+    fine_thin: float = 0.0,
     compact_contrast: float = 0.0,
     compact_solidity: float = 0.9,
     weight: np.ndarray | None = None,
@@ -113,7 +114,14 @@ def attached_figures(
     fine_solidity : float
         Least solidity (its pixels over its convex hull's) of a figure of the finer cut (0: any): a finer
         cut breaks a textured ground into ragged pieces, while a part of an object it frees (a round
-        body, a straight blade) is compact.
+        body) is compact.
+    fine_thin : float
+        With ``fine_solidity``: a figure of the finer cut under that solidity is still taken if it is a thin,
+        straight piece (:func:`straight`: at least this many times longer than wide, at least two pixels wide
+        and a twelfth of the working copy's longer side long, with an outline no longer than a tenth over its
+        convex hull's) that stands out by ``contrast`` (0: off). A thin blade or needle at the working size is a
+        strip with stepped edges whose solidity can be under one half, but whose outline is straight; a ragged
+        piece of a textured ground has a long outline.
     compact_contrast, compact_solidity : float
         A segment of the first cut under ``contrast`` is still a figure if it stands out by at least
         ``compact_contrast`` and its solidity is at least ``compact_solidity`` (0: off): a compact
@@ -152,7 +160,7 @@ def attached_figures(
     return next(figure_growths(image, seed, [(through, rounds, fine)], grow=grow, scale=scale, sigma=sigma,
                                contrast=contrast, max_region=max_region, size=size, smooth=smooth,
                                texture_contrast=texture_contrast, texture_window=texture_window,
-                               fine_contrast=fine_contrast, fine_solidity=fine_solidity,
+                               fine_contrast=fine_contrast, fine_solidity=fine_solidity, fine_thin=fine_thin,
                                compact_contrast=compact_contrast, compact_solidity=compact_solidity,
                                weight=weight, min_weight=min_weight, relative_weight=relative_weight))
 
@@ -173,6 +181,7 @@ def figure_growths(
     texture_window: int = 5,
     fine_contrast: float = 20.0,
     fine_solidity: float = 0.0,
+    fine_thin: float = 0.0,
     compact_contrast: float = 0.0,
     compact_solidity: float = 0.9,
     weight: np.ndarray | None = None,
@@ -205,6 +214,8 @@ def figure_growths(
     for name, v in (("fine_solidity", fine_solidity), ("compact_solidity", compact_solidity)):
         if not (np.isfinite(v) and 0 <= v <= 1):
             raise InvalidParameterError(f"{name} must lie in [0, 1], got {v!r}")
+    if not (np.isfinite(fine_thin) and (fine_thin == 0 or fine_thin >= 1)):
+        raise InvalidParameterError(f"fine_thin must be 0 (off) or a length-to-width ratio >= 1, got {fine_thin!r}")
     if not (np.isfinite(compact_contrast) and compact_contrast >= 0):
         raise InvalidParameterError(f"compact_contrast must be a finite number >= 0, got {compact_contrast!r}")
     compact = (float(compact_contrast), float(compact_solidity)) if compact_contrast > 0 else None
@@ -274,8 +285,9 @@ def figure_growths(
                     finer[fine] = graph(fine, max(10, hs.size // 16000))
                 return finer[fine]
 
+            thin = (float(fine_thin), float(contrast), max(hs.shape) / 12.0) if fine_thin > 0 else None
             out = _finer_figures(seg, cut, lab, out, grow=grow, contrast=fine_contrast, solidity=fine_solidity,
-                                 max_region=max_region, through=through, weighed=weighed)
+                                 max_region=max_region, through=through, weighed=weighed, thin=thin)
         yield resize_mask(out, (h, w)) | seed
 
 
@@ -326,6 +338,42 @@ def _solid_at_least(mask: np.ndarray, least: float) -> bool:
     if float(mask.sum()) / float((rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)) >= least:
         return True  # (a division as _solidity's: correctly rounded, so never above the hull's ratio)
     return _solidity(mask) >= least
+
+
+def straight(mask: np.ndarray, elongation: float, length: float) -> bool:
+    """Whether ``mask`` is a thin, straight piece: at least ``elongation`` times longer than wide (by its second
+    moments, as :func:`skimage.measure.regionprops`' axes), its longer axis at least ``length`` pixels, more than
+    a band (a mean distance to its border over 1.25 pixels: about three pixels wide or more), and with an outline
+    at most a tenth longer than its convex hull's (a strip's stepped edges are straight; a ragged piece's are not).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> strip = np.zeros((40, 60), bool)
+    >>> for x in range(5, 55):  # a diagonal strip four pixels wide
+    ...     strip[int(5 + 0.5 * x) : int(9 + 0.5 * x), x] = True
+    >>> straight(strip, 8, 32)
+    True
+    >>> comb = strip.copy()
+    >>> for x in range(5, 55, 2):  # the same strip with teeth along one side
+    ...     comb[int(9 + 0.5 * x) : int(13 + 0.5 * x), x] = True
+    >>> straight(comb, 8, 32), straight(strip, 8, 80)  # (a ragged outline; too short)
+    (False, False)
+    """
+    from skimage.measure import perimeter
+    from skimage.morphology import convex_hull_image
+
+    ys, xs = np.nonzero(mask)
+    if ys.size < 3:
+        return False
+    cov = np.cov(np.stack([ys, xs]).astype(np.float64), bias=True)
+    small, large = np.linalg.eigvalsh(cov)
+    small = max(float(small), 1.0 / 12.0)  # (a line one pixel wide)
+    if 4.0 * np.sqrt(max(float(large), 0.0)) < length or large < elongation**2 * small:
+        return False
+    if _mean_depth(mask) <= 1.25:
+        return False
+    return bool(perimeter(convex_hull_image(mask)) * 1.1 >= perimeter(mask))
 
 
 def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, max_region: float, reach: int,
@@ -396,13 +444,15 @@ def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, 
 def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, contrast: float, max_region: float,
              through: float = 0.0, background: int | None = None,
              weighed: tuple[np.ndarray, float, float] | None = None, solidity: float = 0.0,
-             compact: tuple[float, float] | None = None) -> np.ndarray:
+             compact: tuple[float, float] | None = None,
+             thin: tuple[float, float, float] | None = None) -> np.ndarray:
     """``hs`` with the figures among the segments ``seg`` (a Felzenszwalb cut of the working copy) attached to
     its pieces; contrast is measured in ``lab`` (the working copy in CIELAB); ``background`` is never taken;
     with ``weighed`` (weights at the working size, least mean, share of the piece's mean), neither is a segment
     whose mean weight is under both the least mean and that share of its piece's; nor one whose solidity is under
-    ``solidity``. With ``compact`` (least contrast, least solidity), a segment under ``contrast`` is still
-    taken if it stands out by that least contrast and is that solid."""
+    ``solidity``, unless (``thin``: least elongation, least contrast, least length) it is a :func:`straight`
+    piece that stands out by that contrast. With ``compact`` (least contrast, least solidity), a segment under
+    ``contrast`` is still taken if it stands out by that least contrast and is that solid."""
     from scipy import ndimage as ndi
 
     sh, sw = hs.shape
@@ -425,6 +475,7 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
                     piece_weight[id(piece)] = (piece, float(weighed[0][piece].mean()))
                 if mw < weighed[2] * piece_weight[id(piece)][1]:
                     continue
+        stands = np.inf
         if contrast > 0:  # (after the weight: a dilation costs more than a mean)
             ring = ndi.binary_dilation(cm, iterations=r) & ~cm & ~hs[cy0:cy1, cx0:cx1]
             crop = lab[cy0:cy1, cx0:cx1]
@@ -432,7 +483,8 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
             if stands < contrast and not (compact is not None and stands >= compact[0]
                                           and _solid_at_least(cm, compact[1])):
                 continue
-        if solidity > 0 and not _solid_at_least(cm, solidity):  # (last: the costliest test)
+        if solidity > 0 and not _solid_at_least(cm, solidity) and not (  # (last: the costliest tests)
+                thin is not None and stands >= thin[1] and straight(cm, thin[0], thin[2])):
             continue
         out[cy0:cy1, cx0:cx1] |= cm
         taken.add(s)
@@ -441,7 +493,8 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
 
 def _finer_figures(seg: np.ndarray, fine: np.ndarray | Callable[[], np.ndarray], lab: np.ndarray, out: np.ndarray,
                    *, grow: float, contrast: float, max_region: float, through: float,
-                   weighed: tuple[np.ndarray, float, float] | None = None, solidity: float = 0.0) -> np.ndarray:
+                   weighed: tuple[np.ndarray, float, float] | None = None, solidity: float = 0.0,
+                   thin: tuple[float, float, float] | None = None) -> np.ndarray:
     """``out`` with the figures among the pieces of ``fine`` (a finer cut) that lie in the segments of ``seg``
     touching ``out`` that could not be figures: larger than ``max_region`` or reaching the image's edge.
     ``fine`` may be a function that makes the finer cut: it is called only when there are such segments."""
@@ -463,7 +516,7 @@ def _finer_figures(seg: np.ndarray, fine: np.ndarray | Callable[[], np.ndarray],
     inside = np.isin(seg, coarse)
     pieces = np.where(inside, fine + 1, 0)  # 0: not looked at again
     return _figures(pieces, lab, out, grow=grow, contrast=contrast, max_region=max_region, through=through,
-                    background=0, weighed=weighed, solidity=solidity)
+                    background=0, weighed=weighed, solidity=solidity, thin=thin)
 
 
 def _smooth_patches(grained: np.ndarray, hs: np.ndarray, *, grow: float, smooth: float, contrast: float,
