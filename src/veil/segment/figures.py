@@ -117,9 +117,9 @@ def attached_figures(
         body) is compact.
     fine_thin : float
         With ``fine_solidity``: a figure of the finer cut under that solidity is still taken if it is a thin,
-        straight piece (:func:`straight`: at least this many times longer than wide, at least two pixels wide
-        and a twelfth of the working copy's longer side long, with an outline no longer than a tenth over its
-        convex hull's) that stands out by ``contrast`` (0: off). A thin blade or needle at the working size is a
+        straight piece (:func:`straight`: at least this many times longer than wide, about three pixels wide
+        or more and a twelfth of the working copy's longer side long, with an outline no longer than a tenth
+        over its convex hull's) that stands out by ``contrast`` (0: off). A thin blade or needle at the working size is a
         strip with stepped edges whose solidity can be under one half, but whose outline is straight; a ragged
         piece of a textured ground has a long outline.
     compact_contrast, compact_solidity : float
