@@ -201,6 +201,7 @@ def paint_band(cv: Canvas, rng: np.random.Generator, width: float, cx: float, cy
 
 def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
             n_distractors: tuple[int, int] = (1, 3), same_colour: float = 0.35, safe_band: float = 0.0,
+            cut: float = 0.0,
             objects: list[dict[str, Any]] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Plant ``n_unsafe`` objects (bombs / blades) and distractors on a copy of ``background``.
 
@@ -216,6 +217,11 @@ def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
     under blades, and a classifier learns the band as evidence (measured in docs/benchmarks.md).
     It draws random numbers only when ``n_unsafe`` is 0, so the unsafe images are the same; such a
     band is recorded in ``objects`` as ``{"kind": "band", "band": True, "parts": {}}``.
+
+    ``cut``: the chance that an unsafe object is placed across the frame's edge, its centre 10–60 % of
+    its reach inside one edge, so that part of it lies outside the picture (an object cut by the frame:
+    a photo's subject is often not whole). It draws random numbers only when above 0, so the images
+    are the same without it. Such an object is recorded with ``"cut": True``.
     """
     h, w = background.shape[:2]
     short = min(h, w)
@@ -230,14 +236,20 @@ def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
     rng.shuffle(items)  # type: ignore[arg-type]
     occupied: list[tuple[float, float, float]] = []
 
-    def place(r: float) -> tuple[float, float]:
+    def place(r: float, edge: bool = False) -> tuple[float, float]:
         best = (w / 2, h / 2)
         for _ in range(40):
             best = (rng.uniform(r + 2, max(r + 3, w - r - 2)), rng.uniform(r + 2, max(r + 3, h - r - 2)))
+            if edge:  # its centre 10-60 % of its reach inside one edge
+                side, inside = int(rng.integers(4)), r * rng.uniform(0.1, 0.6)
+                best = ((inside, best[1]), (w - inside, best[1]), (best[0], inside), (best[0], h - inside))[side]
             if all((best[0] - x) ** 2 + (best[1] - y) ** 2 > (r + rr) ** 2 for x, y, rr in occupied):
                 break
         occupied.append((best[0], best[1], r))
         return best
+
+    def cut_here(item: str) -> bool:  # (no random number drawn without ``cut``)
+        return cut > 0 and item != "distractor" and bool(rng.random() < cut)
 
     mask = np.zeros((h, w), bool)
     found: list[dict[str, Any]] = []
@@ -249,17 +261,19 @@ def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
 
     for item in items:
         parts: dict[str, np.ndarray] = {}
+        edge = cut_here(item)
         if item == "bomb":
             d = short * rng.uniform(0.14, 0.28)
-            cx, cy = place(0.75 * d)
+            cx, cy = place(0.75 * d, edge)
             a = draw_bomb(cv, rng, cx, cy, d, parts=parts)
             hide_under(a)
             mask |= a > 0.5
-            found.append({"kind": "bomb", "band": False, "parts": {k: v > 0.5 for k, v in parts.items()}})
+            found.append({"kind": "bomb", "band": False, "parts": {k: v > 0.5 for k, v in parts.items()},
+                          **({"cut": True} if edge else {})})
         elif item == "blade":
             length, width = short * rng.uniform(0.35, 0.65), short * rng.uniform(0.025, 0.05)
             angle = rng.uniform(0, np.pi)
-            cx, cy = place(0.5 * length)
+            cx, cy = place(0.5 * length, edge)
             colour = _silver(rng)
             on_band = bool(rng.random() < same_colour)
             if on_band:
@@ -270,7 +284,8 @@ def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
             a = draw_blade(cv, rng, cx, cy, length, width, angle, colour, parts=parts)
             hide_under(a)
             mask |= a > 0.5
-            found.append({"kind": "blade", "band": on_band, "parts": {k: (v > 0.5) & (a > 0.5) for k, v in parts.items()}})
+            found.append({"kind": "blade", "band": on_band, "parts": {k: (v > 0.5) & (a > 0.5) for k, v in parts.items()},
+                          **({"cut": True} if edge else {})})
         else:
             kind = rng.choice(["disc", "stick", "block"], p=[0.45, 0.4, 0.15])
             if kind == "disc":
@@ -320,12 +335,12 @@ SAFE_BAND = 0.2
 
 
 def sample(bgs: list[np.ndarray], rng: np.random.Generator, side: int, *, unsafe: bool,
-           p_two: float = 0.25, safe_band: float = SAFE_BAND,
+           p_two: float = 0.25, safe_band: float = SAFE_BAND, cut: float = 0.0,
            objects: list[dict[str, Any]] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     h, w = _shape(rng, side)
     bg = random_crop(bgs[int(rng.integers(len(bgs)))], (h, w), rng)
     n = (2 if rng.random() < p_two else 1) if unsafe else 0
-    return compose(bg, rng, n_unsafe=n, safe_band=safe_band, objects=objects)
+    return compose(bg, rng, n_unsafe=n, safe_band=safe_band, cut=cut, objects=objects)
 
 
 def synthesize(out: Path, n: int, seed: int, side: int, safe_band: float = SAFE_BAND) -> None:
@@ -346,14 +361,17 @@ def synthesize(out: Path, n: int, seed: int, side: int, safe_band: float = SAFE_
     stamp.write_text(json.dumps(meta))
 
 
-def benchmark_set(seed: int, n: int, sides: Sequence[int] = (256, 512, 1024, 2000)) -> list[dict[str, Any]]:
-    """``n`` unsafe benchmark images (held-out photos), longer sides cycling through ``sides``."""
+def benchmark_set(seed: int, n: int, sides: Sequence[int] = (256, 512, 1024, 2000), *,
+                  cut: float = 0.0) -> list[dict[str, Any]]:
+    """``n`` unsafe benchmark images (held-out photos), longer sides cycling through ``sides``; with ``cut``,
+    that share of the unsafe objects runs off the frame (:func:`compose`)."""
     bgs = backgrounds("test", max_side=800)
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
         objects: list[dict[str, Any]] = []
-        img, mask, kinds = sample(bgs, rng, int(sides[i % len(sides)]), unsafe=True, p_two=0.3, objects=objects)
+        img, mask, kinds = sample(bgs, rng, int(sides[i % len(sides)]), unsafe=True, p_two=0.3, cut=cut,
+                                  objects=objects)
         out.append({"id": f"{seed}-{i:03d}", "image": img, "mask": mask, "kinds": kinds, "objects": objects})
     return out
 
@@ -841,8 +859,10 @@ def run_cmd(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     out: dict[str, Any] = {"command": "python " + " ".join(sys.argv), "machine": platform.platform(), "rows": []}
-    make = mark_set if args.data == "mark" else benchmark_set
-    items = [it for s in args.seeds for it in make(s, args.n)]
+    if args.data == "mark" and args.cut:
+        raise SystemExit("--cut is for the objects data")
+    items = [it for s in args.seeds
+             for it in (mark_set(s, args.n) if args.data == "mark" else benchmark_set(s, args.n, cut=args.cut))]
     opts = json.loads(args.extent_options) if args.extent_options else {}
     seg_opts = json.loads(args.segmentation_options) if args.segmentation_options else {}
     cfg_opts = json.loads(args.config_options) if args.config_options else {}
@@ -1283,6 +1303,9 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--segmentations", nargs="+", default=["bass"])
     r.add_argument("--seeds", type=int, nargs="+", default=[2024])
     r.add_argument("--n", type=int, default=60, help="images per seed")
+    r.add_argument("--cut", type=float, default=0.0,
+                   help="share of the unsafe objects placed across the frame's edge (objects cut by the frame; "
+                        "0: none, the images of before)")
     r.add_argument("--extent-options", default="", help="JSON options for the non-minimal extents (tuning)")
     r.add_argument("--segmentation-options", default="", help='JSON, e.g. \'{"n_segments": 400}\'')
     r.add_argument("--config-options", default="",

@@ -1,7 +1,8 @@
 """The extent benchmark's generator (``bench/extent.py``): a band of a blade's colour is not evidence.
 
 Before 2026-12-03 such a band was drawn only under blades, so the benchmark's classifiers learned
-the band itself as unsafe. ``safe_band`` puts it on safe images too without changing the unsafe ones.
+the band itself as unsafe. ``safe_band`` puts it on safe images too without changing the unsafe ones. ``cut`` puts objects across the
+frame's edge without changing the images drawn without it.
 """
 
 from __future__ import annotations
@@ -45,3 +46,22 @@ def test_safe_band_draws_a_harmless_band_of_a_blades_colour(gen):
         img, _, _ = gen.compose(dark, np.random.default_rng(seed), n_unsafe=0, n_distractors=(0, 0), safe_band=1.0)
         shares.append((np.abs(img.astype(int) - 30).max(axis=2) > 20).mean())
     assert 0.1 < np.mean(shares) and max(shares) < 0.9
+
+
+def test_cut_leaves_the_images_of_before_and_puts_objects_across_the_frame(gen):
+    """``cut=0`` draws no random number (the images of every seed stay as they were); ``cut=1`` places each
+    unsafe object across an edge: its ground truth reaches the frame, part of it lies outside, and it is
+    recorded as cut."""
+    touching = 0
+    for seed in range(6):
+        plain = gen.compose(_background(seed), np.random.default_rng(seed), n_unsafe=1)
+        zero = gen.compose(_background(seed), np.random.default_rng(seed), n_unsafe=1, cut=0.0)
+        assert np.array_equal(plain[0], zero[0]) and np.array_equal(plain[1], zero[1])
+        objects: list[dict] = []
+        img, mask, kinds = gen.compose(_background(seed), np.random.default_rng(seed), n_unsafe=2,
+                                       n_distractors=(0, 0), cut=1.0, objects=objects)
+        assert len(kinds) == 2 and mask.any()
+        assert sorted(o["kind"] for o in objects) == sorted(kinds) and all(o.get("cut") for o in objects)
+        edges = np.concatenate([mask[0], mask[-1], mask[:, 0], mask[:, -1]])
+        touching += bool(edges.any())
+    assert touching >= 5  # (an object drawn over by the other can, rarely, leave the frame's edge clear)

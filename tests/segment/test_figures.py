@@ -360,6 +360,32 @@ def test_straight_asks_for_a_long_thin_strip_wider_than_a_band(shape, expected):
     assert straight(mask, 8, 32) is expected
 
 
+def test_with_edge_a_piece_of_the_finer_cut_may_reach_the_image_s_edge():
+    """A bomb cut by the frame: its body is a half disc at the right edge, joined by the coarse cut to the ground
+    (one segment running to the edge). The finer cut frees the body, but it reaches the edge, so it is no figure;
+    with ``edge`` it is taken. The ground's own piece stays out (too large), and so does a ragged piece at the
+    edge under the least solidity."""
+    h, w = 120, 160
+    yy, xx = np.mgrid[:h, :w]
+    spark = (np.abs(yy - 44) < 4) & (np.abs(xx - 144) < 4)
+    cross = np.zeros((h, w), bool)  # a ragged piece at the edge, attached to the spark from above
+    cross[30:40, 142:145] = True
+    cross[33:36, 140:160] = True
+    body = ((yy - 50) ** 2 + (xx - 159) ** 2 < 12**2) & ~spark & ~cross
+    lab = np.zeros((h, w, 3))
+    lab[...] = (70, 0, 0)
+    lab[body | cross] = (25, 2, -4)
+    lab[spark] = (90, -5, 80)
+    coarse = np.ones((h, w), np.int64)  # the ground, the body and the cross: one segment
+    coarse[spark] = 2
+    fine = np.zeros((h, w), np.int64)
+    fine[body], fine[cross], fine[spark] = 1, 2, 3
+    kw = {"grow": 5.0, "contrast": 5.0, "max_region": 0.1, "through": 0.35, "solidity": 0.9}
+    assert not _finer_figures(coarse, fine, lab, spark, **kw)[body].any()
+    out = _finer_figures(coarse, fine, lab, spark, edge=True, **kw)
+    assert np.array_equal(out, spark | body)
+
+
 def test_the_finer_cut_is_made_only_when_a_touching_segment_needs_it():
     lab, coarse, fine, spark, body, pole = _joined_body_scene()
     calls = []

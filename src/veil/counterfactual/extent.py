@@ -324,6 +324,7 @@ def object_extent(
     complete_fine_contrast: float = 5.0,
     complete_fine_solidity: float = 0.9,
     complete_fine_thin: float = 10.0,
+    complete_fine_edge: bool = True,
     complete_compact_contrast: float = 5.0,
     complete_evidence: float = 0.8,
     complete_evidence_relative: float = 0.75,
@@ -452,6 +453,12 @@ def object_extent(
         10 CIELAB units (``fine_thin`` of :func:`~veil.segment.figures.attached_figures`; 0: off; 10 by
         default since 2026-12-05): a blade a few pixels wide at the working size has stepped edges, and
         two blades of the tuning seeds had a solidity of 0.43 and 0.85.
+    complete_fine_edge : bool
+        With ``complete_fine``: a piece of the finer cut (compact, or thin and straight) may reach the image's
+        edge (``fine_edge`` of :func:`~veil.segment.figures.attached_figures`; on by default since
+        2026-12-05; False: off). An object cut by the frame runs to the edge, so no part of it the coarse cut
+        joined to the ground could be taken before: on images with half the objects cut by the frame, recall
+        0.47 of those objects (docs/benchmarks.md).
     complete_compact_contrast : float
         Figures only: a segment of the first cut that stands out by less than the figures' 10 CIELAB
         units is still taken if it stands out by at least this and is as compact as
@@ -558,6 +565,8 @@ def object_extent(
                                     f"{complete_compact_contrast!r}")
     if not (np.isfinite(complete_fine_solidity) and 0 <= complete_fine_solidity <= 1):
         raise InvalidParameterError(f"complete_fine_solidity must lie in [0, 1], got {complete_fine_solidity!r}")
+    if not isinstance(complete_fine_edge, (bool, np.bool_)):
+        raise InvalidParameterError(f"complete_fine_edge must be True or False, got {complete_fine_edge!r}")
     if not (np.isfinite(complete_fine_thin) and (complete_fine_thin == 0 or complete_fine_thin >= 1)):
         raise InvalidParameterError(
             f"complete_fine_thin must be 0 (off) or a length-to-width ratio >= 1, got {complete_fine_thin!r}")
@@ -807,6 +816,7 @@ def object_extent(
             growths = figure_growths(image, hidden_px, tries, grow=complete_grow, smooth=complete_smooth,
                                      fine_contrast=complete_fine_contrast,  # each ≤ 10 %
                                      fine_solidity=complete_fine_solidity, fine_thin=complete_fine_thin,
+                                     fine_edge=bool(complete_fine_edge),
                                      compact_contrast=complete_compact_contrast,
                                      compact_solidity=complete_fine_solidity,
                                      weight=att if attribution is not None else None,

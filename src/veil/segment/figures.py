@@ -66,6 +66,7 @@ def attached_figures(
     fine_contrast: float = 20.0,
     fine_solidity: float = 0.0,
     fine_thin: float = 0.0,
+    fine_edge: bool = False,
     compact_contrast: float = 0.0,
     compact_solidity: float = 0.9,
     weight: np.ndarray | None = None,
@@ -122,6 +123,11 @@ def attached_figures(
         over its convex hull's) that stands out by ``contrast`` (0: off). A thin blade or needle at the working size is a
         strip with stepped edges whose solidity can be under one half, but whose outline is straight; a ragged
         piece of a textured ground has a long outline.
+    fine_edge : bool
+        A piece of the finer cut (compact, or thin and straight, as above) may reach the image's edge: an
+        object cut by the frame runs to the edge, so its part the coarse cut joined to the ground cannot be
+        enclosed. The coarse segments and smooth patches must still stay off the edge (a ground runs on
+        beyond it).
     compact_contrast, compact_solidity : float
         A segment of the first cut under ``contrast`` is still a figure if it stands out by at least
         ``compact_contrast`` and its solidity is at least ``compact_solidity`` (0: off): a compact
@@ -161,6 +167,7 @@ def attached_figures(
                                contrast=contrast, max_region=max_region, size=size, smooth=smooth,
                                texture_contrast=texture_contrast, texture_window=texture_window,
                                fine_contrast=fine_contrast, fine_solidity=fine_solidity, fine_thin=fine_thin,
+                               fine_edge=fine_edge,
                                compact_contrast=compact_contrast, compact_solidity=compact_solidity,
                                weight=weight, min_weight=min_weight, relative_weight=relative_weight))
 
@@ -182,6 +189,7 @@ def figure_growths(
     fine_contrast: float = 20.0,
     fine_solidity: float = 0.0,
     fine_thin: float = 0.0,
+    fine_edge: bool = False,
     compact_contrast: float = 0.0,
     compact_solidity: float = 0.9,
     weight: np.ndarray | None = None,
@@ -287,7 +295,8 @@ def figure_growths(
 
             thin = (float(fine_thin), float(contrast), max(hs.shape) / 12.0) if fine_thin > 0 else None
             out = _finer_figures(seg, cut, lab, out, grow=grow, contrast=fine_contrast, solidity=fine_solidity,
-                                 max_region=max_region, through=through, weighed=weighed, thin=thin)
+                                 max_region=max_region, through=through, weighed=weighed, thin=thin,
+                                 edge=bool(fine_edge))
         yield resize_mask(out, (h, w)) | seed
 
 
@@ -378,7 +387,7 @@ def straight(mask: np.ndarray, elongation: float, length: float) -> bool:
 
 def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, max_region: float, reach: int,
               background: int | None = None, through: float = 0.0,
-              through_width: float = 1.5) -> Iterator[tuple[int, tuple[slice, ...], int, np.ndarray]]:
+              through_width: float = 1.5, edge: bool = False) -> Iterator[tuple[int, tuple[slice, ...], int, np.ndarray]]:
     """The segments of ``seg`` within ``reach`` pixels of a piece of ``hs`` that may be parts of its object:
     not in ``taken`` (read as it grows), not ``background``, not mostly hidden, at most ``max_region`` of
     the image and enclosed (inside the box ``grow`` times the piece's size around it, off the image's
@@ -386,6 +395,7 @@ def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, 
     ``through``, or a mean distance to its border of at most ``through_width`` pixels) is looked through:
     the segments within ``reach`` of it are candidates too (the body inside a bomb's outline), and so are
     those beyond a one-pixel band found so.
+    With ``edge``, a segment may reach the image's edge (it must still lie in the box).
     Yields each one's id, bounding box, pixel count and the piece (a mask of ``hs``'s shape) it is attached to."""
     from scipy import ndimage as ndi
 
@@ -436,7 +446,7 @@ def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, 
             ys, xs = boxes[s]
             y0, y1, x0, x1 = ys.start, ys.stop - 1, xs.start, xs.stop - 1
             if not (by0 < y0 and y1 < by1 and bx0 < x0 and x1 < bx1
-                    and y0 > 0 and x0 > 0 and y1 < sh - 1 and x1 < sw - 1):
+                    and (edge or (y0 > 0 and x0 > 0 and y1 < sh - 1 and x1 < sw - 1))):
                 continue
             yield s, boxes[s], int(count[s]), piece
 
@@ -445,14 +455,15 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
              through: float = 0.0, background: int | None = None,
              weighed: tuple[np.ndarray, float, float] | None = None, solidity: float = 0.0,
              compact: tuple[float, float] | None = None,
-             thin: tuple[float, float, float] | None = None) -> np.ndarray:
+             thin: tuple[float, float, float] | None = None, edge: bool = False) -> np.ndarray:
     """``hs`` with the figures among the segments ``seg`` (a Felzenszwalb cut of the working copy) attached to
     its pieces; contrast is measured in ``lab`` (the working copy in CIELAB); ``background`` is never taken;
     with ``weighed`` (weights at the working size, least mean, share of the piece's mean), neither is a segment
     whose mean weight is under both the least mean and that share of its piece's; nor one whose solidity is under
     ``solidity``, unless (``thin``: least elongation, least contrast, least length) it is a :func:`straight`
     piece that stands out by that contrast. With ``compact`` (least contrast, least solidity), a segment under
-    ``contrast`` is still taken if it stands out by that least contrast and is that solid."""
+    ``contrast`` is still taken if it stands out by that least contrast and is that solid. With ``edge``, a segment
+    reaching the image's edge may be taken too."""
     from scipy import ndimage as ndi
 
     sh, sw = hs.shape
@@ -461,7 +472,7 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
     piece_weight: dict[int, tuple[np.ndarray, float]] = {}  # each piece's mean weight, by identity (the piece
     # is kept with it, so that no later piece can take its id)
     for s, (ys, xs), count, piece in _attached(seg, hs, taken, grow=grow, max_region=max_region, reach=2,
-                                              through=through, background=background):
+                                              through=through, background=background, edge=edge):
         r = max(2, round(0.25 * float(np.sqrt(count))))
         cy0, cy1 = max(0, ys.start - r), min(sh, ys.stop + r)
         cx0, cx1 = max(0, xs.start - r), min(sw, xs.stop + r)
@@ -494,9 +505,10 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
 def _finer_figures(seg: np.ndarray, fine: np.ndarray | Callable[[], np.ndarray], lab: np.ndarray, out: np.ndarray,
                    *, grow: float, contrast: float, max_region: float, through: float,
                    weighed: tuple[np.ndarray, float, float] | None = None, solidity: float = 0.0,
-                   thin: tuple[float, float, float] | None = None) -> np.ndarray:
+                   thin: tuple[float, float, float] | None = None, edge: bool = False) -> np.ndarray:
     """``out`` with the figures among the pieces of ``fine`` (a finer cut) that lie in the segments of ``seg``
-    touching ``out`` that could not be figures: larger than ``max_region`` or reaching the image's edge.
+    touching ``out`` that could not be figures: larger than ``max_region`` or reaching the image's edge. With
+    ``edge``, a piece may reach the image's edge itself (an object cut by the frame).
     ``fine`` may be a function that makes the finer cut: it is called only when there are such segments."""
     from scipy import ndimage as ndi
 
@@ -516,7 +528,7 @@ def _finer_figures(seg: np.ndarray, fine: np.ndarray | Callable[[], np.ndarray],
     inside = np.isin(seg, coarse)
     pieces = np.where(inside, fine + 1, 0)  # 0: not looked at again
     return _figures(pieces, lab, out, grow=grow, contrast=contrast, max_region=max_region, through=through,
-                    background=0, weighed=weighed, solidity=solidity, thin=thin)
+                    background=0, weighed=weighed, solidity=solidity, thin=thin, edge=edge)
 
 
 def _smooth_patches(grained: np.ndarray, hs: np.ndarray, *, grow: float, smooth: float, contrast: float,
