@@ -1174,7 +1174,7 @@ def show_cmd(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     clf = load_classifier(str(card_path(args.arch)))
-    items = {it["id"]: it for it in benchmark_set(args.seed, args.n)}
+    items = {it["id"]: it for it in benchmark_set(args.seed, args.n, cut=args.cut)}
     options = [json.loads(o) if o else {} for o in args.options]
     labels = args.labels or [o or "default" for o in args.options]
     runs = [Safeguarder(SafeguardConfig(models=(clf,), segmentation="bass", extent="object", rationale=None,
@@ -1376,6 +1376,7 @@ def main(argv: list[str] | None = None) -> None:
     w.add_argument("--options", nargs="+", default=['{"complete_smooth": 0}', ""],
                    help="JSON extent options per column ('' for the defaults)")
     w.add_argument("--labels", nargs="*", help="a title per option set")
+    w.add_argument("--cut", type=float, default=0.0, help="as run's --cut (the images of that set)")
     w.add_argument("--threads", type=int, default=1)
     w.add_argument("--out", type=Path, required=True)
     c = sub.add_parser("cards", help="the same images under several cards: attribution and what the default hides")
