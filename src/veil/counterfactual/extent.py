@@ -454,8 +454,8 @@ def object_extent(
         default since 2026-12-05): a blade a few pixels wide at the working size has stepped edges, and
         two blades of the tuning seeds had a solidity of 0.43 and 0.85.
     complete_fine_edge : bool
-        With ``complete_fine``: a piece of the finer cut (compact, or thin and straight) may reach the image's
-        edge (``fine_edge`` of :func:`~veil.segment.figures.attached_figures`; on by default since
+        With ``complete_fine``: a piece of the finer cut that passes its tests (compact, or thin and straight,
+        while ``complete_fine_solidity`` is on) may reach the image's edge (``fine_edge`` of :func:`~veil.segment.figures.attached_figures`; on by default since
         2026-12-05; False: off). An object cut by the frame runs to the edge, so no part of it the coarse cut
         joined to the ground could be taken before: on images with half the objects cut by the frame, recall
         0.47 of those objects (docs/benchmarks.md).

@@ -124,10 +124,10 @@ def attached_figures(
         strip with stepped edges whose solidity can be under one half, but whose outline is straight; a ragged
         piece of a textured ground has a long outline.
     fine_edge : bool
-        A piece of the finer cut (compact, or thin and straight, as above) may reach the image's edge: an
-        object cut by the frame runs to the edge, so its part the coarse cut joined to the ground cannot be
-        enclosed. The coarse segments and smooth patches must still stay off the edge (a ground runs on
-        beyond it).
+        A piece of the finer cut that passes its tests may reach the image's edge (with ``fine_solidity``, only
+        a compact or thin, straight one does; without it, any that stands out): an object cut by the frame runs
+        to the edge, so its part the coarse cut joined to the ground cannot be enclosed. The coarse segments
+        and smooth patches must still stay off the edge (a ground runs on beyond it).
     compact_contrast, compact_solidity : float
         A segment of the first cut under ``contrast`` is still a figure if it stands out by at least
         ``compact_contrast`` and its solidity is at least ``compact_solidity`` (0: off): a compact
