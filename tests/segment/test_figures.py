@@ -16,6 +16,7 @@ from veil.segment.figures import (
     _solid_at_least,
     _solidity,
     attached_figures,
+    cut_by_frame,
     figure_growths,
     grain,
     straight,
@@ -182,11 +183,8 @@ def test_a_body_behind_its_outline_is_taken_through_the_rim(seed):
     assert (with_rims & ~outline).sum() <= 0.1 * body.sum()  # the texture around stays in sight
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_later_rounds_follow_the_object_part_by_part(seed):
-    """A small hidden spark, a compact cap touching it and a large body touching the cap only, reaching
-    far beyond the box around the spark: one round takes the cap, a second (from the cap) the body."""
-    from scipy import ndimage as ndi
+def _spark_cap_body(seed: int) -> tuple[np.ndarray, ...]:
+    """A small spark (the seed), a compact cap touching it and a large dark body touching the cap only."""
     from skimage.draw import disk
 
     img = _canvas(seed)
@@ -201,6 +199,16 @@ def test_later_rounds_follow_the_object_part_by_part(seed):
     body[rr, cc] = True
     body &= ~cap
     img[body] = (30, 30, 35)
+    return img, spark, cap, body
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_later_rounds_follow_the_object_part_by_part(seed):
+    """A small hidden spark, a compact cap touching it and a large body touching the cap only, reaching
+    far beyond the box around the spark: one round takes the cap, a second (from the cap) the body."""
+    from scipy import ndimage as ndi
+
+    img, spark, cap, body = _spark_cap_body(seed)
     one = attached_figures(img, spark, smooth=0) & ~spark
     two = attached_figures(img, spark, smooth=0, rounds=2) & ~spark
     assert one[cap].mean() > 0.7 and one[body].mean() < 0.1
@@ -512,3 +520,119 @@ def test_the_box_shortcut_answers_as_the_hull(seed, h, w, kind, least):
         warnings.simplefilter("ignore", UserWarning)
         hull = _solidity(mask) >= least
     assert _solid_at_least(mask, least) == hull
+
+
+def _later_round_scene() -> tuple[np.ndarray, ...]:
+    """Explicit segments for :func:`_figures`: a ground (1) running to the edges, the hidden piece (2), and
+    touching it a solid square (3), a ragged U of 8-px bars (4) and an L of 2-px strokes (5), each standing out."""
+    h, w = 120, 160
+    seg = np.ones((h, w), np.int64)
+    hs = np.zeros((h, w), bool)
+    hs[50:70, 60:80] = True
+    seg[hs] = 2
+    seg[50:70, 80:100] = 3  # the square, right of the piece
+    u = np.zeros((h, w), bool)  # the U, left of the piece: solidity about a half
+    u[34:86, 52:60] = True
+    u[34:42, 28:60] = True
+    u[78:86, 28:60] = True
+    seg[u] = 4
+    seg[70:72, 62:78] = 5  # the band, an L of 2-px strokes under the piece (a thin curve: ragged, but a rim)
+    seg[70:90, 76:78] = 5
+    lab = np.zeros((h, w, 3))
+    lab[...] = (70, 0, 0)
+    lab[seg == 3] = (30, 10, 10)
+    lab[u] = (40, -30, 30)
+    lab[seg == 5] = (20, 0, 0)
+    return seg, lab, hs
+
+
+def test_a_later_round_s_least_solidity_refuses_ragged_figures_but_not_rims():
+    seg, lab, hs = _later_round_scene()
+    kw = {"grow": 5.0, "contrast": 10.0, "max_region": 0.5}
+    every = _figures(seg, lab, hs, **kw)
+    assert every[seg == 3].all() and every[seg == 4].all() and every[seg == 5].all()
+    solid = _figures(seg, lab, hs, solidity=0.9, rim=2.0, **kw)
+    assert solid[seg == 3].all() and solid[seg == 5].all()  # the square, and the band (a rim)
+    assert not solid[seg == 4].any()  # the ragged U stays in sight
+    no_rim = _figures(seg, lab, hs, solidity=0.9, **kw)
+    assert not no_rim[seg == 5].any() and no_rim[seg == 3].all()
+
+
+def test_with_a_later_solidity_the_body_is_still_followed_and_a_ragged_figure_beside_it_is_not():
+    """Through :func:`figure_growths`: the cap (first round) and the solid body (second round) are taken with
+    ``later_solidity`` or without; a ragged U attached only to the body (third round) is taken without it and
+    refused with it."""
+    img, spark, cap, body = _spark_cap_body(5)
+    ragged = np.zeros_like(spark)  # a U of 12-px bars touching the body only (solidity 0.66)
+    ragged[66:114, 127:139] = True
+    ragged[66:78, 127:165] = True
+    ragged[102:114, 127:165] = True
+    img[ragged] = (40, 160, 60)
+    plain, solid = figure_growths(img, spark, [(0.35, 3)], smooth=0), figure_growths(
+        img, spark, [(0.35, 3)], smooth=0, later_solidity=0.9)
+    plain_out, solid_out = next(plain), next(solid)
+    assert plain_out[cap].mean() > 0.7 and plain_out[body].mean() > 0.9 and plain_out[ragged].mean() > 0.9
+    assert solid_out[cap].mean() > 0.7 and solid_out[body].mean() > 0.9
+    assert solid_out[ragged].mean() < 0.3  # (the cut splits off a solid sliver along the body)
+
+
+def test_with_an_edge_solidity_a_solid_figure_may_reach_the_frame_and_a_ragged_one_may_not():
+    """A bomb cut by the frame: a half disc at the right edge touching the hidden spark, and a ragged piece at
+    the edge touching it too. Without ``edge_solidity`` neither is enclosed; with it the half disc is taken."""
+    h, w = 120, 160
+    yy, xx = np.mgrid[:h, :w]
+    seg = np.ones((h, w), np.int64)
+    spark = (np.abs(yy - 40) < 4) & (np.abs(xx - 150) < 4)
+    seg[spark] = 2
+    body = ((yy - 52) ** 2 + (xx - 159) ** 2 < 15**2) & ~spark
+    seg[body] = 3
+    cross = np.zeros((h, w), bool)  # ragged, at the edge, above the spark
+    cross[20:36, 146:149] = True
+    cross[24:27, 135:160] = True
+    seg[cross] = 4
+    lab = np.zeros((h, w, 3))
+    lab[...] = (70, 0, 0)
+    lab[body | cross] = (25, 2, -4)
+    lab[spark] = (90, -5, 80)
+    kw = {"grow": 5.0, "contrast": 10.0, "max_region": 0.1}
+    assert np.array_equal(_figures(seg, lab, spark, **kw), spark)
+    out = _figures(seg, lab, spark, edge_solidity=0.9, **kw)
+    assert np.array_equal(out, spark | body)
+
+
+@pytest.mark.parametrize("seed_", [0, 1])
+def test_with_an_edge_solidity_a_smooth_blade_cut_by_the_frame_is_taken(seed_):
+    img, seed, blade = _blade_on_its_band(seed_)
+    img[74:86, 50:] = (180, 185, 195)  # the blade runs on to the right edge
+    blade[74:86, 50:] = True
+    assert attached_figures(img, seed, grow=8.0, fine_thin=10.0)[blade].mean() < 0.5  # a patch reaching the edge
+    # (the grain window leaves the patch's ends ragged, solidity about 0.8: it is taken as thin and straight)
+    assert attached_figures(img, seed, grow=8.0, edge_solidity=0.9)[blade].mean() < 0.5
+    out = attached_figures(img, seed, grow=8.0, edge_solidity=0.9, fine_thin=10.0)
+    assert out[blade].mean() > 0.8
+    assert (out & ~seed).sum() <= 2 * blade.sum()  # the blade, not the band
+
+
+@pytest.mark.parametrize("bad", [{"edge_solidity": -0.1}, {"edge_solidity": 1.5}, {"later_solidity": 2.0},
+                                 {"later_solidity": float("nan")}])
+def test_the_edge_and_later_solidities_are_checked(bad):
+    img = _canvas()
+    with pytest.raises(InvalidParameterError, match=next(iter(bad))):
+        attached_figures(img, np.zeros(img.shape[:2], bool), **bad)
+
+
+@pytest.mark.parametrize(("shape", "expected"), [("half disc", True), ("blade", True), ("corner", False),
+                                                 ("strip", False), ("inside", False), ("across", False)])
+def test_cut_by_frame_asks_for_one_side_reached_into(shape, expected):
+    h, w = 60, 80
+    yy, xx = np.mgrid[:h, :w]
+    mask = {"half disc": (yy - 30) ** 2 + (xx - 79) ** 2 < 12**2,  # a disc cut by the right edge
+            "blade": (np.abs(yy - 20) < 3) & (xx >= 30),  # a bar running off the right edge
+            "corner": (yy < 25) & (xx > 50),  # a convex piece of ground in the top-right corner
+            "strip": xx >= 74,  # a strip along the right edge
+            "inside": (yy - 30) ** 2 + (xx - 40) ** 2 < 12**2,  # off the edge
+            "across": np.abs(yy - 30) < 4}[shape]  # a band from the left edge to the right
+    assert cut_by_frame(mask, (0, h, 0, w), (h, w)) is expected
+    # a crop away from the frame never reaches it
+    assert cut_by_frame(mask, (10, h + 10, 10, w + 10), (h + 40, w + 40)) is False
+

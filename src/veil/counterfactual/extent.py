@@ -31,9 +31,10 @@ background in. An extent takes the search's regions and returns the regions to d
     5. *complete* (``complete="figures"``, the default; ``"grabcut"``; ``"none"``) — the hidden
        mask is grown to the objects it lies on, class-agnostically, not by the classifier: by the
        enclosed, contrasting segments and smooth patches on a grained ground attached to it, also
-       behind an outline or a thin curve that touches it, and in a second round those attached to
-       what the first found, and the compact pieces of a finer cut of the segments too large or
-       running to the edge to be figures (:func:`veil.segment.figures.attached_figures`)
+       behind an outline or a thin curve that touches it, and in a second round the solid, thin or
+       rim-like ones attached to what the first found, and the compact pieces of a finer cut of the
+       segments too large or running to the edge to be figures; a solid or straight one may reach the
+       image's edge as an object cut by the frame does (:func:`veil.segment.figures.attached_figures`)
        or by a colour model (:func:`veil.segment.grabcut.grow_to_object`, pixel-fine), and its
        holes are filled (a sliver of the object seen through the mask), within ``max_region`` per
        object or hole and ``max_fraction`` in all, and kept only if the image stays safe — if hiding
@@ -325,6 +326,8 @@ def object_extent(
     complete_fine_solidity: float = 0.9,
     complete_fine_thin: float = 10.0,
     complete_fine_edge: bool = True,
+    complete_edge_solidity: float = 0.9,
+    complete_later_solidity: float = 0.85,
     complete_compact_contrast: float = 5.0,
     complete_evidence: float = 0.8,
     complete_evidence_relative: float = 0.75,
@@ -459,6 +462,21 @@ def object_extent(
         2026-12-05; False: off). An object cut by the frame runs to the edge, so no part of it the coarse cut
         joined to the ground could be taken before: on images with half the objects cut by the frame, recall
         0.47 of those objects (docs/benchmarks.md).
+    complete_edge_solidity : float
+        Figures only: a segment of the first cut or a smooth patch may reach the image's edge if it meets the
+        frame on one side only, reaching in from it at least half as far as it runs along it
+        (:func:`~veil.segment.figures.cut_by_frame`), and its solidity is at least this, or it is thin and
+        straight as ``complete_fine_thin`` asks (``edge_solidity`` of
+        :func:`~veil.segment.figures.attached_figures`; 0: off, as before). An object cut by the frame is a solid
+        or straight piece running to it (a blade on a band of its own colour, a half disc); docs/benchmarks.md
+        has the trade (0.9 since 2026-12-05).
+    complete_later_solidity : float
+        Figures only, with ``complete_rounds`` > 1: a figure found in a later round, attached only to what an
+        earlier round found, must have at least this solidity, or be thin and straight, or be a rim or thin
+        curve at most 2 pixels deep (``later_solidity`` of
+        :func:`~veil.segment.figures.attached_figures`; 0: off, as before 2026-12-05; 0.85 since). The figures
+        beside an object's body are mostly ragged pieces of the ground around it; docs/benchmarks.md has the
+        trade.
     complete_compact_contrast : float
         Figures only: a segment of the first cut that stands out by less than the figures' 10 CIELAB
         units is still taken if it stands out by at least this and is as compact as
@@ -565,6 +583,10 @@ def object_extent(
                                     f"{complete_compact_contrast!r}")
     if not (np.isfinite(complete_fine_solidity) and 0 <= complete_fine_solidity <= 1):
         raise InvalidParameterError(f"complete_fine_solidity must lie in [0, 1], got {complete_fine_solidity!r}")
+    for name, v in (("complete_edge_solidity", complete_edge_solidity),
+                    ("complete_later_solidity", complete_later_solidity)):
+        if not (np.isfinite(v) and 0 <= v <= 1):
+            raise InvalidParameterError(f"{name} must lie in [0, 1], got {v!r}")
     if not isinstance(complete_fine_edge, (bool, np.bool_)):
         raise InvalidParameterError(f"complete_fine_edge must be True or False, got {complete_fine_edge!r}")
     if not (np.isfinite(complete_fine_thin) and (complete_fine_thin == 0 or complete_fine_thin >= 1)):
@@ -816,7 +838,8 @@ def object_extent(
             growths = figure_growths(image, hidden_px, tries, grow=complete_grow, smooth=complete_smooth,
                                      fine_contrast=complete_fine_contrast,  # each ≤ 10 %
                                      fine_solidity=complete_fine_solidity, fine_thin=complete_fine_thin,
-                                     fine_edge=bool(complete_fine_edge),
+                                     fine_edge=bool(complete_fine_edge), edge_solidity=complete_edge_solidity,
+                                     later_solidity=complete_later_solidity,
                                      compact_contrast=complete_compact_contrast,
                                      compact_solidity=complete_fine_solidity,
                                      weight=att if attribution is not None else None,

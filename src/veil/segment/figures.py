@@ -8,7 +8,8 @@ image is cut into Felzenszwalb segments, and a segment is taken as part of the o
 * touches a seed piece,
 * is *enclosed* — it lies inside a box ``grow`` times the piece's size around the piece and does
   not reach the image's edge (background goes on beyond an object; a part of the object stops
-  near it), and
+  near it), unless (``edge_solidity``) it reaches the edge as an object cut by the frame does
+  (:func:`cut_by_frame`) and is solid or thin and straight, and
 * stands out from its surroundings: its mean colour differs from a ring around it by at least
   ``contrast`` in CIELAB (a figure, not a patch of texture).
 
@@ -28,7 +29,8 @@ too, so a bomb's body counts as attached when only its outline touches the hidde
 
 With ``rounds`` > 1 the search is repeated from what was found, on the same segmentation, so an
 object is followed part by part: the body attached to a fuse that was attached to the hidden spark.
-The later rounds take colour figures only.
+The later rounds take colour figures only, and with ``later_solidity`` only solid, thin and straight
+or rim-like ones (the ground beside a body is mostly ragged).
 
 With ``fine`` > 0, the segments that touch what was found but could not be figures because they
 are too large or run on to the image's edge are cut again, finer (Felzenszwalb at scale ``fine``),
@@ -67,6 +69,8 @@ def attached_figures(
     fine_solidity: float = 0.0,
     fine_thin: float = 0.0,
     fine_edge: bool = False,
+    edge_solidity: float = 0.0,
+    later_solidity: float = 0.0,
     compact_contrast: float = 0.0,
     compact_solidity: float = 0.9,
     weight: np.ndarray | None = None,
@@ -127,7 +131,20 @@ def attached_figures(
         A piece of the finer cut that passes its tests may reach the image's edge (with ``fine_solidity``, only
         a compact or thin, straight one does; without it, any that stands out): an object cut by the frame runs
         to the edge, so its part the coarse cut joined to the ground cannot be enclosed. The coarse segments
-        and smooth patches must still stay off the edge (a ground runs on beyond it).
+        and smooth patches must still stay off the edge (a ground runs on beyond it), unless ``edge_solidity``
+        lets them reach it.
+    edge_solidity : float
+        A segment of the first cut or a smooth patch may reach the image's edge if it meets the frame as an
+        object cut by it does (:func:`cut_by_frame`) and its solidity is at least this, or (with ``fine_thin``)
+        it is thin and straight (:func:`straight`); a segment must also stand out by ``contrast`` (0: off, no
+        segment or patch may reach the edge). An object cut by the frame is a solid
+        or straight piece running to it; a ground running on beyond the frame is rarely either.
+    later_solidity : float
+        With ``rounds`` > 1: a figure found in a later round (attached only to what an earlier round found) must
+        have at least this solidity, or be thin and straight (with ``fine_thin``), or be a rim or thin curve of
+        a mean depth of at most 2 pixels (0: off). The figures beside an object's parts are mostly pieces of
+        the ground around it, which are ragged; the parts an object is followed to (a body, a rim) are not
+        (but two blades crossing are one ragged segment: docs/benchmarks.md).
     compact_contrast, compact_solidity : float
         A segment of the first cut under ``contrast`` is still a figure if it stands out by at least
         ``compact_contrast`` and its solidity is at least ``compact_solidity`` (0: off): a compact
@@ -167,7 +184,7 @@ def attached_figures(
                                contrast=contrast, max_region=max_region, size=size, smooth=smooth,
                                texture_contrast=texture_contrast, texture_window=texture_window,
                                fine_contrast=fine_contrast, fine_solidity=fine_solidity, fine_thin=fine_thin,
-                               fine_edge=fine_edge,
+                               fine_edge=fine_edge, edge_solidity=edge_solidity, later_solidity=later_solidity,
                                compact_contrast=compact_contrast, compact_solidity=compact_solidity,
                                weight=weight, min_weight=min_weight, relative_weight=relative_weight))
 
@@ -190,6 +207,8 @@ def figure_growths(
     fine_solidity: float = 0.0,
     fine_thin: float = 0.0,
     fine_edge: bool = False,
+    edge_solidity: float = 0.0,
+    later_solidity: float = 0.0,
     compact_contrast: float = 0.0,
     compact_solidity: float = 0.9,
     weight: np.ndarray | None = None,
@@ -219,7 +238,8 @@ def figure_growths(
             raise InvalidParameterError(f"{name} must be a finite number > 0, got {v!r}")
     asked: list[tuple[float, int, float]] = [(t[0], t[1], float(t[2]) if len(t) > 2 else 0.0)  # type: ignore[misc]
                                              for t in tries]
-    for name, v in (("fine_solidity", fine_solidity), ("compact_solidity", compact_solidity)):
+    for name, v in (("fine_solidity", fine_solidity), ("compact_solidity", compact_solidity),
+                    ("edge_solidity", edge_solidity), ("later_solidity", later_solidity)):
         if not (np.isfinite(v) and 0 <= v <= 1):
             raise InvalidParameterError(f"{name} must lie in [0, 1], got {v!r}")
     if not (np.isfinite(fine_thin) and (fine_thin == 0 or fine_thin >= 1)):
@@ -267,7 +287,8 @@ def figure_growths(
         if grained.shape != hs.shape:
             grained = cv2.resize(grained, (hs.shape[1], hs.shape[0]), interpolation=cv2.INTER_AREA)
         patches = _smooth_patches(grained, hs, grow=grow, smooth=smooth, contrast=texture_contrast,
-                                  max_region=max_region)
+                                  max_region=max_region, edge_solidity=edge_solidity,
+                                  thin=(float(fine_thin), 0.0, max(hs.shape) / 12.0) if fine_thin > 0 else None)
     # (the weights at the working size, the least mean taken, the share of its piece's mean that is taken too)
     weighed: tuple[np.ndarray, float, float] | None = None
     if weight is not None and min_weight > 0:
@@ -279,11 +300,13 @@ def figure_growths(
         weighed = (ws, float(np.quantile(ws, min_weight)), float(relative_weight))
     finer: dict[float, np.ndarray] = {}  # scale → the finer cut of the working copy
     for through, rounds, fine in asked:
+        thin = (float(fine_thin), float(contrast), max(hs.shape) / 12.0) if fine_thin > 0 else None
         out = _figures(seg, lab, hs, grow=grow, contrast=contrast, max_region=max_region, through=through,
-                       weighed=weighed, compact=compact) | patches
+                       weighed=weighed, compact=compact, edge_solidity=edge_solidity, thin=thin) | patches
         for _ in range(int(rounds) - 1):  # follow the object part by part, on the same segments
             more = _figures(seg, lab, out, grow=grow, contrast=contrast, max_region=max_region, through=through,
-                            weighed=weighed, compact=compact)
+                            weighed=weighed, compact=compact, edge_solidity=edge_solidity, thin=thin,
+                            solidity=later_solidity, rim=2.0)
             if not (more & ~out).any():
                 break
             out = more
@@ -293,7 +316,6 @@ def figure_growths(
                     finer[fine] = graph(fine, max(10, hs.size // 16000))
                 return finer[fine]
 
-            thin = (float(fine_thin), float(contrast), max(hs.shape) / 12.0) if fine_thin > 0 else None
             out = _finer_figures(seg, cut, lab, out, grow=grow, contrast=fine_contrast, solidity=fine_solidity,
                                  max_region=max_region, through=through, weighed=weighed, thin=thin,
                                  edge=bool(fine_edge))
@@ -385,6 +407,34 @@ def straight(mask: np.ndarray, elongation: float, length: float) -> bool:
     return bool(perimeter(convex_hull_image(mask)) * 1.1 >= perimeter(mask))
 
 
+def cut_by_frame(mask: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int]) -> bool:
+    """Whether ``mask`` (a crop at rows ``box[0]:box[1]``, columns ``box[2]:box[3]`` of an image of ``shape``)
+    reaches the image's edge as an object cut by the frame does: on one side only, and reaching in from it at
+    least half as far as it runs along it (a half disc, a blade running off the picture). A piece of ground in
+    a corner meets two sides, and a strip of ground along an edge runs along it further than it reaches in.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> half = np.zeros((20, 20), bool); half[5:15, 10:] = True   # a block running off the right edge
+    >>> cut_by_frame(half, (0, 20, 0, 20), (20, 20))
+    True
+    >>> strip = np.zeros((20, 20), bool); strip[:, 17:] = True    # a strip along it, top to bottom
+    >>> cut_by_frame(strip, (0, 20, 0, 20), (20, 20))
+    False
+    """
+    y0, y1, x0, x1 = box
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not rows.size:
+        return False
+    runs = [(y0 == 0 and rows[0] == 0, int(mask[0].sum()), rows[-1] + 1),  # (touches, along, reaches in)
+            (y1 == shape[0] and rows[-1] == mask.shape[0] - 1, int(mask[-1].sum()), mask.shape[0] - rows[0]),
+            (x0 == 0 and cols[0] == 0, int(mask[:, 0].sum()), cols[-1] + 1),
+            (x1 == shape[1] and cols[-1] == mask.shape[1] - 1, int(mask[:, -1].sum()), mask.shape[1] - cols[0])]
+    sides = [(along, depth) for touches, along, depth in runs if touches]
+    return bool(len(sides) == 1 and sides[0][1] >= 0.5 * sides[0][0])
+
+
 def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, max_region: float, reach: int,
               background: int | None = None, through: float = 0.0,
               through_width: float = 1.5, edge: bool = False) -> Iterator[tuple[int, tuple[slice, ...], int, np.ndarray]]:
@@ -455,7 +505,8 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
              through: float = 0.0, background: int | None = None,
              weighed: tuple[np.ndarray, float, float] | None = None, solidity: float = 0.0,
              compact: tuple[float, float] | None = None,
-             thin: tuple[float, float, float] | None = None, edge: bool = False) -> np.ndarray:
+             thin: tuple[float, float, float] | None = None, edge: bool = False,
+             edge_solidity: float = 0.0, rim: float = 0.0) -> np.ndarray:
     """``hs`` with the figures among the segments ``seg`` (a Felzenszwalb cut of the working copy) attached to
     its pieces; contrast is measured in ``lab`` (the working copy in CIELAB); ``background`` is never taken;
     with ``weighed`` (weights at the working size, least mean, share of the piece's mean), neither is a segment
@@ -472,7 +523,9 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
     piece_weight: dict[int, tuple[np.ndarray, float]] = {}  # each piece's mean weight, by identity (the piece
     # is kept with it, so that no later piece can take its id)
     for s, (ys, xs), count, piece in _attached(seg, hs, taken, grow=grow, max_region=max_region, reach=2,
-                                              through=through, background=background, edge=edge):
+                                              through=through, background=background,
+                                              edge=edge or edge_solidity > 0):
+        framed = not edge and (ys.start == 0 or xs.start == 0 or ys.stop == sh or xs.stop == sw)
         r = max(2, round(0.25 * float(np.sqrt(count))))
         cy0, cy1 = max(0, ys.start - r), min(sh, ys.stop + r)
         cx0, cx1 = max(0, xs.start - r), min(sw, xs.stop + r)
@@ -495,8 +548,12 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
                                           and _solid_at_least(cm, compact[1])):
                 continue
         if solidity > 0 and not _solid_at_least(cm, solidity) and not (  # (last: the costliest tests)
-                thin is not None and stands >= thin[1] and straight(cm, thin[0], thin[2])):
+                thin is not None and stands >= thin[1] and straight(cm, thin[0], thin[2])) and not (
+                rim > 0 and _mean_depth(cm) <= rim):
             continue
+        if framed and not (stands >= contrast and cut_by_frame(cm, (cy0, cy1, cx0, cx1), (sh, sw)) and (
+                _solid_at_least(cm, edge_solidity) or (thin is not None and straight(cm, thin[0], thin[2])))):
+            continue  # (reaching the frame: only a solid or thin, straight piece of an object cut by it)
         out[cy0:cy1, cx0:cx1] |= cm
         taken.add(s)
     return out
@@ -532,7 +589,8 @@ def _finer_figures(seg: np.ndarray, fine: np.ndarray | Callable[[], np.ndarray],
 
 
 def _smooth_patches(grained: np.ndarray, hs: np.ndarray, *, grow: float, smooth: float, contrast: float,
-                    max_region: float, widen: int = 2) -> np.ndarray:
+                    max_region: float, widen: int = 2, edge_solidity: float = 0.0,
+                    thin: tuple[float, float, float] | None = None) -> np.ndarray:
     """``hs`` with the smooth patches (``grained < smooth``) attached to its pieces, enclosed, on a ground
     at least ``contrast`` more grained; each taken patch is widened by ``widen`` pixels (the grain
     window blurs its rim)."""
@@ -543,7 +601,7 @@ def _smooth_patches(grained: np.ndarray, hs: np.ndarray, *, grow: float, smooth:
     out = hs.copy()
     taken: set[int] = set()
     for s, (ys, xs), count, _ in _attached(comp, hs, taken, grow=grow, max_region=max_region, reach=2 + widen,
-                                        background=0):
+                                        background=0, edge=edge_solidity > 0):
         r = max(2, round(0.25 * float(np.sqrt(count))))
         cy0, cy1 = max(0, ys.start - r - widen), min(sh, ys.stop + r + widen)
         cx0, cx1 = max(0, xs.start - r - widen), min(sw, xs.stop + r + widen)
@@ -552,6 +610,10 @@ def _smooth_patches(grained: np.ndarray, hs: np.ndarray, *, grow: float, smooth:
         ring = ndi.binary_dilation(patch, iterations=r) & ~patch & ~hs[cy0:cy1, cx0:cx1]
         g = grained[cy0:cy1, cx0:cx1]
         if not ring.any() or float(g[ring].mean() - g[own].mean()) < contrast:
+            continue
+        if (ys.start == 0 or xs.start == 0 or ys.stop == sh or xs.stop == sw) and not (
+                cut_by_frame(own, (cy0, cy1, cx0, cx1), (sh, sw)) and (
+                    _solid_at_least(own, edge_solidity) or (thin is not None and straight(own, thin[0], thin[2])))):
             continue
         out[cy0:cy1, cx0:cx1] |= patch
         taken.add(s)
