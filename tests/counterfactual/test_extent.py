@@ -534,6 +534,35 @@ def test_complete_hides_a_smooth_blade_on_a_grained_band_of_its_own_colour():
             extend(img, styled, labels, (2,), safe, [0.5], "object", complete_rounds=bad)
 
 
+def test_complete_hides_a_smooth_blade_cut_by_the_frame_unless_told_to_keep_off_the_edge():
+    """As above, but the blade runs off the right edge of the picture: by default it is taken (thin and
+    straight, meeting the frame on one side); with ``complete_edge_solidity=0`` it stays in sight. (A short
+    smooth blade is not: the grain window leaves its patch's rim ragged, solidity about 0.8, and it is not
+    ten times longer than wide; docs/benchmarks.md.)"""
+    rng = np.random.default_rng(5)
+    img = np.clip(rng.normal(110, 10, (120, 160, 3)), 0, 255)
+    img[40:80] = np.clip(np.array([185, 188, 196]) + rng.normal(0, 6, (40, 160, 1)), 0, 255)  # the band
+    blade = np.zeros((120, 160), bool)
+    blade[55:65, 40:] = True  # from the handle to the right edge, 12 times longer than wide
+    img[blade] = (185, 188, 196)
+    img[52:68, 10:40] = (70, 40, 20)  # the handle
+    img = img.astype(np.uint8)
+    labels = np.zeros((120, 160), np.int32)
+    labels[40:80] = 1
+    labels[52:68, 10:40] = 2
+    styled = stylize(img, "fill")
+
+    def safe(images):
+        return np.zeros((len(images), 1))
+
+    off = extend(img, styled, labels, (2,), safe, [0.5], "object", complete_edge_solidity=0)
+    assert np.isin(off.labels, off.selected)[blade].mean() < 0.5
+    full = extend(img, styled, labels, (2,), safe, [0.5], "object")
+    hidden = np.isin(full.labels, full.selected)
+    assert hidden[blade].mean() > 0.9 and "object" in full.reasons
+    assert (hidden & ~blade & (labels != 2)).sum() <= 1.0 * blade.sum()  # the blade, not the band
+
+
 @pytest.mark.parametrize("shape", [(1, 50), (50, 1), (2, 1000), (33, 1000), (8, 8), (70, 300)])
 def test_object_extent_on_strips_and_tiny_images(shape):
     """Odd shapes (a one-pixel strip, a working copy one pixel high) go through every step: no crash."""
