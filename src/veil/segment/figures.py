@@ -435,6 +435,15 @@ def cut_by_frame(mask: np.ndarray, box: tuple[int, int, int, int], shape: tuple[
     return bool(len(sides) == 1 and sides[0][1] >= 0.5 * sides[0][0])
 
 
+def _cut_object(mask: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int], solidity: float,
+                thin: tuple[float, float, float] | None) -> bool:
+    """Whether a piece reaching the image's edge may be taken: it meets the frame as an object cut by it does
+    (:func:`cut_by_frame`) and is that solid, or (``thin``: least elongation, unused, least length) thin and
+    straight."""
+    return cut_by_frame(mask, box, shape) and (
+        _solid_at_least(mask, solidity) or (thin is not None and straight(mask, thin[0], thin[2])))
+
+
 def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, max_region: float, reach: int,
               background: int | None = None, through: float = 0.0,
               through_width: float = 1.5, edge: bool = False) -> Iterator[tuple[int, tuple[slice, ...], int, np.ndarray]]:
@@ -551,8 +560,7 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
                 thin is not None and stands >= thin[1] and straight(cm, thin[0], thin[2])) and not (
                 rim > 0 and _mean_depth(cm) <= rim):
             continue
-        if framed and not (stands >= contrast and cut_by_frame(cm, (cy0, cy1, cx0, cx1), (sh, sw)) and (
-                _solid_at_least(cm, edge_solidity) or (thin is not None and straight(cm, thin[0], thin[2])))):
+        if framed and not (stands >= contrast and _cut_object(cm, (cy0, cy1, cx0, cx1), (sh, sw), edge_solidity, thin)):
             continue  # (reaching the frame: only a solid or thin, straight piece of an object cut by it)
         out[cy0:cy1, cx0:cx1] |= cm
         taken.add(s)
@@ -611,9 +619,8 @@ def _smooth_patches(grained: np.ndarray, hs: np.ndarray, *, grow: float, smooth:
         g = grained[cy0:cy1, cx0:cx1]
         if not ring.any() or float(g[ring].mean() - g[own].mean()) < contrast:
             continue
-        if (ys.start == 0 or xs.start == 0 or ys.stop == sh or xs.stop == sw) and not (
-                cut_by_frame(own, (cy0, cy1, cx0, cx1), (sh, sw)) and (
-                    _solid_at_least(own, edge_solidity) or (thin is not None and straight(own, thin[0], thin[2])))):
+        if (ys.start == 0 or xs.start == 0 or ys.stop == sh or xs.stop == sw) and not _cut_object(
+                own, (cy0, cy1, cx0, cx1), (sh, sw), edge_solidity, thin):
             continue
         out[cy0:cy1, cx0:cx1] |= patch
         taken.add(s)
