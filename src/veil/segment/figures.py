@@ -279,6 +279,8 @@ def figure_growths(
     lab = rgb2lab(small)
     graph = felzenszwalb_graph(small, sigma=sigma)
     seg = graph(scale, max(10, hs.size // 4000))
+    # (the thin, straight test: least elongation, least contrast, least length)
+    thin = (float(fine_thin), float(contrast), max(hs.shape) / 12.0) if fine_thin > 0 else None
     patches = hs
     if smooth > 0:  # smooth patches on a grained ground (a smooth object on a grained band of its colour)
         import cv2
@@ -287,8 +289,7 @@ def figure_growths(
         if grained.shape != hs.shape:
             grained = cv2.resize(grained, (hs.shape[1], hs.shape[0]), interpolation=cv2.INTER_AREA)
         patches = _smooth_patches(grained, hs, grow=grow, smooth=smooth, contrast=texture_contrast,
-                                  max_region=max_region, edge_solidity=edge_solidity,
-                                  thin=(float(fine_thin), 0.0, max(hs.shape) / 12.0) if fine_thin > 0 else None)
+                                  max_region=max_region, edge_solidity=edge_solidity, thin=thin)
     # (the weights at the working size, the least mean taken, the share of its piece's mean that is taken too)
     weighed: tuple[np.ndarray, float, float] | None = None
     if weight is not None and min_weight > 0:
@@ -300,7 +301,6 @@ def figure_growths(
         weighed = (ws, float(np.quantile(ws, min_weight)), float(relative_weight))
     finer: dict[float, np.ndarray] = {}  # scale → the finer cut of the working copy
     for through, rounds, fine in asked:
-        thin = (float(fine_thin), float(contrast), max(hs.shape) / 12.0) if fine_thin > 0 else None
         out = _figures(seg, lab, hs, grow=grow, contrast=contrast, max_region=max_region, through=through,
                        weighed=weighed, compact=compact, edge_solidity=edge_solidity, thin=thin) | patches
         for _ in range(int(rounds) - 1):  # follow the object part by part, on the same segments
@@ -601,7 +601,8 @@ def _smooth_patches(grained: np.ndarray, hs: np.ndarray, *, grow: float, smooth:
                     thin: tuple[float, float, float] | None = None) -> np.ndarray:
     """``hs`` with the smooth patches (``grained < smooth``) attached to its pieces, enclosed, on a ground
     at least ``contrast`` more grained; each taken patch is widened by ``widen`` pixels (the grain
-    window blurs its rim)."""
+    window blurs its rim). With ``edge_solidity``, a patch may reach the image's edge if :func:`_cut_object`
+    (with ``thin``) allows it."""
     from scipy import ndimage as ndi
 
     sh, sw = hs.shape
