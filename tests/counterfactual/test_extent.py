@@ -1090,3 +1090,53 @@ def test_holes_are_the_pieces_scipy_fills(seed, h, w, fill, max_region):
     small = np.bincount(lab.ravel(), minlength=n + 1) <= max_region * mask.size
     small[0] = False
     np.testing.assert_array_equal(_holes(mask, max_region), small[lab])
+
+
+def test_prune_shows_again_the_split_pieces_the_verdict_no_longer_needs_once_the_object_is_hidden():
+    """The broad-map scene: the split step keeps two background quadrants and the spark, and the complete
+    step hides the body. Once the body is hidden the quadrants carry nothing the verdict needs, and the
+    prune step shows them again; the spark and the body stay hidden and the image stays safe. With
+    ``prune=0`` (before 2026-12-05) the quadrants stay hidden, four times the object's area."""
+    model, img, styled, spark, segments, labels, kw = broad_map_scene()
+    kw.update(complete="figures", complete_evidence=0.0, max_fraction=1.0)
+    body = segments == 4
+
+    before = object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), prune=0, **kw)
+    assert hidden(before)[segments <= 1].all()  # both quadrants
+    assert "prune" not in [t["step"] for t in before.trace]
+    out = object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), **kw)
+    h = hidden(out)
+    assert h[spark].all() and h[body].mean() >= 0.95
+    assert not h[segments <= 1].any()  # the quadrants are in sight again
+    assert h.sum() <= 1.25 * (spark | body).sum() < hidden(before).sum() / 4
+    assert [t["dropped"] for t in out.trace if t["step"] == "prune"] == [2]
+    assert "split" in out.reasons and "object" in out.reasons  # the spark's piece is kept
+    assert model.logits([np.where(h[..., None], styled, img)])[0] <= 0
+
+
+def test_prune_keeps_a_piece_that_carries_evidence_of_its_own():
+    """The scene above, with a model that also gives a little evidence (half a logit) to what it sees of the
+    first quadrant: showing that quadrant again would raise the logit by more than ``prune_gain``, so it stays
+    hidden; the second quadrant goes. With ``prune_gain`` over half a logit both go."""
+    model, img, styled, spark, segments, labels, kw = broad_map_scene()
+    kw.update(complete="figures", complete_evidence=0.0, max_fraction=1.0)
+    quadrant = segments == 0
+
+    def score(imgs: list[np.ndarray]) -> np.ndarray:
+        seen = np.array([float(np.mean(np.all(im[quadrant] == img[quadrant], axis=-1))) for im in imgs])
+        return (1 / (1 + np.exp(-(model.logits(imgs) + 0.5 * seen))))[:, None]
+
+    out = object_extent(img, styled, labels, (0,), score, np.array([0.5]), **kw)
+    assert hidden(out)[quadrant].all() and not hidden(out)[segments == 1].any()
+    loose = object_extent(img, styled, labels, (0,), score, np.array([0.5]), prune_gain=1.0, **kw)
+    assert not hidden(loose)[segments <= 1].any()
+
+
+@pytest.mark.parametrize("bad", [{"prune": -1}, {"prune": True}, {"prune": 1.5}, {"prune_from": "split"},
+                                 {"prune_from": ["split", "object"]}, {"prune_gain": -0.1},
+                                 {"prune_gain": float("nan")}])
+def test_prune_options_are_validated(bad):
+    img, body, spark = bomb()
+    with pytest.raises(InvalidParameterError, match=next(iter(bad))):
+        object_extent(img, stylize(img, "fill"), bomb_labels(body, spark), (5,), scorer(PartModel()),
+                      np.array([0.5]), **bad)
