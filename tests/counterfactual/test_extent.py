@@ -1132,7 +1132,7 @@ def test_prune_keeps_a_piece_that_carries_evidence_of_its_own():
     assert not hidden(loose)[segments <= 1].any()
 
 
-@pytest.mark.parametrize("bad", [{"prune": -1}, {"prune": True}, {"prune": 1.5}, {"prune_from": "split"},
+@pytest.mark.parametrize("bad", [{"prune": -1}, {"prune": True}, {"prune": 1.5}, {"prune_from": "split"}, {"prune_from": 3},
                                  {"prune_from": ["split", "object"]}, {"prune_gain": -0.1},
                                  {"prune_gain": float("nan")}])
 def test_prune_options_are_validated(bad):

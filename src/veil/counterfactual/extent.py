@@ -633,7 +633,7 @@ def object_extent(
         raise InvalidParameterError(f"prune must be an integer >= 0, got {prune!r}")
     if not (np.isfinite(prune_gain) and prune_gain >= 0):
         raise InvalidParameterError(f"prune_gain must be a finite number >= 0, got {prune_gain!r}")
-    if isinstance(prune_from, str) or not all(r in ("split", "closure", "margin") for r in prune_from):
+    if not isinstance(prune_from, (list, tuple)) or not all(r in ("split", "closure", "margin") for r in prune_from):
         raise InvalidParameterError(
             f"prune_from must be a list of 'split', 'closure' and 'margin', got {prune_from!r}")
     if not (np.isfinite(tile_fraction) and 0 < tile_fraction < 1):
