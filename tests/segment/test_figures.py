@@ -426,6 +426,33 @@ def test_the_finer_cut_only_adds_to_the_growth_and_is_off_by_default(seed):
     assert np.array_equal(finer, finer | plain)  # the finer cut only adds
 
 
+def test_a_scene_kept_between_calls_cuts_the_image_once_and_grows_as_without_it(monkeypatch):
+    """The object extent grows twice on one image (the complete step, and again after the prune step): with a
+    ``scene`` dict kept between the calls, the image is cut once, and each growth is the one made without it."""
+    import veil.segment.graph as graph_mod
+
+    img = _canvas(0)
+    img[40:120, 60:140] = (40, 40, 45)
+    img[120:, 95:105] = (40, 40, 45)
+    img[30:40, 95:105] = (250, 220, 40)
+    first = np.zeros(img.shape[:2], bool)
+    first[30:40, 95:105] = True
+    second = np.zeros(img.shape[:2], bool)
+    second[60:70, 10:20] = True
+    tries = [(0.35, 2, 200.0), (0.35, 1)]
+    alone = [list(figure_growths(img, m, tries)) for m in (first, second)]
+    made: list[int] = []
+    real = graph_mod.felzenszwalb_graph
+    monkeypatch.setattr(graph_mod, "felzenszwalb_graph", lambda *a, **k: made.append(1) or real(*a, **k))
+    scene: dict = {}
+    kept = [list(figure_growths(img, m, tries, scene=scene)) for m in (first, second)]
+    assert made == [1]
+    for a, b in zip(alone, kept, strict=True):
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    list(figure_growths(img[:100], first[:100], tries, scene=scene))  # another image: cut again
+    assert made == [1, 1]
+
+
 @pytest.mark.parametrize("bad", [{"fine": -1.0}, {"fine": float("nan")}, {"fine_contrast": -5.0},
                                  {"fine_solidity": 1.5}, {"fine_solidity": float("nan")},
                                  {"compact_contrast": -1.0}, {"compact_solidity": 2.0},

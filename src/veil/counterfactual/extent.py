@@ -854,6 +854,8 @@ def object_extent(
     # into a finer cut of the segments too large or running to the edge; if it is refused, by the
     # verdict or the bound on the hidden share, the same without the finer cut, then one round, then
     # one round without looking through, so the step never loses more than a smaller growth would)
+    scene: dict[str, Any] = {}  # (the cuts of the image, made once for both complete steps)
+
     def complete_step(within: np.ndarray | None = None) -> bool:
         # (one complete step from what is hidden now, only inside ``within`` if given; True when it hid more)
         nonlocal labels, n, chosen, reasons
@@ -877,7 +879,7 @@ def object_extent(
                                          compact_solidity=complete_fine_solidity,
                                          weight=att if attribution is not None else None,
                                          min_weight=complete_evidence,
-                                         relative_weight=complete_evidence_relative)
+                                         relative_weight=complete_evidence_relative, scene=scene)
         refused: list[np.ndarray] = []
         for through, n_rounds, fine in tries:
             if complete == "grabcut":  # by colour, pixel-fine

@@ -42,6 +42,7 @@ segments are cut again, so the background elsewhere is not broken into more figu
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -214,11 +215,14 @@ def figure_growths(
     weight: np.ndarray | None = None,
     min_weight: float = 0.0,
     relative_weight: float = 0.0,
+    scene: dict[str, Any] | None = None,
 ) -> Iterator[np.ndarray]:
     """:func:`attached_figures` for each ``(through, rounds)`` or ``(through, rounds, fine)`` of ``tries`` in
     turn, each computed when it is asked for, all on one segmentation and one grain map (the object
     extent asks for a smaller growth only when a larger one is refused; the finer cut, if any try asks
-    for it, is made once per scale). The other parameters are :func:`attached_figures`'s.
+    for it, is made once per scale). ``scene``, a dict the caller keeps between calls on one image, keeps
+    what depends on the image alone (the working copy, its cuts and its grain map), so that a second call
+    with another seed does not make them again. The other parameters are :func:`attached_figures`'s.
 
     Examples
     --------
@@ -275,19 +279,32 @@ def figure_growths(
     # (skimage's labels, faster; one graph for both cuts)
     from veil.segment.graph import felzenszwalb_graph
 
-    small, hs = working_copy(image, seed, size)
-    lab = rgb2lab(small)
-    graph = felzenszwalb_graph(small, sigma=sigma)
-    seg = graph(scale, max(10, hs.size // 4000))
+    key = (image.shape, int(size), float(sigma), float(scale), int(texture_window))
+    if scene is None or scene.get("key") != key:  # (what depends on the image alone, made once per scene)
+        small, hs = working_copy(image, seed, size)
+        graph = felzenszwalb_graph(small, sigma=sigma)
+        made = {"key": key, "small": small, "lab": rgb2lab(small), "graph": graph,
+                "seg": graph(scale, max(10, hs.size // 4000)), "grained": None, "finer": {}}
+        if scene is None:
+            scene = made
+        else:
+            scene.clear()
+            scene.update(made)
+    else:
+        hs = resize_mask(seed, scene["small"].shape[:2])
+    lab, graph, seg = scene["lab"], scene["graph"], scene["seg"]
     # (the thin, straight test: least elongation, least contrast, least length)
     thin = (float(fine_thin), float(contrast), max(hs.shape) / 12.0) if fine_thin > 0 else None
     patches = hs
     if smooth > 0:  # smooth patches on a grained ground (a smooth object on a grained band of its colour)
         import cv2
 
-        grained = grain(image, int(texture_window))
-        if grained.shape != hs.shape:
-            grained = cv2.resize(grained, (hs.shape[1], hs.shape[0]), interpolation=cv2.INTER_AREA)
+        if scene["grained"] is None:
+            grained = grain(image, int(texture_window))
+            if grained.shape != hs.shape:
+                grained = cv2.resize(grained, (hs.shape[1], hs.shape[0]), interpolation=cv2.INTER_AREA)
+            scene["grained"] = grained
+        grained = scene["grained"]
         patches = _smooth_patches(grained, hs, grow=grow, smooth=smooth, contrast=texture_contrast,
                                   max_region=max_region, edge_solidity=edge_solidity, thin=thin)
     # (the weights at the working size, the least mean taken, the share of its piece's mean that is taken too)
@@ -299,7 +316,7 @@ def figure_growths(
         if ws.shape != hs.shape:
             ws = cv2.resize(ws, (hs.shape[1], hs.shape[0]), interpolation=cv2.INTER_AREA)
         weighed = (ws, float(np.quantile(ws, min_weight)), float(relative_weight))
-    finer: dict[float, np.ndarray] = {}  # scale → the finer cut of the working copy
+    finer: dict[float, np.ndarray] = scene["finer"]  # scale → the finer cut of the working copy
     for through, rounds, fine in asked:
         out = _figures(seg, lab, hs, grow=grow, contrast=contrast, max_region=max_region, through=through,
                        weighed=weighed, compact=compact, edge_solidity=edge_solidity, thin=thin) | patches
