@@ -936,19 +936,23 @@ def object_extent(
     if prune > 0 and completed:
         size = np.bincount(labels.ravel(), minlength=n) / float(labels.size)
         limit = -margin if current <= -margin else 0.0
-        weigh = sorted((k for k, why in enumerate(reasons) if why in set(prune_from)),
-                       key=lambda k: -size[chosen[k]])[: int(prune)]
+        kinds = set(prune_from)
+
+        def without(drop: Sequence[int]) -> list[int]:  # (the hidden regions but those at positions ``drop``)
+            return [r for k, r in enumerate(chosen) if k not in drop]
+
+        weigh = sorted((k for k, why in enumerate(reasons) if why in kinds), key=lambda k: -size[chosen[k]])[: int(prune)]
         gone: list[int] = []
         if weigh:
-            alone = work.excess([chosen] + [[r for k, r in enumerate(chosen) if k != c] for c in weigh])
+            alone = work.excess([chosen] + [without([c]) for c in weigh])
             free = [c for c, e in zip(weigh, alone[1:], strict=True) if e <= limit and e - alone[0] < prune_gain]
-            runs = [[r for k, r in enumerate(chosen) if k not in free[:j]] for j in range(1, len(free) + 1)]
+            runs = [without(free[:j]) for j in range(1, len(free) + 1)]
             held = [j + 1 for j, e in enumerate(work.excess(runs)) if e <= limit]
             for j in sorted(held, reverse=True)[:2]:  # (the longest two, under the views if the margin was reached)
                 if current > -margin or float(work.excess([runs[j - 1]], views=True)[0]) <= limit:
                     gone = free[:j]
                     break
-        kept = [r for k, r in enumerate(chosen) if k not in gone]
+        kept = without(gone)
         if gone and work.full_excess(regions_mask(labels, kept), image, styled) <= limit:
             freed = regions_mask(labels, [chosen[k] for k in gone])
             reasons = [why for k, why in enumerate(reasons) if k not in gone]
