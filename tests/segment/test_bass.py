@@ -307,3 +307,23 @@ def test_estep_skipping_interior_pixels_moves_the_same_pixels_as_a_full_scan(see
         total += moved
         labels = ours
     assert total > 0  # (pixels did move: the comparison is not of two untouched maps)
+
+
+def test_rgb_to_lab_matches_scikit_image_on_every_colour():
+    # the fast conversion the colour merge and the figure search use gives scikit-image's numbers, for all
+    # 256³ sRGB colours (as one 4096 × 4096 image)
+    from skimage.color import rgb2lab
+
+    from veil.segment.bass import rgb_to_lab
+
+    v = np.arange(256, dtype=np.uint8)
+    every = np.stack(np.meshgrid(v, v, v, indexing="ij"), -1).reshape(4096, 4096, 3)
+    assert np.abs(rgb_to_lab(every) - rgb2lab(every)).max() < 1e-9
+
+
+def test_rgb_to_lab_refuses_what_is_not_rgb_uint8():
+    from veil.segment.bass import rgb_to_lab
+
+    for bad in (np.zeros((4, 4, 3)), np.zeros((4, 4), np.uint8), np.zeros((4, 4, 4), np.uint8)):
+        with pytest.raises(InvalidParameterError, match="uint8"):
+            rgb_to_lab(bad)

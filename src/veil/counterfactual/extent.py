@@ -103,6 +103,9 @@ Extent = Callable[..., ExtentOutcome]
 #: Shortest side (pixels) of a tile the second look classifies and safeguards.
 _MIN_TILE = 32
 
+#: Runs of regions the prune step weighs per batch, the longest first (it stops once two have held).
+_PRUNE_CHUNK = 4
+
 #: name → extent ``fn(image, styled, labels, selected, score, thresholds, *, attribution, segments, **options)``.
 EXTENTS: Registry[Extent] = Registry("extent")
 
@@ -946,11 +949,19 @@ def object_extent(
         if weigh:
             alone = work.excess([chosen] + [without([c]) for c in weigh])
             free = [c for c, e in zip(weigh, alone[1:], strict=True) if e <= limit and e - alone[0] < prune_gain]
-            runs = [without(free[:j]) for j in range(1, len(free) + 1)]
-            held = [j + 1 for j, e in enumerate(work.excess(runs)) if e <= limit]
-            for j in sorted(held, reverse=True)[:2]:  # (the longest two, under the views if the margin was reached)
-                if current > -margin or float(work.excess([runs[j - 1]], views=True)[0]) <= limit:
-                    gone = free[:j]
+            # the runs are weighed from the longest down, a few at a time, until two have held (the longest two
+            # that hold are tried under the views if the margin was reached; the first that passes goes)
+            tried = 0
+            for top in range(len(free), 0, -_PRUNE_CHUNK):
+                js = list(range(top, max(0, top - _PRUNE_CHUNK), -1))
+                for j, e in zip(js, work.excess([without(free[:j]) for j in js]), strict=True):
+                    if e > limit or tried == 2:
+                        continue
+                    tried += 1
+                    if current > -margin or float(work.excess([without(free[:j])], views=True)[0]) <= limit:
+                        gone = free[:j]
+                        break
+                if gone or tried == 2:
                     break
         kept = without(gone)
         if gone and work.full_excess(regions_mask(labels, kept), image, styled) <= limit:

@@ -862,6 +862,25 @@ def _lab(image: np.ndarray) -> np.ndarray:
     return _rgb_to_lab(image, _SRGB_LINEAR)
 
 
+def rgb_to_lab(image: np.ndarray) -> np.ndarray:
+    """sRGB uint8 ``(H, W, 3)`` → CIE L*a*b* (D65, 2°) as float64, on scikit-image's scale and with its constants.
+
+    The same numbers as ``skimage.color.rgb2lab`` to within 1e-12 over all 16.7 million colours (tested), two to
+    three times faster (``bench/lab_speed.py``): the sRGB curve is a 256-entry table and the rest one numba loop
+    (the one BASS uses). The colour merge and the figure search convert whole images with it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rgb_to_lab(np.array([[[255, 255, 255], [0, 0, 0], [200, 30, 30]]], np.uint8)).round(2).tolist()
+    [[[100.0, -0.0, 0.0], [0.0, 0.0, 0.0], [43.22, 63.04, 45.22]]]
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise InvalidParameterError(f"image must be an (H, W, 3) uint8 array, got {image.dtype} {image.shape}")
+    return _lab(np.ascontiguousarray(image)) * 100.0
+
+
 _SRGB_LINEAR = np.where(
     np.arange(256) / 255.0 <= 0.04045,
     np.arange(256) / 255.0 / 12.92,

@@ -234,7 +234,7 @@ def figure_growths(
     >>> [bool(m[22:28, 20:50].mean() > 0.9) for m in figure_growths(img, seed, [(0.35, 2), (0.0, 1)], smooth=0)]
     [True, False]
     """
-    from skimage.color import rgb2lab
+    from veil.segment.bass import rgb_to_lab
 
     image, seed = checked(image, seed)
     for name, v in (("grow", grow), ("scale", scale)):
@@ -283,8 +283,8 @@ def figure_growths(
     if scene is None or scene.get("key") != key:  # (what depends on the image alone, made once per scene)
         small, hs = working_copy(image, seed, size)
         graph = felzenszwalb_graph(small, sigma=sigma)
-        made = {"key": key, "small": small, "lab": rgb2lab(small), "graph": graph,
-                "seg": graph(scale, max(10, hs.size // 4000)), "grained": None, "finer": {}}
+        made: dict[str, Any] = {"key": key, "small": small, "lab": rgb_to_lab(small), "graph": graph,
+                                 "seg": graph(scale, max(10, hs.size // 4000)), "grained": None, "finer": {}}
         if scene is None:
             scene = made
         else:

@@ -66,7 +66,7 @@ def merge_similar(image: np.ndarray, labels: np.ndarray, threshold: float = 12.0
     >>> merge_similar(img, labels, threshold=5.0)[0].tolist()
     [0, 0, 0, 1, 1, 1]
     """
-    from skimage.color import rgb2lab
+    from veil.segment.bass import rgb_to_lab
 
     labels = np.asarray(labels)
     img = as_rgb_uint8(image)
@@ -84,7 +84,7 @@ def merge_similar(image: np.ndarray, labels: np.ndarray, threshold: float = 12.0
     if threshold == 0 or n == 1:
         return flat.astype(np.int32)
 
-    lab = rgb2lab(img).reshape(-1, 3)
+    lab = rgb_to_lab(img).reshape(-1, 3)  # (skimage's rgb2lab, 2-3× faster)
     counts = np.bincount(flat.ravel(), minlength=n).astype(np.float64)
     sums = np.stack([np.bincount(flat.ravel(), weights=lab[:, c], minlength=n) for c in range(3)], axis=1)
     means = sums.astype(np.float64) / counts[:, None]
