@@ -66,8 +66,9 @@ image and fails closed whatever an extent returns.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -949,19 +950,16 @@ def object_extent(
         if weigh:
             alone = work.excess([chosen] + [without([c]) for c in weigh])
             free = [c for c, e in zip(weigh, alone[1:], strict=True) if e <= limit and e - alone[0] < prune_gain]
-            # the runs are weighed from the longest down, a few at a time, until two have held (the longest two
-            # that hold are tried under the views if the margin was reached; the first that passes goes)
-            tried = 0
-            for top in range(len(free), 0, -_PRUNE_CHUNK):
-                js = list(range(top, max(0, top - _PRUNE_CHUNK), -1))
-                for j, e in zip(js, work.excess([without(free[:j]) for j in js]), strict=True):
-                    if e > limit or tried == 2:
-                        continue
-                    tried += 1
-                    if current > -margin or float(work.excess([without(free[:j])], views=True)[0]) <= limit:
-                        gone = free[:j]
-                        break
-                if gone or tried == 2:
+
+            def held() -> Iterator[int]:  # the runs that may go together, the longest first, weighed a few at a time
+                for top in range(len(free), 0, -_PRUNE_CHUNK):
+                    js = list(range(top, max(0, top - _PRUNE_CHUNK), -1))
+                    ex = work.excess([without(free[:j]) for j in js])
+                    yield from (j for j, e in zip(js, ex, strict=True) if e <= limit)
+
+            for j in islice(held(), 2):  # (the longest two, under the views if the margin was reached)
+                if current > -margin or float(work.excess([without(free[:j])], views=True)[0]) <= limit:
+                    gone = free[:j]
                     break
         kept = without(gone)
         if gone and work.full_excess(regions_mask(labels, kept), image, styled) <= limit:
