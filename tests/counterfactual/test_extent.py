@@ -801,7 +801,9 @@ def test_the_margin_step_takes_at_most_max_steps_candidates():
                                  {"complete_compact_contrast": -1.0}, {"complete_fine_thin": 0.5},
                                  {"complete_fine_thin": float("nan")}, {"complete_fine_edge": "yes"},
                                  {"complete_edge_solidity": -0.1}, {"complete_later_solidity": 1.5},
-                                 {"complete_later_solidity": float("nan")}])
+                                 {"complete_later_solidity": float("nan")}, {"complete_thin_window": 1},
+                                 {"complete_thin_window": -3}, {"complete_thin_window": 2.5},
+                                 {"complete_evidence_solidity": 1.5}, {"complete_evidence_solidity": float("nan")}])
 def test_rescore_and_the_finer_cut_are_validated(bad):
     img, body, spark = bomb()
     with pytest.raises(InvalidParameterError, match=next(iter(bad)).split("_contrast")[0]):

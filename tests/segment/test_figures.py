@@ -85,7 +85,8 @@ def test_empty_seed_and_bad_input():
     for kw, match in (({"grow": 0}, "grow"), ({"scale": float("nan")}, "scale"), ({"contrast": -1}, "contrast"),
                       ({"max_region": 0}, "max_region"), ({"size": 16}, "size"), ({"smooth": -1}, "smooth"),
                       ({"texture_contrast": float("inf")}, "texture_contrast"),
-                      ({"texture_window": 1}, "texture_window"), ({"through": -0.1}, "through")):
+                      ({"texture_window": 1}, "texture_window"), ({"thin_window": 1}, "thin_window"),
+                      ({"thin_window": -3}, "thin_window"), ({"through": -0.1}, "through")):
         with pytest.raises(InvalidParameterError, match=match):
             attached_figures(img, empty, **kw)
 
@@ -130,6 +131,47 @@ def test_a_smooth_hidden_part_does_not_join_a_smooth_patch_to_the_smooth_ground_
     added = out & ~seed
     assert not added[:50].any()  # not the sky
     assert added.sum() <= 2 * blade.sum()
+
+
+@pytest.mark.parametrize("seed_", [0, 1, 2, 3])
+def test_the_tapering_tip_of_a_smooth_blade_on_its_band_is_found_on_the_narrower_grain_window(seed_):
+    # A smooth blade 7 px wide at the guard, tapering to a point over 70 px, on a grained band of its own colour.
+    # The 5-px grain window spreads the band's grain over its narrowing tip; on the 3-px window's map the tip is
+    # smooth too, thin and straight, and is taken.
+    from PIL import Image, ImageDraw
+
+    img, _, _ = _blade_on_its_band(seed_)
+    rng = np.random.default_rng(seed_ + 100)
+    img[60:100] = np.clip(np.array([180, 185, 195], np.float32) + rng.normal(0, 6, (40, 200, 1)), 0, 255).astype(np.uint8)
+    drawn = Image.new("L", (200, 160), 0)
+    ImageDraw.Draw(drawn).polygon([(50, 76.5), (120, 80), (50, 83.5)], fill=255)
+    blade = np.asarray(drawn) > 127
+    img[blade] = (180, 185, 195)
+    img[74:86, 20:50] = (60, 35, 20)  # the handle (the seed)
+    seed = np.zeros(img.shape[:2], bool)
+    seed[74:86, 20:50] = True
+    kw = {"fine_thin": 10.0, "edge_solidity": 0.9, "grow": 5.0}
+    assert attached_figures(img, seed, thin_window=0, **kw)[blade].mean() < 0.7
+    out = attached_figures(img, seed, **kw)
+    assert out[blade].mean() > 0.85
+    added = out & ~seed
+    assert added.sum() <= 2 * blade.sum()  # the blade (and its widened rim), not the band
+    assert not added[60:72].any() and not added[88:100].any()
+    # without the thin test (fine_thin 0) the narrower window's map is not read
+    assert attached_figures(img, seed, edge_solidity=0.9, grow=5.0)[blade].mean() < 0.7
+
+
+def test_the_narrower_grain_window_takes_no_compact_smooth_patch():
+    # A compact smooth square on a grained band, too small for the 5-px window, is smooth on the 3-px one;
+    # it is not thin and straight, so it is not taken from there.
+    rng = np.random.default_rng(7)
+    img = np.clip(np.array([180, 185, 195], np.float32) + rng.normal(0, 6, (160, 200, 1)), 0, 255).astype(np.uint8)
+    img[76:80, 50:54] = (180, 185, 195)  # a 4-px smooth square beside the seed
+    img[70:86, 30:50] = (60, 35, 20)
+    seed = np.zeros(img.shape[:2], bool)
+    seed[70:86, 30:50] = True
+    out = attached_figures(img, seed, fine_thin=10.0)
+    assert not (out & ~seed).any()
 
 
 def test_grain_is_zero_on_smooth_surfaces_and_clean_edges():
@@ -480,6 +522,38 @@ def test_with_a_weight_only_the_figures_the_weight_favours_are_taken():
     # off (min_weight 0) or without a weight: the same as unweighted
     assert np.array_equal(attached_figures(img, seed, smooth=0, weight=weight), both)
     assert np.array_equal(attached_figures(img, seed, smooth=0, min_weight=0.95), both)
+
+
+def test_an_exempt_solidity_takes_a_solid_contrasting_figure_the_weight_left_out_and_no_ragged_one():
+    """A bomb: a small bright spark (the seed, where the weight is) attached to a dark round body far from the
+    weight; beside the spark, a ragged dark figure (a comb) as little weighted. Under the weight bars neither is
+    taken; with ``exempt_solidity`` 0.95 the body is (solid and contrasting), the comb is not."""
+    from skimage.draw import disk
+
+    img = _canvas(9)
+    img[disk((100, 100), 25, shape=img.shape[:2])] = (25, 25, 30)  # the body
+    img[68:76, 96:104] = (250, 220, 60)  # the spark (the seed), touching the body's top
+    img[70:74, 56:96] = (30, 40, 140)  # a ragged blue comb attached to the spark's left, teeth up
+    for x in range(56, 96, 5):
+        img[52:70, x : x + 2] = (30, 40, 140)
+    seed = np.zeros(img.shape[:2], bool)
+    seed[68:76, 96:104] = True
+    body = np.zeros_like(seed)
+    body[disk((100, 100), 22, shape=img.shape[:2])] = True
+    body &= np.arange(160)[:, None] > 80  # (its lower part, clear of the spark)
+    comb = (img == (30, 40, 140)).all(axis=2)
+    yy, xx = np.mgrid[:160, :200]
+    weight = np.exp(-np.hypot(yy - 72, xx - 100) / 6).astype(np.float32)  # the attention on the spark
+    kw = {"smooth": 0, "grow": 8.0, "weight": weight, "min_weight": 0.99}
+    unweighted = attached_figures(img, seed, smooth=0, grow=8.0)
+    assert unweighted[body].mean() > 0.9 and unweighted[comb].mean() > 0.5  # both are figures by colour
+    out = attached_figures(img, seed, **kw)
+    assert not out[body].any() and not out[comb].any()
+    exempt = attached_figures(img, seed, exempt_solidity=0.95, **kw)
+    assert exempt[body].mean() > 0.9
+    assert not exempt[comb].any()
+    with pytest.raises(InvalidParameterError, match="exempt_solidity"):
+        attached_figures(img, seed, exempt_solidity=1.5, **kw)
 
 
 @pytest.mark.parametrize("bad", [{"min_weight": 1.0}, {"min_weight": -0.1}, {"min_weight": float("nan")},

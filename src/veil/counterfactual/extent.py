@@ -329,6 +329,7 @@ def object_extent(
     complete_stable: float = 0.0,
     complete_dilate: float = 0.15,
     complete_smooth: float = 0.5,
+    complete_thin_window: int = 3,
     complete_through: float = 0.35,
     complete_rounds: int = 2,
     complete_fine: float = 200.0,
@@ -341,6 +342,7 @@ def object_extent(
     complete_compact_contrast: float = 5.0,
     complete_evidence: float = 0.8,
     complete_evidence_relative: float = 0.75,
+    complete_evidence_solidity: float = 0.0,
     complete_limit: str = "safe",
     complete_secure: int = 6,
     max_steps: int = 6,
@@ -439,6 +441,12 @@ def object_extent(
         Figures only: the grain under which a patch attached to the mask counts as smooth, so that a
         smooth part on a grained ground of its own colour is taken (``smooth`` of
         :func:`~veil.segment.figures.attached_figures`; 0: colour segments only).
+    complete_thin_window : int
+        Figures only, with ``complete_smooth`` and ``complete_fine_thin``: the smooth patches are also looked for
+        on a grain map of this narrower window (pixels), and those found only there are taken if they are thin
+        and straight (``thin_window`` of :func:`~veil.segment.figures.attached_figures`; 0: off, as before
+        2026-12-05 13:00 UTC). The 5-pixel grain window spreads a grained band's grain over a smooth blade 4 to 8
+        pixels wide lying on it, so the blade did not read as smooth; docs/benchmarks.md has the trade.
     complete_through : float
         Figures only: the solidity under which a segment touching the mask (an outline, a fuse) is
         looked through, so that the segments beyond it count as attached (``through`` of
@@ -508,6 +516,13 @@ def object_extent(
         mean attribution is at least this share of that of the hidden piece it is attached to
         (``relative_weight`` of :func:`~veil.segment.figures.attached_figures`; 0: off), so that the
         rest of an object the map holds little of everywhere (a second object) is still taken.
+    complete_evidence_solidity : float
+        Figures only, with ``complete_evidence``: a figure under both attribution bars is still taken if it stands
+        out by the figures' contrast and its solidity is at least this (``exempt_solidity`` of
+        :func:`~veil.segment.figures.attached_figures`; 0, the default: off). A model that keys on a bomb's spark
+        attends little to its round body, which is solid; but so is a harmless disc or a window pane lying against
+        the object. At 0.95 it found more of the objects on the tuning seeds and not on fresh ones, for more area
+        on both: docs/benchmarks.md.
     complete_limit : str
         Figures and GrabCut: what a growth must keep. ``"safe"`` (default): every model under its
         threshold on the working copy, under the light views and at full size; ``"margin"``: the
@@ -597,6 +612,10 @@ def object_extent(
             f"complete_grow must be > 0, complete_dilate, complete_expand, complete_smooth and complete_through "
             f">= 0, got {complete_grow!r}, {complete_dilate!r}, {complete_expand!r}, {complete_smooth!r}, "
             f"{complete_through!r}")
+    if (isinstance(complete_thin_window, bool) or not isinstance(complete_thin_window, (int, np.integer))
+            or complete_thin_window < 0 or complete_thin_window == 1):
+        raise InvalidParameterError(
+            f"complete_thin_window must be 0 (off) or an integer of at least 2 pixels, got {complete_thin_window!r}")
     if isinstance(complete_rounds, bool) or not isinstance(complete_rounds, (int, np.integer)) or complete_rounds < 1:
         raise InvalidParameterError(f"complete_rounds must be an integer >= 1, got {complete_rounds!r}")
     if complete_limit not in ("safe", "margin"):
@@ -621,6 +640,9 @@ def object_extent(
             f"complete_fine_thin must be 0 (off) or a length-to-width ratio >= 1, got {complete_fine_thin!r}")
     if not (np.isfinite(complete_evidence) and 0 <= complete_evidence < 1):
         raise InvalidParameterError(f"complete_evidence must be a quantile in [0, 1), got {complete_evidence!r}")
+    if not (np.isfinite(complete_evidence_solidity) and 0 <= complete_evidence_solidity <= 1):
+        raise InvalidParameterError(
+            f"complete_evidence_solidity must lie in [0, 1], got {complete_evidence_solidity!r}")
     if not (np.isfinite(complete_evidence_relative) and complete_evidence_relative >= 0):
         raise InvalidParameterError(
             f"complete_evidence_relative must be a finite number >= 0, got {complete_evidence_relative!r}")
@@ -875,6 +897,7 @@ def object_extent(
                 from veil.segment.figures import figure_growths
 
                 growths = figure_growths(image, hidden_px, tries, grow=complete_grow, smooth=complete_smooth,
+                                         thin_window=int(complete_thin_window),
                                          fine_contrast=complete_fine_contrast,  # each ≤ 10 %
                                          fine_solidity=complete_fine_solidity, fine_thin=complete_fine_thin,
                                          fine_edge=bool(complete_fine_edge), edge_solidity=complete_edge_solidity,
@@ -883,7 +906,8 @@ def object_extent(
                                          compact_solidity=complete_fine_solidity,
                                          weight=att if attribution is not None else None,
                                          min_weight=complete_evidence,
-                                         relative_weight=complete_evidence_relative, scene=scene)
+                                         relative_weight=complete_evidence_relative,
+                                         exempt_solidity=complete_evidence_solidity, scene=scene)
         refused: list[np.ndarray] = []
         for through, n_rounds, fine in tries:
             if complete == "grabcut":  # by colour, pixel-fine

@@ -63,6 +63,7 @@ def attached_figures(
     smooth: float = 0.5,
     texture_contrast: float = 1.0,
     texture_window: int = 5,
+    thin_window: int = 3,
     through: float = 0.35,
     rounds: int = 1,
     fine: float = 0.0,
@@ -77,6 +78,7 @@ def attached_figures(
     weight: np.ndarray | None = None,
     min_weight: float = 0.0,
     relative_weight: float = 0.0,
+    exempt_solidity: float = 0.0,
 ) -> np.ndarray:
     """The seed and the enclosed, contrasting segments attached to it.
 
@@ -105,6 +107,12 @@ def attached_figures(
         smooth patch on a ground as smooth is not a figure).
     texture_window : int
         Side of the window of :func:`grain`, in full-size pixels.
+    thin_window : int
+        With ``fine_thin``: the smooth patches are also looked for on a :func:`grain` map of this narrower
+        window, and those found only there are taken if they are thin and straight (:func:`straight`; 0: off).
+        A window about as wide as the object spreads the ground's grain over it: a smooth blade 4 to 8 pixels
+        wide on a grained band reads as grained at 5 pixels, as smooth at 3; a narrower window alone would
+        also find more chance smooth patches on a grained ground, so only thin, straight ones are kept from it.
     through : float
         A segment within reach of a seed piece whose solidity (pixels over its convex hull's) is
         under this, or that is about three pixels wide or less, is looked through: the segments
@@ -162,6 +170,12 @@ def attached_figures(
         least this share of the mean weight of the seed piece it is attached to (0: off), so that the rest
         of an object the weight holds little of everywhere (a second object) is not left out. Meant for
         non-negative weights, as attribution maps are.
+    exempt_solidity : float
+        With ``min_weight``: a segment under both weight bars is still taken if it stands out by ``contrast`` (the
+        finer cut's ``fine_contrast`` for its pieces) and its solidity is at least this (0: off). A classifier that
+        keys on a small part (a spark) gives the rest of the object (a round body) little weight; a solid,
+        contrasting figure attached to what is hidden is a part of an object more often than the ragged ground
+        the weight bars are there to leave out.
 
     Returns
     -------
@@ -184,10 +198,11 @@ def attached_figures(
     return next(figure_growths(image, seed, [(through, rounds, fine)], grow=grow, scale=scale, sigma=sigma,
                                contrast=contrast, max_region=max_region, size=size, smooth=smooth,
                                texture_contrast=texture_contrast, texture_window=texture_window,
-                               fine_contrast=fine_contrast, fine_solidity=fine_solidity, fine_thin=fine_thin,
+                               thin_window=thin_window, fine_contrast=fine_contrast, fine_solidity=fine_solidity, fine_thin=fine_thin,
                                fine_edge=fine_edge, edge_solidity=edge_solidity, later_solidity=later_solidity,
                                compact_contrast=compact_contrast, compact_solidity=compact_solidity,
-                               weight=weight, min_weight=min_weight, relative_weight=relative_weight))
+                               weight=weight, min_weight=min_weight, relative_weight=relative_weight,
+                               exempt_solidity=exempt_solidity))
 
 
 def figure_growths(
@@ -204,6 +219,7 @@ def figure_growths(
     smooth: float = 0.5,
     texture_contrast: float = 1.0,
     texture_window: int = 5,
+    thin_window: int = 3,
     fine_contrast: float = 20.0,
     fine_solidity: float = 0.0,
     fine_thin: float = 0.0,
@@ -215,6 +231,7 @@ def figure_growths(
     weight: np.ndarray | None = None,
     min_weight: float = 0.0,
     relative_weight: float = 0.0,
+    exempt_solidity: float = 0.0,
     scene: dict[str, Any] | None = None,
 ) -> Iterator[np.ndarray]:
     """:func:`attached_figures` for each ``(through, rounds)`` or ``(through, rounds, fine)`` of ``tries`` in
@@ -262,8 +279,12 @@ def figure_growths(
         raise InvalidParameterError(f"size must be at least 32 pixels, got {size}")
     if int(texture_window) < 2:
         raise InvalidParameterError(f"texture_window must be at least 2 pixels, got {texture_window!r}")
+    if isinstance(thin_window, bool) or not isinstance(thin_window, (int, np.integer)) or thin_window == 1 or thin_window < 0:
+        raise InvalidParameterError(f"thin_window must be 0 (off) or an integer of at least 2 pixels, got {thin_window!r}")
     if not (np.isfinite(min_weight) and 0 <= min_weight < 1):
         raise InvalidParameterError(f"min_weight must be a quantile in [0, 1), got {min_weight!r}")
+    if not (np.isfinite(exempt_solidity) and 0 <= exempt_solidity <= 1):
+        raise InvalidParameterError(f"exempt_solidity must lie in [0, 1], got {exempt_solidity!r}")
     if not (np.isfinite(relative_weight) and relative_weight >= 0):
         raise InvalidParameterError(f"relative_weight must be a finite number >= 0, got {relative_weight!r}")
     if weight is not None and np.shape(weight) != np.shape(seed):
@@ -284,7 +305,8 @@ def figure_growths(
         small, hs = working_copy(image, seed, size)
         graph = felzenszwalb_graph(small, sigma=sigma)
         made: dict[str, Any] = {"key": key, "small": small, "lab": rgb_to_lab(small), "graph": graph,
-                                 "seg": graph(scale, max(10, hs.size // 4000)), "grained": None, "finer": {}}
+                                 "seg": graph(scale, max(10, hs.size // 4000)), "grained": None, "finer": {},
+                                 "grained_thin": {}}
         if scene is None:
             scene = made
         else:
@@ -299,23 +321,29 @@ def figure_growths(
     if smooth > 0:  # smooth patches on a grained ground (a smooth object on a grained band of its colour)
         import cv2
 
+        def grain_at(window: int) -> np.ndarray:  # (the grain map at the working size)
+            g = grain(image, window)
+            return cv2.resize(g, (hs.shape[1], hs.shape[0]), interpolation=cv2.INTER_AREA) if g.shape != hs.shape else g
+
         if scene["grained"] is None:
-            grained = grain(image, int(texture_window))
-            if grained.shape != hs.shape:
-                grained = cv2.resize(grained, (hs.shape[1], hs.shape[0]), interpolation=cv2.INTER_AREA)
-            scene["grained"] = grained
-        grained = scene["grained"]
-        patches = _smooth_patches(grained, hs, grow=grow, smooth=smooth, contrast=texture_contrast,
+            scene["grained"] = grain_at(int(texture_window))
+        patches = _smooth_patches(scene["grained"], hs, grow=grow, smooth=smooth, contrast=texture_contrast,
                                   max_region=max_region, edge_solidity=edge_solidity, thin=thin)
+        if thin is not None and thin_window:  # (thin, straight ones on a narrower window's map too)
+            if int(thin_window) not in scene["grained_thin"]:
+                scene["grained_thin"][int(thin_window)] = grain_at(int(thin_window))
+            patches |= _smooth_patches(scene["grained_thin"][int(thin_window)], hs, grow=grow, smooth=smooth,
+                                       contrast=texture_contrast, max_region=max_region, edge_solidity=edge_solidity,
+                                       thin=thin, only_thin=True)
     # (the weights at the working size, the least mean taken, the share of its piece's mean that is taken too)
-    weighed: tuple[np.ndarray, float, float] | None = None
+    weighed: tuple[np.ndarray, float, float, float] | None = None
     if weight is not None and min_weight > 0:
         import cv2
 
         ws: np.ndarray = np.nan_to_num(np.asarray(weight, dtype=np.float32))
         if ws.shape != hs.shape:
             ws = cv2.resize(ws, (hs.shape[1], hs.shape[0]), interpolation=cv2.INTER_AREA)
-        weighed = (ws, float(np.quantile(ws, min_weight)), float(relative_weight))
+        weighed = (ws, float(np.quantile(ws, min_weight)), float(relative_weight), float(exempt_solidity))
     finer: dict[float, np.ndarray] = scene["finer"]  # scale → the finer cut of the working copy
     for through, rounds, fine in asked:
         out = _figures(seg, lab, hs, grow=grow, contrast=contrast, max_region=max_region, through=through,
@@ -529,14 +557,15 @@ def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, 
 
 def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, contrast: float, max_region: float,
              through: float = 0.0, background: int | None = None,
-             weighed: tuple[np.ndarray, float, float] | None = None, solidity: float = 0.0,
+             weighed: tuple[np.ndarray, float, float, float] | None = None, solidity: float = 0.0,
              compact: tuple[float, float] | None = None,
              thin: tuple[float, float, float] | None = None, edge: bool = False,
              edge_solidity: float = 0.0, rim: float = 0.0) -> np.ndarray:
     """``hs`` with the figures among the segments ``seg`` (a Felzenszwalb cut of the working copy) attached to
     its pieces; contrast is measured in ``lab`` (the working copy in CIELAB); ``background`` is never taken;
-    with ``weighed`` (weights at the working size, least mean, share of the piece's mean), neither is a segment
-    whose mean weight is under both the least mean and that share of its piece's; nor one whose solidity is under
+    with ``weighed`` (weights at the working size, least mean, share of the piece's mean, exempt solidity), neither
+    is a segment whose mean weight is under both the least mean and that share of its piece's, unless it stands
+    out by ``contrast`` and is that solid; nor one whose solidity is under
     ``solidity``, unless (``thin``: least elongation, least contrast, least length) it is a :func:`straight`
     piece that stands out by that contrast. With ``compact`` (least contrast, least solidity), a segment under
     ``contrast`` is still taken if it stands out by that least contrast and is that solid. With ``edge``, a segment
@@ -556,14 +585,14 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
         cy0, cy1 = max(0, ys.start - r), min(sh, ys.stop + r)
         cx0, cx1 = max(0, xs.start - r), min(sw, xs.stop + r)
         cm = seg[cy0:cy1, cx0:cx1] == s
+        unweighed = False  # (under both weight bars: taken only if solid and contrasting, with an exempt solidity)
         if weighed is not None:  # as attended as most of the image, or (relative > 0) as the piece it is attached to
             mw = float(weighed[0][cy0:cy1, cx0:cx1][cm].mean())
             if mw < weighed[1]:
-                if weighed[2] <= 0:
-                    continue
-                if id(piece) not in piece_weight:
+                if weighed[2] > 0 and id(piece) not in piece_weight:
                     piece_weight[id(piece)] = (piece, float(weighed[0][piece].mean()))
-                if mw < weighed[2] * piece_weight[id(piece)][1]:
+                unweighed = weighed[2] <= 0 or mw < weighed[2] * piece_weight[id(piece)][1]
+                if unweighed and weighed[3] <= 0:
                     continue
         stands = np.inf
         if contrast > 0:  # (after the weight: a dilation costs more than a mean)
@@ -573,6 +602,8 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
             if stands < contrast and not (compact is not None and stands >= compact[0]
                                           and _solid_at_least(cm, compact[1])):
                 continue
+        if unweighed and not (stands >= contrast and _solid_at_least(cm, weighed[3])):  # type: ignore[index]
+            continue
         if solidity > 0 and not _solid_at_least(cm, solidity) and not (  # (last: the costliest tests)
                 thin is not None and stands >= thin[1] and straight(cm, thin[0], thin[2])) and not (
                 rim > 0 and _mean_depth(cm) <= rim):
@@ -586,7 +617,7 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
 
 def _finer_figures(seg: np.ndarray, fine: np.ndarray | Callable[[], np.ndarray], lab: np.ndarray, out: np.ndarray,
                    *, grow: float, contrast: float, max_region: float, through: float,
-                   weighed: tuple[np.ndarray, float, float] | None = None, solidity: float = 0.0,
+                   weighed: tuple[np.ndarray, float, float, float] | None = None, solidity: float = 0.0,
                    thin: tuple[float, float, float] | None = None, edge: bool = False) -> np.ndarray:
     """``out`` with the figures among the pieces of ``fine`` (a finer cut) that lie in the segments of ``seg``
     touching ``out`` that could not be figures: larger than ``max_region`` or reaching the image's edge. With
@@ -615,11 +646,11 @@ def _finer_figures(seg: np.ndarray, fine: np.ndarray | Callable[[], np.ndarray],
 
 def _smooth_patches(grained: np.ndarray, hs: np.ndarray, *, grow: float, smooth: float, contrast: float,
                     max_region: float, widen: int = 2, edge_solidity: float = 0.0,
-                    thin: tuple[float, float, float] | None = None) -> np.ndarray:
+                    thin: tuple[float, float, float] | None = None, only_thin: bool = False) -> np.ndarray:
     """``hs`` with the smooth patches (``grained < smooth``) attached to its pieces, enclosed, on a ground
     at least ``contrast`` more grained; each taken patch is widened by ``widen`` pixels (the grain
     window blurs its rim). With ``edge_solidity``, a patch may reach the image's edge if :func:`_cut_object`
-    (with ``thin``) allows it."""
+    (with ``thin``) allows it. With ``only_thin``, only patches that are thin and straight (``thin``) are taken."""
     from scipy import ndimage as ndi
 
     sh, sw = hs.shape
@@ -636,6 +667,8 @@ def _smooth_patches(grained: np.ndarray, hs: np.ndarray, *, grow: float, smooth:
         ring = ndi.binary_dilation(patch, iterations=r) & ~patch & ~hs[cy0:cy1, cx0:cx1]
         g = grained[cy0:cy1, cx0:cx1]
         if not ring.any() or float(g[ring].mean() - g[own].mean()) < contrast:
+            continue
+        if only_thin and not (thin is not None and straight(own, thin[0], thin[2])):
             continue
         if (ys.start == 0 or xs.start == 0 or ys.stop == sh or xs.stop == sw) and not _cut_object(
                 own, (cy0, cy1, cx0, cx1), (sh, sw), edge_solidity, thin):
