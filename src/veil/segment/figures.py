@@ -577,6 +577,7 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
     taken: set[int] = set()
     piece_weight: dict[int, tuple[np.ndarray, float]] = {}  # each piece's mean weight, by identity (the piece
     # is kept with it, so that no later piece can take its id)
+    exempt = weighed[3] if weighed is not None else 0.0
     for s, (ys, xs), count, piece in _attached(seg, hs, taken, grow=grow, max_region=max_region, reach=2,
                                               through=through, background=background,
                                               edge=edge or edge_solidity > 0):
@@ -592,7 +593,7 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
                 if weighed[2] > 0 and id(piece) not in piece_weight:
                     piece_weight[id(piece)] = (piece, float(weighed[0][piece].mean()))
                 unweighed = weighed[2] <= 0 or mw < weighed[2] * piece_weight[id(piece)][1]
-                if unweighed and weighed[3] <= 0:
+                if unweighed and exempt <= 0:
                     continue
         stands = np.inf
         if contrast > 0:  # (after the weight: a dilation costs more than a mean)
@@ -602,7 +603,7 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
             if stands < contrast and not (compact is not None and stands >= compact[0]
                                           and _solid_at_least(cm, compact[1])):
                 continue
-        if unweighed and not (stands >= contrast and _solid_at_least(cm, weighed[3])):  # type: ignore[index]
+        if unweighed and not (stands >= contrast and _solid_at_least(cm, exempt)):
             continue
         if solidity > 0 and not _solid_at_least(cm, solidity) and not (  # (last: the costliest tests)
                 thin is not None and stands >= thin[1] and straight(cm, thin[0], thin[2])) and not (
