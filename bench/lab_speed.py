@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
-def best(fn, image: np.ndarray, repeat: int) -> float:  # type: ignore[no-untyped-def]
+def best(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, repeat: int) -> float:
     times = []
     for _ in range(repeat):
         t = time.perf_counter()

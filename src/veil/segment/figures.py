@@ -198,7 +198,8 @@ def attached_figures(
     return next(figure_growths(image, seed, [(through, rounds, fine)], grow=grow, scale=scale, sigma=sigma,
                                contrast=contrast, max_region=max_region, size=size, smooth=smooth,
                                texture_contrast=texture_contrast, texture_window=texture_window,
-                               thin_window=thin_window, fine_contrast=fine_contrast, fine_solidity=fine_solidity, fine_thin=fine_thin,
+                               thin_window=thin_window, fine_contrast=fine_contrast, fine_solidity=fine_solidity,
+                               fine_thin=fine_thin,
                                fine_edge=fine_edge, edge_solidity=edge_solidity, later_solidity=later_solidity,
                                compact_contrast=compact_contrast, compact_solidity=compact_solidity,
                                weight=weight, min_weight=min_weight, relative_weight=relative_weight,
@@ -330,9 +331,10 @@ def figure_growths(
         patches = _smooth_patches(scene["grained"], hs, grow=grow, smooth=smooth, contrast=texture_contrast,
                                   max_region=max_region, edge_solidity=edge_solidity, thin=thin)
         if thin is not None and thin_window:  # (thin, straight ones on a narrower window's map too)
-            if int(thin_window) not in scene["grained_thin"]:
-                scene["grained_thin"][int(thin_window)] = grain_at(int(thin_window))
-            patches |= _smooth_patches(scene["grained_thin"][int(thin_window)], hs, grow=grow, smooth=smooth,
+            narrow = scene["grained_thin"]  # window → its grain map
+            if int(thin_window) not in narrow:
+                narrow[int(thin_window)] = grain_at(int(thin_window))
+            patches |= _smooth_patches(narrow[int(thin_window)], hs, grow=grow, smooth=smooth,
                                        contrast=texture_contrast, max_region=max_region, edge_solidity=edge_solidity,
                                        thin=thin, only_thin=True)
     # (the weights at the working size, the least mean taken, the share of its piece's mean that is taken too)
