@@ -803,7 +803,8 @@ def test_the_margin_step_takes_at_most_max_steps_candidates():
                                  {"complete_edge_solidity": -0.1}, {"complete_later_solidity": 1.5},
                                  {"complete_later_solidity": float("nan")}, {"complete_thin_window": 1},
                                  {"complete_thin_window": -3}, {"complete_thin_window": 2.5},
-                                 {"complete_evidence_solidity": 1.5}, {"complete_evidence_solidity": float("nan")}])
+                                 {"complete_evidence_solidity": 1.5}, {"complete_evidence_solidity": float("nan")},
+                                 {"complete_through_solidity": -0.1}, {"complete_through_solidity": float("nan")}])
 def test_rescore_and_the_finer_cut_are_validated(bad):
     img, body, spark = bomb()
     with pytest.raises(InvalidParameterError, match=next(iter(bad)).split("_contrast")[0]):

@@ -225,6 +225,39 @@ def test_a_body_behind_its_outline_is_taken_through_the_rim(seed):
     assert (with_rims & ~outline).sum() <= 0.1 * body.sum()  # the texture around stays in sight
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_behind_a_rim_only_solid_figures_are_taken_with_a_through_solidity(seed):
+    """A dark body inside its outline, and a thin light line running from the hidden spark to a ragged blue comb
+    (a piece of ground beyond an edge of the ground). Looked through, the outline gives the body and the line
+    gives the comb; with ``through_solidity`` 0.85 the body (solid) is still taken and the comb (ragged) is not.
+    Without looking through, neither is attached."""
+    from skimage.draw import disk
+
+    img = _canvas(seed)
+    img[disk((76, 100), 22)] = (170, 170, 175)  # the outline...
+    img[disk((76, 100), 19)] = (35, 35, 40)  # ...around the body
+    img[40:55, 93:107] = (250, 200, 40)  # the spark (the seed)
+    img[46:48, 50:93] = (175, 175, 180)  # a thin light line from the spark
+    img[43:46, 52:88] = (30, 40, 140)  # a ragged blue comb lying on it, teeth up
+    for x in range(52, 88, 6):
+        img[22:43, x : x + 2] = (30, 40, 140)
+    seed_mask = np.zeros(img.shape[:2], bool)
+    seed_mask[40:55, 93:107] = True
+    comb = (img == (30, 40, 140)).all(axis=2)
+    body = np.zeros_like(seed_mask)
+    body[disk((76, 100), 18)] = True
+    kw = {"smooth": 0, "grow": 5.0}
+    closed = attached_figures(img, seed_mask, through=0, **kw)
+    assert closed[body].mean() < 0.1 and closed[comb].mean() < 0.2
+    looked = attached_figures(img, seed_mask, **kw)
+    assert looked[body].mean() > 0.8 and looked[comb].mean() > 0.9
+    solid = attached_figures(img, seed_mask, through_solidity=0.85, **kw)
+    assert solid[body].mean() > 0.8
+    assert solid[comb].mean() < 0.2
+    with pytest.raises(InvalidParameterError, match="through_solidity"):
+        attached_figures(img, seed_mask, through_solidity=1.5, **kw)
+
+
 def _spark_cap_body(seed: int) -> tuple[np.ndarray, ...]:
     """A small spark (the seed), a compact cap touching it and a large dark body touching the cap only."""
     from skimage.draw import disk

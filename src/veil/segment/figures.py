@@ -79,6 +79,7 @@ def attached_figures(
     min_weight: float = 0.0,
     relative_weight: float = 0.0,
     exempt_solidity: float = 0.0,
+    through_solidity: float = 0.0,
 ) -> np.ndarray:
     """The seed and the enclosed, contrasting segments attached to it.
 
@@ -176,6 +177,11 @@ def attached_figures(
         keys on a small part (a spark) gives the rest of the object (a round body) little weight; a solid,
         contrasting figure attached to what is hidden is a part of an object more often than the ragged ground
         the weight bars are there to leave out.
+    through_solidity : float
+        With ``through``: a segment found only by looking through a rim or thin curve must have at least this
+        solidity, or (with ``fine_thin``) be thin and straight and stand out by ``contrast`` (0: off, any figure). The
+        body an outline holds is solid; beyond a long thin curve of the ground (the edge of a band, a wall's joint)
+        lie ragged pieces of ground, which a look through took as figures too.
 
     Returns
     -------
@@ -203,7 +209,7 @@ def attached_figures(
                                fine_edge=fine_edge, edge_solidity=edge_solidity, later_solidity=later_solidity,
                                compact_contrast=compact_contrast, compact_solidity=compact_solidity,
                                weight=weight, min_weight=min_weight, relative_weight=relative_weight,
-                               exempt_solidity=exempt_solidity))
+                               exempt_solidity=exempt_solidity, through_solidity=through_solidity))
 
 
 def figure_growths(
@@ -233,6 +239,7 @@ def figure_growths(
     min_weight: float = 0.0,
     relative_weight: float = 0.0,
     exempt_solidity: float = 0.0,
+    through_solidity: float = 0.0,
     scene: dict[str, Any] | None = None,
 ) -> Iterator[np.ndarray]:
     """:func:`attached_figures` for each ``(through, rounds)`` or ``(through, rounds, fine)`` of ``tries`` in
@@ -286,6 +293,8 @@ def figure_growths(
         raise InvalidParameterError(f"min_weight must be a quantile in [0, 1), got {min_weight!r}")
     if not (np.isfinite(exempt_solidity) and 0 <= exempt_solidity <= 1):
         raise InvalidParameterError(f"exempt_solidity must lie in [0, 1], got {exempt_solidity!r}")
+    if not (np.isfinite(through_solidity) and 0 <= through_solidity <= 1):
+        raise InvalidParameterError(f"through_solidity must lie in [0, 1], got {through_solidity!r}")
     if not (np.isfinite(relative_weight) and relative_weight >= 0):
         raise InvalidParameterError(f"relative_weight must be a finite number >= 0, got {relative_weight!r}")
     if weight is not None and np.shape(weight) != np.shape(seed):
@@ -349,11 +358,12 @@ def figure_growths(
     finer: dict[float, np.ndarray] = scene["finer"]  # scale → the finer cut of the working copy
     for through, rounds, fine in asked:
         out = _figures(seg, lab, hs, grow=grow, contrast=contrast, max_region=max_region, through=through,
-                       weighed=weighed, compact=compact, edge_solidity=edge_solidity, thin=thin) | patches
+                       weighed=weighed, compact=compact, edge_solidity=edge_solidity, thin=thin,
+                       through_solidity=through_solidity) | patches
         for _ in range(int(rounds) - 1):  # follow the object part by part, on the same segments
             more = _figures(seg, lab, out, grow=grow, contrast=contrast, max_region=max_region, through=through,
                             weighed=weighed, compact=compact, edge_solidity=edge_solidity, thin=thin,
-                            solidity=later_solidity, rim=2.0)
+                            solidity=later_solidity, rim=2.0, through_solidity=through_solidity)
             if not (more & ~out).any():
                 break
             out = more
@@ -493,7 +503,8 @@ def _cut_object(mask: np.ndarray, box: tuple[int, int, int, int], shape: tuple[i
 
 def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, max_region: float, reach: int,
               background: int | None = None, through: float = 0.0,
-              through_width: float = 1.5, edge: bool = False) -> Iterator[tuple[int, tuple[slice, ...], int, np.ndarray]]:
+              through_width: float = 1.5, edge: bool = False,
+              behind: set[int] | None = None) -> Iterator[tuple[int, tuple[slice, ...], int, np.ndarray]]:
     """The segments of ``seg`` within ``reach`` pixels of a piece of ``hs`` that may be parts of its object:
     not in ``taken`` (read as it grows), not ``background``, not mostly hidden, at most ``max_region`` of
     the image and enclosed (inside the box ``grow`` times the piece's size around it, off the image's
@@ -501,7 +512,8 @@ def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, 
     ``through``, or a mean distance to its border of at most ``through_width`` pixels) is looked through:
     the segments within ``reach`` of it are candidates too (the body inside a bomb's outline), and so are
     those beyond a one-pixel band found so.
-    With ``edge``, a segment may reach the image's edge (it must still lie in the box).
+    With ``edge``, a segment may reach the image's edge (it must still lie in the box). ``behind``, if given, is
+    filled with the ids of the segments yielded that were found only by looking through.
     Yields each one's id, bounding box, pixel count and the piece (a mask of ``hs``'s shape) it is attached to."""
     from scipy import ndimage as ndi
 
@@ -554,11 +566,13 @@ def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, 
             if not (by0 < y0 and y1 < by1 and bx0 < x0 and x1 < bx1
                     and (edge or (y0 > 0 and x0 > 0 and y1 < sh - 1 and x1 < sw - 1))):
                 continue
+            if behind is not None and s not in direct:
+                behind.add(s)
             yield s, boxes[s], int(count[s]), piece
 
 
 def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, contrast: float, max_region: float,
-             through: float = 0.0, background: int | None = None,
+             through: float = 0.0, background: int | None = None, through_solidity: float = 0.0,
              weighed: tuple[np.ndarray, float, float, float] | None = None, solidity: float = 0.0,
              compact: tuple[float, float] | None = None,
              thin: tuple[float, float, float] | None = None, edge: bool = False,
@@ -571,7 +585,8 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
     ``solidity``, unless (``thin``: least elongation, least contrast, least length) it is a :func:`straight`
     piece that stands out by that contrast. With ``compact`` (least contrast, least solidity), a segment under
     ``contrast`` is still taken if it stands out by that least contrast and is that solid. With ``edge``, a segment
-    reaching the image's edge may be taken too."""
+    reaching the image's edge may be taken too. With ``through_solidity``, a segment found only by looking through
+    (``through``) must be that solid, or (``thin``) a straight piece that stands out by its contrast."""
     from scipy import ndimage as ndi
 
     sh, sw = hs.shape
@@ -580,9 +595,10 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
     piece_weight: dict[int, tuple[np.ndarray, float]] = {}  # each piece's mean weight, by identity (the piece
     # is kept with it, so that no later piece can take its id)
     exempt = weighed[3] if weighed is not None else 0.0
+    behind: set[int] = set()  # (the segments found only behind a rim, filled as they are yielded)
     for s, (ys, xs), count, piece in _attached(seg, hs, taken, grow=grow, max_region=max_region, reach=2,
                                               through=through, background=background,
-                                              edge=edge or edge_solidity > 0):
+                                              edge=edge or edge_solidity > 0, behind=behind):
         framed = not edge and (ys.start == 0 or xs.start == 0 or ys.stop == sh or xs.stop == sw)
         r = max(2, round(0.25 * float(np.sqrt(count))))
         cy0, cy1 = max(0, ys.start - r), min(sh, ys.stop + r)
@@ -611,6 +627,9 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
                 thin is not None and stands >= thin[1] and straight(cm, thin[0], thin[2])) and not (
                 rim > 0 and _mean_depth(cm) <= rim):
             continue
+        if through_solidity > 0 and s in behind and not _solid_at_least(cm, through_solidity) and not (
+                thin is not None and stands >= thin[1] and straight(cm, thin[0], thin[2])):
+            continue  # (behind a rim: the body an outline holds is solid; the ground beyond an edge seldom is)
         if framed and not (stands >= contrast and _cut_object(cm, (cy0, cy1, cx0, cx1), (sh, sw), edge_solidity, thin)):
             continue  # (reaching the frame: only a solid or thin, straight piece of an object cut by it)
         out[cy0:cy1, cx0:cx1] |= cm
