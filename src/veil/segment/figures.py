@@ -503,8 +503,8 @@ def _cut_object(mask: np.ndarray, box: tuple[int, int, int, int], shape: tuple[i
 
 def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, max_region: float, reach: int,
               background: int | None = None, through: float = 0.0,
-              through_width: float = 1.5, edge: bool = False,
-              behind: set[int] | None = None) -> Iterator[tuple[int, tuple[slice, ...], int, np.ndarray]]:
+              through_width: float = 1.5,
+              edge: bool = False) -> Iterator[tuple[int, tuple[slice, ...], int, np.ndarray, bool]]:
     """The segments of ``seg`` within ``reach`` pixels of a piece of ``hs`` that may be parts of its object:
     not in ``taken`` (read as it grows), not ``background``, not mostly hidden, at most ``max_region`` of
     the image and enclosed (inside the box ``grow`` times the piece's size around it, off the image's
@@ -512,9 +512,9 @@ def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, 
     ``through``, or a mean distance to its border of at most ``through_width`` pixels) is looked through:
     the segments within ``reach`` of it are candidates too (the body inside a bomb's outline), and so are
     those beyond a one-pixel band found so.
-    With ``edge``, a segment may reach the image's edge (it must still lie in the box). ``behind``, if given, is
-    filled with the ids of the segments yielded that were found only by looking through.
-    Yields each one's id, bounding box, pixel count and the piece (a mask of ``hs``'s shape) it is attached to."""
+    With ``edge``, a segment may reach the image's edge (it must still lie in the box).
+    Yields each one's id, bounding box, pixel count, the piece (a mask of ``hs``'s shape) it is attached to and
+    whether it was found only by looking through."""
     from scipy import ndimage as ndi
 
     sh, sw = hs.shape
@@ -566,9 +566,7 @@ def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, 
             if not (by0 < y0 and y1 < by1 and bx0 < x0 and x1 < bx1
                     and (edge or (y0 > 0 and x0 > 0 and y1 < sh - 1 and x1 < sw - 1))):
                 continue
-            if behind is not None and s not in direct:
-                behind.add(s)
-            yield s, boxes[s], int(count[s]), piece
+            yield s, boxes[s], int(count[s]), piece, s not in direct
 
 
 def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, contrast: float, max_region: float,
@@ -595,10 +593,12 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
     piece_weight: dict[int, tuple[np.ndarray, float]] = {}  # each piece's mean weight, by identity (the piece
     # is kept with it, so that no later piece can take its id)
     exempt = weighed[3] if weighed is not None else 0.0
-    behind: set[int] = set()  # (the segments found only behind a rim, filled as they are yielded)
-    for s, (ys, xs), count, piece in _attached(seg, hs, taken, grow=grow, max_region=max_region, reach=2,
-                                              through=through, background=background,
-                                              edge=edge or edge_solidity > 0, behind=behind):
+    behind: set[int] = set()  # (the segments found only by looking through, for some piece so far)
+    for s, (ys, xs), count, piece, looked in _attached(seg, hs, taken, grow=grow, max_region=max_region, reach=2,
+                                                      through=through, background=background,
+                                                      edge=edge or edge_solidity > 0):
+        if looked:
+            behind.add(s)
         framed = not edge and (ys.start == 0 or xs.start == 0 or ys.stop == sh or xs.stop == sw)
         r = max(2, round(0.25 * float(np.sqrt(count))))
         cy0, cy1 = max(0, ys.start - r), min(sh, ys.stop + r)
@@ -623,13 +623,16 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
                 continue
         if unweighed and not (stands >= contrast and _solid_at_least(cm, exempt)):
             continue
-        if solidity > 0 and not _solid_at_least(cm, solidity) and not (  # (last: the costliest tests)
-                thin is not None and stands >= thin[1] and straight(cm, thin[0], thin[2])) and not (
-                rim > 0 and _mean_depth(cm) <= rim):
-            continue
-        if through_solidity > 0 and s in behind and not _solid_at_least(cm, through_solidity) and not (
-                thin is not None and stands >= thin[1] and straight(cm, thin[0], thin[2])):
-            continue  # (behind a rim: the body an outline holds is solid; the ground beyond an edge seldom is)
+        thin_figure: bool | None = None  # (thin, straight and standing out: the costliest test, asked at most once)
+        if solidity > 0 and not _solid_at_least(cm, solidity):
+            thin_figure = thin is not None and stands >= thin[1] and straight(cm, thin[0], thin[2])
+            if not thin_figure and not (rim > 0 and _mean_depth(cm) <= rim):
+                continue
+        if through_solidity > 0 and s in behind and not _solid_at_least(cm, through_solidity):
+            if thin_figure is None:
+                thin_figure = thin is not None and stands >= thin[1] and straight(cm, thin[0], thin[2])
+            if not thin_figure:
+                continue  # (behind a rim: the body an outline holds is solid; the ground beyond an edge seldom is)
         if framed and not (stands >= contrast and _cut_object(cm, (cy0, cy1, cx0, cx1), (sh, sw), edge_solidity, thin)):
             continue  # (reaching the frame: only a solid or thin, straight piece of an object cut by it)
         out[cy0:cy1, cx0:cx1] |= cm
@@ -679,7 +682,7 @@ def _smooth_patches(grained: np.ndarray, hs: np.ndarray, *, grow: float, smooth:
     comp, _ = ndi.label((grained < smooth) & ~hs)  # 0: not smooth, or hidden (a hidden part joins no patches)
     out = hs.copy()
     taken: set[int] = set()
-    for s, (ys, xs), count, _ in _attached(comp, hs, taken, grow=grow, max_region=max_region, reach=2 + widen,
+    for s, (ys, xs), count, _, _ in _attached(comp, hs, taken, grow=grow, max_region=max_region, reach=2 + widen,
                                         background=0, edge=edge_solidity > 0):
         r = max(2, round(0.25 * float(np.sqrt(count))))
         cy0, cy1 = max(0, ys.start - r - widen), min(sh, ys.stop + r + widen)
