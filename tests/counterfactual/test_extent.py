@@ -964,9 +964,10 @@ def test_the_pipeline_gives_the_object_extent_its_second_look(planted_classifier
 
 def test_closure_weighs_a_touching_region_with_its_colour_group_or_on_its_own():
     """A red object (the counterfactual, region 27 of an 8×8 grid) beside a red band (column 4) whose piece next
-    to it (28) still carries evidence. By default (``group_delta=12``) closure weighs the whole band of that
-    colour together with the piece and hides it all; with ``group_delta=0`` it hides the piece and none of the
-    band's far pieces, each too weak alone."""
+    to it (28) still carries evidence. The band is a colour group (``group_delta=12``) of 8 superpixels, more
+    than ``group_members`` (4): ground, so by default closure weighs the piece on its own and hides it and none
+    of the band's far pieces, each too weak alone, as with ``group_delta=0``; with ``group_members=0`` it weighs
+    the whole band together with the piece and hides it all."""
     size = 64
     yy, xx = np.mgrid[0:size, 0:size]
     labels = ((yy // 8) * 8 + xx // 8).astype(np.int32)
@@ -985,10 +986,43 @@ def test_closure_weighs_a_touching_region_with_its_colour_group_or_on_its_own():
     kw: dict[str, Any] = {"margin": 0.0, "views": False, "complete": "none"}
     alone = object_extent(img, styled, labels, (27,), model, np.array([0.5]), group_delta=0.0, **kw)
     assert alone.selected == (27, 28) and alone.reasons == ("counterfactual", "closure")
-    grouped = object_extent(img, styled, labels, (27,), model, np.array([0.5]), **kw)
+    default = object_extent(img, styled, labels, (27,), model, np.array([0.5]), **kw)
+    assert default.selected == (27, 28) and default.reasons == ("counterfactual", "closure")
+    grouped = object_extent(img, styled, labels, (27,), model, np.array([0.5]), group_members=0, **kw)
     far = set(np.unique(labels[band]).tolist()) - {28}
     assert set(grouped.selected) == {27, 28} | far and len(far) == 7
     assert set(grouped.reasons[1:]) == {"closure"}
+    for bad in (-1, 2.5, True):
+        with pytest.raises(InvalidParameterError, match="group_members"):
+            object_extent(img, styled, labels, (27,), model, np.array([0.5]), group_members=bad, **kw)
+
+
+def test_closure_weighs_an_object_cut_into_a_few_superpixels_as_one():
+    """The rest of a red object cut into three superpixels (28–30, a row beside the hidden counterfactual 27) is
+    a colour group of 3, within ``group_members``: each piece alone lowers the logit by 0.3, under closure's 0.5,
+    and together by 0.9, so closure hides all three by default; weighed one at a time (``group_delta=0``, or a
+    bound of 2 superpixels) it hides none of them."""
+    size = 64
+    yy, xx = np.mgrid[0:size, 0:size]
+    labels = ((yy // 8) * 8 + xx // 8).astype(np.int32)
+    rest = np.isin(labels, (28, 29, 30))
+    img = np.full((size, size, 3), 120, np.uint8)
+    img[rest | (labels == 27)] = (220, 30, 30)
+    styled = np.zeros_like(img)
+    weight = np.where(labels == 27, 10.0, np.where(rest, 0.3, 0.0))
+
+    def model(imgs: Sequence[np.ndarray]) -> np.ndarray:  # evidence: the weighted red pixels in sight
+        z = np.array([float((weight * (np.asarray(i)[..., 0] > 128)).sum()) / 64 - 9.5 for i in imgs])
+        return (1 / (1 + np.exp(-z)))[:, None]
+
+    without_27 = np.where((labels == 27)[..., None], styled, img)
+    assert logit(model([img]))[0] > 0 >= logit(model([without_27]))[0]
+    kw: dict[str, Any] = {"margin": 0.0, "views": False, "complete": "none"}
+    default = object_extent(img, styled, labels, (27,), model, np.array([0.5]), **kw)
+    assert set(default.selected) == {27, 28, 29, 30}
+    assert default.reasons == ("counterfactual", "closure", "closure", "closure")
+    for opts in ({"group_delta": 0.0}, {"group_members": 2}):
+        assert object_extent(img, styled, labels, (27,), model, np.array([0.5]), **kw, **opts).selected == (27,)
 
 
 def test_complete_with_evidence_leaves_a_figure_the_attribution_does_not_reach():
