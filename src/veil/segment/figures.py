@@ -594,6 +594,10 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
     # is kept with it, so that no later piece can take its id)
     exempt = weighed[3] if weighed is not None else 0.0
     behind: set[int] = set()  # (the segments found only by looking through, for some piece so far)
+
+    def thin_straight(cm: np.ndarray, stands: float) -> bool:  # (thin, straight and standing out: the costliest test)
+        return thin is not None and stands >= thin[1] and straight(cm, thin[0], thin[2])
+
     for s, (ys, xs), count, piece, looked in _attached(seg, hs, taken, grow=grow, max_region=max_region, reach=2,
                                                       through=through, background=background,
                                                       edge=edge or edge_solidity > 0):
@@ -623,14 +627,14 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
                 continue
         if unweighed and not (stands >= contrast and _solid_at_least(cm, exempt)):
             continue
-        thin_figure: bool | None = None  # (thin, straight and standing out: the costliest test, asked at most once)
+        thin_figure: bool | None = None  # (asked at most once)
         if solidity > 0 and not _solid_at_least(cm, solidity):
-            thin_figure = thin is not None and stands >= thin[1] and straight(cm, thin[0], thin[2])
+            thin_figure = thin_straight(cm, stands)
             if not thin_figure and not (rim > 0 and _mean_depth(cm) <= rim):
                 continue
         if through_solidity > 0 and s in behind and not _solid_at_least(cm, through_solidity):
             if thin_figure is None:
-                thin_figure = thin is not None and stands >= thin[1] and straight(cm, thin[0], thin[2])
+                thin_figure = thin_straight(cm, stands)
             if not thin_figure:
                 continue  # (behind a rim: the body an outline holds is solid; the ground beyond an edge seldom is)
         if framed and not (stands >= contrast and _cut_object(cm, (cy0, cy1, cx0, cx1), (sh, sw), edge_solidity, thin)):
