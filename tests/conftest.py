@@ -37,6 +37,15 @@ def torch_threads(n: int = 1) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _veil_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Graphs exported for onnxruntime scoring go to a temporary cache, not the user's ``~/.cache``."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("VEIL_CACHE_DIR", str(tmp_path_factory.mktemp("veil-cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread() -> Iterator[None]:
     """Module-wide :func:`torch_threads` (use with ``pytestmark = pytest.mark.usefixtures(...)``)."""

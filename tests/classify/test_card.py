@@ -297,3 +297,83 @@ def test_every_attribution_method_reads_a_channels_last_card(tmp_path: Path) -> 
         b = np.asarray(ATTRIBUTIONS.get(name)(image, plain))
         assert a.shape == image.shape[:2] and np.isfinite(a).all() and float(np.ptp(a)) > 0, name
         np.testing.assert_allclose(a, b, atol=1e-4, err_msg=name)
+
+
+# -- scoring through onnxruntime -------------------------------------------------------------------
+def test_card_scores_through_onnxruntime_and_caches_the_graph(tmp_path: Path, monkeypatch) -> None:
+    """On the CPU a card scores with onnxruntime by default: the same probabilities as the module, the graph
+    exported once and read back from the cache on the next load; ``scoring="torch"`` keeps the module."""
+    monkeypatch.setenv("VEIL_CACHE_DIR", str(tmp_path / "cache"))
+    model = _model("resnet18", 2, seed=5)
+    path = _resnet18_card(tmp_path, model)
+    clf = load_model_card(path)
+    assert clf.scoring == "onnxruntime"
+    graphs = list((tmp_path / "cache" / "onnx").glob("*.onnx"))
+    assert len(graphs) == 1 and graphs[0].stat().st_size > 1000
+    images = _images(5)
+    want = _reference_proba(model, images)
+    np.testing.assert_allclose(clf.predict_proba(images), want, atol=1e-5)
+    plain = load_model_card(path, scoring="torch")
+    assert plain.scoring == "torch"
+    np.testing.assert_allclose(plain.predict_proba(images), want, atol=1e-5)
+
+    def no_export(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("exported again instead of reading the cache")
+
+    monkeypatch.setattr(torch.onnx, "export", no_export)
+    again = load_model_card(path)
+    assert again.scoring == "onnxruntime"
+    np.testing.assert_allclose(again.predict_proba(images), want, atol=1e-5)
+    # other weights are another graph: not read from the first one's cache entry
+    (tmp_path / "other").mkdir()
+    other = _resnet18_card(tmp_path / "other", _model("resnet18", 2, seed=6))
+    with pytest.warns(RuntimeWarning, match="scoring with torch"):
+        assert load_model_card(other).scoring == "torch"
+
+
+def test_scoring_falls_back_to_torch_with_a_warning_or_raises_when_asked(folder: Path, monkeypatch) -> None:
+    path = _write(folder, _card(), "fallback.json")
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("unsupported operator")
+
+    monkeypatch.setenv("VEIL_CACHE_DIR", str(folder / "empty-cache"))
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    with pytest.warns(RuntimeWarning, match="unsupported operator"):
+        clf = load_model_card(path)
+    assert clf.scoring == "torch"
+    images = _images()
+    np.testing.assert_allclose(clf.predict_proba(images), _reference_proba(_model("mobilenet_v3_small", 3), images),
+                               atol=1e-5)
+    with pytest.raises(ModelLoadError, match=r"fallback\.json.*unsupported operator.*scoring='torch'"):
+        load_model_card(path, scoring="onnxruntime")
+    with pytest.raises(InvalidParameterError, match="scoring must be one of"):
+        load_model_card(path, scoring="tensorrt")
+
+
+def test_a_graph_that_disagrees_with_the_module_is_not_used(tmp_path: Path, monkeypatch) -> None:
+    """The exported graph is checked against the module on a probe batch before it scores."""
+    import veil.classify.torch as vt
+
+    clf = load_model_card(_resnet18_card(tmp_path, _model("resnet18", 2, seed=7)), scoring="torch")
+    wrong = vt._exported(_model("resnet18", 2, seed=8), 32, cache=False)  # same shapes, other weights
+    monkeypatch.setattr(vt, "_exported", lambda *a, **k: wrong)
+    with pytest.raises(ModelLoadError, match="away from the module's"):
+        clf.score_with_onnxruntime()
+    assert clf.scoring == "torch"
+
+
+def test_onnxruntime_scoring_without_a_writable_cache_and_after_pickling(tmp_path: Path, monkeypatch) -> None:
+    import pickle
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("VEIL_CACHE_DIR", str(blocker))  # (the cache folder cannot be made under a file)
+    model = _model("resnet18", 2, seed=9)
+    clf = load_model_card(_resnet18_card(tmp_path, model))
+    assert clf.scoring == "onnxruntime"
+    images = _images(2)
+    np.testing.assert_allclose(clf.predict_proba(images), _reference_proba(model, images), atol=1e-5)
+    copy = pickle.loads(pickle.dumps(clf))  # (a session does not pickle: the copy scores with its module)
+    assert copy.scoring == "torch"
+    np.testing.assert_allclose(copy.predict_proba(images), _reference_proba(model, images), atol=1e-5)

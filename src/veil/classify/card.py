@@ -27,6 +27,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -264,7 +265,7 @@ def __getattr__(name: str) -> Any:
 
 
 def load_model_card(
-    path: str | os.PathLike[str], *, threshold: float | None = None, device: Any = None
+    path: str | os.PathLike[str], *, threshold: float | None = None, device: Any = None, scoring: str = "auto"
 ) -> TorchClassifier:
     """Build the :class:`TorchClassifier` a model card describes.
 
@@ -277,6 +278,11 @@ def load_model_card(
     device : str or torch.device, optional
         Where the module runs (default CPU). Its convolution weights are kept channels-last,
         the layout the CPU's fastest kernels use (``bench/classify_layout.py``).
+    scoring : {"auto", "onnxruntime", "torch"}
+        On the CPU, where scores come from: ``"auto"`` (default) exports the module to ONNX (cached, see
+        :meth:`~veil.classify.torch.TorchClassifier.score_with_onnxruntime`) and scores with onnxruntime
+        when the graph runs and agrees with the module, else with the module (a warning says why);
+        ``"onnxruntime"`` raises instead; ``"torch"`` always uses the module. Gradients always use it.
 
     Returns
     -------
@@ -298,8 +304,10 @@ def load_model_card(
     import torch
 
     from veil.classify.arch import build_model
-    from veil.classify.torch import DeviceTorchClassifier, TorchClassifier
+    from veil.classify.torch import SCORINGS, DeviceTorchClassifier, TorchClassifier
 
+    if scoring not in SCORINGS:
+        raise InvalidParameterError(f"scoring must be one of {list(SCORINGS)}, got {scoring!r}")
     card = read_model_card(path)
     card_path = str(Path(path))
     if is_onnx_card(card):
@@ -349,7 +357,15 @@ def load_model_card(
         config=config,
     )
     if dev.type == "cpu":
-        return TorchClassifier(model, card["labels"], card["unsafe_labels"], **kwargs)
+        clf = TorchClassifier(model, card["labels"], card["unsafe_labels"], **kwargs)
+        if scoring != "torch":
+            try:
+                clf.score_with_onnxruntime()
+            except ModelLoadError as exc:
+                if scoring == "onnxruntime":
+                    raise _fail(card_path, "weights", str(exc), "load it with scoring='torch'") from exc
+                warnings.warn(f"{card_path}: scoring with torch: {exc}", RuntimeWarning, stacklevel=2)
+        return clf
     return DeviceTorchClassifier(model, card["labels"], card["unsafe_labels"], device=dev, **kwargs)
 
 
