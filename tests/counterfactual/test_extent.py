@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +14,14 @@ from hypothesis import strategies as st
 from tests.conftest import planted
 from veil import SafeguardConfig, Safeguarder
 from veil.counterfactual import EXTENTS, extend, stylize
-from veil.counterfactual.extent import REASONS, light_views, logit, minimal, object_extent
+from veil.counterfactual.extent import (
+    REASONS,
+    light_views,
+    logit,
+    minimal,
+    object_extent,
+    tile_boxes,
+)
 from veil.errors import InvalidParameterError, UnknownNameError
 
 SPARK = np.array([255, 220, 0], np.float32)
@@ -586,7 +594,8 @@ def test_object_extent_on_strips_and_tiny_images(shape):
     assert out.selected and len(out.reasons) == len(out.selected) and out.labels.shape == (h, w)
     assert set(out.reasons) <= {"counterfactual", "split", "closure", "margin", "object", "tile"}
     assert all(min(c[:2]) >= 32 for c in crops)  # no tile under 32 pixels is looked at
-    assert bool(crops) == (min(shape) >= 64)  # (tiles of half the sides)
+    fraction = inspect.signature(object_extent).parameters["tile_fraction"].default
+    assert bool(crops) == (round(min(shape) * fraction) >= 32)  # (the default tiles' side)
 
 
 def test_the_object_extent_classifies_each_candidate_once():
@@ -900,13 +909,15 @@ def test_the_second_look_hides_an_object_seen_only_in_a_tile():
     assert hidden[first].all() and hidden[second].all()  # both objects
     assert hidden.sum() == first.sum() + second.sum()  # and nothing else
     assert set(out.reasons) == {"counterfactual", "tile"} and out.reasons[0] == "counterfactual"
-    assert len(calls) == 1 and calls[0].shape == (48, 48, 3)  # one tile, half the image's sides
+    side = round(96 * inspect.signature(object_extent).parameters["tile_fraction"].default)
+    assert len(calls) == 1 and calls[0].shape == (side, side, 3)  # one tile, the default share of the sides
+    assert side <= 60  # (small enough for ZoomModel to see the magenta block in it)
     assert [t["step"] for t in out.trace if t["step"] == "tile"] == ["tile"]
     # no look (the minimal pipeline, a direct call) or no tiles: the magenta block stays in sight
     for opts in ({}, {"look": magenta_look([]), "tiles": 0}):
         plain = object_extent(img, styled, labels, (4,), model, np.array([0.5]), **kw, **opts)
         assert not np.isin(plain.labels, plain.selected)[second].any()
-    assert "look" not in __import__("inspect").signature(minimal).parameters
+    assert "look" not in inspect.signature(minimal).parameters
 
 
 def test_the_second_look_hides_the_whole_tile_when_its_run_finds_nothing_and_never_spoils_the_verdict():
@@ -916,8 +927,11 @@ def test_the_second_look_hides_the_whole_tile_when_its_run_finds_nothing_and_nev
     out = object_extent(img, styled, labels, (4,), ZoomModel(first, second), np.array([0.5]),
                         look=magenta_look([], found=False), **kw)
     hidden = np.isin(out.labels, out.selected)
-    assert hidden[second].all() and hidden[48:, 48:].all()  # the worst tile, the bottom-right one, whole
-    assert hidden.sum() == first.sum() + 48 * 48
+    y, x, th, tw = tile_boxes((96, 96), *(inspect.signature(object_extent).parameters[k].default
+                                          for k in ("tiles", "tile_fraction")))[-1]
+    assert (y + th, x + tw) == (96, 96) and y > 24 and x > 24  # (the bottom-right tile, clear of the first block)
+    assert hidden[second].all() and hidden[y:, x:].all()  # the worst tile, the bottom-right one, whole
+    assert hidden.sum() == first.sum() + th * tw
     spoiled = object_extent(img, styled, labels, (4,), ZoomModel(first, second, spoil=True), np.array([0.5]),
                             look=magenta_look([]), **kw)
     assert spoiled.selected == (4,)  # hiding it would make the whole image unsafe: not added

@@ -49,12 +49,12 @@ background in. An extent takes the search's regions and returns the regions to d
        alone (largest first) that may go together; the complete step is run once more from what stays
        hidden, taking only pixels of what was shown again (an object part such a region had hidden,
        a bomb's body the margin step took for the verdict, is hidden again by its figure, its ground is not);
-    7. *look again* (when the pipeline passes ``look``) — the delivered image is cut into 3 × 3
-       overlapping tiles of half its sides; while a classifier finds one unsafe, the worst is
+    7. *look again* (when the pipeline passes ``look``) — the delivered image is cut into 2 × 2
+       overlapping tiles of 0.6 of its sides; while a classifier finds one unsafe, the worst is
        safeguarded on its own (a whole run: attribution, segmentation, search, this extent) and
        what that run hides is hidden too (the whole tile when it finds no counterfactual), for
        up to ``tile_rounds`` tiles. A second object, or one the classifier stopped looking at once
-       the first was hidden, is found at twice the size.
+       the first was hidden, is found at 1.7 times the size.
 
 Every extent is a function ``fn(image, styled, labels, selected, score, thresholds, *,
 attribution, segments, **options) -> ExtentOutcome``; ``score`` classifies a batch of
@@ -350,8 +350,8 @@ def object_extent(
     max_steps: int = 6,
     rescore: int = 3,
     margin_area: float = 0.0,
-    tiles: int = 3,
-    tile_fraction: float = 0.5,
+    tiles: int = 2,
+    tile_fraction: float = 0.6,
     tile_rounds: int = 3,
     prune: int = 16,
     prune_from: Sequence[str] = ("split", "margin"),
@@ -582,7 +582,9 @@ def object_extent(
         (:func:`tile_boxes`; none under 32 pixels on a side), each classified; the worst unsafe tile
         not yet looked at is safeguarded on its own (``look``) and what that hides is hidden too,
         for up to ``tile_rounds`` tiles (``tiles=0``: off). An object the classifiers no longer see in the whole image once another is hidden
-        (a second bomb, a blade they overlooked) is often plain to them at twice the size.
+        (a second bomb, a blade they overlooked) is often plain to them at 1.7 times the size. Two tiles a side
+        of 0.6 (each point of the image in one to four tiles) classify 4 tiles where 3 of half classified 9,
+        at the same recall on the benchmark's tuning seeds (docs/benchmarks.md).
     look : callable, optional
         ``look(crop) -> (mask or None, images classified)``: a whole safeguarding run on a crop
         (:class:`veil.pipeline.Safeguarder` passes one); None: no second look.
@@ -1018,7 +1020,7 @@ def object_extent(
             complete_step(freed)
 
     # -- 7. look again: tiles of the delivered image that a classifier still finds unsafe -------
-    # (each safeguarded on its own, at twice the size the classifier saw it in the whole image)
+    # (each safeguarded on its own, larger than the classifier saw it in the whole image)
     if look is not None and tiles >= 2 and chosen:
         hidden_px = regions_mask(labels, chosen)
         boxes = [b for b in tile_boxes((h, w), tiles, tile_fraction) if min(b[2], b[3]) >= _MIN_TILE]
