@@ -356,8 +356,8 @@ def test_a_graph_that_disagrees_with_the_module_is_not_used(tmp_path: Path, monk
     import veil.classify.torch as vt
 
     clf = load_model_card(_resnet18_card(tmp_path, _model("resnet18", 2, seed=7)), scoring="torch")
-    wrong = vt._exported(_model("resnet18", 2, seed=8), 32, cache=False)  # same shapes, other weights
-    monkeypatch.setattr(vt, "_exported", lambda *a, **k: wrong)
+    wrong, _ = vt._exported(_model("resnet18", 2, seed=8), 32, cache=False)  # same shapes, other weights
+    monkeypatch.setattr(vt, "_exported", lambda *a, **k: (wrong, False))
     with pytest.raises(ModelLoadError, match="away from the module's"):
         clf.score_with_onnxruntime()
     assert clf.scoring == "torch"
@@ -377,3 +377,42 @@ def test_onnxruntime_scoring_without_a_writable_cache_and_after_pickling(tmp_pat
     copy = pickle.loads(pickle.dumps(clf))  # (a session does not pickle: the copy scores with its module)
     assert copy.scoring == "torch"
     np.testing.assert_allclose(copy.predict_proba(images), _reference_proba(model, images), atol=1e-5)
+
+
+def test_a_broken_cached_graph_is_exported_again_and_replaced(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("VEIL_CACHE_DIR", str(tmp_path / "cache"))
+    model = _model("resnet18", 2, seed=10)
+    path = _resnet18_card(tmp_path, model)
+    assert load_model_card(path).scoring == "onnxruntime"
+    (graph,) = (tmp_path / "cache" / "onnx").glob("*.onnx")
+    graph.write_bytes(b"not an onnx graph")  # (a truncated or corrupted cache entry)
+    clf = load_model_card(path)
+    assert clf.scoring == "onnxruntime" and graph.stat().st_size > 1000  # exported again, entry replaced
+    images = _images(2)
+    np.testing.assert_allclose(clf.predict_proba(images), _reference_proba(model, images), atol=1e-5)
+
+
+def test_a_bfloat16_module_loads_whichever_backend_it_gets() -> None:
+    """Weights numpy cannot hold (bfloat16) are hashed as bytes: the module scores, through onnxruntime or
+    (if the export or its check fails) through torch, and never fails to load."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 2))
+    net = net.to(torch.bfloat16)
+
+    class Cast(torch.nn.Module):  # (the classifier feeds float32)
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x.to(torch.bfloat16)).float()
+
+    clf = TorchClassifier(Cast(), ["safe", "unsafe"], ["unsafe"], input_size=8)
+    try:
+        clf.score_with_onnxruntime(cache=False)
+    except ModelLoadError:
+        assert clf.scoring == "torch"
+    else:
+        assert clf.scoring == "onnxruntime"
+    proba = clf.predict_proba(_images(2, 8))
+    assert proba.shape == (2, 2) and np.allclose(proba.sum(axis=1), 1, atol=1e-3)

@@ -7,8 +7,9 @@ Scores may come from onnxruntime instead of the module (:meth:`TorchClassifier.s
 what :func:`veil.classify.load_model_card` does on the CPU): the module is exported to ONNX once, the
 graph is cached on disk (:func:`onnx_cache_dir`) under a hash of the weights, and checked against the
 module on a probe batch before it is used. Gradients (FullGrad, the Grad-CAM family) still run the
-module. On one thread onnxruntime classifies a MobileNetV3-Small at 128 px two to five times faster and
-a ResNet-18 1.1–1.4 times faster (``bench/torch_scoring.py``, docs/benchmarks.md).
+module. On one thread onnxruntime classifies a MobileNetV3-Small at 128 px 1.4–3 times faster and a
+ResNet-18 1.0–1.3 times faster, the smaller the batch the larger the gain (``bench/torch_scoring.py``,
+docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -223,20 +224,28 @@ class TorchClassifier:
                                  .astype(np.float32))
         with torch.inference_mode():
             want = self.module(probe).float().numpy()  # (also initialises lazy modules before the export)
-        graph = _exported(self.module, self.input_size, cache=cache)
         opts = onnxruntime.SessionOptions()
         opts.intra_op_num_threads = torch.get_num_threads()  # (sized like the pool the module runs on)
         opts.inter_op_num_threads = 1
-        try:
-            session = onnxruntime.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
-            got = session.run(None, {"x": probe.numpy()})[0]
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelLoadError(f"onnxruntime could not run the exported {self.name!r} ({exc})") from exc
-        err = float(np.abs(np.asarray(got, np.float64) - want).max()) if np.shape(got) == want.shape else np.inf
-        if not err <= atol:
-            raise ModelLoadError(f"the exported {self.name!r} gives logits {err:.3g} away from the module's "
-                                 f"(at most {atol:g} allowed); it keeps scoring with torch")
-        self._session = session
+        for refresh in (False, True):  # (a cached graph that fails is exported again, once, and replaced)
+            graph, cached = _exported(self.module, self.input_size, cache=cache, refresh=refresh)
+            try:
+                try:
+                    session = onnxruntime.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
+                    got = session.run(None, {"x": probe.numpy()})[0]
+                except Exception as exc:  # onnxruntime raises its own untyped errors
+                    raise ModelLoadError(f"onnxruntime could not run the exported {self.name!r} ({exc})") from exc
+                err = float(np.abs(np.asarray(got, np.float64) - want).max()) if np.shape(got) == want.shape else np.inf
+                if not err <= atol:
+                    raise ModelLoadError(f"the exported {self.name!r} gives logits {err:.3g} away from the module's "
+                                         f"(at most {atol:g} allowed); it keeps scoring with torch")
+            except ModelLoadError:
+                if cached and not refresh:
+                    log.debug("the cached graph of %r failed; exporting it again", self.name)
+                    continue
+                raise
+            self._session = session
+            return
 
     def __getstate__(self) -> dict[str, Any]:
         # (an onnxruntime session does not pickle; the copy scores with the module)
@@ -294,17 +303,19 @@ class DeviceTorchClassifier(TorchClassifier):
         return np.concatenate(out, 0).astype(np.float32)
 
 
-def _exported(module: torch.nn.Module, input_size: int, *, cache: bool) -> bytes:
-    """``module`` as an ONNX graph (input ``x``: ``(N, 3, S, S)``, output ``y``: logits, batch axis free),
-    read from the cache when the same weights were exported before by this torch."""
+def _exported(module: torch.nn.Module, input_size: int, *, cache: bool, refresh: bool = False) -> tuple[bytes, bool]:
+    """``module`` as an ONNX graph (input ``x``: ``(N, 3, S, S)``, output ``y``: logits, batch axis free) and
+    whether it was read from the cache (where the same weights exported by this torch are kept; with
+    ``refresh``, it is exported again and the cache entry replaced)."""
     h = hashlib.sha256(f"{EXPORT_VERSION}|{torch.__version__}|{type(module).__qualname__}|{input_size}".encode())
     for name, t in module.state_dict().items():
         h.update(f"|{name}|{tuple(t.shape)}|{t.dtype}|".encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        # (as raw bytes: numpy has no bfloat16)
+        h.update(torch.flatten(t.detach().cpu().contiguous()).view(torch.uint8).numpy().tobytes())
     path = onnx_cache_dir() / f"{h.hexdigest()[:32]}.onnx"
-    if cache and path.is_file():
+    if cache and not refresh and path.is_file():
         try:
-            return path.read_bytes()
+            return path.read_bytes(), True
         except OSError as exc:
             log.debug("cached graph %s unreadable (%s); exporting again", path, exc)
     was_training = module.training
@@ -328,7 +339,7 @@ def _exported(module: torch.nn.Module, input_size: int, *, cache: bool) -> bytes
             os.replace(part, path)
         except OSError as exc:  # (a read-only home: the graph is used, not kept)
             log.debug("could not cache the exported graph at %s (%s)", path, exc)
-    return graph
+    return graph, False
 
 
 def _last_conv_block(module: torch.nn.Module) -> torch.nn.Module:
