@@ -33,7 +33,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    os.environ["VEIL_CACHE_DIR"] = tempfile.mkdtemp(prefix="veil-bench-cache-")  # (a cold cache, not the user's)
+    with tempfile.TemporaryDirectory(prefix="veil-bench-cache-") as cache:  # (a cold cache, not the user's; removed after)
+        os.environ["VEIL_CACHE_DIR"] = cache
+        _run(args)
+
+
+def _run(args: argparse.Namespace) -> None:
     import torch
 
     from veil.classify.arch import build_model
