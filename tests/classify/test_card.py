@@ -351,6 +351,25 @@ def test_scoring_falls_back_to_torch_with_a_warning_or_raises_when_asked(folder:
         load_model_card(path, scoring="tensorrt")
 
 
+def test_the_environment_picks_the_scoring_backend(tmp_path: Path, monkeypatch) -> None:
+    """``VEIL_SCORING`` switches every loader that does not name a backend (``veil scan``, the service, the
+    batch workers); an argument still wins, and a misspelt value is refused with the variable's name."""
+    monkeypatch.setenv("VEIL_CACHE_DIR", str(tmp_path / "cache"))
+    path = _resnet18_card(tmp_path, _model("resnet18", 2, seed=5))
+    monkeypatch.setenv("VEIL_SCORING", "torch")
+    assert load_model_card(path).scoring == "torch"
+    assert load_classifier(str(path)).scoring == "torch"
+    assert not list((tmp_path / "cache").glob("onnx/*.onnx"))  # nothing exported
+    assert load_model_card(path, scoring="auto").scoring == "onnxruntime"
+    monkeypatch.setenv("VEIL_SCORING", " ONNXRuntime ")
+    assert load_model_card(path).scoring == "onnxruntime"
+    monkeypatch.setenv("VEIL_SCORING", "")
+    assert load_model_card(path).scoring == "onnxruntime"
+    monkeypatch.setenv("VEIL_SCORING", "tensorrt")
+    with pytest.raises(InvalidParameterError, match="VEIL_SCORING must be one of"):
+        load_model_card(path)
+
+
 def test_a_graph_that_disagrees_with_the_module_is_not_used(tmp_path: Path, monkeypatch) -> None:
     """The exported graph is checked against the module on a probe batch before it scores."""
     import veil.classify.torch as vt

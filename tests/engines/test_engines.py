@@ -120,3 +120,14 @@ def test_settings_hash_follows_settings_and_card_content(tmp_path):
     assert settings_hash(type(cfg)(**{**cfg.__dict__, "models": (os.path.relpath(card),)})) == h2  # path spelling
     (tmp_path / "model.pt").write_bytes(b"retrained")  # same path, other weights: another setting
     assert settings_hash(c2) != h2
+
+
+def test_ray_actors_get_the_drivers_scoring_switch(monkeypatch):
+    """A Ray actor on another machine does not inherit the driver's environment: the settings the
+    loaders read from it (``VEIL_SCORING``) travel in the actors' ``runtime_env``, only when set."""
+    from veil.engines.base import forwarded_env
+
+    monkeypatch.delenv("VEIL_SCORING", raising=False)
+    assert "VEIL_SCORING" not in forwarded_env()
+    monkeypatch.setenv("VEIL_SCORING", "torch")
+    assert forwarded_env()["VEIL_SCORING"] == "torch"

@@ -265,7 +265,7 @@ def __getattr__(name: str) -> Any:
 
 
 def load_model_card(
-    path: str | os.PathLike[str], *, threshold: float | None = None, device: Any = None, scoring: str = "auto"
+    path: str | os.PathLike[str], *, threshold: float | None = None, device: Any = None, scoring: str | None = None
 ) -> TorchClassifier:
     """Build the :class:`TorchClassifier` a model card describes.
 
@@ -278,8 +278,9 @@ def load_model_card(
     device : str or torch.device, optional
         Where the module runs (default CPU). Its convolution weights are kept channels-last,
         the layout the CPU's fastest kernels use (``bench/classify_layout.py``).
-    scoring : {"auto", "onnxruntime", "torch"}
-        On the CPU, where scores come from: ``"auto"`` (default) exports the module to ONNX (cached, see
+    scoring : {"auto", "onnxruntime", "torch"}, optional
+        On the CPU, where scores come from (default: the ``VEIL_SCORING`` environment variable, else
+        ``"auto"``, so the switch reaches every command and batch worker): ``"auto"`` exports the module to ONNX (cached, see
         :meth:`~veil.classify.torch.TorchClassifier.score_with_onnxruntime`) and scores with onnxruntime
         when the graph runs and agrees with the module, else with the module (a warning says why);
         ``"onnxruntime"`` raises instead; ``"torch"`` always uses the module. Gradients always use it.
@@ -306,6 +307,10 @@ def load_model_card(
     from veil.classify.arch import build_model
     from veil.classify.torch import SCORINGS, DeviceTorchClassifier, TorchClassifier
 
+    if scoring is None:  # every shell (CLI, service, batch workers) reads the same switch from the environment
+        scoring = os.environ.get("VEIL_SCORING", "").strip().lower() or "auto"
+        if scoring not in SCORINGS:
+            raise InvalidParameterError(f"VEIL_SCORING must be one of {list(SCORINGS)}, got {scoring!r}")
     if scoring not in SCORINGS:
         raise InvalidParameterError(f"scoring must be one of {list(SCORINGS)}, got {scoring!r}")
     card = read_model_card(path)

@@ -97,6 +97,15 @@ def thread_env(threads: int) -> dict[str, str]:
     return dict.fromkeys(THREAD_ENV, str(int(threads)))
 
 
+#: Settings read from the environment that a worker on another machine must see as the driver does.
+FORWARDED_ENV = ("VEIL_SCORING",)
+
+
+def forwarded_env() -> dict[str, str]:
+    """The driver's :data:`FORWARDED_ENV` variables that are set (local workers inherit them anyway)."""
+    return {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+
+
 def set_threads(threads: int | None) -> None:
     """Size this process's numeric thread pools: torch's (now, or from ``OMP_NUM_THREADS`` when it
     is imported later), and the BLAS/OpenMP pools that

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from veil.engines.base import Outcome, ScanItem, ScanOptions, Worker, thread_env
+from veil.engines.base import Outcome, ScanItem, ScanOptions, Worker, forwarded_env, thread_env
 from veil.errors import InvalidParameterError, MissingDependencyError
 
 
@@ -114,7 +114,7 @@ class RayEngine:
                 _Actor, batch_size=1, compute=ray.data.ActorPoolStrategy(size=self.actors),
                 fn_constructor_kwargs={"options": options, "threads": max(1, int(self.actor_cpus))},
                 num_cpus=self.actor_cpus, num_gpus=self.actor_gpus or None,
-                runtime_env={"env_vars": thread_env(max(1, int(self.actor_cpus)))},
+                runtime_env={"env_vars": {**thread_env(max(1, int(self.actor_cpus))), **forwarded_env()}},
             )
             for row in ds.iter_rows():
                 yield pickle.loads(row["outcome"])
