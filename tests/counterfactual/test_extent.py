@@ -1127,6 +1127,28 @@ def test_split_rerank_ranks_a_long_prefix_by_each_piece_s_own_evidence():
             object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), split_rerank=bad, **kw)
 
 
+def test_split_rerank_area_ranks_a_wide_prefix_again_however_few_its_pieces():
+    """The same scene: the attribution prefix is only three pieces, but two of them are background quadrants,
+    so it hides a large share of the image. ``split_rerank_area`` ranks the pieces again by their own logit
+    drop when the prefix hides more than that share (the spark alone is kept); a prefix under it stands."""
+    model, img, styled, spark, segments, labels, kw = broad_map_scene()
+    kw["split_rerank"] = 0
+    prefix = np.isin(segments, [0, 1, 5])
+    share = float((prefix & ~spark).mean())  # what the prefix hides besides the spark
+    assert share > 0.3
+    wide = object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), split_rerank_area=0.3, **kw)
+    np.testing.assert_array_equal(hidden(wide), spark)
+    assert model.logits([np.where(hidden(wide)[..., None], styled, img)])[0] <= 0  # still safe
+    under = object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]),
+                          split_rerank_area=min(1.0, float(prefix.mean()) + 0.05), **kw)
+    np.testing.assert_array_equal(hidden(under), prefix)
+    off = object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), split_rerank_area=0.0, **kw)
+    np.testing.assert_array_equal(hidden(off), prefix)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(InvalidParameterError, match="split_rerank_area"):
+            object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), split_rerank_area=bad, **kw)
+
+
 @settings(max_examples=150, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), h=st.integers(1, 40), w=st.integers(1, 40), fill=st.floats(0.1, 0.9),
        max_region=st.sampled_from([0.01, 0.1, 1.0]))

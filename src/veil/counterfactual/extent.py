@@ -319,6 +319,7 @@ def object_extent(
     split_fraction: float = 0.08,
     split_refine: float = 0.0,
     split_rerank: int = 0,
+    split_rerank_area: float = 0.0,
     group_delta: float = 12.0,
     group_members: int = 4,
     attr_ratio: float = 0.0,
@@ -407,6 +408,9 @@ def object_extent(
         key part's own drop puts it first; but a small piece of background whose hiding alone flips the model
         can come first too, and the object is then left in sight: docs/benchmarks.md has the trade (at 4,
         MobileNet's area/GT 5.12 → 4.13 on the report seeds, recall 0.908 → 0.899).
+    split_rerank_area : float
+        The same second ranking when the attribution-ordered prefix hides more than this share of the image
+        (0: off), whatever its length: a prefix that hides a quarter of the photo is a broad map's background.
     group_delta : float
         Lab distance under which touching regions are weighed together by margin and closure
         (:func:`veil.segment.merge_similar`; 0: one region at a time, which hid less area but also
@@ -617,6 +621,8 @@ def object_extent(
         raise InvalidParameterError(f"split_refine must be a quantile in [0, 1], got {split_refine!r}")
     if isinstance(split_rerank, bool) or not isinstance(split_rerank, (int, np.integer)) or split_rerank < 0:
         raise InvalidParameterError(f"split_rerank must be an integer >= 0, got {split_rerank!r}")
+    if not (np.isfinite(split_rerank_area) and 0 <= split_rerank_area <= 1):
+        raise InvalidParameterError(f"split_rerank_area must be a share of the image in [0, 1], got {split_rerank_area!r}")
     if closure_on not in ("delivered", "original"):
         raise InvalidParameterError(f"closure_on must be 'delivered' or 'original', got {closure_on!r}")
     if complete not in ("none", "grabcut", "figures"):
@@ -752,7 +758,10 @@ def object_extent(
             return None
 
         found = scan(pool)
-        if split_rerank > 0 and (found is None or len(found) - len(chosen) > split_rerank):
+        long = split_rerank > 0 and (found is None or len(found) - len(chosen) > split_rerank)
+        wide = split_rerank_area > 0 and (found is None or float(area[[p for p in found if p not in chosen]].sum())
+                                          > split_rerank_area)
+        if long or wide:
             # a long prefix (a broad map puts background before the key part): each superpixel hidden on its
             # own, the largest logit drop first, scanned again; the prefix that hides less is kept
             ex = np.concatenate([work.excess([chosen + [p] for p in pool[i : i + batch_size]])
