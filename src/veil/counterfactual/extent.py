@@ -104,6 +104,10 @@ Extent = Callable[..., ExtentOutcome]
 #: Shortest side (pixels) of a tile the second look classifies and safeguards.
 _MIN_TILE = 32
 
+#: Images the split step may classify to cut down a prefix wider than ``split_rerank_area`` (one to three
+#: batches; a wide prefix can hold hundreds of superpixels, and ranking each one alone cost up to 600).
+SHRINK_BUDGET = 48
+
 #: Runs of regions the prune step weighs per batch, the longest first (it stops once two have held).
 _PRUNE_CHUNK = 4
 
@@ -319,7 +323,7 @@ def object_extent(
     split_fraction: float = 0.08,
     split_refine: float = 0.0,
     split_rerank: int = 0,
-    split_rerank_area: float = 0.0,
+    split_rerank_area: float = 0.15,
     group_delta: float = 12.0,
     group_members: int = 4,
     attr_ratio: float = 0.0,
@@ -409,8 +413,12 @@ def object_extent(
         can come first too, and the object is then left in sight: docs/benchmarks.md has the trade (at 4,
         MobileNet's area/GT 5.12 → 4.13 on the report seeds, recall 0.908 → 0.899).
     split_rerank_area : float
-        The same second ranking when the attribution-ordered prefix hides more than this share of the image
-        (0: off), whatever its length: a prefix that hides a quarter of the photo is a broad map's background.
+        When the attribution-ordered prefix hides more than this share of the image, however few its
+        superpixels (0: off; default 0.15, the most one closure region may add), the prefix is cut down: chunks
+        of it are shown again while the image stays safe (delta debugging, at most :data:`SHRINK_BUDGET` images
+        classified), and the smaller set is kept. A prefix that hides a sixth of the photo or more is mostly a
+        broad map's background (docs/benchmarks.md). With ``split_rerank`` also triggered, or no prefix found,
+        the whole pool is ranked by each superpixel's own drop instead.
     group_delta : float
         Lab distance under which touching regions are weighed together by margin and closure
         (:func:`veil.segment.merge_similar`; 0: one region at a time, which hid less area but also
@@ -757,6 +765,24 @@ def object_extent(
                 k, step = ks[-1] + 1, min(2 * step, batch_size)
             return None
 
+        def shrink(keep: list[int]) -> list[int]:
+            # delta debugging (Zeller's ddmin) on a prefix that keeps the image safe: the prefix is cut into
+            # n chunks, the complements are classified in one batch, and the safe one that hides least is
+            # kept (n shrinks by one), else the chunks are halved; at most SHRINK_BUDGET images are classified
+            n, spent = 2, 0
+            while len(keep) > 1 and spent < SHRINK_BUDGET:
+                size = -(-len(keep) // n)
+                trials = [keep[:i] + keep[i + size :] for i in range(0, len(keep), size)][: SHRINK_BUDGET - spent]
+                spent += len(trials)
+                ok = np.flatnonzero(work.excess([chosen + t for t in trials]) <= 0).tolist()
+                if ok:
+                    keep, n = trials[min(ok, key=lambda j: float(area[trials[j]].sum()))], max(n - 1, 2)
+                elif n >= len(keep):
+                    break
+                else:
+                    n = min(2 * n, len(keep))
+            return keep
+
         found = scan(pool)
         long = split_rerank > 0 and (found is None or len(found) - len(chosen) > split_rerank)
         wide = split_rerank_area > 0 and (found is None or float(area[[p for p in found if p not in chosen]].sum())
@@ -764,9 +790,12 @@ def object_extent(
         if long or wide:
             # a long prefix (a broad map puts background before the key part): each superpixel hidden on its
             # own, the largest logit drop first, scanned again; the prefix that hides less is kept
-            ex = np.concatenate([work.excess([chosen + [p] for p in pool[i : i + batch_size]])
-                                 for i in range(0, len(pool), batch_size)])
-            again = scan([pool[j] for j in np.argsort(ex, kind="stable")])
+            if long or found is None:
+                ex = np.concatenate([work.excess([chosen + [p] for p in pool[i : i + batch_size]])
+                                     for i in range(0, len(pool), batch_size)])
+                again = scan([pool[j] for j in np.argsort(ex, kind="stable")])
+            else:  # only wide: the prefix is cut down, within a bounded number of classifications
+                again = tuple(chosen + shrink([p for p in found if p not in chosen]))
             if again is not None and (found is None or float(area[list(again)].sum()) < float(area[list(found)].sum())):
                 found = again
         if found is None:  # the superpixels alone do not do it: keep the whole region
