@@ -417,8 +417,8 @@ def object_extent(
         superpixels (0: off; default 0.15, the most one closure region may add), the prefix is cut down: chunks
         of it are shown again while the image stays safe (delta debugging, at most :data:`SHRINK_BUDGET` images
         classified), and the smaller set is kept. A prefix that hides a sixth of the photo or more is mostly a
-        broad map's background (docs/benchmarks.md). With ``split_rerank`` also triggered, or no prefix found,
-        the whole pool is ranked by each superpixel's own drop instead.
+        broad map's background (docs/benchmarks.md). With ``split_rerank`` also triggered the whole pool is
+        ranked by each superpixel's own drop instead; with no prefix found the whole region is kept, as before.
     group_delta : float
         Lab distance under which touching regions are weighed together by margin and closure
         (:func:`veil.segment.merge_similar`; 0: one region at a time, which hid less area but also
@@ -785,17 +785,17 @@ def object_extent(
 
         found = scan(pool)
         long = split_rerank > 0 and (found is None or len(found) - len(chosen) > split_rerank)
-        wide = split_rerank_area > 0 and (found is None or float(area[[p for p in found if p not in chosen]].sum())
-                                          > split_rerank_area)
+        wide = split_rerank_area > 0 and found is not None and float(
+            area[[p for p in found if p not in chosen]].sum()) > split_rerank_area
         if long or wide:
             # a long prefix (a broad map puts background before the key part): each superpixel hidden on its
             # own, the largest logit drop first, scanned again; the prefix that hides less is kept
-            if long or found is None:
+            if long:
                 ex = np.concatenate([work.excess([chosen + [p] for p in pool[i : i + batch_size]])
                                      for i in range(0, len(pool), batch_size)])
                 again = scan([pool[j] for j in np.argsort(ex, kind="stable")])
-            else:  # only wide: the prefix is cut down, within a bounded number of classifications
-                again = tuple(chosen + shrink([p for p in found if p not in chosen]))
+            else:  # only wide (so a prefix was found): it is cut down, within a bounded number of classifications
+                again = tuple(chosen + shrink([p for p in found or () if p not in chosen]))
             if again is not None and (found is None or float(area[list(again)].sum()) < float(area[list(found)].sum())):
                 found = again
         if found is None:  # the superpixels alone do not do it: keep the whole region
