@@ -1074,7 +1074,7 @@ def broad_map_scene() -> tuple[PartModel, np.ndarray, np.ndarray, np.ndarray, np
     att = np.select([segments == 0, segments == 1, segments == 5, segments == 4], [1.0, 0.9, 0.8, 0.1], 0.0)
     # (the prefix hides over half the image, so the wide-prefix ranking is off here: the next tests turn it on)
     kw: dict[str, Any] = dict(attribution=att, segments=segments, rounds=0, margin=0.0, views=False,
-                              complete="none", tiles=0, split_rerank_area=0.0)
+                              complete="none", tiles=0, split_cut_area=0.0)
     return model, img, stylize(img, "fill"), spark, segments, np.zeros_like(segments), kw
 
 
@@ -1128,29 +1128,29 @@ def test_split_rerank_ranks_a_long_prefix_by_each_piece_s_own_evidence():
             object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), split_rerank=bad, **kw)
 
 
-def test_split_rerank_area_cuts_a_wide_prefix_down_however_few_its_pieces():
+def test_split_cut_area_cuts_a_wide_prefix_down_however_few_its_pieces():
     """The same scene: the attribution prefix is only three pieces, but two of them are background quadrants,
-    so it hides a large share of the image. ``split_rerank_area`` (by default 0.15) cuts the prefix down when
+    so it hides a large share of the image. ``split_cut_area`` (by default 0.15) cuts the prefix down when
     it hides more than that share (chunks shown again while the image stays safe: the spark alone is kept);
     a prefix under it stands."""
     model, img, styled, spark, segments, labels, kw = broad_map_scene()
-    del kw["split_rerank_area"]
+    del kw["split_cut_area"]
     prefix = np.isin(segments, [0, 1, 5])
     share = float((prefix & ~spark).mean())  # what the prefix hides besides the spark
     assert share > 0.3
     default = object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), **kw)  # 0.15
     np.testing.assert_array_equal(hidden(default), spark)
-    wide = object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), split_rerank_area=0.3, **kw)
+    wide = object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), split_cut_area=0.3, **kw)
     np.testing.assert_array_equal(hidden(wide), spark)
     assert model.logits([np.where(hidden(wide)[..., None], styled, img)])[0] <= 0  # still safe
     under = object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]),
-                          split_rerank_area=min(1.0, float(prefix.mean()) + 0.05), **kw)
+                          split_cut_area=min(1.0, float(prefix.mean()) + 0.05), **kw)
     np.testing.assert_array_equal(hidden(under), prefix)
-    off = object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), split_rerank_area=0.0, **kw)
+    off = object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), split_cut_area=0.0, **kw)
     np.testing.assert_array_equal(hidden(off), prefix)
     for bad in (-0.1, 1.5, float("nan")):
-        with pytest.raises(InvalidParameterError, match="split_rerank_area"):
-            object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), split_rerank_area=bad, **kw)
+        with pytest.raises(InvalidParameterError, match="split_cut_area"):
+            object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), split_cut_area=bad, **kw)
 
 
 def test_a_wide_prefix_of_hundreds_of_superpixels_is_cut_down_within_the_budget():
@@ -1169,7 +1169,7 @@ def test_a_wide_prefix_of_hundreds_of_superpixels_is_cut_down_within_the_budget(
                               complete="none", tiles=0)
     labels = np.zeros_like(segments)
     styled = stylize(img, "fill")
-    plain = object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), split_rerank_area=0.0, **kw)
+    plain = object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), split_cut_area=0.0, **kw)
     assert hidden(plain).mean() > 0.95
     cut = object_extent(img, styled, labels, (0,), scorer(model), np.array([0.5]), **kw)
     assert model.logits([np.where(hidden(cut)[..., None], styled, img)])[0] <= 0  # still safe

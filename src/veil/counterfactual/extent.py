@@ -104,7 +104,7 @@ Extent = Callable[..., ExtentOutcome]
 #: Shortest side (pixels) of a tile the second look classifies and safeguards.
 _MIN_TILE = 32
 
-#: Images the split step may classify to cut down a prefix wider than ``split_rerank_area`` (one to three
+#: Images the split step may classify to cut down a prefix wider than ``split_cut_area`` (one to three
 #: batches; a wide prefix can hold hundreds of superpixels, and ranking each one alone cost up to 600).
 SHRINK_BUDGET = 48
 
@@ -323,7 +323,7 @@ def object_extent(
     split_fraction: float = 0.08,
     split_refine: float = 0.0,
     split_rerank: int = 0,
-    split_rerank_area: float = 0.15,
+    split_cut_area: float = 0.15,
     group_delta: float = 12.0,
     group_members: int = 4,
     attr_ratio: float = 0.0,
@@ -412,7 +412,7 @@ def object_extent(
         key part's own drop puts it first; but a small piece of background whose hiding alone flips the model
         can come first too, and the object is then left in sight: docs/benchmarks.md has the trade (at 4,
         MobileNet's area/GT 5.12 → 4.13 on the report seeds, recall 0.908 → 0.899).
-    split_rerank_area : float
+    split_cut_area : float
         When the attribution-ordered prefix hides more than this share of the image, however few its
         superpixels (0: off; default 0.15, the most one closure region may add), the prefix is cut down: chunks
         of it are shown again while the image stays safe (delta debugging, at most :data:`SHRINK_BUDGET` images
@@ -629,8 +629,8 @@ def object_extent(
         raise InvalidParameterError(f"split_refine must be a quantile in [0, 1], got {split_refine!r}")
     if isinstance(split_rerank, bool) or not isinstance(split_rerank, (int, np.integer)) or split_rerank < 0:
         raise InvalidParameterError(f"split_rerank must be an integer >= 0, got {split_rerank!r}")
-    if not (np.isfinite(split_rerank_area) and 0 <= split_rerank_area <= 1):
-        raise InvalidParameterError(f"split_rerank_area must be a share of the image in [0, 1], got {split_rerank_area!r}")
+    if not (np.isfinite(split_cut_area) and 0 <= split_cut_area <= 1):
+        raise InvalidParameterError(f"split_cut_area must be a share of the image in [0, 1], got {split_cut_area!r}")
     if closure_on not in ("delivered", "original"):
         raise InvalidParameterError(f"closure_on must be 'delivered' or 'original', got {closure_on!r}")
     if complete not in ("none", "grabcut", "figures"):
@@ -785,8 +785,8 @@ def object_extent(
 
         found = scan(pool)
         long = split_rerank > 0 and (found is None or len(found) - len(chosen) > split_rerank)
-        wide = split_rerank_area > 0 and found is not None and float(
-            area[[p for p in found if p not in chosen]].sum()) > split_rerank_area
+        wide = split_cut_area > 0 and found is not None and float(
+            area[[p for p in found if p not in chosen]].sum()) > split_cut_area
         if long or wide:
             # a long prefix (a broad map puts background before the key part): each superpixel hidden on its
             # own, the largest logit drop first, scanned again; the prefix that hides less is kept
