@@ -787,10 +787,8 @@ def object_extent(
         long = split_rerank > 0 and (found is None or len(found) - len(chosen) > split_rerank)
         wide = split_cut_area > 0 and found is not None and float(
             area[[p for p in found if p not in chosen]].sum()) > split_cut_area
-        if long or wide:
-            # a long prefix (a broad map puts background before the key part): each superpixel hidden on its
-            # own, the largest logit drop first, scanned again; the prefix that hides less is kept
-            if long:
+        if long or wide:  # a broad map put background before the key part; the prefix that hides less is kept
+            if long:  # each superpixel hidden on its own, the largest logit drop first, scanned again
                 ex = np.concatenate([work.excess([chosen + [p] for p in pool[i : i + batch_size]])
                                      for i in range(0, len(pool), batch_size)])
                 again = scan([pool[j] for j in np.argsort(ex, kind="stable")])
