@@ -424,6 +424,53 @@ def test_complete_figures_hides_the_body_no_region_holds():
     assert model.logits([np.where(hidden[..., None], styled, img)])[0] <= 0
 
 
+def test_complete_max_figure_leaves_a_large_figure_in_sight_and_a_large_body_too():
+    """The big bomb with a blue panel of 9 % of the image beside the hidden spark square (a jacket beside a
+    blade): an enclosed, contrasting segment under the figure search's own 10 % bound. By default the complete
+    step hides it with the body; with ``complete_max_figure=0.06`` (opt-in) it hides the body and leaves the
+    panel in sight, unless half of what is already hidden is larger (``complete_max_figure_relative``). The
+    price, and why it is opt-in: the body of :func:`bomb`, 11 % of its image, which the model keys off once
+    the spark is hidden, is no figure any more; its inside is hidden only as a hole within its outline's
+    segment, and the outline stays in sight."""
+    img, body, spark, labels = big_bomb()
+    panel = np.zeros(body.shape, bool)
+    panel[30:78, 20:88] = True  # 3,264 pixels, 8.9 % of the image, two pixels left of the square (90:110)
+    assert 0.06 < panel.mean() < 0.1
+    blue = np.array([40, 60, 220]) + np.random.default_rng(6).normal(0, 6, (int(panel.sum()), 3))  # grained as the
+    img[panel] = np.clip(blue, 0, 255).astype(np.uint8)  # ground, so a colour figure, not a smooth patch
+    model = BigBombModel(img, body, spark)
+    styled = stylize(img, "fill")
+    default = extend(img, styled, labels, (4,), scorer(model), [0.5], "object")
+    hidden = np.isin(default.labels, default.selected)
+    assert hidden[body].mean() >= 0.9 and hidden[panel].mean() >= 0.9
+    bounded = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete_max_figure=0.06,
+                     complete_max_figure_relative=0.5)
+    hidden = np.isin(bounded.labels, bounded.selected)
+    assert hidden[body].mean() >= 0.9 and "object" in bounded.reasons
+    assert hidden[panel].mean() <= 0.1
+    assert model.logits([np.where(hidden[..., None], styled, img)])[0] <= 0
+    # the relative term: when that share of what is hidden reaches the 10 % bound, the panel is a figure again
+    relative = extend(img, styled, labels, (4,), scorer(model), [0.5], "object", complete_max_figure=0.06,
+                      complete_max_figure_relative=20.0)
+    assert np.isin(relative.labels, relative.selected)[panel].mean() >= 0.9
+    # the price: a body of 11 % of the image behind a spark of 0.5 %
+    from scipy import ndimage as ndi
+
+    small, sbody, sspark = bomb()
+    rim = sbody & ~ndi.binary_erosion(sbody, iterations=2)
+    left = {}
+    for bound in (0.1, 0.06):
+        o = extend(small, stylize(small, "fill"), bomb_labels(sbody, sspark), (5,), scorer(ContextModel()), [0.5],
+                   "object", margin=0, complete_max_figure=bound, complete_max_figure_relative=0.5)
+        left[bound] = sbody & ~np.isin(o.labels, o.selected)
+    assert sbody.mean() > 0.1 and left[0.1].sum() == 0
+    assert left[0.06].sum() > 0.05 * sbody.sum() and not (left[0.06] & ~rim).any()  # its outline, in sight
+    for bad in ({"complete_max_figure": 0}, {"complete_max_figure": 0.2}, {"complete_max_figure_relative": -1},
+                {"complete_max_figure": float("nan")}):
+        with pytest.raises(InvalidParameterError, match=next(iter(bad))):
+            extend(img, styled, labels, (4,), scorer(model), [0.5], "object", **bad)
+
+
 def test_the_finer_cut_frees_a_body_the_coarse_cut_joined_to_a_ground_of_its_own_tone():
     """:func:`big_bomb` over a dark ground of nearly the body's tone that runs to the image's bottom edge: the
     coarse cut (scale 400) joins the body to the ground, so no figure holds the body; the finer cut (on by
