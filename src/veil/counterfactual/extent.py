@@ -79,6 +79,7 @@ from veil.counterfactual.regions import regions_mask
 from veil.errors import InvalidParameterError
 from veil.image import check_labels, dense_labels, fit_within
 from veil.registry import Registry
+from veil.segment.figures import MAX_FIGURE
 
 Score = Callable[[list[np.ndarray]], np.ndarray]
 #: ``look(crop) -> (mask or None, images classified)``: the regions a whole safeguarding run on the crop
@@ -114,10 +115,6 @@ _PRUNE_CHUNK = 4
 
 #: name → extent ``fn(image, styled, labels, selected, score, thresholds, *, attribution, segments, **options)``.
 EXTENTS: Registry[Extent] = Registry("extent")
-
-#: The largest figure the complete step's figure search takes, as a share of the image, whatever
-#: ``complete_max_figure`` asks (the search's own bound, :func:`~veil.segment.figures.attached_figures`).
-_FIGURE_MAX = 0.1
 
 #: The extent ``veil scan`` uses unless told otherwise.
 DEFAULT_EXTENT = "object"
@@ -355,7 +352,7 @@ def object_extent(
     complete_evidence: float = 0.8,
     complete_evidence_relative: float = 0.75,
     complete_evidence_solidity: float = 0.0,
-    complete_max_figure: float = _FIGURE_MAX,
+    complete_max_figure: float = MAX_FIGURE,
     complete_max_figure_relative: float = 0.0,
     complete_limit: str = "safe",
     complete_secure: int = 6,
@@ -699,9 +696,9 @@ def object_extent(
     if not (np.isfinite(complete_evidence_relative) and complete_evidence_relative >= 0):
         raise InvalidParameterError(
             f"complete_evidence_relative must be a finite number >= 0, got {complete_evidence_relative!r}")
-    if not (np.isfinite(complete_max_figure) and 0 < complete_max_figure <= _FIGURE_MAX):
+    if not (np.isfinite(complete_max_figure) and 0 < complete_max_figure <= MAX_FIGURE):
         raise InvalidParameterError(
-            f"complete_max_figure must lie in (0, {_FIGURE_MAX}] (a share of the image), got {complete_max_figure!r}")
+            f"complete_max_figure must lie in (0, {MAX_FIGURE}] (a share of the image), got {complete_max_figure!r}")
     if not (np.isfinite(complete_max_figure_relative) and complete_max_figure_relative >= 0):
         raise InvalidParameterError(
             f"complete_max_figure_relative must be a finite number >= 0, got {complete_max_figure_relative!r}")
@@ -994,7 +991,7 @@ def object_extent(
                                          relative_weight=complete_evidence_relative,
                                          exempt_solidity=complete_evidence_solidity,
                                          through_solidity=complete_through_solidity, scene=scene,
-                                         max_region=min(_FIGURE_MAX, max(complete_max_figure, complete_max_figure_relative
+                                         max_region=min(MAX_FIGURE, max(complete_max_figure, complete_max_figure_relative
                                                                          * float(hidden_px.mean()))))
         refused: list[np.ndarray] = []
         for through, n_rounds, fine in tries:

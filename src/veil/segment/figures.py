@@ -49,6 +49,10 @@ import numpy as np
 from veil.errors import InvalidParameterError
 from veil.segment.seeded import checked, resize_mask, seed_pieces, working_copy
 
+#: The largest share of the image one figure may cover (``max_region``'s default): the bound the object
+#: extent's complete step may lower (``complete_max_figure``), never raise.
+MAX_FIGURE = 0.1
+
 
 def attached_figures(
     image: np.ndarray,
@@ -58,7 +62,7 @@ def attached_figures(
     scale: float = 400.0,
     sigma: float = 0.8,
     contrast: float = 10.0,
-    max_region: float = 0.1,
+    max_region: float = MAX_FIGURE,
     size: int = 384,
     smooth: float = 0.5,
     texture_contrast: float = 1.0,
@@ -221,7 +225,7 @@ def figure_growths(
     scale: float = 400.0,
     sigma: float = 0.8,
     contrast: float = 10.0,
-    max_region: float = 0.1,
+    max_region: float = MAX_FIGURE,
     size: int = 384,
     smooth: float = 0.5,
     texture_contrast: float = 1.0,
