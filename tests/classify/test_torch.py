@@ -141,3 +141,22 @@ def test_model_without_conv_needs_explicit_target_layers() -> None:
     clf = TorchClassifier(net, ["safe", "unsafe"], ["unsafe"], input_size=8)
     with pytest.raises(InvalidParameterError, match="target_layers"):
         clf.cam_target_layers()
+
+
+def test_a_batch_of_one_size_is_resized_at_once_with_squashs_values() -> None:
+    from veil.classify.torch import preprocess_images, squash
+
+    rng = np.random.default_rng(3)
+    same = [rng.integers(0, 256, (90, 120, 3), dtype=np.uint8) for _ in range(4)]
+    mixed = [*same[:2], rng.integers(0, 256, (50, 33, 3), dtype=np.uint8)]
+    mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+    m, s = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+    for batch in (same, mixed, same[:1]):
+        x = preprocess_images(batch, 32, mean, std)
+        want = (torch.stack([squash(a, 32) for a in batch]) - m) / s
+        assert x.shape == (len(batch), 3, 32, 32) and x.is_contiguous()
+        torch.testing.assert_close(x, want, rtol=0, atol=0)
+    # the resize runs on the 8-bit pixels: within one grey level of a float resize, never more
+    f = torch.nn.functional.interpolate(torch.from_numpy(same[0]).permute(2, 0, 1)[None].float() / 255, size=(32, 32),
+                                        mode="bilinear", align_corners=False, antialias=True)[0]
+    assert float((squash(same[0], 32) - f).abs().max()) <= 1.0 / 255 + 1e-6

@@ -55,3 +55,43 @@ def test_stylize_unknown_and_mask_shape():
         stylize(img, "nope")
     with pytest.raises(InvalidParameterError, match="mask"):
         obfuscate(img, np.zeros((4, 4), bool))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 5), (96, 130)])
+def test_apply_mask_is_numpys_select(shape):
+    from veil.counterfactual.styles import apply_mask
+
+    rng = np.random.default_rng(sum(shape))
+    img = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    sty = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    for mask in (rng.random(shape) < 0.3, np.zeros(shape, bool), np.ones(shape, bool)):
+        want = np.where(mask[..., None], sty, img)
+        got = apply_mask(img, sty, mask)
+        np.testing.assert_array_equal(got, want)
+        assert got.flags.c_contiguous and got is not img and not np.shares_memory(got, img)
+        # views that are not contiguous (a mirror, a crop of a larger array) give the same select
+        np.testing.assert_array_equal(apply_mask(img[:, ::-1], sty[:, ::-1], mask[:, ::-1]),
+                                      np.where(mask[:, ::-1, None], sty[:, ::-1], img[:, ::-1]))
+    before = img.copy()
+    apply_mask(img, sty, np.ones(shape, bool))
+    np.testing.assert_array_equal(img, before)  # the input is never written
+
+
+def test_wide_blur_on_a_shrunk_copy_matches_the_full_resolution_blur():
+    from veil.counterfactual.styles import blur
+
+    rng = np.random.default_rng(5)
+    # a smooth scene with sharp edges and fine texture, 640 × 450 (radius 32 px: a 4 times shrunk copy)
+    yy, xx = np.mgrid[0:450, 0:640]
+    img = np.stack([(xx * 255 // 639), (yy * 255 // 449), ((xx // 40 + yy // 40) % 2) * 255], -1).astype(np.uint8)
+    img = np.clip(img.astype(int) + rng.integers(-40, 41, img.shape), 0, 255).astype(np.uint8)
+    fast, full = blur(img), blur(img, full_resolution=True)
+    assert fast.shape == img.shape and fast.dtype == np.uint8
+    diff = np.abs(fast.astype(int) - full.astype(int))
+    assert diff.mean() < 1.0 and diff.max() <= 12
+    # both erase the texture: a 40-pixel checkerboard and the noise are gone
+    for out in (fast, full):
+        assert np.abs(np.diff(out[..., 2].astype(float), axis=1)).mean() < 1.5
+    # a small image (radius under 16 px) is blurred at full resolution
+    small = img[:200, :300]
+    np.testing.assert_array_equal(blur(small), blur(small, full_resolution=True))

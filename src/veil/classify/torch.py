@@ -59,9 +59,11 @@ def onnx_cache_dir() -> Path:
 def squash(image: np.ndarray, input_size: int) -> torch.Tensor:
     """One image as a ``(3, S, S)`` float tensor in [0, 1]: the whole picture resized to ``input_size``².
 
-    Resizing is bilinear and antialiased; a camera-sized image is block-averaged first so that
-    no full-size float copy is made. This is the geometry of :class:`TorchClassifier` and of
-    :func:`veil.training.classifier.train` (which adds augmentation and normalization after it).
+    Resizing is bilinear and antialiased, on the 8-bit pixels (torch's fast integer path, the one
+    torchvision's ``Resize`` takes on uint8 tensors; each value is rounded to a whole grey level before
+    it becomes a float); a camera-sized image is block-averaged first. This is the geometry of
+    :class:`TorchClassifier` and of :func:`veil.training.classifier.train` (which adds augmentation and
+    normalization after it).
 
     Examples
     --------
@@ -72,10 +74,10 @@ def squash(image: np.ndarray, input_size: int) -> torch.Tensor:
     factor = min(arr.shape[:2]) // (4 * input_size)
     if factor >= 2:
         arr = shrink(arr, factor)
-    t = torch.from_numpy(arr if arr.flags.writeable else arr.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+    t = torch.from_numpy(arr if arr.flags.writeable else arr.copy()).permute(2, 0, 1).unsqueeze(0)
     if t.shape[-2:] != (input_size, input_size):
         t = F.interpolate(t, size=(input_size, input_size), mode="bilinear", align_corners=False, antialias=True)
-    return t[0]
+    return t[0].float().div_(255.0)
 
 
 def preprocess_images(images: Sequence[np.ndarray], input_size: int, mean: Sequence[float] | torch.Tensor,
@@ -93,7 +95,17 @@ def preprocess_images(images: Sequence[np.ndarray], input_size: int, mean: Seque
     """
     m = torch.as_tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
     s = torch.as_tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-    x = torch.stack([squash(img, int(input_size)) for img in images], 0)
+    size = int(input_size)
+    arrs = [as_rgb_uint8(img) for img in images]
+    shape = arrs[0].shape if arrs else None
+    if len(arrs) > 1 and all(a.shape == shape for a in arrs) and min(arrs[0].shape[:2]) // (4 * size) < 2 \
+            and arrs[0].shape[:2] != (size, size):
+        # (candidates of one image, all of its size: one resize for the batch, the same values as squash's)
+        t = torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2)
+        x = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        x = x.contiguous().float().div_(255.0)
+    else:
+        x = torch.stack([squash(a, size) for a in arrs], 0)
     return (x - m) / s
 
 

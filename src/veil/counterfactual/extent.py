@@ -76,6 +76,7 @@ import numpy as np
 from PIL import Image
 
 from veil.counterfactual.regions import regions_mask
+from veil.counterfactual.styles import apply_mask
 from veil.errors import InvalidParameterError
 from veil.image import check_labels, dense_labels, fit_within
 from veil.registry import Registry
@@ -275,13 +276,13 @@ class _Work:
     def full_excess(self, mask: np.ndarray, image: np.ndarray, styled: np.ndarray) -> float:
         """Worst model's logit minus its threshold's on the full-size image hidden under ``mask`` (the
         delivered image the pipeline judges), counted among the images classified."""
-        full = np.where(mask[..., None], styled, image)
+        full = apply_mask(image, styled, mask)
         self.n_evaluated += 1
         return float((logit(np.asarray(self.score([full]), dtype=np.float64)[0]) - self.thr_logit).max())
 
     def compose(self, ids: Sequence[int]) -> np.ndarray:
         # (a region too small to survive the working size may be asked for: it hides nothing here)
-        return np.where(regions_mask(self.labels, list(ids))[..., None], self.styled, self.image)
+        return apply_mask(self.image, self.styled, regions_mask(self.labels, list(ids)))
 
     def excess(self, cands: Sequence[Sequence[int]], *, views: bool = False) -> np.ndarray:
         """Worst model's logit minus its threshold's logit, per candidate (max over views if asked)."""
@@ -1085,7 +1086,7 @@ def object_extent(
         boxes = [b for b in tile_boxes((h, w), tiles, tile_fraction) if min(b[2], b[3]) >= _MIN_TILE]
         looked: set[int] = set()  # (each tile is safeguarded at most once)
         for _ in range(int(tile_rounds)):
-            delivered = np.where(hidden_px[..., None], styled, image)
+            delivered = apply_mask(image, styled, hidden_px)
             crops = {i: np.ascontiguousarray(delivered[y : y + th, x : x + tw])
                      for i, (y, x, th, tw) in enumerate(boxes) if i not in looked}
             if not crops:

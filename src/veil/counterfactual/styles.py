@@ -26,18 +26,44 @@ STYLES: Registry[Style] = Registry("obfuscation style")
 FILL_COLOUR = (128, 128, 128)
 
 
+#: The blur works on a copy shrunk so that its radius is still at least this many pixels.
+BLUR_MIN_RADIUS = 8.0
+
+
 @STYLES.decorator("blur")
-def blur(image: np.ndarray, *, strength: float = 0.05, passes: int = 2) -> np.ndarray:
+def blur(image: np.ndarray, *, strength: float = 0.05, passes: int = 2, full_resolution: bool = False) -> np.ndarray:
     """Gaussian blur with radius ``strength × max(H, W)`` (at least 4 px), applied ``passes`` times.
 
-    The default erases detail the size of a face or a hand on any image size.
+    The default erases detail the size of a face or a hand on any image size. A radius of 16 pixels
+    or more is applied to a copy shrunk ``⌊radius / 8⌋`` times (box-averaged; the radius shrunk alike)
+    and enlarged back bilinearly, which is what a blur this wide keeps anyway: on BSDS500 photos of
+    256 to 1,925 pixels it differs from the blur at full resolution by 0.26–0.34 grey levels on
+    average and at most 7 (at the border), and a 1,925-pixel photo takes about 25 ms instead of 210
+    (docs/benchmarks.md). ``full_resolution=True`` blurs the image itself.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.zeros((400, 600, 3), np.uint8); img[:, 300:] = 255
+    >>> out = blur(img)  # radius 30 px: a 3 times shrunk copy
+    >>> out.shape, int(out[200, 0, 0]), int(out[200, 599, 0]), 100 < int(out[200, 300, 0]) < 160
+    ((400, 600, 3), 0, 255, True)
+    >>> int(np.abs(out.astype(int) - blur(img, full_resolution=True)).max()) <= 4
+    True
     """
     if strength <= 0:
         raise InvalidParameterError(f"strength must be positive, got {strength}")
-    radius = max(4.0, float(strength) * max(image.shape[:2]))
+    h, w = image.shape[:2]
+    radius = max(4.0, float(strength) * max(h, w))
+    factor = 1 if full_resolution else int(radius // BLUR_MIN_RADIUS)
     pil = Image.fromarray(image)
+    if factor >= 2:
+        pil = pil.reduce(factor)
+        radius /= factor
     for _ in range(max(1, int(passes))):
         pil = pil.filter(ImageFilter.GaussianBlur(radius))
+    if factor >= 2:  # (the box keeps each pixel where it was: the shrunk copy's last column may be partial)
+        pil = pil.resize((w, h), Image.Resampling.BILINEAR, box=(0.0, 0.0, w / factor, h / factor))
     return np.asarray(pil)
 
 
@@ -69,8 +95,28 @@ def stylize(image: np.ndarray, style: str = "blur", **options: Any) -> np.ndarra
 
 
 def apply_mask(image: np.ndarray, styled: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``styled`` where ``mask`` is true, ``image`` elsewhere (a new array)."""
-    return np.where(mask[..., None], styled, image)
+    """``styled`` where ``mask`` is true, ``image`` elsewhere (a new array).
+
+    The same array as ``np.where(mask[..., None], styled, image)``, made by copying ``image`` and
+    writing only the masked pixels: the search and the extent compose thousands of candidates, most
+    of them hiding a small part of the image, and this is 5 to 30 times faster than the full
+    select there (docs/benchmarks.md).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img, sty = np.zeros((2, 3, 3), np.uint8), np.full((2, 3, 3), 9, np.uint8)
+    >>> apply_mask(img, sty, np.array([[True, False, False], [False, False, True]]))[..., 0].tolist()
+    [[9, 0, 0], [0, 0, 9]]
+    """
+    image, styled, mask = np.asarray(image), np.asarray(styled), np.asarray(mask, dtype=bool)
+    if image.ndim != 3 or styled.shape != image.shape or styled.dtype != image.dtype or mask.shape != image.shape[:2]:
+        return np.where(mask[..., None], styled, image)  # (anything but the pipeline's case: numpy's rules)
+    out = np.array(image, order="C", copy=True)
+    idx = np.flatnonzero(mask)
+    c = image.shape[2]
+    out.reshape(-1, c)[idx] = styled.reshape(-1, c)[idx]
+    return out
 
 
 def obfuscate(image: np.ndarray, mask: np.ndarray, style: str = "blur", **options: Any) -> np.ndarray:
