@@ -95,3 +95,5 @@ def test_wide_blur_on_a_shrunk_copy_matches_the_full_resolution_blur():
     # a small image (radius under 16 px) is blurred at full resolution
     small = img[:200, :300]
     np.testing.assert_array_equal(blur(small), blur(small, full_resolution=True))
+    with pytest.raises(InvalidParameterError, match="full_resolution"):
+        blur(small, full_resolution="maybe")

@@ -53,6 +53,8 @@ def blur(image: np.ndarray, *, strength: float = 0.05, passes: int = 2, full_res
     """
     if strength <= 0:
         raise InvalidParameterError(f"strength must be positive, got {strength}")
+    if not isinstance(full_resolution, (bool, np.bool_)):
+        raise InvalidParameterError(f"full_resolution must be true or false, got {full_resolution!r}")
     h, w = image.shape[:2]
     radius = max(4.0, float(strength) * max(h, w))
     factor = 1 if full_resolution else int(radius // BLUR_MIN_RADIUS)
