@@ -56,6 +56,13 @@ def onnx_cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "veil" / "onnx"
 
 
+def _resized(t: torch.Tensor, size: int) -> torch.Tensor:
+    """``(N, 3, H, W)`` uint8 → ``(N, 3, size, size)`` float in [0, 1], contiguous: the one resize of squash."""
+    if t.shape[-2:] != (size, size):
+        t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return t.contiguous().float().div_(255.0)
+
+
 def squash(image: np.ndarray, input_size: int) -> torch.Tensor:
     """One image as a ``(3, S, S)`` float tensor in [0, 1]: the whole picture resized to ``input_size``².
 
@@ -74,10 +81,8 @@ def squash(image: np.ndarray, input_size: int) -> torch.Tensor:
     factor = min(arr.shape[:2]) // (4 * input_size)
     if factor >= 2:
         arr = shrink(arr, factor)
-    t = torch.from_numpy(arr if arr.flags.writeable else arr.copy()).permute(2, 0, 1).unsqueeze(0)
-    if t.shape[-2:] != (input_size, input_size):
-        t = F.interpolate(t, size=(input_size, input_size), mode="bilinear", align_corners=False, antialias=True)
-    return t[0].float().div_(255.0)
+    return _resized(torch.from_numpy(arr if arr.flags.writeable else arr.copy()).permute(2, 0, 1).unsqueeze(0),
+                    int(input_size))[0]
 
 
 def preprocess_images(images: Sequence[np.ndarray], input_size: int, mean: Sequence[float] | torch.Tensor,
@@ -98,12 +103,9 @@ def preprocess_images(images: Sequence[np.ndarray], input_size: int, mean: Seque
     size = int(input_size)
     arrs = [as_rgb_uint8(img) for img in images]
     shape = arrs[0].shape if arrs else None
-    if len(arrs) > 1 and all(a.shape == shape for a in arrs) and min(arrs[0].shape[:2]) // (4 * size) < 2 \
-            and arrs[0].shape[:2] != (size, size):
-        # (candidates of one image, all of its size: one resize for the batch, the same values as squash's)
-        t = torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2)
-        x = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        x = x.contiguous().float().div_(255.0)
+    if len(arrs) > 1 and all(a.shape == shape for a in arrs) and min(arrs[0].shape[:2]) // (4 * size) < 2:
+        # (candidates of one image, all of its size, none to block-average: one resize for the batch)
+        x = _resized(torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2), size)
     else:
         x = torch.stack([squash(a, size) for a in arrs], 0)
     return (x - m) / s
