@@ -102,8 +102,7 @@ def preprocess_images(images: Sequence[np.ndarray], input_size: int, mean: Seque
     s = torch.as_tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
     size = int(input_size)
     arrs = [as_rgb_uint8(img) for img in images]
-    shape = arrs[0].shape if arrs else None
-    if len(arrs) > 1 and all(a.shape == shape for a in arrs) and min(arrs[0].shape[:2]) // (4 * size) < 2:
+    if len(arrs) > 1 and len({a.shape for a in arrs}) == 1 and min(arrs[0].shape[:2]) // (4 * size) < 2:
         # (candidates of one image, all of its size, none to block-average: one resize for the batch)
         x = _resized(torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2), size)
     else:
