@@ -309,6 +309,28 @@ def test_estep_skipping_interior_pixels_moves_the_same_pixels_as_a_full_scan(see
     assert total > 0  # (pixels did move: the comparison is not of two untouched maps)
 
 
+def test_statistics_without_colour_squares_are_the_same_sums() -> None:
+    # the E-M loop asks for the statistics without the colour squares (only split and merge read them):
+    # the other sums must be the very same numbers, and they must be the per-label sums
+    from veil.segment import bass as b
+
+    rng = _rng(3)
+    img = (rng.random((37, 51, 3)) * 255).astype(np.uint8)
+    feat = np.ascontiguousarray(b._lab(img))
+    labels = b._connected(b._hex_grid(37, 51, 40.0), 1)
+    k = int(labels.max()) + 1
+    full = b._stats(feat, labels, k, True)
+    lean = b._stats(feat, labels, k, False)
+    for a, c in zip(full[:4], lean[:4], strict=True):
+        np.testing.assert_array_equal(a, c)
+    assert lean[4].shape == (k, 0) and full[4].shape == (k, 3)
+    np.testing.assert_allclose(full[4], np.stack([np.bincount(labels.ravel(), weights=(feat[..., ch] ** 2).ravel(),
+                                                              minlength=k) for ch in range(3)], axis=1))
+    np.testing.assert_allclose(lean[3], np.stack([np.bincount(labels.ravel(), weights=feat[..., ch].ravel(),
+                                                              minlength=k) for ch in range(3)], axis=1))
+    np.testing.assert_array_equal(lean[0], np.bincount(labels.ravel(), minlength=k))
+
+
 def test_rgb_to_lab_matches_scikit_image_on_every_colour():
     # the fast conversion the colour merge and the figure search use gives scikit-image's numbers, for all
     # 256³ sRGB colours (as one 4096 × 4096 image)

@@ -275,13 +275,15 @@ def _connected(labels: np.ndarray, min_size: int) -> np.ndarray:
 
 
 @_kernel
-def _stats(feat: np.ndarray, labels: np.ndarray, k: int):
+def _stats(feat: np.ndarray, labels: np.ndarray, k: int, squares: bool = True):
+    """Per superpixel: pixel count, sums of x and y, of x², xy and y², of each colour channel and (``squares``;
+    the E-M loop does not read them) of its square."""
     h, w, c = feat.shape
     cnt = np.zeros(k)
     s_sp = np.zeros((k, 2))
     ss_sp = np.zeros((k, 3))
     s_c = np.zeros((k, c))
-    ss_c = np.zeros((k, c))
+    ss_c = np.zeros((k, c if squares else 0))
     for y in range(h):
         for x in range(w):
             j = labels[y, x]
@@ -291,10 +293,14 @@ def _stats(feat: np.ndarray, labels: np.ndarray, k: int):
             ss_sp[j, 0] += x * x
             ss_sp[j, 1] += x * y
             ss_sp[j, 2] += y * y
-            for ch in range(c):
-                v = feat[y, x, ch]
-                s_c[j, ch] += v
-                ss_c[j, ch] += v * v
+            if squares:
+                for ch in range(c):
+                    v = feat[y, x, ch]
+                    s_c[j, ch] += v
+                    ss_c[j, ch] += v * v
+            else:
+                for ch in range(c):
+                    s_c[j, ch] += feat[y, x, ch]
     return cnt, s_sp, ss_sp, s_c, ss_c
 
 
@@ -844,7 +850,7 @@ def _bass_loop(feat, labels, prior_count, inv_var, beta, alpha, a0, b0v, boost, 
                     new_pc[mapping[old]] = pc[old]
             pc = new_pc
             n_sm += 1
-        cnt, s_sp, ss_sp, s_c, _ = _stats(feat, labels, k)
+        cnt, s_sp, ss_sp, s_c, _ = _stats(feat, labels, k, False)
         mu_c, mu_s, icov, logdet, logw = _mstep(cnt, s_sp, ss_sp, s_c, pc[:k], 1.0 / inv_var, gibbs,
                                                   alpha)
         moved = _estep(feat, labels, mu_c, inv_var, mu_s, icov, logdet, logw, beta, simple,

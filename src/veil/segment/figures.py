@@ -336,7 +336,9 @@ def figure_growths(
         import cv2
 
         def grain_at(window: int) -> np.ndarray:  # (the grain map at the working size)
-            g = grain(image, window)
+            if scene.get("residual") is None:  # (one residual for both windows)
+                scene["residual"] = _residual(image)
+            g = _grain_of(scene["residual"], window)
             return cv2.resize(g, (hs.shape[1], hs.shape[0]), interpolation=cv2.INTER_AREA) if g.shape != hs.shape else g
 
         if scene["grained"] is None:
@@ -398,10 +400,21 @@ def grain(image: np.ndarray, window: int = 5, *, clip: float = 30.0) -> np.ndarr
     >>> float(t[5:15, 2:20].max()), bool(t[5:15, 29:38].mean() > 2)
     (0.0, True)
     """
+    return _grain_of(_residual(image), window, clip)
+
+
+def _residual(image: np.ndarray) -> np.ndarray:
+    """The absolute difference between the grey level and its 3×3 median (what :func:`grain` averages)."""
     import cv2
 
     g = np.asarray(image, dtype=np.float32).mean(axis=2)
-    residual = np.abs(g - cv2.medianBlur(g, 3))
+    return np.abs(g - cv2.medianBlur(g, 3))
+
+
+def _grain_of(residual: np.ndarray, window: int, clip: float = 30.0) -> np.ndarray:
+    """:func:`grain` from the image's :func:`_residual` (made once for several windows)."""
+    import cv2
+
     return np.minimum(cv2.blur(residual, (window, window)), clip).astype(np.float32)
 
 
