@@ -22,6 +22,7 @@ from veil.counterfactual.extent import (
     object_extent,
     tile_boxes,
 )
+from veil.counterfactual.regions import regions_mask
 from veil.errors import InvalidParameterError, UnknownNameError
 
 SPARK = np.array([255, 220, 0], np.float32)
@@ -850,6 +851,27 @@ def test_the_margin_step_takes_at_most_max_steps_candidates():
     assert reached[6] < reached[2] < reached[1] < 0  # each step lowers the logit; the image stays safe
 
 
+@pytest.mark.parametrize("size", [96, 384, 512])
+def test_the_figures_are_cut_on_a_copy_of_complete_size(size, monkeypatch):
+    # the option reaches the figure search as the size of its copy, and the default is 512 pixels
+    import veil.segment.figures as figures
+
+    sizes = []
+    real = figures.figure_growths
+
+    def spy(*args, **kwargs):
+        sizes.append(kwargs["size"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(figures, "figure_growths", spy)
+    img, body, spark = bomb()
+    kw = {} if size == 512 else {"complete_size": size}
+    out = object_extent(img, stylize(img, "fill"), bomb_labels(body, spark), (5,), scorer(PartModel()),
+                        np.array([0.5]), **kw)
+    assert sizes and set(sizes) == {size}
+    assert regions_mask(out.labels, list(out.selected))[body].mean() > 0.9  # (the body is hidden at every size)
+
+
 @pytest.mark.parametrize("bad", [{"rescore": -1}, {"rescore": True}, {"rescore": 1.5}, {"complete_fine": -1.0}, {"margin_area": -1.0},
                                  {"complete_fine_contrast": float("nan")}, {"complete_evidence": 1.0},
                                  {"complete_evidence": -0.5}, {"complete_evidence_relative": -1.0},
@@ -860,7 +882,8 @@ def test_the_margin_step_takes_at_most_max_steps_candidates():
                                  {"complete_later_solidity": float("nan")}, {"complete_thin_window": 1},
                                  {"complete_thin_window": -3}, {"complete_thin_window": 2.5},
                                  {"complete_evidence_solidity": 1.5}, {"complete_evidence_solidity": float("nan")},
-                                 {"complete_through_solidity": -0.1}, {"complete_through_solidity": float("nan")}])
+                                 {"complete_through_solidity": -0.1}, {"complete_through_solidity": float("nan")},
+                                 {"complete_size": 16}, {"complete_size": 300.5}, {"complete_size": True}])
 def test_rescore_and_the_finer_cut_are_validated(bad):
     img, body, spark = bomb()
     with pytest.raises(InvalidParameterError, match=next(iter(bad)).split("_contrast")[0]):

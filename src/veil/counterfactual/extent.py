@@ -339,6 +339,7 @@ def object_extent(
     complete_dilate: float = 0.15,
     complete_smooth: float = 0.5,
     complete_thin_window: int = 3,
+    complete_size: int = 512,
     complete_through: float = 0.35,
     complete_through_solidity: float = 0.85,
     complete_rounds: int = 2,
@@ -473,6 +474,10 @@ def object_extent(
         and straight (``thin_window`` of :func:`~veil.segment.figures.attached_figures`; 0: off, as before
         2026-12-05 13:00 UTC). The 5-pixel grain window spreads a grained band's grain over a smooth blade 4 to 8
         pixels wide lying on it, so the blade did not read as smooth; docs/benchmarks.md has the trade.
+    complete_size : int
+        Figures only: the longer side (pixels) of the copy the figures are cut in (``size`` of
+        :func:`~veil.segment.figures.attached_figures`). The finer the copy, the closer the figures follow a
+        thin object's outline; docs/benchmarks.md has the trade.
     complete_through : float
         Figures only: the solidity under which a segment touching the mask (an outline, a fuse) is
         looked through, so that the segments beyond it count as attached (``through`` of
@@ -664,6 +669,8 @@ def object_extent(
             or complete_thin_window < 0 or complete_thin_window == 1):
         raise InvalidParameterError(
             f"complete_thin_window must be 0 (off) or an integer of at least 2 pixels, got {complete_thin_window!r}")
+    if isinstance(complete_size, bool) or not isinstance(complete_size, (int, np.integer)) or complete_size < 32:
+        raise InvalidParameterError(f"complete_size must be an integer of at least 32 pixels, got {complete_size!r}")
     if not (np.isfinite(complete_through_solidity) and 0 <= complete_through_solidity <= 1):
         raise InvalidParameterError(
             f"complete_through_solidity must lie in [0, 1], got {complete_through_solidity!r}")
@@ -980,7 +987,7 @@ def object_extent(
                 from veil.segment.figures import figure_growths
 
                 growths = figure_growths(image, hidden_px, tries, grow=complete_grow, smooth=complete_smooth,
-                                         thin_window=int(complete_thin_window),
+                                         size=int(complete_size), thin_window=int(complete_thin_window),
                                          fine_contrast=complete_fine_contrast,  # each ≤ 10 %
                                          fine_solidity=complete_fine_solidity, fine_thin=complete_fine_thin,
                                          fine_edge=bool(complete_fine_edge), edge_solidity=complete_edge_solidity,
