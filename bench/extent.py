@@ -20,7 +20,8 @@ Steps::
     python bench/extent.py run --seeds 11 --n 60 ...            # tuning seeds
     python bench/extent.py run --seeds 2024 2025 --n 60 ...     # report seeds
     python bench/extent.py truth --seeds 11 12 13               # is hiding the object itself enough?
-    python bench/extent.py run ... --by-step --json a.json      # the area each step hides, on and off the object
+    python bench/extent.py run ... --by-step --json a.json      # the area each step hides, on and off the object,
+                                                                # and how much of the harmless distractors
     python bench/extent.py steps a.json --out steps.png         # the same as bars
     python bench/extent.py run ... --by-seen                    # recall apart where an object is not seen
     python bench/extent_baseline.py --baseline CHECKOUT ...    # time against the pipeline the issue was filed against
@@ -202,7 +203,8 @@ def paint_band(cv: Canvas, rng: np.random.Generator, width: float, cx: float, cy
 def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
             n_distractors: tuple[int, int] = (1, 3), same_colour: float = 0.35, safe_band: float = 0.0,
             cut: float = 0.0,
-            objects: list[dict[str, Any]] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+            objects: list[dict[str, Any]] | None = None,
+            harmless: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Plant ``n_unsafe`` objects (bombs / blades) and distractors on a copy of ``background``.
 
     Returns the image, the ground-truth mask (union of the unsafe objects' coverage > 0.5,
@@ -222,6 +224,10 @@ def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
     its reach inside one edge, so that part of it lies outside the picture (an object cut by the frame:
     a photo's subject is often not whole). It draws random numbers only when above 0, so the images
     are the same without it. Such an object is recorded with ``"cut": True``.
+
+    ``harmless``, if given, receives each distractor's mask (a dark disc, a grey stick, a brown block), less
+    what is drawn over it later, so that a benchmark can tell how much of the harmless look-alikes a mask
+    hides. Like ``objects``, it draws no random numbers.
     """
     h, w = background.shape[:2]
     short = min(h, w)
@@ -253,11 +259,14 @@ def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
 
     mask = np.zeros((h, w), bool)
     found: list[dict[str, Any]] = []
+    looks: list[np.ndarray] = []  # (the distractors drawn so far)
 
     def hide_under(a: np.ndarray) -> None:  # a shape drawn later covers what it overlaps
         for o in found:
             for k in o["parts"]:
                 o["parts"][k] &= ~(a > 0.5)
+        for d in looks:
+            d &= ~(a > 0.5)
 
     for item in items:
         parts: dict[str, np.ndarray] = {}
@@ -304,8 +313,11 @@ def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
                                     rng.uniform(0, np.pi)), brown)])
             mask &= ~(a > 0.5)
             hide_under(a)
+            looks.append(a > 0.5)
     if objects is not None:
         objects.extend(found)
+    if harmless is not None:
+        harmless.extend(looks)
     return cv.result(), mask, kinds
 
 
@@ -336,11 +348,12 @@ SAFE_BAND = 0.2
 
 def sample(bgs: list[np.ndarray], rng: np.random.Generator, side: int, *, unsafe: bool,
            p_two: float = 0.25, safe_band: float = SAFE_BAND, cut: float = 0.0,
-           objects: list[dict[str, Any]] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+           objects: list[dict[str, Any]] | None = None,
+           harmless: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     h, w = _shape(rng, side)
     bg = random_crop(bgs[int(rng.integers(len(bgs)))], (h, w), rng)
     n = (2 if rng.random() < p_two else 1) if unsafe else 0
-    return compose(bg, rng, n_unsafe=n, safe_band=safe_band, cut=cut, objects=objects)
+    return compose(bg, rng, n_unsafe=n, safe_band=safe_band, cut=cut, objects=objects, harmless=harmless)
 
 
 def synthesize(out: Path, n: int, seed: int, side: int, safe_band: float = SAFE_BAND) -> None:
@@ -370,9 +383,12 @@ def benchmark_set(seed: int, n: int, sides: Sequence[int] = (256, 512, 1024, 200
     out = []
     for i in range(n):
         objects: list[dict[str, Any]] = []
+        harmless: list[np.ndarray] = []
         img, mask, kinds = sample(bgs, rng, int(sides[i % len(sides)]), unsafe=True, p_two=0.3, cut=cut,
-                                  objects=objects)
-        out.append({"id": f"{seed}-{i:03d}", "image": img, "mask": mask, "kinds": kinds, "objects": objects})
+                                  objects=objects, harmless=harmless)
+        looks = np.any(harmless, axis=0) if harmless else np.zeros(mask.shape, bool)
+        out.append({"id": f"{seed}-{i:03d}", "image": img, "mask": mask, "kinds": kinds, "objects": objects,
+                    "distractors": looks})
     return out
 
 
@@ -484,6 +500,11 @@ def evaluate(clf: Any, items: list[dict[str, Any]], extent: str, segmentation: s
             row.update(recall=m.recall, precision=m.precision, ratio=float(res.mask.sum() / max(it["mask"].sum(), 1)),
                        reasons=[r.reason for r in res.regions])
             row["steps"] = step_shares(res, it["mask"])
+            looks = it.get("distractors")
+            if looks is not None and looks.any():  # the harmless look-alikes hidden too (part of the waste)
+                on = int((res.mask & looks).sum())
+                row["distractors"] = float(on / looks.sum())
+                row["distractor_ratio"] = float(on / max(it["mask"].sum(), 1))
             if it.get("objects"):  # how much of each part of each object the delivered mask hides
                 row["objects"] = [{"kind": o["kind"], "band": o["band"],
                                    "parts": {k: float((res.mask & v).sum() / v.sum()) for k, v in o["parts"].items()
@@ -577,6 +598,10 @@ def summarize(per: list[dict[str, Any]]) -> dict[str, Any]:
         "evaluated": mean([float(r["evaluated"]) for r in per]),  # images classified (search + extent)
         "n_seen": len(seen), "recall_seen": mean(seen),
         "recall_50_seen": mean([float(x >= 0.5) for x in seen]),
+        # the harmless distractors: the share of their pixels hidden (images with one), and the part of
+        # area/GT that lies on them (every image with a counterfactual; 0 where there is none)
+        "distractors": mean([r["distractors"] for r in found if "distractors" in r]),
+        "distractor_ratio": mean([r.get("distractor_ratio", 0.0) for r in found]),
     }
 
 
@@ -634,6 +659,24 @@ def step_rows(model: str, extent: str, per: list[dict[str, Any]]) -> list[str]:
     """One table row per step (:func:`step_means`): its area/GT, on the object and off it."""
     return [f"| {model} | {extent} | {why} | {k} | {area:.2f} | {on:.3f} | {area - on:.2f} |"
             for why, k, area, on in step_means(per)]
+
+
+LOOKS_HEADER = ("| model | extent | images with a distractor | of its pixels hidden (mean) | images with ≥ half of it "
+                "hidden | area/GT on distractors | area/GT off the object |\n|---|---|---|---|---|---|---|")
+
+
+def distractor_rows(model: str, extent: str, per: list[dict[str, Any]]) -> list[str]:
+    """How much of the harmless look-alikes (the benchmark's dark discs, grey sticks and brown blocks) the
+    delivered masks hide, and the part of area/GT that lies on them against all that lies off the object
+    (means over the images with a counterfactual; an image without a distractor counts 0 there)."""
+    found = [r for r in per if r["found"] and "steps" in r]
+    if not found:
+        return []
+    with_one = [r["distractors"] for r in found if "distractors" in r]
+    off = float(np.mean([r["ratio"] - r["recall"] for r in found]))
+    on = float(np.mean([r.get("distractor_ratio", 0.0) for r in found]))
+    share = f"{np.mean(with_one):.2f} | {100 * np.mean(np.asarray(with_one) >= 0.5):.0f} %" if with_one else "– | –"
+    return [f"| {model} | {extent} | {len(with_one)} | {share} | {on:.2f} | {off:.2f} |"]
 
 
 def steps_cmd(args: argparse.Namespace) -> None:
@@ -885,6 +928,7 @@ def run_cmd(args: argparse.Namespace) -> None:
     per_all: dict[str, dict[str, list[dict[str, Any]]]] = {}
     parts_out: list[str] = []
     steps_out: list[str] = []
+    looks_out: list[str] = []
     seen_out: list[str] = []
     part_runs: dict[str, dict[str, list[float]]] = {}
     for arch in args.archs:
@@ -903,6 +947,7 @@ def run_cmd(args: argparse.Namespace) -> None:
                             print(table_row(f"{name} [{kind} only]", extent, seg, summarize(sub)), flush=True)
                 if args.by_step:
                     steps_out.extend(step_rows(name, extent, per))
+                    looks_out.extend(distractor_rows(name, extent, per))
                 if args.by_seen:
                     seen_out.extend(seen_rows(name, extent, per))
                 if args.by_part or args.part_plot:
@@ -923,6 +968,10 @@ def run_cmd(args: argparse.Namespace) -> None:
         print("\nWhere the hidden area comes from, per step (means over the images with a counterfactual):\n")
         print(STEP_HEADER)
         print("\n".join(steps_out))
+    if looks_out:
+        print("\nThe harmless distractors (dark discs, grey sticks, brown blocks) the delivered images hide:\n")
+        print(LOOKS_HEADER)
+        print("\n".join(looks_out))
     if seen_out:
         print("\nImages whose every object the classifier sees on its own, and images with one it does not see "
               f"(alone in sight, the image is not flagged or the object lowers the unsafe logit by < {SEEN_DROP:g}):\n")
@@ -1330,7 +1379,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="also a table of how much of each object part is hidden (bomb: spark, fuse, body; "
                         "blade: handle, blade; blades on a band of their own colour apart)")
     r.add_argument("--by-step", action="store_true",
-                   help="also a table of how much area each step of the extent hides, on and off the object")
+                   help="also a table of how much area each step of the extent hides, on and off the object, "
+                        "and one of how much of the harmless distractors it hides")
     r.add_argument("--by-seen", action="store_true",
                    help="also the recall of the images whose every object the classifier sees on its own, and of "
                         "the images with an object it does not see (a second object it overlooks), apart")

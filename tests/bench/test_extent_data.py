@@ -84,3 +84,31 @@ def test_train_uses_the_cards_recipe_unless_told(gen, monkeypatch, tmp_path, arg
     (cmd,) = calls
     assert cmd[cmd.index("--epochs") + 1] == epochs and cmd[cmd.index("--batch-size") + 1] == batch
     assert cmd[cmd.index("--patience") + 1] == epochs
+
+
+def test_harmless_records_the_distractors_without_changing_the_images(gen):
+    """``harmless`` draws no random number (the images and ground truth of every seed stay as they were), and
+    each distractor's mask lies where the image was painted, off the unsafe objects' ground truth."""
+    painted = 0
+    for seed in range(6):
+        bg = _background(seed)
+        plain = gen.compose(bg, np.random.default_rng(seed), n_unsafe=1, n_distractors=(2, 3))
+        looks: list[np.ndarray] = []
+        img, mask, kinds = gen.compose(bg, np.random.default_rng(seed), n_unsafe=1, n_distractors=(2, 3),
+                                       harmless=looks)
+        assert np.array_equal(plain[0], img) and np.array_equal(plain[1], mask) and plain[2] == kinds
+        assert len(looks) in (2, 3) and all(d.shape == mask.shape and d.dtype == bool for d in looks)
+        every = np.any(looks, axis=0)
+        assert not (every & mask).any()  # (an unsafe object drawn over a distractor takes those pixels)
+        changed = np.abs(img.astype(int) - bg.astype(int)).max(axis=2) > 0
+        assert changed[every].mean() > 0.9  # (anti-aliased rims may match the ground by chance)
+        painted += int(every.sum())
+    assert painted > 0
+
+
+def test_the_benchmark_set_carries_the_distractors(gen, monkeypatch):
+    monkeypatch.setattr(gen, "backgrounds", lambda split, max_side=800: [_background(0)])
+    items = gen.benchmark_set(3, 4, sides=(96,))
+    assert all(it["distractors"].shape == it["mask"].shape for it in items)
+    assert all(it["distractors"].any() for it in items)  # (the benchmark draws 1-3 per image)
+    assert not any((it["distractors"] & it["mask"]).any() for it in items)

@@ -61,3 +61,42 @@ def test_steps_reads_run_files_prints_the_table_and_draws_the_bars(bench, tmp_pa
 def test_a_reason_the_step_list_does_not_know_still_gets_a_row_last(bench):
     rows = bench.step_rows("m", "object", [{"found": True, "steps": {"newstep": [0.2, 0.1], "tile": [0.4, 0.0]}}])
     assert rows == ["| m | object | tile | 1 | 0.40 | 0.000 | 0.40 |", "| m | object | newstep | 1 | 0.20 | 0.100 | 0.10 |"]
+
+
+def test_distractor_rows_give_the_share_hidden_and_the_area_on_them(bench):
+    per = [{"found": True, "steps": {}, "recall": 1.0, "ratio": 2.0, "distractors": 0.8, "distractor_ratio": 0.6},
+           {"found": True, "steps": {}, "recall": 0.5, "ratio": 1.5, "distractors": 0.0, "distractor_ratio": 0.0},
+           {"found": True, "steps": {}, "recall": 1.0, "ratio": 1.2},  # (no distractor in this image)
+           {"found": False}]
+    # 2 images with one; hidden 0.4 on average, half of them at least half; on them 0.6 / 3; off the object
+    # (1.0 + 1.0 + 0.2) / 3
+    assert bench.distractor_rows("m", "object", per) == ["| m | object | 2 | 0.40 | 50 % | 0.20 | 0.73 |"]
+    assert bench.distractor_rows("m", "object", [{"found": False}]) == []
+    lone = [{"found": True, "steps": {}, "recall": 1.0, "ratio": 1.0}]
+    assert bench.distractor_rows("m", "object", lone) == ["| m | object | 0 | – | – | 0.00 | 0.00 |"]
+
+
+def test_evaluate_records_the_distractors_hidden(bench, monkeypatch):
+    gt = np.zeros((8, 8), bool)
+    gt[0:2, 0:4] = True  # 8 pixels
+    looks = np.zeros((8, 8), bool)
+    looks[4:8, 4:8] = True  # 16 pixels, 4 of them hidden below
+    hidden = gt.copy()
+    hidden[4:6, 4:6] = True
+    res = SimpleNamespace(unsafe=True, counterfactual_found=True, models_after=[SimpleNamespace(unsafe=False)],
+                          fail_closed=False, depth=1, obfuscated_fraction=float(hidden.mean()), n_evaluated=3,
+                          mask=hidden, regions=[SimpleNamespace(id=1, reason="counterfactual")],
+                          segments=np.where(hidden, 1, 0).astype(np.int32))
+
+    class Fake:
+        def __init__(self, *a, **k):
+            pass
+
+        def run(self, image):
+            return res
+
+    monkeypatch.setattr("veil.pipeline.Safeguarder", Fake)  # (evaluate imports it when it runs)
+    item = {"id": "x", "kinds": ["bomb"], "image": np.zeros((8, 8, 3), np.uint8), "mask": gt, "distractors": looks}
+    m, per = bench.evaluate(object(), [item], "object", "bass")
+    assert per[0]["distractors"] == 0.25 and per[0]["distractor_ratio"] == 0.5
+    assert m["distractors"] == 0.25 and m["distractor_ratio"] == 0.5
