@@ -870,11 +870,28 @@ def frontier_cmd(args: argparse.Namespace) -> None:
         for name, r in sorted(pts, key=lambda t: t[1]["ratio_mean"]):
             print(f"| {model} | {name} | {r['recall']:.3f} | {100 * r['recall_50']:.0f} % | {r['ratio_mean']:.2f} | "
                   f"{r['ratio_median']:.2f} | {r['seconds']:.2f} |")
-    fig, axes = plt.subplots(len(points), 3, figsize=(15, 4.2 * len(points)), squeeze=False,
-                             gridspec_kw={"width_ratios": [1, 1, 0.8]})
+    timed = bool(getattr(args, "time", False))  # (a third panel: recall against seconds per flagged image)
+    fig, axes = plt.subplots(len(points), 4 if timed else 3, figsize=(20 if timed else 15, 4.2 * len(points)),
+                             squeeze=False, gridspec_kw={"width_ratios": [1, 1, 1, 0.8] if timed else [1, 1, 0.8]})
     for i, (model, pts) in enumerate(points.items()):
         pts = sorted(pts, key=lambda t: t[1]["ratio_mean"])  # numbered in order of area, named on the right
-        key = axes[i][2]
+        if timed:
+            ax = axes[i][2]
+            for n, (name, r) in enumerate(pts, 1):
+                default = name.endswith("(default)")
+                ax.scatter(r["seconds"], r["recall"], s=60 if default else 30, marker="*" if default else "o",
+                           color="tab:red" if default else "tab:blue", zorder=3)
+                ax.annotate(str(n), (r["seconds"], r["recall"]), fontsize=7, xytext=(3, 3 + 7 * (n % 2)),
+                            textcoords="offset points")
+            ax.axhline(TARGETS["mean"][0], color="tab:green", alpha=0.5, lw=1, label="recall target")
+            ax.set_xlim(0, max(r["seconds"] for _, r in pts) * 1.15)
+            ax.set_ylim(max(0.0, min(r["recall"] for _, r in pts) - 0.1), 1.02)
+            ax.set_xlabel("seconds per flagged image (as run)")
+            ax.set_ylabel("recall mean")
+            ax.set_title(f"{model}", fontsize=9)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, loc="lower right")
+        key = axes[i][-1]
         key.axis("off")
         key.text(0, 1, "\n".join(f"{n}. {name}" for n, (name, _) in enumerate(pts, 1)), va="top", fontsize=7,
                  transform=key.transAxes, wrap=True)
@@ -1426,6 +1443,8 @@ def main(argv: list[str] | None = None) -> None:
     f.add_argument("runs", type=Path, nargs="+", help="`run --json` files")
     f.add_argument("--labels", nargs="*", help="a label per file for its non-minimal rows (default: its options)")
     f.add_argument("--title")
+    f.add_argument("--time", action="store_true",
+                   help="a third panel: recall against seconds per flagged image (compare runs made alike)")
     f.add_argument("--out", type=Path, required=True)
     st = sub.add_parser("steps", help="the area each step of the extent hides, on and off the object, of the rows "
                                       "of `run --json` files (runs since 2026-12-03 17:00 UTC), with a bar chart")

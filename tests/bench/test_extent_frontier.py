@@ -44,3 +44,18 @@ def test_a_file_without_rows_is_a_clear_error(bench, tmp_path):
     empty.write_text(json.dumps({"command": "python bench/extent.py run", "rows": []}))
     with pytest.raises(SystemExit, match="no rows"):
         bench.frontier_cmd(argparse.Namespace(runs=[empty], labels=None, title=None, out=tmp_path / "f.png"))
+
+
+def test_time_adds_a_panel_of_recall_against_seconds(bench, tmp_path, capsys):
+    from PIL import Image
+
+    run = {"command": "python bench/extent.py run --archs resnet18 --extents minimal object --json a.json",
+           "rows": [_row("resnet18", "minimal", 0.3, 2.5), _row("resnet18", "object", 0.85, 3.0)]}
+    a = tmp_path / "a.json"
+    a.write_text(json.dumps(run))
+    plain, timed = tmp_path / "plain.png", tmp_path / "timed.png"
+    bench.frontier_cmd(argparse.Namespace(runs=[a], labels=None, title=None, out=plain))
+    bench.frontier_cmd(argparse.Namespace(runs=[a], labels=None, title=None, out=timed, time=True))
+    capsys.readouterr()
+    (pw, ph), (tw, th) = Image.open(plain).size, Image.open(timed).size
+    assert ph == th and tw > 1.25 * pw  # one more panel, as wide as the others
