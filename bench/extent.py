@@ -599,9 +599,11 @@ def summarize(per: list[dict[str, Any]]) -> dict[str, Any]:
         "n_seen": len(seen), "recall_seen": mean(seen),
         "recall_50_seen": mean([float(x >= 0.5) for x in seen]),
         # the harmless distractors: the share of their pixels hidden (images with one), and the part of
-        # area/GT that lies on them (every image with a counterfactual; 0 where there is none)
+        # area/GT that lies on them (every image with a counterfactual; 0 where there is none; nan for data
+        # that records none, the mark data)
         "distractors": mean([r["distractors"] for r in found if "distractors" in r]),
-        "distractor_ratio": mean([r.get("distractor_ratio", 0.0) for r in found]),
+        "distractor_ratio": (mean([r.get("distractor_ratio", 0.0) for r in found])
+                             if any("distractors" in r for r in found) else float("nan")),
     }
 
 

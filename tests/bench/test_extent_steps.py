@@ -100,3 +100,7 @@ def test_evaluate_records_the_distractors_hidden(bench, monkeypatch):
     m, per = bench.evaluate(object(), [item], "object", "bass")
     assert per[0]["distractors"] == 0.25 and per[0]["distractor_ratio"] == 0.5
     assert m["distractors"] == 0.25 and m["distractor_ratio"] == 0.5
+    # data that records no distractors (the mark data) says nothing of them, not 0
+    del item["distractors"]
+    m, per = bench.evaluate(object(), [item], "object", "bass")
+    assert "distractors" not in per[0] and np.isnan(m["distractors"]) and np.isnan(m["distractor_ratio"])
