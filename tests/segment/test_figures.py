@@ -21,6 +21,7 @@ from veil.segment.figures import (
     grain,
     straight,
 )
+from veil.segment.seeded import dilate
 
 
 def _canvas(seed: int = 0) -> np.ndarray:
@@ -770,3 +771,18 @@ def test_cut_by_frame_asks_for_one_side_reached_into(shape, expected):
     # a crop away from the frame never reaches it
     assert cut_by_frame(mask, (10, h + 10, 10, w + 10), (h + 40, w + 40)) is False
 
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), h=st.integers(1, 40), w=st.integers(1, 40),
+       density=st.floats(0.0, 0.3), iterations=st.integers(0, 9), strided=st.booleans())
+def test_dilate_is_scipys_binary_dilation(seed, h, w, density, iterations, strided):
+    """The figure search's dilation (OpenCV) gives scipy's array: the 4-connected cross, nothing beyond the
+    border, ``iterations`` 0 as scipy reads it (until nothing changes), and on a strided view too."""
+    from scipy import ndimage as ndi
+
+    mask = np.random.default_rng(seed).random((h, 2 * w if strided else w)) < density
+    if strided:
+        mask = mask[:, ::2]  # (not contiguous, as the crops the search dilates can be)
+    got = dilate(mask, iterations)
+    assert got.dtype == bool and np.array_equal(got, ndi.binary_dilation(mask, iterations=iterations))

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from veil.errors import InvalidParameterError
-from veil.segment.seeded import checked, resize_mask, seed_pieces, working_copy
+from veil.segment.seeded import checked, dilate, resize_mask, seed_pieces, working_copy
 
 #: The largest share of the image one figure may cover (``max_region``'s default): the bound the object
 #: extent's complete step may lower (``complete_max_figure``), never raise.
@@ -543,7 +543,7 @@ def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, 
     def near(mask: np.ndarray, y0: int, x0: int) -> set[int]:  # segments within reach of a mask placed at (y0, x0)
         m = np.zeros((mask.shape[0] + 2 * reach, mask.shape[1] + 2 * reach), bool)
         m[reach:-reach, reach:-reach] = mask
-        m = ndi.binary_dilation(m, iterations=reach)
+        m = dilate(m, reach)
         ya, xa = y0 - reach, x0 - reach
         cy0, cx0 = max(0, ya), max(0, xa)
         cy1, cx1 = min(sh, ya + m.shape[0]), min(sw, xa + m.shape[1])
@@ -602,7 +602,6 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
     ``contrast`` is still taken if it stands out by that least contrast and is that solid. With ``edge``, a segment
     reaching the image's edge may be taken too. With ``through_solidity``, a segment found only by looking through
     (``through``) must be that solid, or (``thin``) a straight piece that stands out by its contrast."""
-    from scipy import ndimage as ndi
 
     sh, sw = hs.shape
     out = hs.copy()
@@ -636,7 +635,7 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
                     continue
         stands = np.inf
         if contrast > 0:  # (after the weight: a dilation costs more than a mean)
-            ring = ndi.binary_dilation(cm, iterations=r) & ~cm & ~hs[cy0:cy1, cx0:cx1]
+            ring = dilate(cm, r) & ~cm & ~hs[cy0:cy1, cx0:cx1]
             crop = lab[cy0:cy1, cx0:cx1]
             stands = float(np.linalg.norm(crop[cm].mean(0) - crop[ring].mean(0))) if ring.any() else -1.0
             if stands < contrast and not (compact is not None and stands >= compact[0]
@@ -676,7 +675,7 @@ def _finer_figures(seg: np.ndarray, fine: np.ndarray | Callable[[], np.ndarray],
     count = np.bincount(seg.ravel(), minlength=n)
     hidden = np.bincount(seg.ravel(), weights=out.ravel().astype(np.float64), minlength=n)
     boxes = ndi.find_objects(seg + 1)
-    touching = np.unique(seg[ndi.binary_dilation(out, iterations=2) & ~out])
+    touching = np.unique(seg[dilate(out, 2) & ~out])
     coarse = [int(t) for t in touching if hidden[t] < 0.5 * count[t] and boxes[t] is not None and (
         count[t] > max_region * sh * sw or boxes[t][0].start == 0 or boxes[t][1].start == 0
         or boxes[t][0].stop == sh or boxes[t][1].stop == sw)]
@@ -709,8 +708,8 @@ def _smooth_patches(grained: np.ndarray, hs: np.ndarray, *, grow: float, smooth:
         cy0, cy1 = max(0, ys.start - r - widen), min(sh, ys.stop + r + widen)
         cx0, cx1 = max(0, xs.start - r - widen), min(sw, xs.stop + r + widen)
         own = comp[cy0:cy1, cx0:cx1] == s
-        patch = ndi.binary_dilation(own, iterations=widen)
-        ring = ndi.binary_dilation(patch, iterations=r) & ~patch & ~hs[cy0:cy1, cx0:cx1]
+        patch = dilate(own, widen)
+        ring = dilate(patch, r) & ~patch & ~hs[cy0:cy1, cx0:cx1]
         g = grained[cy0:cy1, cx0:cx1]
         if not ring.any() or float(g[ring].mean() - g[own].mean()) < contrast:
             continue

@@ -40,12 +40,38 @@ def working_copy(image: np.ndarray, seed: np.ndarray, size: int) -> tuple[np.nda
     return small, resize_mask(seed, (sh, sw))
 
 
+def dilate(mask: np.ndarray, iterations: int) -> np.ndarray:
+    """``scipy.ndimage.binary_dilation(mask, iterations=iterations)`` (the 4-connected cross, nothing beyond
+    the border), the same array, by OpenCV's dilation: about ten times faster on the figure search's crops
+    and seeds.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = np.zeros((5, 5), bool); m[2, 2] = True
+    >>> dilate(m, 1).astype(int).tolist()
+    [[0, 0, 0, 0, 0], [0, 0, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 0, 0], [0, 0, 0, 0, 0]]
+    """
+    if iterations < 1 or mask.size == 0:  # (scipy's "until nothing changes", and empty masks: as scipy does)
+        from scipy import ndimage as ndi
+
+        return np.asarray(ndi.binary_dilation(mask, iterations=int(iterations)), dtype=bool)
+    import cv2
+
+    out = cv2.dilate(np.ascontiguousarray(mask, dtype=np.uint8), _CROSS, iterations=int(iterations))
+    return out.astype(bool)
+
+
+#: The 4-connected cross, scipy's default structure in two dimensions.
+_CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)
+
+
 def seed_pieces(mask: np.ndarray) -> Iterator[tuple[np.ndarray, tuple[int, int, int, int]]]:
     """Each piece of ``mask`` (parts within two pixels of each other count as one) and its bounding
     box ``(y0, y1, x0, x1)``, ends exclusive."""
     from scipy import ndimage as ndi
 
-    pieces, n = ndi.label(ndi.binary_dilation(mask, iterations=2))
+    pieces, n = ndi.label(dilate(mask, 2))
     for c in range(1, n + 1):
         piece = (pieces == c) & mask
         if piece.any():
