@@ -873,46 +873,34 @@ def frontier_cmd(args: argparse.Namespace) -> None:
             print(f"| {model} | {name} | {r['recall']:.3f} | {100 * r['recall_50']:.0f} % | {r['ratio_mean']:.2f} | "
                   f"{r['ratio_median']:.2f} | {r['seconds']:.2f} |")
     timed = bool(getattr(args, "time", False))  # (a third panel: recall against seconds per flagged image)
-    fig, axes = plt.subplots(len(points), 4 if timed else 3, figsize=(20 if timed else 15, 4.2 * len(points)),
-                             squeeze=False, gridspec_kw={"width_ratios": [1, 1, 1, 0.8] if timed else [1, 1, 0.8]})
+    panels = [("recall", "ratio_mean", "recall mean", "area / ground truth, mean", TARGETS["mean"]),
+              ("recall_50", "ratio_median", "share of images with recall ≥ 0.5", "area / ground truth, median",
+               TARGETS["median"])]
+    if timed:  # (no area target there: the recall target as a line)
+        panels.append(("recall", "seconds", "recall mean", "seconds per flagged image (as run)", None))
+    fig, axes = plt.subplots(len(points), len(panels) + 1, figsize=(5 * len(panels) + 5, 4.2 * len(points)),
+                             squeeze=False, gridspec_kw={"width_ratios": [1] * len(panels) + [0.8]})
     for i, (model, pts) in enumerate(points.items()):
         pts = sorted(pts, key=lambda t: t[1]["ratio_mean"])  # numbered in order of area, named on the right
-        if timed:
-            ax = axes[i][2]
-            for n, (name, r) in enumerate(pts, 1):
-                default = name.endswith("(default)")
-                ax.scatter(r["seconds"], r["recall"], s=60 if default else 30, marker="*" if default else "o",
-                           color="tab:red" if default else "tab:blue", zorder=3)
-                ax.annotate(str(n), (r["seconds"], r["recall"]), fontsize=7, xytext=(3, 3 + 7 * (n % 2)),
-                            textcoords="offset points")
-            ax.axhline(TARGETS["mean"][0], color="tab:green", alpha=0.5, lw=1, label="recall target")
-            ax.set_xlim(0, max(r["seconds"] for _, r in pts) * 1.15)
-            ax.set_ylim(max(0.0, min(r["recall"] for _, r in pts) - 0.1), 1.02)
-            ax.set_xlabel("seconds per flagged image (as run)")
-            ax.set_ylabel("recall mean")
-            ax.set_title(f"{model}", fontsize=9)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7, loc="lower right")
         key = axes[i][-1]
         key.axis("off")
         key.text(0, 1, "\n".join(f"{n}. {name}" for n, (name, _) in enumerate(pts, 1)), va="top", fontsize=7,
                  transform=key.transAxes, wrap=True)
-        for j, (kind, (ry, rx), ykey, xkey, ylab, xlab) in enumerate([
-                ("mean", TARGETS["mean"], "recall", "ratio_mean", "recall mean", "area / ground truth, mean"),
-                ("median", TARGETS["median"], "recall_50", "ratio_median", "share of images with recall ≥ 0.5",
-                 "area / ground truth, median")]):
+        for j, (ykey, xkey, ylab, xlab, target) in enumerate(panels):
             ax = axes[i][j]
-            xs = [r[xkey] for _, r in pts]
-            ax.fill_between([0, rx], ry, 1.02, color="tab:green", alpha=0.15, label="target")
+            xs, ys = [r[xkey] for _, r in pts], [r[ykey] for _, r in pts]
+            if target is not None:
+                ax.fill_between([0, target[1]], target[0], 1.02, color="tab:green", alpha=0.15, label="target")
+            else:
+                ax.axhline(TARGETS["mean"][0], color="tab:green", alpha=0.5, lw=1, label="recall target")
             for n, (name, r) in enumerate(pts, 1):
                 default = name.endswith("(default)")
                 ax.scatter(r[xkey], r[ykey], s=60 if default else 30, marker="*" if default else "o",
                            color="tab:red" if default else "tab:blue", zorder=3)
                 ax.annotate(str(n), (r[xkey], r[ykey]), fontsize=7, xytext=(3, 3 + 7 * (n % 2)),
                             textcoords="offset points")
-            ax.set_xlim(0, max(max(xs), rx) * 1.15)
-            ax.set_ylim(min(0.0, min(r[ykey] for _, r in pts)) if kind == "median" else
-                        max(0.0, min(r[ykey] for _, r in pts) - 0.1), 1.02)
+            ax.set_xlim(0, max(max(xs), target[1] if target is not None else 0.0) * 1.15)
+            ax.set_ylim(min(0.0, min(ys)) if ykey == "recall_50" else max(0.0, min(ys) - 0.1), 1.02)
             ax.set_xlabel(xlab)
             ax.set_ylabel(ylab)
             ax.set_title(f"{model}", fontsize=9)
