@@ -27,6 +27,7 @@ Steps::
     python bench/extent_baseline.py --baseline CHECKOUT ...    # time against the pipeline the issue was filed against
     python bench/extent_time.py --seeds 11 --plot time.png     # where the default's time goes, part by part
     python bench/extent.py cards --archs A B --ids 12-000 ...   # where each card's evidence lies, and what it hides
+    python bench/extent.py reasons --arch A --ids 2024-025 ...  # which step hid which pixels, whole images
 
 Training backgrounds are BSDS500 train/val photos and scikit-image's training samples;
 benchmark backgrounds are BSDS500 *test* photos and scikit-image's held-out samples.
@@ -623,18 +624,43 @@ def part_groups(per: list[dict[str, Any]]) -> dict[str, list[float]]:
     return groups
 
 
+def reason_masks(res: Any, shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Per reason a region was hidden (counterfactual, split, closure, …): the pixels of the delivered mask
+    (``shape``, the image's size) that regions hidden for it cover, reasons in alphabetical order."""
+    from veil.segment import resize_labels
+
+    seg = res.segments if res.segments.shape == tuple(shape) else resize_labels(res.segments, tuple(shape))
+    return {why: np.isin(seg, [r.id for r in res.regions if r.reason == why]) & res.mask
+            for why in sorted({r.reason for r in res.regions})}
+
+
 def step_shares(res: Any, gt: np.ndarray) -> dict[str, list[float]]:
     """Per reason a region was hidden (counterfactual, split, closure, …): ``[area, of it on the object]``,
     both over the ground truth's area, on the delivered mask."""
-    from veil.segment import resize_labels
-
-    seg = res.segments if res.segments.shape == gt.shape else resize_labels(res.segments, gt.shape)
     g = max(int(gt.sum()), 1)
-    out: dict[str, list[float]] = {}
-    for why in sorted({r.reason for r in res.regions}):
-        m = np.isin(seg, [r.id for r in res.regions if r.reason == why]) & res.mask
-        out[why] = [float(m.sum() / g), float((m & gt).sum() / g)]
-    return out
+    return {why: [float(m.sum() / g), float((m & gt).sum() / g)] for why, m in reason_masks(res, gt.shape).items()}
+
+
+#: Colour of each step's regions in `reasons` pictures (a reason not listed: grey).
+REASON_COLOURS: dict[str, tuple[int, int, int]] = {
+    "counterfactual": (230, 25, 25), "split": (255, 140, 0), "closure": (240, 220, 0), "margin": (0, 200, 220),
+    "object": (30, 60, 255), "tile": (220, 0, 220)}
+
+
+def reason_overlay(image: np.ndarray, masks: dict[str, np.ndarray], gt: np.ndarray,
+                   looks: np.ndarray | None = None, *, alpha: float = 0.6) -> np.ndarray:
+    """``image`` with each reason's pixels tinted by its colour (:data:`REASON_COLOURS`), the ground truth's
+    outline in green and the harmless distractors' (``looks``) in white. A new array; inputs untouched."""
+    from scipy.ndimage import binary_dilation
+
+    out = image.astype(np.float32)  # (a copy)
+    for why, m in masks.items():
+        out[m] = (1 - alpha) * out[m] + alpha * np.array(REASON_COLOURS.get(why, (128, 128, 128)), np.float32)
+    width = max(1, max(gt.shape) // 300)
+    if looks is not None and looks.any():
+        out[binary_dilation(looks, iterations=width) & ~looks] = (255, 255, 255)
+    out[binary_dilation(gt, iterations=width) & ~gt] = (0, 255, 0)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 STEP_HEADER = ("| model | extent | step | images with it | area/GT | of it on the object (recall) | of it off the object |\n"
@@ -1277,6 +1303,72 @@ def show_cmd(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+def parse_ids(ids: Sequence[str]) -> dict[int, int]:
+    """Benchmark image ids (``SEED-INDEX``, e.g. ``2024-025``) → per seed, how many of its images to draw."""
+    need: dict[int, int] = {}
+    for rid in ids:
+        seed, sep, idx = rid.rpartition("-")
+        if not sep or not seed.lstrip("-").isdigit() or not idx.isdigit():
+            raise SystemExit(f"image id {rid!r} is not SEED-INDEX (e.g. 2024-025)")
+        need[int(seed)] = max(need.get(int(seed), 0), int(idx) + 1)
+    return need
+
+
+def reasons_cmd(args: argparse.Namespace) -> None:
+    """Whole delivered images with each step's regions in its own colour: where the area comes from."""
+    import torch
+
+    from veil.classify import load_classifier
+    from veil.pipeline import SafeguardConfig, Safeguarder
+
+    torch.set_num_threads(args.threads)
+    clf = load_classifier(str(card_path(args.arch)))
+    items = {it["id"]: it for seed, n in parse_ids(args.ids).items() for it in benchmark_set(seed, n, cut=args.cut)}
+    sg = Safeguarder(SafeguardConfig(models=(clf,), segmentation="bass", extent="object", rationale=None,
+                                     extent_options=json.loads(args.options) if args.options else {}),
+                     classifiers=[clf])
+    draw_reasons(sg, [items[rid] for rid in args.ids], f"{card_name(args.arch)}: what each step of the extent hid",
+                 args.out, dpi=args.dpi)
+    print(f"wrote {args.out}")
+
+
+def draw_reasons(sg: Any, items: list[dict[str, Any]], title: str, path: Path, *, dpi: int = 80) -> None:
+    """One row per item: the image, and what ``sg.run`` delivers for it with each reason's regions tinted
+    (:func:`reason_overlay`), titled with its recall and each reason's area/GT."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    fig, axes = plt.subplots(len(items), 2, figsize=(7.2, 3.6 * len(items)), squeeze=False)
+    for i, it in enumerate(items):
+        gt = it["mask"]
+        res = sg.run(it["image"])
+        axes[i][0].imshow(it["image"])
+        axes[i][0].set_title(f"{it['id']} ({max(gt.shape)} px)", fontsize=8)
+        if res.mask is None or not res.counterfactual_found:
+            axes[i][1].imshow(res.image)
+            axes[i][1].set_title("no counterfactual: fully obscured" if res.unsafe else "not flagged", fontsize=8)
+        else:
+            masks = reason_masks(res, gt.shape)
+            g = max(int(gt.sum()), 1)
+            axes[i][1].imshow(reason_overlay(it["image"], masks, gt, it.get("distractors")))
+            parts = ", ".join(f"{why} {m.sum() / g:.2f}" for why, m in masks.items())
+            axes[i][1].set_title(f"recall {(res.mask & gt).sum() / g:.2f}, area/GT {res.mask.sum() / g:.2f}\n"
+                                 f"({parts})", fontsize=7)
+        for ax in axes[i]:
+            ax.axis("off")
+    handles = [Patch(color=np.array(c) / 255, label=why) for why, c in REASON_COLOURS.items()]
+    handles += [Patch(facecolor="none", edgecolor=(0, 1, 0), label="ground truth"),
+                Patch(facecolor="0.85", edgecolor="0.5", label="harmless distractors (white outline)")]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=7, frameon=False)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0.55 / (3.6 * len(items)), 1, 1))  # (room for the legend: about half an inch)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
 def card_panel(sg: Any, it: dict[str, Any]) -> dict[str, Any]:
     """One card's view of one image: its attribution map at the image's size, the delivered image, and the
     recall and area/GT of what it hid (a fully obscured image, with no counterfactual, hides everything)."""
@@ -1459,8 +1551,17 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--labels", nargs="*", help="a title per card")
     c.add_argument("--threads", type=int, default=1)
     c.add_argument("--out", type=Path, required=True)
+    rs = sub.add_parser("reasons", help="whole delivered images, each step's regions in its own colour "
+                                        "(counterfactual, split, closure, margin, object, tile)")
+    rs.add_argument("--arch", default="resnet18", help="a card trained by `train` (or a card path)")
+    rs.add_argument("--ids", nargs="+", required=True, help="image ids SEED-INDEX, e.g. 2024-025 2025-020")
+    rs.add_argument("--options", default="", help="JSON extent options ('' for the defaults)")
+    rs.add_argument("--cut", type=float, default=0.0, help="as run's --cut (the images of that set)")
+    rs.add_argument("--threads", type=int, default=1)
+    rs.add_argument("--dpi", type=int, default=80)
+    rs.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
-    {"train": train_cmd, "run": run_cmd, "oracle": oracle_cmd, "evidence": evidence_cmd,
+    {"reasons": reasons_cmd, "train": train_cmd, "run": run_cmd, "oracle": oracle_cmd, "evidence": evidence_cmd,
      "show": show_cmd, "cards": cards_cmd, "truth": truth_cmd, "frontier": frontier_cmd, "steps": steps_cmd}[args.cmd](args)
 
 
