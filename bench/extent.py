@@ -624,6 +624,13 @@ def part_groups(per: list[dict[str, Any]]) -> dict[str, list[float]]:
     return groups
 
 
+def outline(mask: np.ndarray, per: int = 300) -> np.ndarray:
+    """The ring just outside ``mask``, ``max(1, longer side // per)`` pixels wide (how pictures outline masks)."""
+    from scipy.ndimage import binary_dilation
+
+    return binary_dilation(mask, iterations=max(1, max(mask.shape) // per)) & ~mask
+
+
 def reason_masks(res: Any, shape: tuple[int, int]) -> dict[str, np.ndarray]:
     """Per reason a region was hidden (counterfactual, split, closure, …): the pixels of the delivered mask
     (``shape``, the image's size) that regions hidden for it cover, reasons in alphabetical order."""
@@ -651,15 +658,12 @@ def reason_overlay(image: np.ndarray, masks: dict[str, np.ndarray], gt: np.ndarr
                    looks: np.ndarray | None = None, *, alpha: float = 0.6) -> np.ndarray:
     """``image`` with each reason's pixels tinted by its colour (:data:`REASON_COLOURS`), the ground truth's
     outline in green and the harmless distractors' (``looks``) in white. A new array; inputs untouched."""
-    from scipy.ndimage import binary_dilation
-
     out = image.astype(np.float32)  # (a copy)
     for why, m in masks.items():
         out[m] = (1 - alpha) * out[m] + alpha * np.array(REASON_COLOURS.get(why, (128, 128, 128)), np.float32)
-    width = max(1, max(gt.shape) // 300)
     if looks is not None and looks.any():
-        out[binary_dilation(looks, iterations=width) & ~looks] = (255, 255, 255)
-    out[binary_dilation(gt, iterations=width) & ~gt] = (0, 255, 0)
+        out[outline(looks)] = (255, 255, 255)
+    out[outline(gt)] = (0, 255, 0)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
@@ -840,10 +844,7 @@ def worst_cases(clf: Any, items: list[dict[str, Any]], per: dict[str, list[dict[
             it = by_id[rid]
             res = sg.run(it["image"])
             shown = res.image.copy()
-            from scipy.ndimage import binary_dilation
-
-            edge = binary_dilation(it["mask"], iterations=max(1, max(shown.shape[:2]) // 200)) & ~it["mask"]
-            shown[edge] = (0, 255, 0)
+            shown[outline(it["mask"], 200)] = (0, 255, 0)
             axes[i][j].imshow(shown)
             axes[i][j].set_title(f"{extent}: {why}", fontsize=7)
     fig.suptitle("delivered images (green: ground-truth outline)", fontsize=9)
@@ -1126,7 +1127,7 @@ def truth_cmd(args: argparse.Namespace) -> None:
                     split[not bool((row > thr).any())].append(runs[(name, it["id"])])
             if args.show and (sc[-1] > thr).any():  # still unsafe with the widest rim hidden: a small copy, outlined
                 m, shown = hidden[-1][1], hidden[-1][2].copy()
-                shown[ndi.binary_dilation(m, iterations=max(1, max(gt.shape) // 200)) & ~m] = (0, 255, 0)
+                shown[outline(m, 200)] = (0, 255, 0)
                 size = fit_within(shown.shape, 384)
                 kept.append((float(sc[-1].max()), it["id"], float(sc[0].max()),
                              shown if size == shown.shape[:2] else resize(shown, size)))
@@ -1258,7 +1259,6 @@ def show_cmd(args: argparse.Namespace) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from scipy.ndimage import binary_dilation
 
     from veil.classify import load_classifier
     from veil.image import fit_within, resize
@@ -1281,7 +1281,7 @@ def show_cmd(args: argparse.Namespace) -> None:
         pad = int(max(np.ptp(ys), np.ptp(xs))) // 3 + 4
         y0, y1 = max(0, ys.min() - pad), min(gt.shape[0], ys.max() + pad + 1)
         x0, x1 = max(0, xs.min() - pad), min(gt.shape[1], xs.max() + pad + 1)
-        edge = binary_dilation(gt, iterations=max(1, max(gt.shape) // 300)) & ~gt
+        edge = outline(gt)
         size = fit_within(it["image"].shape, DEFAULT_SEARCH_SIZE)  # what the extent sees
         work = it["image"] if size == it["image"].shape[:2] else resize(it["image"], size)
         g = resize(grain(work), gt.shape)
@@ -1303,15 +1303,15 @@ def show_cmd(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
-def parse_ids(ids: Sequence[str]) -> dict[int, int]:
-    """Benchmark image ids (``SEED-INDEX``, e.g. ``2024-025``) → per seed, how many of its images to draw."""
-    need: dict[int, int] = {}
+def parse_ids(ids: Sequence[str]) -> list[tuple[int, int]]:
+    """Benchmark image ids (``SEED-INDEX``, e.g. ``2024-025``) as ``(seed, index)`` pairs."""
+    out = []
     for rid in ids:
         seed, sep, idx = rid.rpartition("-")
         if not sep or not seed.lstrip("-").isdigit() or not idx.isdigit():
             raise SystemExit(f"image id {rid!r} is not SEED-INDEX (e.g. 2024-025)")
-        need[int(seed)] = max(need.get(int(seed), 0), int(idx) + 1)
-    return need
+        out.append((int(seed), int(idx)))
+    return out
 
 
 def reasons_cmd(args: argparse.Namespace) -> None:
@@ -1323,11 +1323,12 @@ def reasons_cmd(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     clf = load_classifier(str(card_path(args.arch)))
-    items = {it["id"]: it for seed, n in parse_ids(args.ids).items() for it in benchmark_set(seed, n, cut=args.cut)}
+    pairs = parse_ids(args.ids)
+    sets = {seed: benchmark_set(seed, 1 + max(i for s, i in pairs if s == seed), cut=args.cut) for seed, _ in pairs}
     sg = Safeguarder(SafeguardConfig(models=(clf,), segmentation="bass", extent="object", rationale=None,
                                      extent_options=json.loads(args.options) if args.options else {}),
                      classifiers=[clf])
-    draw_reasons(sg, [items[rid] for rid in args.ids], f"{card_name(args.arch)}: what each step of the extent hid",
+    draw_reasons(sg, [sets[seed][i] for seed, i in pairs], f"{card_name(args.arch)}: what each step of the extent hid",
                  args.out, dpi=args.dpi)
     print(f"wrote {args.out}")
 

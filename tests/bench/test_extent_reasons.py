@@ -37,6 +37,17 @@ def test_reason_masks_cover_the_delivered_mask_once_per_reason(bench):
     assert not (masks["closure"] & masks["counterfactual"]).any()
 
 
+def test_outline_is_the_ring_just_outside_the_mask(bench):
+    m = np.zeros((9, 9), bool)
+    m[3:6, 3:6] = True
+    ring = bench.outline(m)
+    assert not (ring & m).any() and ring[2, 4] and ring[4, 6] and not ring[2, 2]  # (a cross: no corners)
+    wide = np.zeros((900, 20), bool)
+    wide[400:500, 5:10] = True
+    assert bench.outline(wide)[397, 7] and not bench.outline(wide)[396, 7]  # 900 // 300 = 3 pixels wide
+    assert bench.outline(wide, 200)[396, 7]
+
+
 def test_reason_overlay_tints_each_step_and_outlines_the_truth_and_the_distractors(bench):
     res, _ = _result()
     image = np.full((24, 24, 3), 100, np.uint8)
@@ -60,8 +71,8 @@ def test_reason_overlay_tints_each_step_and_outlines_the_truth_and_the_distracto
     assert tuple(out[12, 3]) == (100, 100, 100)  # nothing hidden, no outline: untouched
 
 
-def test_parse_ids_asks_for_each_seed_as_many_images_as_its_largest_index(bench):
-    assert bench.parse_ids(["2024-025", "2025-003", "2024-001"]) == {2024: 26, 2025: 4}
+def test_parse_ids_reads_seed_and_index(bench):
+    assert bench.parse_ids(["2024-025", "2025-3", "2024-001"]) == [(2024, 25), (2025, 3), (2024, 1)]
     with pytest.raises(SystemExit, match="SEED-INDEX"):
         bench.parse_ids(["25"])
     with pytest.raises(SystemExit, match="SEED-INDEX"):
