@@ -49,7 +49,6 @@ def test_outline_is_the_ring_just_outside_the_mask(bench):
 
 
 def test_reason_overlay_tints_each_step_and_outlines_the_truth_and_the_distractors(bench):
-    res, _ = _result()
     image = np.full((24, 24, 3), 100, np.uint8)
     gt = np.zeros((24, 24), bool)
     gt[6:18, 6:18] = True
