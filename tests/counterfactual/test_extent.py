@@ -16,6 +16,7 @@ from veil import SafeguardConfig, Safeguarder
 from veil.counterfactual import EXTENTS, extend, stylize
 from veil.counterfactual.extent import (
     REASONS,
+    ExtentOutcome,
     light_views,
     logit,
     minimal,
@@ -851,25 +852,40 @@ def test_the_margin_step_takes_at_most_max_steps_candidates():
     assert reached[6] < reached[2] < reached[1] < 0  # each step lowers the logit; the image stays safe
 
 
-@pytest.mark.parametrize("size", [96, 384, 512])
-def test_the_figures_are_cut_on_a_copy_of_complete_size(size, monkeypatch):
-    # the option reaches the figure search as the size of its copy, and the default is 512 pixels
+def _figure_search_kwargs(monkeypatch: pytest.MonkeyPatch, **options: Any) -> tuple[list[dict[str, Any]], ExtentOutcome]:
+    """The keyword arguments each figure search of the object extent on the bomb scene was given, and the outcome."""
     import veil.segment.figures as figures
 
-    sizes = []
+    calls: list[dict[str, Any]] = []
     real = figures.figure_growths
 
-    def spy(*args, **kwargs):
-        sizes.append(kwargs["size"])
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(figures, "figure_growths", spy)
     img, body, spark = bomb()
-    kw = {} if size == 512 else {"complete_size": size}
     out = object_extent(img, stylize(img, "fill"), bomb_labels(body, spark), (5,), scorer(PartModel()),
-                        np.array([0.5]), **kw)
-    assert sizes and set(sizes) == {size}
+                        np.array([0.5]), **options)
+    return calls, out
+
+
+@pytest.mark.parametrize("size", [96, 384, 512])
+def test_the_figures_are_cut_on_a_copy_of_complete_size(size, monkeypatch):
+    # the option reaches the figure search as the size of its copy, and the default is 512 pixels
+    calls, out = _figure_search_kwargs(monkeypatch, **({} if size == 512 else {"complete_size": size}))
+    body = bomb()[1]
+    assert calls and {c["size"] for c in calls} == {size}
     assert regions_mask(out.labels, list(out.selected))[body].mean() > 0.9  # (the body is hidden at every size)
+
+
+@pytest.mark.parametrize("bridge", [None, True, False])
+def test_the_bridge_through_mostly_hidden_segments_reaches_the_figure_search(bridge, monkeypatch):
+    # on by default (veil.segment.figures has its known answer); False gives the complete step of before
+    calls, out = _figure_search_kwargs(monkeypatch, **({} if bridge is None else {"complete_bridge": bridge}))
+    body = bomb()[1]
+    assert calls and {c["bridge"] for c in calls} == {bridge is not False}
+    assert regions_mask(out.labels, list(out.selected))[body].mean() > 0.9  # (the body touches the spark: either way)
 
 
 @pytest.mark.parametrize("bad", [{"rescore": -1}, {"rescore": True}, {"rescore": 1.5}, {"complete_fine": -1.0}, {"margin_area": -1.0},
@@ -883,7 +899,8 @@ def test_the_figures_are_cut_on_a_copy_of_complete_size(size, monkeypatch):
                                  {"complete_thin_window": -3}, {"complete_thin_window": 2.5},
                                  {"complete_evidence_solidity": 1.5}, {"complete_evidence_solidity": float("nan")},
                                  {"complete_through_solidity": -0.1}, {"complete_through_solidity": float("nan")},
-                                 {"complete_size": 16}, {"complete_size": 300.5}, {"complete_size": True}])
+                                 {"complete_size": 16}, {"complete_size": 300.5}, {"complete_size": True},
+                                 {"complete_bridge": "no"}, {"complete_bridge": 1}])
 def test_rescore_and_the_finer_cut_are_validated(bad):
     img, body, spark = bomb()
     with pytest.raises(InvalidParameterError, match=next(iter(bad)).split("_contrast")[0]):

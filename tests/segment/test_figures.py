@@ -259,6 +259,7 @@ def test_behind_a_rim_only_solid_figures_are_taken_with_a_through_solidity(seed)
         attached_figures(img, seed_mask, through_solidity=1.5, **kw)
 
 
+
 def _spark_cap_body(seed: int) -> tuple[np.ndarray, ...]:
     """A small spark (the seed), a compact cap touching it and a large dark body touching the cap only."""
     from skimage.draw import disk
@@ -786,3 +787,20 @@ def test_dilate_is_scipys_binary_dilation(seed, h, w, density, iterations, strid
         mask = mask[:, ::2]  # (not contiguous, as the crops the search dilates can be)
     got = dilate(mask, iterations)
     assert got.dtype == bool and np.array_equal(got, ndi.binary_dilation(mask, iterations=iterations))
+
+
+def test_a_bridge_reaches_a_body_beyond_the_unhidden_end_of_a_segment_the_seed_mostly_covers():
+    img = _canvas(4)
+    img[77:83, 40:100] = (250, 170, 30)  # a fuse, one segment
+    img[65:95, 100:130] = (25, 25, 30)  # the body at its far end
+    seed = np.zeros(img.shape[:2], bool)
+    seed[76:84, 38:80] = True  # the spark's end hidden with two thirds of the fuse: its last 20 pixels in sight
+    plain = attached_figures(img, seed) & ~seed
+    assert not plain[65:95, 100:130].any()  # the body is 20 pixels from the seed: not attached
+    bridged = attached_figures(img, seed, bridge=True) & ~seed
+    assert bridged[65:95, 100:130].mean() > 0.9  # through the fuse's segment, the body is reached
+    assert not bridged[:60].any() and not bridged[100:].any()  # and the ground around it is not taken
+    # a segment the seed covers less than half of is no bridge
+    short = np.zeros(img.shape[:2], bool)
+    short[76:84, 38:60] = True  # a third of the fuse
+    assert (attached_figures(img, short, bridge=True) & ~short)[65:95, 100:130].mean() < 0.1  # (its soft edge at most)

@@ -28,21 +28,21 @@ background in. An extent takes the search's regions and returns the regions to d
        are weighed again (and a closure round weighs only what no earlier round weighed);
     4. *trim* (``trim=True``; off by default) — a closure region whose removal now costs less
        than ``min_gain / 2`` logits is dropped again, as long as the verdict (and margin) holds;
-    5. *complete* (``complete="figures"``, the default; ``"grabcut"``; ``"none"``) — the hidden
-       mask is grown to the objects it lies on, class-agnostically, not by the classifier: by the
-       enclosed, contrasting segments and smooth patches on a grained ground attached to it, also
-       behind an outline or a thin curve that touches it, and in a second round the solid, thin or
-       rim-like ones attached to what the first found, and the compact pieces of a finer cut of the
-       segments too large or running to the edge to be figures; a solid or straight one may reach the
-       image's edge as an object cut by the frame does (:func:`veil.segment.figures.attached_figures`)
-       or by a colour model (:func:`veil.segment.grabcut.grow_to_object`, pixel-fine), and its
-       holes are filled (a sliver of the object seen through the mask), within ``max_region`` per
-       object or hole and ``max_fraction`` in all (a figure, one segment, within 10 % of the image, or
-       less with ``complete_max_figure``), and kept only if the image stays safe — if hiding
-       the object loses the verdict (a counterfactual barely under the threshold moves with any
-       change), up to ``complete_secure`` touching regions are added to win it back, as the margin
-       step adds them, before a smaller growth is tried. It finds
-       the parts the classifier no longer points to once the part it keys on is hidden (a bomb's
+    5. *complete* (``complete="figures"``, the default; ``"grabcut"``; ``"none"``) — the hidden mask is
+       grown to the objects it lies on, class-agnostically, not by the classifier: by the enclosed,
+       contrasting segments and smooth patches on a grained ground attached to it, also behind an
+       outline or a thin curve that touches it or past a segment it mostly covers, and in a second
+       round the solid, thin or rim-like ones attached to what the first found, and the compact pieces
+       of a finer cut of the segments too large or running to the edge to be figures; a solid or
+       straight one may reach the image's edge as an object cut by the frame does
+       (:func:`veil.segment.figures.attached_figures`) or by a colour model
+       (:func:`veil.segment.grabcut.grow_to_object`, pixel-fine), and its holes are filled (a sliver of
+       the object seen through the mask), within ``max_region`` per object or hole and ``max_fraction``
+       in all (a figure, one segment, within 10 % of the image, or less with ``complete_max_figure``),
+       and kept only if the image stays safe — if hiding the object loses the verdict (a counterfactual
+       barely under the threshold moves with any change), up to ``complete_secure`` touching regions
+       are added to win it back, as the margin step adds them, before a smaller growth is tried. It
+       finds the parts the classifier no longer points to once the part it keys on is hidden (a bomb's
        body behind its spark);
     6. *prune* (``prune``) — once the object is hidden, the split and margin regions the verdict no
        longer needs (the margin too, under the light views, if the margin step reached it) are shown
@@ -342,6 +342,7 @@ def object_extent(
     complete_size: int = 512,
     complete_through: float = 0.35,
     complete_through_solidity: float = 0.85,
+    complete_bridge: bool = True,
     complete_rounds: int = 2,
     complete_fine: float = 200.0,
     complete_fine_contrast: float = 5.0,
@@ -489,6 +490,13 @@ def object_extent(
         bomb's outline is solid; the pieces of ground beyond a long thin curve of the ground are not, and a look
         through took them as figures: on the tuning seeds it hid area/GT 0.16 less at the same recall
         (docs/benchmarks.md).
+    complete_bridge : bool
+        Figures only: a segment of the figure search's cut that the hidden mask mostly covers counts as part of
+        the hidden piece, so the figures within reach of it are attached too (``bridge`` of
+        :func:`~veil.segment.figures.attached_figures`; on since 2026-12-06, False gives the step of before): a bomb
+        whose spark is hidden with most of its fuse's segment, the body lying beyond the fuse's unhidden end; a
+        blade beyond the unhidden edge of its handle's segment. It found such objects on fresh seeds at about the
+        same area (docs/benchmarks.md).
     complete_rounds : int
         Figures only: how often to look for figures, each round from what the last one found, so
         that an object is followed part by part (the body attached to a fuse attached to the spark;
@@ -693,6 +701,8 @@ def object_extent(
             raise InvalidParameterError(f"{name} must lie in [0, 1], got {v!r}")
     if not isinstance(complete_fine_edge, (bool, np.bool_)):
         raise InvalidParameterError(f"complete_fine_edge must be True or False, got {complete_fine_edge!r}")
+    if not isinstance(complete_bridge, (bool, np.bool_)):
+        raise InvalidParameterError(f"complete_bridge must be True or False, got {complete_bridge!r}")
     if not (np.isfinite(complete_fine_thin) and (complete_fine_thin == 0 or complete_fine_thin >= 1)):
         raise InvalidParameterError(
             f"complete_fine_thin must be 0 (off) or a length-to-width ratio >= 1, got {complete_fine_thin!r}")
@@ -998,7 +1008,8 @@ def object_extent(
                                          min_weight=complete_evidence,
                                          relative_weight=complete_evidence_relative,
                                          exempt_solidity=complete_evidence_solidity,
-                                         through_solidity=complete_through_solidity, scene=scene,
+                                         through_solidity=complete_through_solidity,
+                                         bridge=bool(complete_bridge), scene=scene,
                                          max_region=min(MAX_FIGURE, max(complete_max_figure, complete_max_figure_relative
                                                                          * float(hidden_px.mean()))))
         refused: list[np.ndarray] = []

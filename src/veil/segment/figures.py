@@ -84,6 +84,7 @@ def attached_figures(
     relative_weight: float = 0.0,
     exempt_solidity: float = 0.0,
     through_solidity: float = 0.0,
+    bridge: bool = False,
 ) -> np.ndarray:
     """The seed and the enclosed, contrasting segments attached to it.
 
@@ -186,6 +187,11 @@ def attached_figures(
         solidity, or (with ``fine_thin``) be thin and straight and stand out by ``contrast`` (0: off, any figure). The
         body an outline holds is solid; beyond a long thin curve of the ground (the edge of a band, a wall's joint)
         lie ragged pieces of ground, which a look through took as figures too.
+    bridge : bool
+        A segment of the first cut that the seed mostly covers (at least half of its pixels) counts as part of
+        the seed piece: the segments within reach of it are attached too. Where the hidden piece stops short of
+        the end of its segment (a spark hidden with most of its fuse), the rest of the object (the body at the
+        fuse's far end) is not within reach of the piece itself.
 
     Returns
     -------
@@ -213,7 +219,8 @@ def attached_figures(
                                fine_edge=fine_edge, edge_solidity=edge_solidity, later_solidity=later_solidity,
                                compact_contrast=compact_contrast, compact_solidity=compact_solidity,
                                weight=weight, min_weight=min_weight, relative_weight=relative_weight,
-                               exempt_solidity=exempt_solidity, through_solidity=through_solidity))
+                               exempt_solidity=exempt_solidity, through_solidity=through_solidity,
+                               bridge=bridge))
 
 
 def figure_growths(
@@ -244,6 +251,7 @@ def figure_growths(
     relative_weight: float = 0.0,
     exempt_solidity: float = 0.0,
     through_solidity: float = 0.0,
+    bridge: bool = False,
     scene: dict[str, Any] | None = None,
 ) -> Iterator[np.ndarray]:
     """:func:`attached_figures` for each ``(through, rounds)`` or ``(through, rounds, fine)`` of ``tries`` in
@@ -365,11 +373,11 @@ def figure_growths(
     for through, rounds, fine in asked:
         out = _figures(seg, lab, hs, grow=grow, contrast=contrast, max_region=max_region, through=through,
                        weighed=weighed, compact=compact, edge_solidity=edge_solidity, thin=thin,
-                       through_solidity=through_solidity) | patches
+                       through_solidity=through_solidity, bridge=bridge) | patches
         for _ in range(int(rounds) - 1):  # follow the object part by part, on the same segments
             more = _figures(seg, lab, out, grow=grow, contrast=contrast, max_region=max_region, through=through,
                             weighed=weighed, compact=compact, edge_solidity=edge_solidity, thin=thin,
-                            solidity=later_solidity, rim=2.0, through_solidity=through_solidity)
+                            solidity=later_solidity, rim=2.0, through_solidity=through_solidity, bridge=bridge)
             if not (more & ~out).any():
                 break
             out = more
@@ -521,7 +529,7 @@ def _cut_object(mask: np.ndarray, box: tuple[int, int, int, int], shape: tuple[i
 def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, max_region: float, reach: int,
               background: int | None = None, through: float = 0.0,
               through_width: float = 1.5,
-              edge: bool = False) -> Iterator[tuple[int, tuple[slice, ...], int, np.ndarray, bool]]:
+              edge: bool = False, bridge: bool = False) -> Iterator[tuple[int, tuple[slice, ...], int, np.ndarray, bool]]:
     """The segments of ``seg`` within ``reach`` pixels of a piece of ``hs`` that may be parts of its object:
     not in ``taken`` (read as it grows), not ``background``, not mostly hidden, at most ``max_region`` of
     the image and enclosed (inside the box ``grow`` times the piece's size around it, off the image's
@@ -529,7 +537,9 @@ def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, 
     ``through``, or a mean distance to its border of at most ``through_width`` pixels) is looked through:
     the segments within ``reach`` of it are candidates too (the body inside a bomb's outline), and so are
     those beyond a one-pixel band found so.
-    With ``edge``, a segment may reach the image's edge (it must still lie in the box).
+    With ``edge``, a segment may reach the image's edge (it must still lie in the box). With ``bridge``, a segment
+    the piece mostly covers (at least half of its pixels; at most ``max_region``) counts as part of the piece: the
+    segments within reach of it are attached too (a bomb's body beyond the unhidden end of its fuse's segment).
     Yields each one's id, bounding box, pixel count, the piece (a mask of ``hs``'s shape) it is attached to and
     whether it was found only by looking through."""
     from scipy import ndimage as ndi
@@ -560,6 +570,20 @@ def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, 
         pad = grow * max(py1 - py0, px1 - px0)
         by0, by1, bx0, bx1 = py0 - pad, py1 - 1 + pad, px0 - pad, px1 - 1 + pad
         direct = near(piece[py0:py1, px0:px1], py0, px0)
+        if bridge:  # (through the segments the piece mostly covers, and those they reach that it also covers;
+            # one it covers whole is part of the piece already, so what it reaches is in reach of the piece)
+            def covered(t: int) -> bool:
+                return (t != background and 0.5 * count[t] <= hidden[t] < count[t]
+                        and count[t] <= max_region * sh * sw)
+
+            queue = [t for t in sorted(direct) if covered(t)]
+            bridged = set(queue)
+            while queue:
+                t = queue.pop()
+                more = near(seg[boxes[t]] == t, boxes[t][0].start, boxes[t][1].start) - direct
+                direct |= more
+                queue += [u for u in sorted(more) if u not in bridged and covered(u)]
+                bridged.update(queue)
         found = set(direct)
         if through > 0:  # look through the rims and thin curves within reach, and the one-pixel bands
             # (the blur of the segmentation along a sharp edge) beyond them, while fewer than 8 were weighed
@@ -591,7 +615,7 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
              weighed: tuple[np.ndarray, float, float, float] | None = None, solidity: float = 0.0,
              compact: tuple[float, float] | None = None,
              thin: tuple[float, float, float] | None = None, edge: bool = False,
-             edge_solidity: float = 0.0, rim: float = 0.0) -> np.ndarray:
+             edge_solidity: float = 0.0, rim: float = 0.0, bridge: bool = False) -> np.ndarray:
     """``hs`` with the figures among the segments ``seg`` (a Felzenszwalb cut of the working copy) attached to
     its pieces; contrast is measured in ``lab`` (the working copy in CIELAB); ``background`` is never taken;
     with ``weighed`` (weights at the working size, least mean, share of the piece's mean, exempt solidity), neither
@@ -601,7 +625,8 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
     piece that stands out by that contrast. With ``compact`` (least contrast, least solidity), a segment under
     ``contrast`` is still taken if it stands out by that least contrast and is that solid. With ``edge``, a segment
     reaching the image's edge may be taken too. With ``through_solidity``, a segment found only by looking through
-    (``through``) must be that solid, or (``thin``) a straight piece that stands out by its contrast."""
+    (``through``) must be that solid, or (``thin``) a straight piece that stands out by its contrast. ``bridge`` is
+    :func:`_attached`'s."""
 
     sh, sw = hs.shape
     out = hs.copy()
@@ -616,7 +641,7 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
 
     for s, (ys, xs), count, piece, looked in _attached(seg, hs, taken, grow=grow, max_region=max_region, reach=2,
                                                       through=through, background=background,
-                                                      edge=edge or edge_solidity > 0):
+                                                      edge=edge or edge_solidity > 0, bridge=bridge):
         if looked:
             behind.add(s)
         framed = not edge and (ys.start == 0 or xs.start == 0 or ys.stop == sh or xs.stop == sw)
