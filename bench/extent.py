@@ -795,22 +795,66 @@ def plot_parts(runs: dict[str, dict[str, list[float]]], path: Path) -> None:
     plt.close(fig)
 
 
+def recall_survival(recalls: Sequence[float], at: np.ndarray) -> np.ndarray:
+    """Share of the images whose recall is at least each value of ``at`` (1 at 0, the share ≥ 0.5 at 0.5).
+
+    >>> recall_survival([0.2, 0.5, 1.0, 1.0], np.array([0.0, 0.5, 0.9, 1.0])).tolist()
+    [1.0, 0.75, 0.5, 0.5]
+    """
+    r = np.sort(np.asarray(recalls, dtype=np.float64))
+    if r.size == 0:
+        return np.full(np.shape(at), np.nan)
+    return 1.0 - np.searchsorted(r, np.asarray(at, dtype=np.float64), side="left") / r.size
+
+
+def _pair_key(name: str) -> str:
+    """What a run's name says besides its extent, so that `minimal` and the default of one segmentation share a
+    colour: ``object / slic`` and ``minimal / slic`` → ``slic``; ``minimal [slic]`` and ``object (default) [slic]``
+    (`frontier`'s names) → `` [slic]``; another variant's name stays its own."""
+    if " / " in name:
+        return name.split(" / ", 1)[1]
+    seg = name[name.index(" ["):] if " [" in name else ""
+    base = name[: len(name) - len(seg)]
+    return seg if base.startswith("minimal") or base.endswith("(default)") else name
+
+
 def plot_recall(runs: dict[str, list[float]], path: Path) -> None:
+    """The recall distribution of each run (named ``model / extent / …``) as the share of images whose recall is
+    at least x, one panel per model: a curve that stays high to the right hides most of most objects. The
+    `minimal` rows are dashed; the target at 0.5 (≥ 95 % of the images) is marked."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    bins = np.linspace(0, 1, 21)
+    models: dict[str, dict[str, list[float]]] = {}
     for name, rec in runs.items():
-        if rec:
-            ax.hist(rec, bins=bins, histtype="step", linewidth=1.8, label=f"{name} (n={len(rec)})")
-    ax.axvline(0.5, color="#999", ls=":")
-    ax.axvline(0.9, color="#999", ls=":")
-    ax.set_xlabel("ground-truth recall of the hidden area")
-    ax.set_ylabel("images")
-    ax.legend(fontsize=7, loc="upper left")
+        model, _, rest = name.partition(" / ")
+        models.setdefault(model if rest else "", {})[rest or name] = rec
+    fig, axes = plt.subplots(1, len(models), figsize=(5.6 * len(models), 3.9), squeeze=False)
+    xs = np.linspace(0, 1, 401)
+    share = TARGETS["median"][0]  # (the share ≥ 0.5 the issue asks for)
+    for ax, (model, rows) in zip(axes[0], models.items(), strict=True):
+        colours: dict[str, str] = {}  # (one colour per variant but the extent, so minimal and object pair up)
+        for name, rec in rows.items():
+            if not rec:
+                continue
+            minimal = name.startswith("minimal")
+            colour = colours.setdefault(_pair_key(name), f"C{len(colours) % 10}")
+            ax.step(xs, recall_survival(rec, xs), where="post", linewidth=1.6, color=colour,
+                    linestyle="--" if minimal else "-", label=f"{name} (n={len(rec)}, mean {np.mean(rec):.2f})")
+        ax.axvline(0.5, color="#999", ls=":")
+        ax.axvline(0.9, color="#999", ls=":")
+        ax.scatter([0.5], [share], marker="_", s=400, color="black", zorder=3,
+                   label=f"target: ≥ {100 * share:.0f} % of the images at 0.5")
+        ax.set_xlabel("ground-truth recall of the hidden area (x)")
+        ax.set_ylabel("share of images with recall ≥ x")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        if model:
+            ax.set_title(model, fontsize=9)
+        ax.legend(fontsize=6.5, loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -893,6 +937,10 @@ def frontier_cmd(args: argparse.Namespace) -> None:
                 points.setdefault(model, []).append((name, row))
     if not points:
         raise SystemExit("no rows in the given files")
+    if getattr(args, "recall_plot", None):
+        plot_recall({f"{model} / {name}": [p["recall"] for p in r.get("per_image", []) if p.get("found")]
+                     for model, pts in points.items() for name, r in pts}, args.recall_plot)
+        print(f"wrote {args.recall_plot}")
     print("| model | variant | recall mean | recall ≥ 0.5 | area/GT mean | area/GT median | s/img |")
     print("|---|---|---|---|---|---|---|")
     for model, pts in points.items():
@@ -1529,6 +1577,8 @@ def main(argv: list[str] | None = None) -> None:
     f.add_argument("--time", action="store_true",
                    help="a third panel: recall against seconds per flagged image (compare runs made alike)")
     f.add_argument("--out", type=Path, required=True)
+    f.add_argument("--recall-plot", type=Path,
+                   help="also the recall distribution of every row (share of images with recall ≥ x), as `run --plot`")
     st = sub.add_parser("steps", help="the area each step of the extent hides, on and off the object, of the rows "
                                       "of `run --json` files (runs since 2026-12-03 17:00 UTC), with a bar chart")
     st.add_argument("runs", type=Path, nargs="+", help="`run --json` files")
