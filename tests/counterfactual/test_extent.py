@@ -852,8 +852,10 @@ def test_the_margin_step_takes_at_most_max_steps_candidates():
     assert reached[6] < reached[2] < reached[1] < 0  # each step lowers the logit; the image stays safe
 
 
-def _figure_search_kwargs(monkeypatch: pytest.MonkeyPatch, **options: Any) -> tuple[list[dict[str, Any]], ExtentOutcome]:
-    """The keyword arguments each figure search of the object extent on the bomb scene was given, and the outcome."""
+def _figure_search_kwargs(monkeypatch: pytest.MonkeyPatch,
+                          **options: Any) -> tuple[list[dict[str, Any]], ExtentOutcome, np.ndarray]:
+    """The keyword arguments each figure search of the object extent on the bomb scene was given, the outcome and
+    the bomb's body."""
     import veil.segment.figures as figures
 
     calls: list[dict[str, Any]] = []
@@ -867,14 +869,13 @@ def _figure_search_kwargs(monkeypatch: pytest.MonkeyPatch, **options: Any) -> tu
     img, body, spark = bomb()
     out = object_extent(img, stylize(img, "fill"), bomb_labels(body, spark), (5,), scorer(PartModel()),
                         np.array([0.5]), **options)
-    return calls, out
+    return calls, out, body
 
 
 @pytest.mark.parametrize("size", [96, 384, 512])
 def test_the_figures_are_cut_on_a_copy_of_complete_size(size, monkeypatch):
     # the option reaches the figure search as the size of its copy, and the default is 512 pixels
-    calls, out = _figure_search_kwargs(monkeypatch, **({} if size == 512 else {"complete_size": size}))
-    body = bomb()[1]
+    calls, out, body = _figure_search_kwargs(monkeypatch, **({} if size == 512 else {"complete_size": size}))
     assert calls and {c["size"] for c in calls} == {size}
     assert regions_mask(out.labels, list(out.selected))[body].mean() > 0.9  # (the body is hidden at every size)
 
@@ -882,8 +883,7 @@ def test_the_figures_are_cut_on_a_copy_of_complete_size(size, monkeypatch):
 @pytest.mark.parametrize("bridge", [None, True, False])
 def test_the_bridge_through_mostly_hidden_segments_reaches_the_figure_search(bridge, monkeypatch):
     # on by default (veil.segment.figures has its known answer); False gives the complete step of before
-    calls, out = _figure_search_kwargs(monkeypatch, **({} if bridge is None else {"complete_bridge": bridge}))
-    body = bomb()[1]
+    calls, out, body = _figure_search_kwargs(monkeypatch, **({} if bridge is None else {"complete_bridge": bridge}))
     assert calls and {c["bridge"] for c in calls} == {bridge is not False}
     assert regions_mask(out.labels, list(out.selected))[body].mean() > 0.9  # (the body touches the spark: either way)
 

@@ -582,8 +582,9 @@ def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, 
                 t = queue.pop()
                 more = near(seg[boxes[t]] == t, boxes[t][0].start, boxes[t][1].start) - direct
                 direct |= more
-                queue += [u for u in sorted(more) if u not in bridged and covered(u)]
-                bridged.update(queue)
+                new = [u for u in sorted(more) if u not in bridged and covered(u)]
+                bridged.update(new)
+                queue += new
         found = set(direct)
         if through > 0:  # look through the rims and thin curves within reach, and the one-pixel bands
             # (the blur of the segmentation along a sharp edge) beyond them, while fewer than 8 were weighed
