@@ -566,25 +566,24 @@ def _attached(seg: np.ndarray, hs: np.ndarray, taken: set[int], *, grow: float, 
             depth[t] = _mean_depth(seg[boxes[t]] == t)
         return depth[t]
 
+    # (the segments a bridge crosses: mostly hidden, not whole, for one covered whole is part of a piece already
+    # and what it reaches is in that piece's reach)
+    crossable = bridge & (0.5 * count <= hidden) & (hidden < count) & (count <= max_region * sh * sw)
+    if background is not None:
+        crossable[background] = False
     for piece, (py0, py1, px0, px1) in seed_pieces(hs):
         pad = grow * max(py1 - py0, px1 - px0)
         by0, by1, bx0, bx1 = py0 - pad, py1 - 1 + pad, px0 - pad, px1 - 1 + pad
         direct = near(piece[py0:py1, px0:px1], py0, px0)
-        if bridge:  # (through the segments the piece mostly covers, and those they reach that it also covers;
-            # one it covers whole is part of the piece already, so what it reaches is in reach of the piece)
-            def covered(t: int) -> bool:
-                return (t != background and 0.5 * count[t] <= hidden[t] < count[t]
-                        and count[t] <= max_region * sh * sw)
-
-            queue = [t for t in sorted(direct) if covered(t)]
-            bridged = set(queue)
-            while queue:
-                t = queue.pop()
-                more = near(seg[boxes[t]] == t, boxes[t][0].start, boxes[t][1].start) - direct
-                direct |= more
-                new = [u for u in sorted(more) if u not in bridged and covered(u)]
-                bridged.update(new)
-                queue += new
+        queue = [t for t in sorted(direct) if crossable[t]]  # (the bridge: through the segments the piece mostly
+        bridged = set(queue)  # covers, and those they reach that it also covers)
+        while queue:
+            t = queue.pop()
+            more = near(seg[boxes[t]] == t, boxes[t][0].start, boxes[t][1].start) - direct
+            direct |= more
+            new = [u for u in sorted(more) if u not in bridged and crossable[u]]
+            bridged.update(new)
+            queue += new
         found = set(direct)
         if through > 0:  # look through the rims and thin curves within reach, and the one-pixel bands
             # (the blur of the segmentation along a sharp edge) beyond them, while fewer than 8 were weighed
