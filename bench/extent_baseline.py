@@ -14,6 +14,12 @@ package is imported from its checkout), alternating the order over ``--passes``:
 The images are ``bench/extent.py``'s benchmark set and the cards its ``train`` command wrote. Each
 process times ``Safeguarder.run`` per image with one torch thread, after one untimed run (numba's
 compilation, the first forward pass); only the images its model flags count, as in ``run``.
+
+On a shared machine whose speed drifts over minutes, the ratio of two pipelines timed one after the other
+moves with the drift. ``--paired`` runs the filed default and the object extent at the same time instead,
+each in its own process pinned to its own CPU (the CPUs swapped each pass, so neither keeps the faster one),
+and ``minimal`` after them alone: the two then share whatever the machine does meanwhile (and its memory
+bandwidth, which slows both a little). It needs two CPUs.
 """
 
 from __future__ import annotations
@@ -34,8 +40,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PIPELINES = ("baseline", "minimal", "object")
 
 
-def child(src: str, card: str, extent: str, items_path: str, out: str, threads: int) -> None:
-    """Time one pipeline (``extent`` "baseline": that checkout's default) over the pickled images."""
+def child(src: str, card: str, extent: str, items_path: str, out: str, threads: int, cpu: int = -1) -> None:
+    """Time one pipeline (``extent`` "baseline": that checkout's default) over the pickled images (on CPU
+    ``cpu`` alone if it is not negative)."""
+    if cpu >= 0:
+        os.sched_setaffinity(0, {cpu})
     sys.path.insert(0, src)
     import numpy as np
     import torch
@@ -120,6 +129,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n", type=int, default=40, help="images per seed")
     p.add_argument("--passes", type=int, default=2, help="each pipeline this many times, the order reversed each pass")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--paired", action="store_true",
+                   help="run the filed default and the object extent at once, each pinned to its own CPU")
     p.add_argument("--json", type=Path)
     a = p.parse_args(argv)
     src = a.baseline / "src"
@@ -127,6 +138,9 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"{a.baseline} holds no src/veil/pipeline.py: give the root of a veil checkout")
     if a.passes < 1:
         p.error("--passes must be at least 1")
+    cpus = sorted(os.sched_getaffinity(0))
+    if a.paired and len(cpus) < 2:
+        p.error(f"--paired needs two CPUs; this process may use {len(cpus)}")
     sys.path.insert(0, str(ROOT / "bench"))
     import extent as bx  # (imports today's veil: only for the images and the cards)
 
@@ -147,30 +161,46 @@ def main(argv: list[str] | None = None) -> None:
         items_path.write_bytes(pickle.dumps(items))
         env = {**os.environ, "OMP_NUM_THREADS": str(a.threads)}
         env.pop("PYTHONPATH", None)
-        lines = []
+        lines: list[str] = []
+        lines_ratio: list[str] = []
         for arch, card in cards.items():
             runs: dict[str, list[list[dict[str, Any]]]] = {name: [] for name in PIPELINES}
             for k in range(a.passes):
-                for name in (PIPELINES if k % 2 == 0 else PIPELINES[::-1]):
-                    out = Path(tmp) / f"{arch.replace('/', '_')}-{name}-{k}.json"
-                    code = str(src if name == "baseline" else ROOT / "src")
+                order = PIPELINES if k % 2 == 0 else PIPELINES[::-1]
+                # (paired: the filed default and the object extent at once, on CPUs swapped each pass; then minimal)
+                groups = ([[("baseline", cpus[k % 2]), ("object", cpus[1 - k % 2])], [("minimal", -1)]] if a.paired
+                          else [[(name, -1)] for name in order])
+                for group in groups:
                     t = time.monotonic()
-                    subprocess.run([sys.executable, __file__, "--child", code, str(card), name, str(items_path),
-                                    str(out), str(a.threads)], check=True, env=env, cwd=tmp)
-                    runs[name].append(json.loads(out.read_text()))
-                    print(f"{arch} {name} pass {k + 1}: {len(runs[name][-1])} flagged, {time.monotonic() - t:.0f} s",
-                          flush=True)
+                    procs = []
+                    for name, cpu in group:
+                        out = Path(tmp) / f"{arch.replace('/', '_')}-{name}-{k}.json"
+                        code = str(src if name == "baseline" else ROOT / "src")
+                        procs.append((name, cpu, out, subprocess.Popen(
+                            [sys.executable, __file__, "--child", code, str(card), name, str(items_path), str(out),
+                             str(a.threads), str(cpu)], env=env, cwd=tmp)))
+                    for name, cpu, out, proc in procs:
+                        if proc.wait() != 0:
+                            raise SystemExit(f"{arch} {name} pass {k + 1} failed (exit {proc.returncode})")
+                        runs[name].append(json.loads(out.read_text()))
+                        on = f" on CPU {cpu}" if cpu >= 0 else ""
+                        print(f"{arch} {name} pass {k + 1}{on}: {len(runs[name][-1])} flagged, "
+                              f"{time.monotonic() - t:.0f} s", flush=True)
             rows = summarize(runs)
-            result["models"][arch] = {"rows": rows, "per_image": runs}
+            result["models"][arch] = {"rows": rows, "per_image": runs, "paired": a.paired}
             lines += table(arch, rows)
+            per_pass = {r["pipeline"]: r["seconds_per_pass"] for r in rows}
+            lines_ratio.append(f"{arch}: the object extent against the filed default, per pass: " + " / ".join(
+                f"{o / b:.2f}×" for o, b in zip(per_pass["object"], per_pass["baseline"], strict=True)))
     print(HEADER)
     print("\n".join(lines))
+    print("\n" + "\n".join(lines_ratio))
     if a.json:
         a.json.write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 8 and sys.argv[1] == "--child":
-        child(*sys.argv[2:7], int(sys.argv[7]))
+    if len(sys.argv) == 9 and sys.argv[1] == "--child":
+        child(*sys.argv[2:7], int(sys.argv[7]), int(sys.argv[8]))
     else:
         main()

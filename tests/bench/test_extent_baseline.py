@@ -44,3 +44,12 @@ def test_a_baseline_that_is_no_veil_checkout_is_a_clear_error(baseline, tmp_path
     with pytest.raises(SystemExit):
         baseline.main(["--baseline", str(tmp_path)])
     assert "no src/veil/pipeline.py" in capsys.readouterr().err
+
+
+def test_paired_needs_two_cpus(baseline, tmp_path, capsys, monkeypatch):
+    (tmp_path / "src" / "veil").mkdir(parents=True)
+    (tmp_path / "src" / "veil" / "pipeline.py").write_text("")
+    monkeypatch.setattr(baseline.os, "sched_getaffinity", lambda pid: {3})
+    with pytest.raises(SystemExit):
+        baseline.main(["--baseline", str(tmp_path), "--paired"])
+    assert "--paired needs two CPUs" in capsys.readouterr().err

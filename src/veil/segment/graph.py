@@ -4,8 +4,9 @@
 grid, reorders it by edge weight and runs its union-find over it. The object extent's figure search
 cuts every flagged image with it, and there it took about 0.11 s of a 384-pixel copy, as long as the
 whole counterfactual search on a small model (docs/benchmarks.md, Extent). :func:`felzenszwalb_labels`
-runs the same algorithm in numba without the pair array: the weights are computed in scikit-image's
-order, and each sorted edge's two pixels are read off its index.
+runs the same algorithm in numba without scikit-image's pair array: the weights are computed in
+scikit-image's order and sorted, and each sorted edge's two pixels are read off its index once, into two
+arrays in the order visited, which every cut of the graph then reads in sequence.
 
 Equal weights are visited in that order of pairs: the sort is stable (:func:`_stable_order`, a
 bucket sort that gives ``np.argsort(kind="stable")``'s order: 8 ms against the 28 of numpy's default
@@ -99,10 +100,18 @@ def felzenszwalb_graph(image: np.ndarray, *, sigma: float = 0.8) -> Callable[[fl
     if not np.isfinite(weights).all():
         raise InvalidParameterError("image must hold finite values only")
     order = _stable_order(weights.view(np.int64))  # np.argsort(weights, kind="stable"), faster
+    # each visited pair's two pixels and weight, in the order visited: the cuts then read three arrays in
+    # sequence instead of working out each pair's pixels (kept, they take the memory of the weights and their
+    # order, 16 bytes a pair; both are held while the pairs are made)
+    first = np.empty(order.shape[0], np.int32 if h * w < 2**31 else np.int64)
+    second = np.empty_like(first)
+    sorted_weights = np.empty(order.shape[0])
+    _sorted_pairs(weights, order, h, w, first, second, sorted_weights)
+    del weights, order
 
     def cut(scale: float, min_size: int) -> np.ndarray:
         _check_cut(scale, min_size)
-        return _segments(weights, order, h, w, float(scale) / 255.0, int(min_size))
+        return _segments(first, second, sorted_weights, h, w, float(scale) / 255.0, int(min_size))
 
     return cut
 
@@ -253,22 +262,34 @@ def _join(parent, size, r0, r1):
 
 
 @_kernel
-def _segments(weights, order, h, w, scale, min_size):
+def _sorted_pairs(weights, order, h, w, first, second, ordered):
+    """Fill ``first``, ``second`` and ``ordered`` with the pairs' two pixels (flat indices) and weights, in the
+    order ``order``."""
+    for e in range(order.shape[0]):
+        q = order[e]
+        a, b = _ends(q, h, w)
+        first[e] = a
+        second[e] = b
+        ordered[e] = weights[q]
+
+
+@_kernel
+def _segments(first, second, weights, h, w, scale, min_size):
+    # (pair e joins pixels first[e] and second[e], of weight weights[e]; the pairs come sorted)
     n = h * w
     parent = np.arange(n)
     size = np.ones(n, np.int64)
     inner = np.zeros(n)
-    m = order.shape[0]
+    m = weights.shape[0]
     for e in range(m):
-        a, b = _ends(order[e], h, w)
-        r0 = _root(parent, a)
-        r1 = _root(parent, b)
+        r0 = _root(parent, first[e])
+        r1 = _root(parent, second[e])
         if r0 == r1:
             continue
         # scikit-image holds the thresholds in single precision
         t0 = float(np.float32(inner[r0] + scale / size[r0]))
         t1 = float(np.float32(inner[r1] + scale / size[r1]))
-        c = weights[order[e]]
+        c = weights[e]
         if c < min(t0, t1):
             inner[_join(parent, size, r0, r1)] = c
     # components under min_size join a neighbour, in the same order; a pair of two pixels that both lie in
@@ -278,7 +299,8 @@ def _segments(weights, order, h, w, scale, min_size):
     for p in range(n):
         small[p] = size[_root(parent, p)] < min_size
     for e in range(m):
-        a, b = _ends(order[e], h, w)
+        a = first[e]
+        b = second[e]
         if not (small[a] or small[b]):
             continue
         r0 = _root(parent, a)
