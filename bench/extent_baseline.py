@@ -166,10 +166,9 @@ def main(argv: list[str] | None = None) -> None:
         for arch, card in cards.items():
             runs: dict[str, list[list[dict[str, Any]]]] = {name: [] for name in PIPELINES}
             for k in range(a.passes):
-                order = PIPELINES if k % 2 == 0 else PIPELINES[::-1]
                 # (paired: the filed default and the object extent at once, on CPUs swapped each pass; then minimal)
                 groups = ([[("baseline", cpus[k % 2]), ("object", cpus[1 - k % 2])], [("minimal", -1)]] if a.paired
-                          else [[(name, -1)] for name in order])
+                          else [[(name, -1)] for name in (PIPELINES if k % 2 == 0 else PIPELINES[::-1])])
                 for group in groups:
                     t = time.monotonic()
                     procs = []
