@@ -57,6 +57,11 @@ def load(split: str, n: int, size: int) -> list[np.ndarray]:
     return out
 
 
+def min_size(img: np.ndarray, share: int) -> int:
+    """The least segment of a cut: one ``share``-th of the image's pixels, at least 10 (the figure search's)."""
+    return max(10, img.shape[0] * img.shape[1] // share)
+
+
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     t = time.perf_counter()
     out = fn()
@@ -88,8 +93,7 @@ def compare(images: list[np.ndarray], *, repeats: int = 3, sigma: float = 0.8) -
         for r in range(repeats):
             t_ours = t_theirs = 0.0
             for img in images:
-                ms = max(10, img.shape[0] * img.shape[1] // share)
-                kw = {"scale": scale, "sigma": sigma, "min_size": ms}
+                kw = {"scale": scale, "sigma": sigma, "min_size": min_size(img, share)}
                 runs = {"theirs": partial(felzenszwalb, img, **kw), "ours": partial(felzenszwalb_labels, img, **kw)}
                 got = {name: timed(runs[name]) for name in (("theirs", "ours") if r % 2 == 0 else ("ours", "theirs"))}
                 t_theirs += got["theirs"][0]
@@ -114,7 +118,7 @@ def both_cuts(images: list[np.ndarray], *, repeats: int = 3, sigma: float = 0.8)
 
     def run(img: np.ndarray) -> list[np.ndarray]:
         cut = felzenszwalb_graph(img, sigma=sigma)
-        return [cut(scale, max(10, img.shape[0] * img.shape[1] // share)) for scale, share in CUTS]
+        return [cut(scale, min_size(img, share)) for scale, share in CUTS]
 
     run(images[0])  # (numba: compile or load from its cache)
     passes: list[float] = []
@@ -126,7 +130,7 @@ def both_cuts(images: list[np.ndarray], *, repeats: int = 3, sigma: float = 0.8)
             total += t
             if r == 0:
                 differ += sum(not np.array_equal(c, felzenszwalb_labels(img, scale=scale, sigma=sigma,
-                                                                        min_size=max(10, img.shape[0] * img.shape[1] // share)))
+                                                                        min_size=min_size(img, share)))
                               for c, (scale, share) in zip(cuts, CUTS, strict=True))
         passes.append(1000 * total / len(images))
     return {"images": len(images), "ms": statistics.median(passes), "differ": differ}
