@@ -997,13 +997,18 @@ def run_cmd(args: argparse.Namespace) -> None:
     out: dict[str, Any] = {"command": "python " + " ".join(sys.argv), "machine": platform.platform(), "rows": []}
     if args.data == "mark" and args.cut:
         raise SystemExit("--cut is for the objects data")
-    items = [it for s in args.seeds
-             for it in (mark_set(s, args.n) if args.data == "mark" else benchmark_set(s, args.n, cut=args.cut))]
+    if args.ids:  # (chosen images of the seeds, as the full run draws them)
+        items = items_by_id(args.ids, data=args.data, cut=args.cut)
+        drawn = f"images {' '.join(it['id'] for it in items)}"
+    else:
+        items = [it for s in args.seeds
+                 for it in (mark_set(s, args.n) if args.data == "mark" else benchmark_set(s, args.n, cut=args.cut))]
+        drawn = f"seeds {args.seeds}"
     opts = json.loads(args.extent_options) if args.extent_options else {}
     seg_opts = json.loads(args.segmentation_options) if args.segmentation_options else {}
     cfg_opts = json.loads(args.config_options) if args.config_options else {}
     out["extent_options"], out["config_options"] = opts, cfg_opts
-    print(f"{len(items)} unsafe images ({args.data} data, seeds {args.seeds}, longer sides 256/512/1024/2000)\n",
+    print(f"{len(items)} unsafe images ({args.data} data, {drawn}, longer sides 256/512/1024/2000)\n",
           flush=True)
     print(HEADER)
     recalls: dict[str, list[float]] = {}
@@ -1362,6 +1367,18 @@ def parse_ids(ids: Sequence[str]) -> list[tuple[int, int]]:
     return out
 
 
+def items_by_id(ids: Sequence[str], *, data: str = "objects", cut: float = 0.0) -> list[dict[str, Any]]:
+    """The benchmark images ``ids`` (``SEED-INDEX``), in the order given, each once: the images `run` draws
+    for those seeds (image ``i`` of a seed does not depend on how many are drawn after it)."""
+    pairs = list(dict.fromkeys(parse_ids(ids)))
+
+    def draw(seed: int, n: int) -> list[dict[str, Any]]:
+        return mark_set(seed, n) if data == "mark" else benchmark_set(seed, n, cut=cut)
+
+    sets = {seed: draw(seed, 1 + max(i for s, i in pairs if s == seed)) for seed in dict.fromkeys(s for s, _ in pairs)}
+    return [sets[seed][i] for seed, i in pairs]
+
+
 def reasons_cmd(args: argparse.Namespace) -> None:
     """Whole delivered images with each step's regions in its own colour: where the area comes from."""
     import torch
@@ -1371,12 +1388,11 @@ def reasons_cmd(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     clf = load_classifier(str(card_path(args.arch)))
-    pairs = parse_ids(args.ids)
-    sets = {seed: benchmark_set(seed, 1 + max(i for s, i in pairs if s == seed), cut=args.cut) for seed, _ in pairs}
+    items = items_by_id(args.ids, cut=args.cut)
     sg = Safeguarder(SafeguardConfig(models=(clf,), segmentation="bass", extent="object", rationale=None,
                                      extent_options=json.loads(args.options) if args.options else {}),
                      classifiers=[clf])
-    draw_reasons(sg, [sets[seed][i] for seed, i in pairs], f"{card_name(args.arch)}: what each step of the extent hid",
+    draw_reasons(sg, items, f"{card_name(args.arch)}: what each step of the extent hid",
                  args.out, dpi=args.dpi)
     print(f"wrote {args.out}")
 
@@ -1513,6 +1529,9 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--segmentations", nargs="+", default=["bass"])
     r.add_argument("--seeds", type=int, nargs="+", default=[2024])
     r.add_argument("--n", type=int, default=60, help="images per seed")
+    r.add_argument("--ids", nargs="+", default=None,
+                   help="only these images, SEED-INDEX (e.g. 2024-025 13-007), as the full run draws them; "
+                        "--seeds and --n are then not used")
     r.add_argument("--cut", type=float, default=0.0,
                    help="share of the unsafe objects placed across the frame's edge (objects cut by the frame; "
                         "0: none, the images of before)")

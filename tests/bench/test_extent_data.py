@@ -112,3 +112,47 @@ def test_the_benchmark_set_carries_the_distractors(gen, monkeypatch):
     assert all(it["distractors"].shape == it["mask"].shape for it in items)
     assert all(it["distractors"].any() for it in items)  # (the benchmark draws 1-3 per image)
     assert not any((it["distractors"] & it["mask"]).any() for it in items)
+
+
+def test_an_image_of_a_seed_does_not_depend_on_how_many_are_drawn(gen, monkeypatch):
+    # (what `run --ids` and `reasons` rely on: image i of a seed is drawn by the first i + 1 draws)
+    monkeypatch.setattr(gen, "backgrounds", lambda split, max_side=800: [_background(0), _background(1)])
+    few, more = gen.benchmark_set(5, 2, sides=(96,)), gen.benchmark_set(5, 4, sides=(96,))
+    for a, b in zip(few, more[:2], strict=True):
+        assert a["id"] == b["id"] and np.array_equal(a["image"], b["image"]) and np.array_equal(a["mask"], b["mask"])
+    assert not np.array_equal(more[1]["image"], more[2]["image"])
+
+
+def test_items_by_id_draws_each_seed_once_up_to_its_last_image(gen, monkeypatch):
+    calls = []
+
+    def drawn(seed, n, cut=0.0):
+        calls.append((seed, n, cut))
+        return [{"id": f"{seed}-{i:03d}"} for i in range(n)]
+
+    monkeypatch.setattr(gen, "benchmark_set", drawn)
+    items = gen.items_by_id(["5-002", "3-000", "5-002", "5-1"], cut=0.5)
+    assert [it["id"] for it in items] == ["5-002", "3-000", "5-001"]  # (the order given, each once)
+    assert sorted(calls) == [(3, 1, 0.5), (5, 3, 0.5)]
+    monkeypatch.setattr(gen, "mark_set", lambda seed, n: [{"id": f"mark {seed}-{i}"} for i in range(n)])
+    assert [it["id"] for it in gen.items_by_id(["7-001"], data="mark")] == ["mark 7-1"]
+    with pytest.raises(SystemExit, match="SEED-INDEX"):
+        gen.items_by_id(["2024"])
+
+
+def test_run_with_ids_evaluates_only_those_images(gen, monkeypatch, tmp_path, capsys):
+    import veil.classify
+
+    monkeypatch.setattr(gen, "benchmark_set", lambda seed, n, cut=0.0: [{"id": f"{seed}-{i:03d}"} for i in range(n)])
+    monkeypatch.setattr(veil.classify, "load_classifier", lambda path: object())
+    seen = []
+
+    def evaluate(clf, items, extent, seg, *a):
+        seen.append([it["id"] for it in items])
+        return gen.summarize([]), []
+
+    monkeypatch.setattr(gen, "evaluate", evaluate)
+    gen.main(["run", "--archs", "resnet18", "--extents", "object", "--ids", "11-007", "12-003",
+              "--json", str(tmp_path / "r.json")])
+    assert seen == [["11-007", "12-003"]]
+    assert "2 unsafe images (objects data, images 11-007 12-003" in capsys.readouterr().out
