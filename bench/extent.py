@@ -1001,8 +1001,7 @@ def run_cmd(args: argparse.Namespace) -> None:
         items = items_by_id(args.ids, data=args.data, cut=args.cut)
         drawn = f"images {' '.join(it['id'] for it in items)}"
     else:
-        items = [it for s in args.seeds
-                 for it in (mark_set(s, args.n) if args.data == "mark" else benchmark_set(s, args.n, cut=args.cut))]
+        items = [it for s in args.seeds for it in draw_set(s, args.n, data=args.data, cut=args.cut)]
         drawn = f"seeds {args.seeds}"
     opts = json.loads(args.extent_options) if args.extent_options else {}
     seg_opts = json.loads(args.segmentation_options) if args.segmentation_options else {}
@@ -1367,15 +1366,18 @@ def parse_ids(ids: Sequence[str]) -> list[tuple[int, int]]:
     return out
 
 
+def draw_set(seed: int, n: int, *, data: str = "objects", cut: float = 0.0) -> list[dict[str, Any]]:
+    """The first ``n`` images of ``seed`` as `run` draws them: :func:`mark_set` for the mark data, else
+    :func:`benchmark_set` (with ``cut``)."""
+    return mark_set(seed, n) if data == "mark" else benchmark_set(seed, n, cut=cut)
+
+
 def items_by_id(ids: Sequence[str], *, data: str = "objects", cut: float = 0.0) -> list[dict[str, Any]]:
     """The benchmark images ``ids`` (``SEED-INDEX``), in the order given, each once: the images `run` draws
     for those seeds (image ``i`` of a seed does not depend on how many are drawn after it)."""
     pairs = list(dict.fromkeys(parse_ids(ids)))
-
-    def draw(seed: int, n: int) -> list[dict[str, Any]]:
-        return mark_set(seed, n) if data == "mark" else benchmark_set(seed, n, cut=cut)
-
-    sets = {seed: draw(seed, 1 + max(i for s, i in pairs if s == seed)) for seed in dict.fromkeys(s for s, _ in pairs)}
+    sets = {seed: draw_set(seed, 1 + max(i for s, i in pairs if s == seed), data=data, cut=cut)
+            for seed in dict.fromkeys(s for s, _ in pairs)}
     return [sets[seed][i] for seed, i in pairs]
 
 
