@@ -468,8 +468,25 @@ def card_path(arch: str) -> Path:
 
 
 def card_name(arch: str) -> str:
-    """How tables and pictures name a card: the arch, or the folder of a card path."""
-    return Path(arch).parent.name if arch.endswith(".json") else arch
+    """How tables and pictures name a card: the arch, or the folder of a card path (cards run together, joined
+    by ``+``, each named so)."""
+    return "+".join(Path(a).parent.name if a.endswith(".json") else a for a in arch.split("+"))
+
+
+def load_cards(arch: str) -> list[Any]:
+    """The classifiers of ``arch``: one card, or several joined by ``+`` (``resnet18+mobilenet_v3_small``), which
+    `run` safeguards with together, as a pipeline with several models does: flagged when any flags the image,
+    delivered when every one says safe."""
+    from veil.classify import load_classifier
+
+    names = [a for a in arch.split("+") if a]
+    if not names:
+        raise SystemExit(f"no card named in {arch!r}")
+    clfs = [load_classifier(str(card_path(a))) for a in names]
+    if len(clfs) > 1:  # (the benchmark's cards are all named "model" by their file: a pipeline needs them apart)
+        for a, c in zip(names, clfs, strict=True):
+            c.name = card_name(a)
+    return clfs
 
 
 # -- evaluation -----------------------------------------------------------------------------------
@@ -479,10 +496,11 @@ def evaluate(clf: Any, items: list[dict[str, Any]], extent: str, segmentation: s
              config_options: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from veil.pipeline import SafeguardConfig, Safeguarder
 
-    cfg = SafeguardConfig(models=(clf,), segmentation=segmentation, extent=extent, rationale=None,
+    clfs = list(clf) if isinstance(clf, (list, tuple)) else [clf]  # (several cards: one pipeline with them all)
+    cfg = SafeguardConfig(models=tuple(clfs), segmentation=segmentation, extent=extent, rationale=None,
                           extent_options=dict(extent_options or {}),
                           segmentation_options=dict(segmentation_options or {}), **dict(config_options or {}))
-    sg = Safeguarder(cfg, classifiers=[clf])
+    sg = Safeguarder(cfg, classifiers=clfs)
     per: list[dict[str, Any]] = []
     for it in items:
         t = time.perf_counter()
@@ -881,9 +899,10 @@ def worst_cases(clf: Any, items: list[dict[str, Any]], per: dict[str, list[dict[
     fig, axes = plt.subplots(len(per), 2 * k, figsize=(2.3 * 2 * k, 2.4 * len(per)), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
+    clfs = list(clf) if isinstance(clf, (list, tuple)) else [clf]
     for i, extent in enumerate(per):
-        sg = Safeguarder(SafeguardConfig(models=(clf,), segmentation=segmentation, extent=extent, rationale=None),
-                         classifiers=[clf])
+        sg = Safeguarder(SafeguardConfig(models=tuple(clfs), segmentation=segmentation, extent=extent,
+                                         rationale=None), classifiers=clfs)
         for j, (_, rid, why) in enumerate([r for r in rows if r[0] == extent]):
             it = by_id[rid]
             res = sg.run(it["image"])
@@ -991,8 +1010,6 @@ def frontier_cmd(args: argparse.Namespace) -> None:
 def run_cmd(args: argparse.Namespace) -> None:
     import torch
 
-    from veil.classify import load_classifier
-
     torch.set_num_threads(args.threads)
     out: dict[str, Any] = {"command": "python " + " ".join(sys.argv), "machine": platform.platform(), "rows": []}
     if args.data == "mark" and args.cut:
@@ -1018,7 +1035,7 @@ def run_cmd(args: argparse.Namespace) -> None:
     seen_out: list[str] = []
     part_runs: dict[str, dict[str, list[float]]] = {}
     for arch in args.archs:
-        clf = load_classifier(str(card_path(arch)))
+        clf = load_cards(arch)  # (one card, or several run together: A+B)
         name = card_name(arch)
         for seg in args.segmentations:
             for extent in args.extents:
@@ -1385,15 +1402,14 @@ def reasons_cmd(args: argparse.Namespace) -> None:
     """Whole delivered images with each step's regions in its own colour: where the area comes from."""
     import torch
 
-    from veil.classify import load_classifier
     from veil.pipeline import SafeguardConfig, Safeguarder
 
     torch.set_num_threads(args.threads)
-    clf = load_classifier(str(card_path(args.arch)))
+    clfs = load_cards(args.arch)  # (one card, or several together: A+B)
     items = items_by_id(args.ids, cut=args.cut)
-    sg = Safeguarder(SafeguardConfig(models=(clf,), segmentation="bass", extent="object", rationale=None,
+    sg = Safeguarder(SafeguardConfig(models=tuple(clfs), segmentation="bass", extent="object", rationale=None,
                                      extent_options=json.loads(args.options) if args.options else {}),
-                     classifiers=[clf])
+                     classifiers=clfs)
     draw_reasons(sg, items, f"{card_name(args.arch)}: what each step of the extent hid",
                  args.out, dpi=args.dpi)
     print(f"wrote {args.out}")
@@ -1523,7 +1539,8 @@ def main(argv: list[str] | None = None) -> None:
                         "(0: bands only under blades, the cards before 2026-12-03)")
     r = sub.add_parser("run", help="run the benchmark")
     r.add_argument("--archs", nargs="+", default=["mobilenet_v3_small", "resnet18"],
-                   help="architectures trained by `train` (or model card paths)")
+                   help="architectures trained by `train` (or model card paths); A+B runs cards A and B together, "
+                        "in one pipeline (flagged when either flags, delivered when both say safe)")
     r.add_argument("--data", choices=["objects", "mark"], default="objects",
                    help="objects: bombs and blades (for the `train` models); mark: the Veil demo mark "
                         "(for examples/demo-model)")
@@ -1625,7 +1642,8 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--out", type=Path, required=True)
     rs = sub.add_parser("reasons", help="whole delivered images, each step's regions in its own colour "
                                         "(counterfactual, split, closure, margin, object, tile)")
-    rs.add_argument("--arch", default="resnet18", help="a card trained by `train` (or a card path)")
+    rs.add_argument("--arch", default="resnet18",
+                    help="a card trained by `train` (or a card path); A+B: cards A and B together, as `run` takes them")
     rs.add_argument("--ids", nargs="+", required=True, help="image ids SEED-INDEX, e.g. 2024-025 2025-020")
     rs.add_argument("--options", default="", help="JSON extent options ('' for the defaults)")
     rs.add_argument("--cut", type=float, default=0.0, help="as run's --cut (the images of that set)")

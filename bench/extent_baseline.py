@@ -40,9 +40,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PIPELINES = ("baseline", "minimal", "object")
 
 
-def child(src: str, card: str, extent: str, items_path: str, out: str, threads: int, cpu: int = -1) -> None:
+def child(src: str, card: str, extent: str, items_path: str, out: str, threads: int, cpu: int = -1,
+          options: str = "") -> None:
     """Time one pipeline (``extent`` "baseline": that checkout's default) over the pickled images (on CPU
-    ``cpu`` alone if it is not negative)."""
+    ``cpu`` alone if it is not negative; ``options``: JSON extent options of the object extent)."""
     if cpu >= 0:
         os.sched_setaffinity(0, {cpu})
     sys.path.insert(0, src)
@@ -57,9 +58,16 @@ def child(src: str, card: str, extent: str, items_path: str, out: str, threads: 
         raise SystemExit(f"imported veil from {veil.__file__}, not from {src}")
     torch.set_num_threads(threads)
     items = pickle.loads(Path(items_path).read_bytes())
-    clf = load_classifier(card)
-    kw = {} if extent == "baseline" else {"extent": extent}
-    sg = Safeguarder(SafeguardConfig(models=(clf,), rationale=None, **kw), classifiers=[clf])
+    # (several cards, joined by +: one pipeline with all, named as bench/extent.py's load_cards names them; the
+    # child imports the veil under test, so it cannot import that module, which imports today's)
+    clfs = [load_classifier(c) for c in card.split("+")]
+    if len(clfs) > 1:  # (every benchmark card is named "model" by its file: a pipeline needs them apart)
+        for c, clf in zip(card.split("+"), clfs, strict=True):
+            clf.name = Path(c).parent.name
+    kw: dict[str, Any] = {} if extent == "baseline" else {"extent": extent}
+    if extent == "object" and options:
+        kw["extent_options"] = json.loads(options)
+    sg = Safeguarder(SafeguardConfig(models=tuple(clfs), rationale=None, **kw), classifiers=clfs)
     sg.run(items[0]["image"])  # untimed: compilation and the first forward pass
     timed = []
     for it in items:
@@ -124,13 +132,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--baseline", required=True, type=Path,
                    help="a checkout of the pipeline to compare with (its src/ holds the veil package)")
     p.add_argument("--archs", nargs="+", default=["resnet18", "mobilenet_v3_small"],
-                   help="cards trained by `bench/extent.py train` (or card paths)")
+                   help="cards trained by `bench/extent.py train` (or card paths); A+B: cards A and B together, "
+                        "in one pipeline")
     p.add_argument("--seeds", nargs="+", type=int, default=[2024, 2025])
     p.add_argument("--n", type=int, default=40, help="images per seed")
     p.add_argument("--passes", type=int, default=2, help="each pipeline this many times, the order reversed each pass")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--paired", action="store_true",
                    help="run the filed default and the object extent at once, each pinned to its own CPU")
+    p.add_argument("--extent-options", default="",
+                   help="JSON options of the object extent (a preset to time; the filed default and minimal as ever)")
     p.add_argument("--json", type=Path)
     a = p.parse_args(argv)
     src = a.baseline / "src"
@@ -138,6 +149,12 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"{a.baseline} holds no src/veil/pipeline.py: give the root of a veil checkout")
     if a.passes < 1:
         p.error("--passes must be at least 1")
+    try:
+        options = json.loads(a.extent_options) if a.extent_options else {}
+    except json.JSONDecodeError as exc:
+        p.error(f"--extent-options is not JSON ({exc})")
+    if not isinstance(options, dict):
+        p.error(f"--extent-options must be a JSON object of options, got {a.extent_options}")
     cpus = sorted(os.sched_getaffinity(0))
     if a.paired and len(cpus) < 2:
         p.error(f"--paired needs two CPUs; this process may use {len(cpus)}")
@@ -146,16 +163,17 @@ def main(argv: list[str] | None = None) -> None:
 
     cards = {}
     for arch in a.archs:
-        card = bx.card_path(arch)
-        if not card.is_file():
-            p.error(f"no card {card}: train it with `python bench/extent.py train --arch {arch}`")
-        cards[arch] = card
+        for one in arch.split("+"):
+            card = bx.card_path(one)
+            if not card.is_file():
+                p.error(f"no card {card}: train it with `python bench/extent.py train --arch {one}`")
+        cards[arch] = "+".join(str(bx.card_path(one)) for one in arch.split("+"))
     t0 = time.monotonic()
     items = [{"id": it["id"], "image": it["image"], "mask": it["mask"]}
              for seed in a.seeds for it in bx.benchmark_set(seed, a.n)]
     print(f"{len(items)} images ({time.monotonic() - t0:.0f} s to draw)", flush=True)
     result: dict[str, Any] = {"command": " ".join(sys.argv), "machine": platform.platform(),
-                              "baseline": str(a.baseline), "models": {}}
+                              "baseline": str(a.baseline), "extent_options": options, "models": {}}
     with tempfile.TemporaryDirectory() as tmp:
         items_path = Path(tmp) / "items.pkl"
         items_path.write_bytes(pickle.dumps(items))
@@ -177,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
                         code = str(src if name == "baseline" else ROOT / "src")
                         procs.append((name, cpu, out, subprocess.Popen(
                             [sys.executable, __file__, "--child", code, str(card), name, str(items_path), str(out),
-                             str(a.threads), str(cpu)], env=env, cwd=tmp)))
+                             str(a.threads), str(cpu), a.extent_options], env=env, cwd=tmp)))
                     for name, cpu, out, proc in procs:
                         if proc.wait() != 0:
                             raise SystemExit(f"{arch} {name} pass {k + 1} failed (exit {proc.returncode})")
@@ -199,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 9 and sys.argv[1] == "--child":
-        child(*sys.argv[2:7], int(sys.argv[7]), int(sys.argv[8]))
+    if len(sys.argv) == 10 and sys.argv[1] == "--child":
+        child(*sys.argv[2:7], int(sys.argv[7]), int(sys.argv[8]), sys.argv[9])
     else:
         main()

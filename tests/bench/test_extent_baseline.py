@@ -53,3 +53,24 @@ def test_paired_needs_two_cpus(baseline, tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         baseline.main(["--baseline", str(tmp_path), "--paired"])
     assert "--paired needs two CPUs" in capsys.readouterr().err
+
+
+def test_every_card_of_a_joined_pair_must_exist(baseline, tmp_path, capsys):
+    (tmp_path / "src" / "veil").mkdir(parents=True)
+    (tmp_path / "src" / "veil" / "pipeline.py").write_text("")
+    card = tmp_path / "a" / "model.json"
+    card.parent.mkdir()
+    card.write_text("{}")
+    with pytest.raises(SystemExit):  # (the first card exists, the second does not: named, before any timing)
+        baseline.main(["--baseline", str(tmp_path), "--archs", f"{card}+{tmp_path / 'b' / 'model.json'}"])
+    err = capsys.readouterr().err
+    assert f"no card {tmp_path / 'b' / 'model.json'}" in err and "--arch " in err
+
+
+@pytest.mark.parametrize("bad", ["{tiles: 0}", "[1, 2]"])
+def test_extent_options_must_be_a_json_object(baseline, tmp_path, capsys, bad):
+    (tmp_path / "src" / "veil").mkdir(parents=True)
+    (tmp_path / "src" / "veil" / "pipeline.py").write_text("")
+    with pytest.raises(SystemExit):  # (before any image is drawn or any pipeline timed)
+        baseline.main(["--baseline", str(tmp_path), "--extent-options", bad])
+    assert "--extent-options" in capsys.readouterr().err

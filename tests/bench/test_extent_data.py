@@ -156,3 +156,40 @@ def test_run_with_ids_evaluates_only_those_images(gen, monkeypatch, tmp_path, ca
               "--json", str(tmp_path / "r.json")])
     assert seen == [["11-007", "12-003"]]
     assert "2 unsafe images (objects data, images 11-007 12-003" in capsys.readouterr().out
+
+
+def test_cards_joined_by_a_plus_run_together_in_one_pipeline(gen, monkeypatch, tmp_path, capsys):
+    from types import SimpleNamespace
+
+    import veil.classify
+    import veil.pipeline
+
+    monkeypatch.setattr(gen, "benchmark_set",
+                        lambda seed, n, cut=0.0: [{"id": f"{seed}-{i:03d}", "image": None} for i in range(n)])
+    loaded = []
+
+    def load(path):  # (every benchmark card is named "model" by its file)
+        loaded.append(path)
+        return SimpleNamespace(name="model", path=path)
+
+    monkeypatch.setattr(veil.classify, "load_classifier", load)
+    built = []
+
+    class Recorder:  # (the pipeline evaluate builds: which models, in which order)
+        def __init__(self, cfg, classifiers):
+            built.append(([c.name for c in cfg.models], [c.name for c in classifiers]))
+
+        def run(self, image):
+            return SimpleNamespace(unsafe=False)  # (not flagged: no row to score)
+
+    monkeypatch.setattr(veil.pipeline, "Safeguarder", Recorder)
+    gen.main(["run", "--archs", "resnet18+mobilenet_v3_small", "--extents", "object", "--ids", "11-007",
+              "--json", str(tmp_path / "r.json")])
+    assert [p.split("/")[-2] for p in loaded] == ["resnet18", "mobilenet_v3_small"]
+    both = ["resnet18", "mobilenet_v3_small"]
+    assert built == [(both, both)]  # one pipeline with both cards, each named by its folder
+    assert "| resnet18+mobilenet_v3_small | object |" in capsys.readouterr().out
+    one = gen.load_cards("resnet18")  # (one card keeps its own name)
+    assert [c.name for c in one] == ["model"]
+    with pytest.raises(SystemExit, match="no card"):
+        gen.load_cards("+")

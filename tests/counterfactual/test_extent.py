@@ -131,6 +131,50 @@ def test_two_part_object_end_to_end():
     assert out["object"] >= 0.9  # the whole object
 
 
+BLADE = np.array([200, 40, 200], np.float32)
+
+
+class BladeModel:
+    """A second classifier that sees only a magenta bar (the blade): logit = 12·blade − 6, blind to the bomb."""
+
+    def __init__(self, blade: np.ndarray) -> None:
+        self.n = float(blade.sum())
+
+    def logits(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        return np.array([12 * (np.linalg.norm(np.asarray(im, np.float32) - BLADE, axis=-1) < 40).sum() / self.n - 6
+                         for im in images])
+
+
+def test_with_two_classifiers_each_keeps_the_other_from_stopping_short():
+    # the bomb model keys on the spark and the blade model on the blade; the counterfactual hides both keys.
+    # With the spark hidden, the bomb model's logit is -3 (its body in sight) while the blade model's is -6:
+    # closure must weigh the worst model, the bomb model, and hide the body; an extent that read only the
+    # blade model would stop at the counterfactual
+    img, body, spark = bomb()
+    blade = np.zeros_like(body)
+    blade[76:82, 6:40] = True
+    img[blade] = BLADE
+    labels = bomb_labels(body, spark)
+    labels[blade] = 6
+    bomb_model, blade_model = PartModel(), BladeModel(blade)
+
+    def score(imgs: Sequence[np.ndarray]) -> np.ndarray:  # (N, 2) unsafe scores, as the pipeline passes them
+        z = np.stack([bomb_model.logits(imgs), blade_model.logits(imgs)], axis=1)
+        return 1 / (1 + np.exp(-z))
+
+    styled = stylize(img, "fill")
+    assert (score([img])[0] > 0.5).all()  # both flag the image
+    kw: dict[str, Any] = {"complete": "none", "tiles": 0}
+    out = extend(img, styled, labels, (5, 6), score, [0.5, 0.5], "object", **kw)
+    assert set(out.selected) == {4, 5, 6}  # the bomb's body too, nothing of the ground
+    assert dict(zip(out.selected, out.reasons, strict=True)) == {5: "counterfactual", 6: "counterfactual",
+                                                                  4: "closure"}
+    delivered = np.where(np.isin(out.labels, out.selected)[..., None], styled, img)
+    assert (logit(score([delivered])[0]) <= -1.0).all()  # every classifier safe, with the margin
+    alone = extend(img, styled, labels, (5, 6), lambda ims: score(ims)[:, 1:], [0.5], "object", **kw)
+    assert set(alone.selected) == {5, 6}  # (the blade model alone has nothing more to find)
+
+
 def thin_object(size: int = 128) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A 3-px vertical bar across a broad band of (almost) its own colour, merged with it."""
     rng = np.random.default_rng(0)
