@@ -470,18 +470,21 @@ def card_path(arch: str) -> Path:
 def card_name(arch: str) -> str:
     """How tables and pictures name a card: the arch, or the folder of a card path (cards run together, joined
     by ``+``, each named so)."""
-    return "+".join(Path(a).parent.name if a.endswith(".json") else a for a in arch.split("+"))
+    return "+".join(Path(a).parent.name if a.endswith(".json") else a for a in arch.split("+") if a)
 
 
 def load_cards(arch: str) -> list[Any]:
     """The classifiers of ``arch``: one card, or several joined by ``+`` (``resnet18+mobilenet_v3_small``), which
     `run` safeguards with together, as a pipeline with several models does: flagged when any flags the image,
-    delivered when every one says safe."""
+    delivered when every one says safe. (A card path may not hold a ``+``.)"""
     from veil.classify import load_classifier
 
     names = [a for a in arch.split("+") if a]
     if not names:
         raise SystemExit(f"no card named in {arch!r}")
+    if len(names) > 1 and len({card_name(a) for a in names}) < len(names):
+        raise SystemExit(f"the cards of {arch!r} must have different names (folders), got "
+                         f"{[card_name(a) for a in names]}")
     clfs = [load_classifier(str(card_path(a))) for a in names]
     if len(clfs) > 1:  # (the benchmark's cards are all named "model" by their file: a pipeline needs them apart)
         for a, c in zip(names, clfs, strict=True):

@@ -161,13 +161,18 @@ def main(argv: list[str] | None = None) -> None:
     sys.path.insert(0, str(ROOT / "bench"))
     import extent as bx  # (imports today's veil: only for the images and the cards)
 
-    cards = {}
+    cards: dict[str, str] = {}  # (arch → its card paths, joined by + when several run together)
     for arch in a.archs:
-        for one in arch.split("+"):
-            card = bx.card_path(one)
-            if not card.is_file():
-                p.error(f"no card {card}: train it with `python bench/extent.py train --arch {one}`")
-        cards[arch] = "+".join(str(bx.card_path(one)) for one in arch.split("+"))
+        ones = [one for one in arch.split("+") if one]
+        if not ones:
+            p.error(f"no card named in {arch!r}")
+        for one in ones:
+            path = bx.card_path(one)
+            if not path.is_file():
+                p.error(f"no card {path}: train it with `python bench/extent.py train --arch {one}`")
+        if len({bx.card_name(one) for one in ones}) < len(ones):  # (the child names each card by its folder)
+            p.error(f"the cards of {arch!r} must have different names (folders)")
+        cards[arch] = "+".join(str(bx.card_path(one)) for one in ones)
     t0 = time.monotonic()
     items = [{"id": it["id"], "image": it["image"], "mask": it["mask"]}
              for seed in a.seeds for it in bx.benchmark_set(seed, a.n)]

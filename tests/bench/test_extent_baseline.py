@@ -67,10 +67,24 @@ def test_every_card_of_a_joined_pair_must_exist(baseline, tmp_path, capsys):
     assert f"no card {tmp_path / 'b' / 'model.json'}" in err and "--arch " in err
 
 
-@pytest.mark.parametrize("bad", ["{tiles: 0}", "[1, 2]"])
-def test_extent_options_must_be_a_json_object(baseline, tmp_path, capsys, bad):
+@pytest.mark.parametrize(("bad", "why"), [("{tiles: 0}", "--extent-options is not JSON"),
+                                         ("[1, 2]", "--extent-options must be a JSON object")])
+def test_extent_options_must_be_a_json_object(baseline, tmp_path, capsys, bad, why):
     (tmp_path / "src" / "veil").mkdir(parents=True)
     (tmp_path / "src" / "veil" / "pipeline.py").write_text("")
-    with pytest.raises(SystemExit):  # (before any image is drawn or any pipeline timed)
+    with pytest.raises(SystemExit):  # (before any card is looked for, any image drawn or any pipeline timed)
         baseline.main(["--baseline", str(tmp_path), "--extent-options", bad])
-    assert "--extent-options" in capsys.readouterr().err
+    assert why in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("archs", "why"), [("+", "no card named in '+'"),
+                                           ("A+A", "must have different names")])
+def test_a_joined_pair_needs_cards_with_names_of_their_own(baseline, tmp_path, capsys, archs, why):
+    (tmp_path / "src" / "veil").mkdir(parents=True)
+    (tmp_path / "src" / "veil" / "pipeline.py").write_text("")
+    card = tmp_path / "a" / "model.json"
+    card.parent.mkdir()
+    card.write_text("{}")
+    with pytest.raises(SystemExit):
+        baseline.main(["--baseline", str(tmp_path), "--archs", archs.replace("A", str(card))])
+    assert why in capsys.readouterr().err

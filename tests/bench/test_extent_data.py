@@ -193,3 +193,6 @@ def test_cards_joined_by_a_plus_run_together_in_one_pipeline(gen, monkeypatch, t
     assert [c.name for c in one] == ["model"]
     with pytest.raises(SystemExit, match="no card"):
         gen.load_cards("+")
+    with pytest.raises(SystemExit, match="different names"):  # (two cards of one folder: named alike)
+        gen.load_cards("resnet18+resnet18")
+    assert gen.card_name("resnet18+") == "resnet18"
