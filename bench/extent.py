@@ -482,13 +482,13 @@ def load_cards(arch: str) -> list[Any]:
     names = [a for a in arch.split("+") if a]
     if not names:
         raise SystemExit(f"no card named in {arch!r}")
-    if len(names) > 1 and len({card_name(a) for a in names}) < len(names):
-        raise SystemExit(f"the cards of {arch!r} must have different names (folders), got "
-                         f"{[card_name(a) for a in names]}")
+    shown = [card_name(a) for a in names]
+    if len(set(shown)) < len(shown):
+        raise SystemExit(f"the cards of {arch!r} must have different names (folders), got {shown}")
     clfs = [load_classifier(str(card_path(a))) for a in names]
     if len(clfs) > 1:  # (the benchmark's cards are all named "model" by their file: a pipeline needs them apart)
-        for a, c in zip(names, clfs, strict=True):
-            c.name = card_name(a)
+        for c, label in zip(clfs, shown, strict=True):
+            c.name = label
     return clfs
 
 
@@ -881,7 +881,7 @@ def plot_recall(runs: dict[str, list[float]], path: Path) -> None:
     plt.close(fig)
 
 
-def worst_cases(clf: Any, items: list[dict[str, Any]], per: dict[str, list[dict[str, Any]]], path: Path,
+def worst_cases(clfs: list[Any], items: list[dict[str, Any]], per: dict[str, list[dict[str, Any]]], path: Path,
                 segmentation: str, k: int = 3) -> None:
     """Delivered images of the ``k`` lowest-recall and ``k`` highest-area images per extent, side by side."""
     import matplotlib
@@ -902,7 +902,6 @@ def worst_cases(clf: Any, items: list[dict[str, Any]], per: dict[str, list[dict[
     fig, axes = plt.subplots(len(per), 2 * k, figsize=(2.3 * 2 * k, 2.4 * len(per)), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    clfs = list(clf) if isinstance(clf, (list, tuple)) else [clf]
     for i, extent in enumerate(per):
         sg = Safeguarder(SafeguardConfig(models=tuple(clfs), segmentation=segmentation, extent=extent,
                                          rationale=None), classifiers=clfs)
@@ -1038,11 +1037,11 @@ def run_cmd(args: argparse.Namespace) -> None:
     seen_out: list[str] = []
     part_runs: dict[str, dict[str, list[float]]] = {}
     for arch in args.archs:
-        clf = load_cards(arch)  # (one card, or several run together: A+B)
+        clfs = load_cards(arch)  # (one card, or several run together: A+B)
         name = card_name(arch)
         for seg in args.segmentations:
             for extent in args.extents:
-                m, per = evaluate(clf, items, extent, seg, opts if extent != "minimal" else None, seg_opts,
+                m, per = evaluate(clfs, items, extent, seg, opts if extent != "minimal" else None, seg_opts,
                                   cfg_opts if extent != "minimal" else None)
                 out["rows"].append({"model": arch, "extent": extent, "segmentation": seg, **m, "per_image": per})
                 print(table_row(name, extent, seg, m), flush=True)
@@ -1068,7 +1067,7 @@ def run_cmd(args: argparse.Namespace) -> None:
         if args.part_plot:
             plot_parts(part_runs, args.part_plot)
         if args.worst:
-            worst_cases(clf, items, per_all[f"{arch}/{args.segmentations[0]}"],
+            worst_cases(clfs, items, per_all[f"{arch}/{args.segmentations[0]}"],
                         args.worst.with_name(f"{args.worst.stem}-{name}{args.worst.suffix}"), args.segmentations[0])
     if steps_out:
         print("\nWhere the hidden area comes from, per step (means over the images with a counterfactual):\n")

@@ -166,13 +166,13 @@ def main(argv: list[str] | None = None) -> None:
         ones = [one for one in arch.split("+") if one]
         if not ones:
             p.error(f"no card named in {arch!r}")
-        for one in ones:
-            path = bx.card_path(one)
+        paths = [bx.card_path(one) for one in ones]
+        for one, path in zip(ones, paths, strict=True):
             if not path.is_file():
                 p.error(f"no card {path}: train it with `python bench/extent.py train --arch {one}`")
         if len({bx.card_name(one) for one in ones}) < len(ones):  # (the child names each card by its folder)
             p.error(f"the cards of {arch!r} must have different names (folders)")
-        cards[arch] = "+".join(str(bx.card_path(one)) for one in ones)
+        cards[arch] = "+".join(map(str, paths))
     t0 = time.monotonic()
     items = [{"id": it["id"], "image": it["image"], "mask": it["mask"]}
              for seed in a.seeds for it in bx.benchmark_set(seed, a.n)]
