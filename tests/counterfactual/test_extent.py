@@ -1372,3 +1372,32 @@ def test_prune_options_are_validated(bad):
     with pytest.raises(InvalidParameterError, match=next(iter(bad))):
         object_extent(img, stylize(img, "fill"), bomb_labels(body, spark), (5,), scorer(PartModel()),
                       np.array([0.5]), **bad)
+
+
+def test_closure_pool_weighs_candidates_in_pools_and_hides_the_same():
+    """A red object cut into a 2 × 2 block of superpixels (18, 19, 26, 27, the counterfactual) with one touching
+    piece of it (28) that still carries evidence, among grey ground. Weighed in pools of 4 (group testing, the default),
+    closure hides the same piece as weighed one by one, and classifies fewer images: the pools without it cost
+    one image each."""
+    size = 64
+    yy, xx = np.mgrid[0:size, 0:size]
+    labels = ((yy // 8) * 8 + xx // 8).astype(np.int32)
+    block = np.isin(labels, (18, 19, 26, 27))
+    img = np.full((size, size, 3), 120, np.uint8)
+    img[block | (labels == 28)] = (220, 30, 30)
+    styled = np.zeros_like(img)
+    weight = np.where(block, 2.5, np.where(labels == 28, 1.0, 0.0))
+
+    def model(imgs: Sequence[np.ndarray]) -> np.ndarray:  # evidence: the weighted red pixels in sight
+        z = np.array([float((weight * (np.asarray(i)[..., 0] > 128)).sum()) / 64 - 10.5 for i in imgs])
+        return (1 / (1 + np.exp(-z)))[:, None]
+
+    kw: dict[str, Any] = {"margin": 0.0, "views": False, "complete": "none", "tiles": 0}
+    one = object_extent(img, styled, labels, (18, 19, 26, 27), model, np.array([0.5]), closure_pool=0, **kw)
+    pooled = object_extent(img, styled, labels, (18, 19, 26, 27), model, np.array([0.5]), **kw)  # (pools of 4)
+    assert one.selected == pooled.selected == (18, 19, 26, 27, 28)
+    assert one.reasons == pooled.reasons == ("counterfactual",) * 4 + ("closure",)
+    assert pooled.n_evaluated < one.n_evaluated
+    for bad in (-1, 2.5, True):
+        with pytest.raises(InvalidParameterError, match="closure_pool"):
+            object_extent(img, styled, labels, (18,), model, np.array([0.5]), closure_pool=bad, **kw)

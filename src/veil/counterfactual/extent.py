@@ -20,7 +20,8 @@ background in. An extent takes the search's regions and returns the regions to d
        not the wall, and the rest of an object merged into a large region can still be added;
     2. *closure* — touching regions that still carry evidence (hiding one lowers the
        unsafe logit by at least ``min_gain``) are hidden too, for up to ``rounds`` rounds,
-       and the hidden area never exceeds ``max_fraction`` of the image;
+       and the hidden area never exceeds ``max_fraction`` of the image; the candidates are weighed
+       in pools of ``closure_pool`` first, and one by one only in a pool that gains that much;
     3. *margin* — regions are added (the neighbour that lowers the logit most, or most for the
        area it hides with ``margin_area``) until the image is safe by ``margin`` logits under the threshold,
        also under light views of it (mirror, ±10 % scale, a shift of 3 %); after the first
@@ -361,6 +362,7 @@ def object_extent(
     complete_secure: int = 6,
     max_steps: int = 6,
     rescore: int = 3,
+    closure_pool: int = 4,
     margin_area: float = 0.0,
     tiles: int = 2,
     tile_fraction: float = 0.6,
@@ -599,6 +601,14 @@ def object_extent(
         After its first step, the margin step weighs again only this many of the best candidates of the
         step before and the new ones (0: every candidate at every step); closure rounds weigh only
         candidates not weighed in an earlier round.
+    closure_pool : int
+        Closure weighs its candidates in pools of this many first (0 or 1: each on its own, as before
+        2026-12-06 20:30 UTC): a pool whose candidates, hidden together, lower the worst logit by less than
+        ``min_gain`` is taken to hold none that would alone, and only the candidates of the other pools are
+        weighed one by one (group testing). Few candidates carry evidence (about one in twenty on the
+        benchmark's tuning seeds), so most pools cost one classification, not four; a candidate that gains
+        alone but not with its pool (hiding more raised the logit) is missed. On the tuning seeds it classified
+        9 % fewer images with ResNet-18 and hid the same on 102 of 106 images (docs/benchmarks.md).
     margin_area : float
         The margin step adds the candidate with the largest logit drop per (share of the image it
         hides) to this power (0, the default: the largest drop, whatever its size; 1 hides less
@@ -724,6 +734,8 @@ def object_extent(
         raise InvalidParameterError(f"group_members must be an integer >= 0, got {group_members!r}")
     if isinstance(rescore, bool) or not isinstance(rescore, (int, np.integer)) or rescore < 0:
         raise InvalidParameterError(f"rescore must be an integer >= 0, got {rescore!r}")
+    if isinstance(closure_pool, bool) or not isinstance(closure_pool, (int, np.integer)) or closure_pool < 0:
+        raise InvalidParameterError(f"closure_pool must be an integer >= 0, got {closure_pool!r}")
     if not (np.isfinite(margin_area) and margin_area >= 0):
         raise InvalidParameterError(f"margin_area must be a finite number >= 0, got {margin_area!r}")
     for name, v in (("tiles", tiles), ("tile_rounds", tile_rounds), ("complete_secure", complete_secure)):
@@ -900,14 +912,25 @@ def object_extent(
             weighed.update(cand)
         if not cand:
             break
-        if closure_on == "original":  # the region's own evidence, with the key part still in sight
-            ex = np.concatenate([work.excess([list(q) for q in cand[i : i + batch_size]])
-                                 for i in range(0, len(cand), batch_size)])
-            gain = original - ex
+        # (original: the region's own evidence, with the key part still in sight)
+        ref: float = original if closure_on == "original" else base
+        hidden_with: list[int] = [] if closure_on == "original" else chosen  # (hidden with each candidate)
+
+        def gains_of(qs: Sequence[Sequence[int]], ref: float = ref, hidden_with: list[int] = hidden_with) -> np.ndarray:
+            ex = np.concatenate([np.zeros(0)] + [work.excess([hidden_with + list(q) for q in qs[i : i + batch_size]])
+                                                  for i in range(0, len(qs), batch_size)])
+            return ref - ex
+
+        if closure_pool > 1 and attr_ratio <= 0 and len(cand) > 1:  # group testing: pools first
+            pools = [cand[i : i + closure_pool] for i in range(0, len(cand), closure_pool)]
+            pooled = gains_of([[r for q in pool for r in q] for pool in pools])
+            gain = np.full(len(cand), -np.inf)
+            idx = [i for j, pool in enumerate(pools) if pooled[j] >= min_gain or len(pool) == 1
+                   for i in range(j * closure_pool, j * closure_pool + len(pool))]
+            if idx:
+                gain[idx] = gains_of([cand[i] for i in idx])
         else:
-            ex = np.concatenate([work.excess([chosen + list(q) for q in cand[i : i + batch_size]])
-                                 for i in range(0, len(cand), batch_size)])
-            gain = base - ex
+            gain = gains_of(cand)
         # evidence on the logit, or (attr_ratio > 0) as much attribution as the counterfactual and any gain
         hot = [attr_ratio > 0 and cf_att > 0 and float(np.average(mean_att[list(q)], weights=area[list(q)]))
                >= attr_ratio * cf_att for q in cand]
