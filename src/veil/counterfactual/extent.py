@@ -603,7 +603,7 @@ def object_extent(
         candidates not weighed in an earlier round.
     closure_pool : int
         Closure weighs its candidates in pools of this many first (0 or 1: each on its own, as before
-        2026-12-06 20:30 UTC): a pool whose candidates, hidden together, lower the worst logit by less than
+        2026-12-06 20:15 UTC): a pool whose candidates, hidden together, lower the worst logit by less than
         ``min_gain`` is taken to hold none that would alone, and only the candidates of the other pools are
         weighed one by one (group testing). Few candidates carry evidence (about one in twenty on the
         benchmark's tuning seeds), so most pools cost one classification, not four; a candidate that gains
