@@ -1376,7 +1376,7 @@ def test_prune_options_are_validated(bad):
 
 def test_closure_pool_weighs_candidates_in_pools_and_hides_the_same():
     """A red object cut into a 2 × 2 block of superpixels (18, 19, 26, 27, the counterfactual) with one touching
-    piece of it (28) that still carries evidence, among grey ground. Weighed in pools of 4 (group testing, the default),
+    piece of it (28) that still carries evidence, among grey ground. Weighed in pools of 4 (group testing, opt-in),
     closure hides the same piece as weighed one by one, and classifies fewer images: the pools without it cost
     one image each."""
     size = 64
@@ -1393,11 +1393,38 @@ def test_closure_pool_weighs_candidates_in_pools_and_hides_the_same():
         return (1 / (1 + np.exp(-z)))[:, None]
 
     kw: dict[str, Any] = {"margin": 0.0, "views": False, "complete": "none", "tiles": 0}
-    one = object_extent(img, styled, labels, (18, 19, 26, 27), model, np.array([0.5]), closure_pool=0, **kw)
-    pooled = object_extent(img, styled, labels, (18, 19, 26, 27), model, np.array([0.5]), **kw)  # (pools of 4)
+    one = object_extent(img, styled, labels, (18, 19, 26, 27), model, np.array([0.5]), **kw)  # (the default: 0)
+    pooled = object_extent(img, styled, labels, (18, 19, 26, 27), model, np.array([0.5]), closure_pool=4, **kw)
     assert one.selected == pooled.selected == (18, 19, 26, 27, 28)
     assert one.reasons == pooled.reasons == ("counterfactual",) * 4 + ("closure",)
     assert pooled.n_evaluated < one.n_evaluated
     for bad in (-1, 2.5, True):
         with pytest.raises(InvalidParameterError, match="closure_pool"):
             object_extent(img, styled, labels, (18,), model, np.array([0.5]), closure_pool=bad, **kw)
+
+
+def test_closure_pool_misses_a_candidate_whose_pool_raises_the_logit():
+    """The limit of the pools, as documented: the model of the test above, but hiding the grey piece 25 (a black
+    patch where the model reads evidence) raises the logit by 2. 25 shares a pool with 28, so the pool gains
+    1 − 2 < 0.5 and 28, which gains 1 alone, is not weighed: closure one by one hides it, in pools it does not
+    (the image is safe either way, as the counterfactual made it)."""
+    size = 64
+    yy, xx = np.mgrid[0:size, 0:size]
+    labels = ((yy // 8) * 8 + xx // 8).astype(np.int32)
+    block = np.isin(labels, (18, 19, 26, 27))
+    img = np.full((size, size, 3), 120, np.uint8)
+    img[block | (labels == 28)] = (220, 30, 30)
+    styled = np.zeros_like(img)
+    weight = np.where(block, 2.5, np.where(labels == 28, 1.0, 0.0))
+    raiser = labels == 25
+
+    def model(imgs: Sequence[np.ndarray]) -> np.ndarray:
+        z = np.array([float((weight * (np.asarray(i)[..., 0] > 128)).sum()) / 64 - 10.5
+                      + 2.0 * float((np.asarray(i)[raiser].max(axis=-1) < 20).mean()) for i in imgs])
+        return (1 / (1 + np.exp(-z)))[:, None]
+
+    kw: dict[str, Any] = {"margin": 0.0, "views": False, "complete": "none", "tiles": 0}
+    one = object_extent(img, styled, labels, (18, 19, 26, 27), model, np.array([0.5]), **kw)
+    pooled = object_extent(img, styled, labels, (18, 19, 26, 27), model, np.array([0.5]), closure_pool=4, **kw)
+    assert 28 in one.selected and 25 not in one.selected
+    assert pooled.selected == (18, 19, 26, 27) and pooled.reasons == ("counterfactual",) * 4

@@ -20,8 +20,8 @@ background in. An extent takes the search's regions and returns the regions to d
        not the wall, and the rest of an object merged into a large region can still be added;
     2. *closure* — touching regions that still carry evidence (hiding one lowers the
        unsafe logit by at least ``min_gain``) are hidden too, for up to ``rounds`` rounds,
-       and the hidden area never exceeds ``max_fraction`` of the image; the candidates are weighed
-       in pools of ``closure_pool`` first, and one by one only in a pool that gains that much;
+       and the hidden area never exceeds ``max_fraction`` of the image (with ``closure_pool``, the
+       candidates are weighed in pools first, and one by one only in a pool that gains that much);
     3. *margin* — regions are added (the neighbour that lowers the logit most, or most for the
        area it hides with ``margin_area``) until the image is safe by ``margin`` logits under the threshold,
        also under light views of it (mirror, ±10 % scale, a shift of 3 %); after the first
@@ -362,7 +362,7 @@ def object_extent(
     complete_secure: int = 6,
     max_steps: int = 6,
     rescore: int = 3,
-    closure_pool: int = 4,
+    closure_pool: int = 0,
     margin_area: float = 0.0,
     tiles: int = 2,
     tile_fraction: float = 0.6,
@@ -602,13 +602,14 @@ def object_extent(
         step before and the new ones (0: every candidate at every step); closure rounds weigh only
         candidates not weighed in an earlier round.
     closure_pool : int
-        Closure weighs its candidates in pools of this many first (0 or 1: each on its own, as before
-        2026-12-06 20:15 UTC): a pool whose candidates, hidden together, lower the worst logit by less than
-        ``min_gain`` is taken to hold none that would alone, and only the candidates of the other pools are
-        weighed one by one (group testing). Few candidates carry evidence (about one in twenty on the
-        benchmark's tuning seeds), so most pools cost one classification, not four; a candidate that gains
-        alone but not with its pool (hiding more raised the logit) is missed. On the tuning seeds it classified
-        9 % fewer images with ResNet-18 and hid the same on 102 of 106 images (docs/benchmarks.md).
+        Closure weighs its candidates in pools of this many first (0 or 1, the default: each on its own): a
+        pool whose candidates, hidden together, lower the worst logit by less than ``min_gain`` is taken to
+        hold none that would alone, and only the candidates of the other pools are weighed one by one (group
+        testing). Few candidates carry evidence, so most pools cost one classification instead of four. It
+        holds when hiding more never raises the logit, and a candidate that gains alone but not in its pool is
+        missed: on the benchmark's report seeds 2 of 26 such candidates with ResNet-18, 14 of 80 with
+        MobileNetV3 and 106 of 309 with a ShuffleNetV2 card. Off by default; with a costly classifier whose
+        closure candidates are many, 4 saves classifications (docs/benchmarks.md).
     margin_area : float
         The margin step adds the candidate with the largest logit drop per (share of the image it
         hides) to this power (0, the default: the largest drop, whatever its size; 1 hides less
