@@ -1374,23 +1374,34 @@ def test_prune_options_are_validated(bad):
                       np.array([0.5]), **bad)
 
 
-def test_closure_pool_weighs_candidates_in_pools_and_hides_the_same():
-    """A red object cut into a 2 × 2 block of superpixels (18, 19, 26, 27, the counterfactual) with one touching
-    piece of it (28) that still carries evidence, among grey ground. Weighed in pools of 4 (group testing, opt-in),
-    closure hides the same piece as weighed one by one, and classifies fewer images: the pools without it cost
-    one image each."""
+
+def _pool_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """An 8 × 8 grid of superpixels: a red object cut into a 2 × 2 block (18, 19, 26, 27, the counterfactual) and
+    one touching piece of it (28), among grey ground; the image, the style (black), the labels, and the
+    evidence weight of each pixel (the block 2.5, the piece 1, the ground 0)."""
     size = 64
     yy, xx = np.mgrid[0:size, 0:size]
     labels = ((yy // 8) * 8 + xx // 8).astype(np.int32)
     block = np.isin(labels, (18, 19, 26, 27))
     img = np.full((size, size, 3), 120, np.uint8)
     img[block | (labels == 28)] = (220, 30, 30)
-    styled = np.zeros_like(img)
     weight = np.where(block, 2.5, np.where(labels == 28, 1.0, 0.0))
+    return img, np.zeros_like(img), labels, weight
 
-    def model(imgs: Sequence[np.ndarray]) -> np.ndarray:  # evidence: the weighted red pixels in sight
-        z = np.array([float((weight * (np.asarray(i)[..., 0] > 128)).sum()) / 64 - 10.5 for i in imgs])
-        return (1 / (1 + np.exp(-z)))[:, None]
+
+def _red_evidence(imgs: Sequence[np.ndarray], weight: np.ndarray) -> np.ndarray:
+    """The weighted red pixels in sight, as a logit."""
+    return np.array([float((weight * (np.asarray(i)[..., 0] > 128)).sum()) / 64 - 10.5 for i in imgs])
+
+
+def test_closure_pool_weighs_candidates_in_pools_and_hides_the_same():
+    """:func:`_pool_scene`: the piece 28 still carries evidence (it lowers the logit by 1 when hidden). Weighed in
+    pools of 4 (group testing, opt-in), closure hides the same piece as weighed one by one, and classifies fewer
+    images: the pools without it cost one image each."""
+    img, styled, labels, weight = _pool_scene()
+
+    def model(imgs: Sequence[np.ndarray]) -> np.ndarray:
+        return (1 / (1 + np.exp(-_red_evidence(imgs, weight))))[:, None]
 
     kw: dict[str, Any] = {"margin": 0.0, "views": False, "complete": "none", "tiles": 0}
     one = object_extent(img, styled, labels, (18, 19, 26, 27), model, np.array([0.5]), **kw)  # (the default: 0)
@@ -1404,24 +1415,16 @@ def test_closure_pool_weighs_candidates_in_pools_and_hides_the_same():
 
 
 def test_closure_pool_misses_a_candidate_whose_pool_raises_the_logit():
-    """The limit of the pools, as documented: the model of the test above, but hiding the grey piece 25 (a black
-    patch where the model reads evidence) raises the logit by 2. 25 shares a pool with 28, so the pool gains
-    1 − 2 < 0.5 and 28, which gains 1 alone, is not weighed: closure one by one hides it, in pools it does not
-    (the image is safe either way, as the counterfactual made it)."""
-    size = 64
-    yy, xx = np.mgrid[0:size, 0:size]
-    labels = ((yy // 8) * 8 + xx // 8).astype(np.int32)
-    block = np.isin(labels, (18, 19, 26, 27))
-    img = np.full((size, size, 3), 120, np.uint8)
-    img[block | (labels == 28)] = (220, 30, 30)
-    styled = np.zeros_like(img)
-    weight = np.where(block, 2.5, np.where(labels == 28, 1.0, 0.0))
+    """The limit of the pools, as documented: :func:`_pool_scene`, but hiding the grey piece 25 (a black patch where
+    the model reads evidence) raises the logit by 2. 25 shares a pool with 28, so the pool gains 1 − 2 < 0.5 and
+    28, which gains 1 alone, is not weighed: closure one by one hides it, in pools it does not (the image is safe
+    either way, as the counterfactual made it)."""
+    img, styled, labels, weight = _pool_scene()
     raiser = labels == 25
 
     def model(imgs: Sequence[np.ndarray]) -> np.ndarray:
-        z = np.array([float((weight * (np.asarray(i)[..., 0] > 128)).sum()) / 64 - 10.5
-                      + 2.0 * float((np.asarray(i)[raiser].max(axis=-1) < 20).mean()) for i in imgs])
-        return (1 / (1 + np.exp(-z)))[:, None]
+        black = np.array([float((np.asarray(i)[raiser].max(axis=-1) < 20).mean()) for i in imgs])
+        return (1 / (1 + np.exp(-(_red_evidence(imgs, weight) + 2.0 * black))))[:, None]
 
     kw: dict[str, Any] = {"margin": 0.0, "views": False, "complete": "none", "tiles": 0}
     one = object_extent(img, styled, labels, (18, 19, 26, 27), model, np.array([0.5]), **kw)
