@@ -1374,7 +1374,6 @@ def test_prune_options_are_validated(bad):
                       np.array([0.5]), **bad)
 
 
-
 def _pool_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """An 8 × 8 grid of superpixels: a red object cut into a 2 × 2 block (18, 19, 26, 27, the counterfactual) and
     one touching piece of it (28), among grey ground; the image, the style (black), the labels, and the
@@ -1431,3 +1430,24 @@ def test_closure_pool_misses_a_candidate_whose_pool_raises_the_logit():
     pooled = object_extent(img, styled, labels, (18, 19, 26, 27), model, np.array([0.5]), closure_pool=4, **kw)
     assert 28 in one.selected and 25 not in one.selected
     assert pooled.selected == (18, 19, 26, 27) and pooled.reasons == ("counterfactual",) * 4
+
+
+def test_closure_pool_is_not_used_when_attribution_can_take_a_weak_candidate():
+    """With ``attr_ratio`` a candidate as attended to as the counterfactual is taken on any gain, however small, so a
+    pool's gain under ``min_gain`` says nothing about it: :func:`_pool_scene` with the piece 28 worth only 0.3 of
+    a logit but as attended to as the block is taken with pools as without."""
+    img, styled, labels, weight = _pool_scene()
+    weight = np.where(labels == 28, 0.3, weight)
+    attribution = np.isin(labels, (18, 19, 26, 27, 28)).astype(np.float32)
+
+    def model(imgs: Sequence[np.ndarray]) -> np.ndarray:
+        return (1 / (1 + np.exp(-(_red_evidence(imgs, weight) + 0.7))))[:, None]
+
+    kw: dict[str, Any] = {"margin": 0.0, "views": False, "complete": "none", "tiles": 0, "attr_ratio": 0.5,
+                          "attribution": attribution}
+    for pool in (0, 4):
+        out = object_extent(img, styled, labels, (18, 19, 26, 27), model, np.array([0.5]), closure_pool=pool, **kw)
+        assert out.selected == (18, 19, 26, 27, 28), pool
+    without = object_extent(img, styled, labels, (18, 19, 26, 27), model, np.array([0.5]),
+                            **{**kw, "attr_ratio": 0.0})
+    assert without.selected == (18, 19, 26, 27)  # (0.3 is under min_gain: only attention takes it)
