@@ -959,8 +959,7 @@ def object_extent(
                 q for q in cand if q not in gains]
         if not cand:
             break
-        ex = np.concatenate([work.excess([chosen + list(q) for q in cand[i : i + batch_size]])
-                             for i in range(0, len(cand), batch_size)])
+        ex = _weigh(work, chosen, cand, batch_size)
         drops = float(work.excess([chosen])[0]) - ex
         gains.update(zip(cand, drops.tolist(), strict=True))
         if margin_area > 0 and (drops > 0).any():  # the most logit per share of the image hidden
