@@ -841,8 +841,7 @@ def object_extent(
             area[[p for p in found if p not in chosen]].sum()) > split_cut_area
         if long or wide:  # a broad map put background before the key part; the prefix that hides less is kept
             if long:  # each superpixel hidden on its own, the largest logit drop first, scanned again
-                ex = np.concatenate([work.excess([chosen + [p] for p in pool[i : i + batch_size]])
-                                     for i in range(0, len(pool), batch_size)])
+                ex = _weigh(work, chosen, [[p] for p in pool], batch_size)
                 again = scan([pool[j] for j in np.argsort(ex, kind="stable")])
             else:  # only wide (so a prefix was found): it is cut down, within a bounded number of classifications
                 again = tuple(chosen + shrink([p for p in found or () if p not in chosen]))
@@ -983,7 +982,7 @@ def object_extent(
     if extra:
         limit = -margin if current <= -margin else 0.0
         trial = [[r for k, r in enumerate(chosen) if k != i] for i in extra]
-        ex = np.concatenate([work.excess(trial[i : i + batch_size]) for i in range(0, len(trial), batch_size)])
+        ex = _weigh(work, [], trial, batch_size)
         drop = {i for i, e in zip(extra, ex, strict=True) if e - base < min_gain / 2 and e <= limit}
         if drop:
             kept = [r for k, r in enumerate(chosen) if k not in drop]
@@ -1181,8 +1180,7 @@ def _secure(work: _Work, labels: np.ndarray, hidden: list[int], image: np.ndarra
                 if share[q] <= max_region and hid + share[q] <= max_fraction]
         if not cand:
             return None
-        ex = np.concatenate([work.excess([hidden + extra + [q] for q in cand[i : i + batch_size]])
-                             for i in range(0, len(cand), batch_size)])
+        ex = _weigh(work, hidden + extra, [[q] for q in cand], batch_size)
         q = cand[int(np.argmin(ex))]
         worst = float(work.excess([hidden + extra + [q]], views=views)[0])
         if worst >= best:  # nothing helps any more
