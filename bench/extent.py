@@ -12,6 +12,11 @@ Data built to expose the two failures of issue #12, with exact ground-truth mask
   sticks, brown blocks) in both classes, and a band of a blade's colour across a fifth of the safe
   training images (so that the band alone is no evidence; before 2026-12-03 it was drawn only under
   blades, and `train --safe-band 0` gives that data back); image longer sides from 256 to 2000 pixels.
+* a second family, **kit** (``--data kit``; added 2026-12-06, after every default was chosen, so that
+  the default can be checked on objects nothing was tuned on): **syringes** (a dark plunger rod, a pale
+  barrel with graduation ticks, and a coloured hub with a thin needle: the small distinctive part; a
+  third of them across a band of the barrel's colour) and **handguns** (a dark slide, a dark or brown
+  grip with a trigger guard), among pens, grey sticks, grey L brackets and brown blocks.
 
 Steps::
 
@@ -28,6 +33,8 @@ Steps::
     python bench/extent_time.py --seeds 11 --plot time.png     # where the default's time goes, part by part
     python bench/extent.py cards --archs A B --ids 12-000 ...   # where each card's evidence lies, and what it hides
     python bench/extent.py reasons --arch A --ids 2024-025 ...  # which step hid which pixels, whole images
+    python bench/extent.py train --data kit --arch resnet18 --name kit-resnet18   # cards of the kit family
+    python bench/extent.py run --data kit --archs kit-resnet18 --seeds 2024 2025 ...
 
 Training backgrounds are BSDS500 train/val photos and scikit-image's training samples;
 benchmark backgrounds are BSDS500 *test* photos and scikit-image's held-out samples.
@@ -190,6 +197,113 @@ def _silver(rng: np.random.Generator) -> tuple[int, int, int]:
     return (g, g + int(rng.integers(0, 10)), min(255, g + int(rng.integers(5, 25))))
 
 
+def _pale(rng: np.random.Generator) -> tuple[int, int, int]:
+    """A syringe barrel's clear-plastic colour (and a pen's, half of the time)."""
+    return (int(rng.integers(200, 236)), int(rng.integers(212, 244)), int(rng.integers(222, 252)))
+
+
+def _box(x0: float, x1: float, half: float) -> list[tuple[float, float]]:
+    return [(x0, -half), (x1, -half), (x1, half), (x0, half)]
+
+
+def draw_syringe(cv: Canvas, rng: np.random.Generator, cx: float, cy: float, length: float, width: float,
+                 angle: float, colour: tuple[int, int, int], *,
+                 parts: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """A syringe along ``angle``: a dark plunger rod with a thumb rest, a pale barrel (``colour``) with a finger
+    flange and dark graduation ticks, a small coloured hub and a thin tapering metal needle (a fifth of the
+    length, an eighth of the barrel's width). Returns the coverage (and in ``parts``: plunger, barrel, needle,
+    each less what is drawn over it)."""
+    pl, bl = 0.25 * length, 0.55 * length
+    xb = -length / 2 + pl  # the barrel's back end
+    xf = xb + bl  # its front end
+    dark = int(rng.integers(25, 80))
+    rod_col = (dark, dark + int(rng.integers(0, 10)), dark + int(rng.integers(0, 14)))
+    plunger = [(_box(-length / 2 + 0.035 * length, xb, 0.17 * width), rod_col),
+               (_box(-length / 2, -length / 2 + 0.035 * length, 0.7 * width), rod_col)]
+    tick = (int(rng.integers(60, 110)),) * 3
+    barrel = [(_box(xb, xf, width / 2), colour), (_box(xb - 0.02 * length, xb, 0.95 * width), colour)]
+    barrel += [(_box(xb + f * bl - 0.004 * length, xb + f * bl + 0.004 * length, 0.3 * width), tick)
+               for f in (0.2, 0.35, 0.5, 0.65, 0.8)]
+    hub_col = [(40, 160, 70), (230, 140, 30), (40, 110, 200), (200, 60, 150)][int(rng.integers(4))]
+    nw = max(0.9, width / 8)
+    xh = xf + 0.05 * length
+    needle = [(_box(xf, xh, 0.3 * width), hub_col),
+              ([(xh, -nw / 2), (length / 2 - 0.03 * length, -nw / 3), (length / 2, 0.0),
+                (length / 2 - 0.03 * length, nw / 3), (xh, nw / 2)], _silver(rng))]
+    groups = {"plunger": plunger, "barrel": barrel, "needle": needle}
+    polys = [(_rot(poly, cx, cy, angle), col) for g in groups.values() for poly, col in g]
+    alpha = cv.shape(polys)
+    if parts is not None:
+        later = np.zeros_like(alpha)
+        for name in ("needle", "barrel", "plunger"):  # (drawn last first: what a later part covers is its)
+            own = cv.shape([(_rot(poly, cx, cy, angle), col) for poly, col in groups[name]], dry=True)
+            parts[name] = np.clip(own - later, 0.0, 1.0) * (alpha > 0)
+            later = np.maximum(later, own)
+    return alpha
+
+
+def draw_pistol(cv: Canvas, rng: np.random.Generator, cx: float, cy: float, size: float, angle: float, *,
+                parts: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """A handgun's silhouette, ``size`` long: a dark slide with a front sight, and a grip (dark or brown) slanting
+    down from its back with a trigger guard in front of it; mirrored at random. Returns the coverage (and in
+    ``parts``: slide, grip)."""
+    g = int(rng.integers(18, 70))
+    dark = (g, g + int(rng.integers(0, 8)), g + int(rng.integers(0, 12)))
+    grip_col = dark if rng.random() < 0.5 else (int(rng.integers(55, 95)), int(rng.integers(30, 50)),
+                                                int(rng.integers(15, 30)))
+    m = -1.0 if rng.random() < 0.5 else 1.0
+    s = size
+
+    def pt(x: float, y: float) -> tuple[float, float]:
+        return (m * x * s, y * s)
+
+    slide = [[pt(-0.5, -0.11), pt(0.5, -0.11), pt(0.5, 0.11), pt(-0.5, 0.11)],
+             [pt(0.41, -0.11), pt(0.46, -0.11), pt(0.46, -0.15), pt(0.41, -0.15)]]
+    grip = [[pt(-0.5, 0.1), pt(-0.2, 0.1), pt(-0.29, 0.58), pt(-0.56, 0.58)]]
+    ring = [pt(-0.2 + 0.13 * np.cos(t), 0.11 + 0.15 * np.sin(t)) for t in np.linspace(0.0, np.pi, 12)]
+    trigger = [pt(-0.06, 0.1), pt(-0.1, 0.2)]
+    lines = [(ring, grip_col, max(1.2, 0.03 * s)), (trigger, grip_col, max(1.0, 0.025 * s))]
+    slide_p = [(_rot(poly, cx, cy, angle), dark) for poly in slide]
+    grip_p = [(_rot(poly, cx, cy, angle), grip_col) for poly in grip]
+    grip_l = [(_rot(pl, cx, cy, angle), col, wd) for pl, col, wd in lines]
+    alpha = cv.shape(slide_p + grip_p, lines=grip_l)
+    if parts is not None:
+        own = cv.shape(grip_p, lines=grip_l, dry=True)
+        parts["grip"], parts["slide"] = own, np.clip(alpha - own, 0.0, 1.0)
+    return alpha
+
+
+def draw_pen(cv: Canvas, rng: np.random.Generator, cx: float, cy: float, length: float, width: float,
+             angle: float) -> np.ndarray:
+    """A harmless look-alike of a syringe: a plain body (pale half of the time) with a cap of another colour and a
+    short blunt tip. Returns the coverage."""
+    body = _pale(rng) if rng.random() < 0.5 else tuple(int(v) for v in rng.integers(30, 230, 3))
+    cap = tuple(int(v) for v in rng.integers(20, 200, 3))
+    tip = [(-length / 2, -width / 2), (-0.56 * length, -width / 6), (-0.56 * length, width / 6), (-length / 2, width / 2)]
+    polys = [(_box(-length / 2, 0.3 * length, width / 2), body), (_box(0.3 * length, length / 2, 0.55 * width), cap),
+             (tip, (60, 60, 60))]
+    return cv.shape([(_rot(poly, cx, cy, angle), col) for poly, col in polys])  # type: ignore[misc]
+
+
+def draw_bracket(cv: Canvas, rng: np.random.Generator, cx: float, cy: float, size: float, angle: float) -> np.ndarray:
+    """A harmless look-alike of a handgun: an L of grey metal, two arms of one width. Returns the coverage."""
+    g = int(rng.integers(90, 170))
+    col = (g, g + int(rng.integers(0, 8)), g + int(rng.integers(0, 12)))
+    arm = 0.12 * size
+    polys = [[(-size / 2, -arm), (size / 2, -arm), (size / 2, 0.0), (-size / 2, 0.0)],
+             [(-size / 2, 0.0), (-size / 2 + arm, 0.0), (-size / 2 + arm, 0.5 * size), (-size / 2, 0.5 * size)]]
+    return cv.shape([(_rot(poly, cx, cy, angle), col) for poly in polys])
+
+
+#: The benchmark's object families: the unsafe kinds drawn, and the harmless look-alikes with their chances.
+#: ``objects`` (bombs and blades) is the data every number of issue #12 was tuned and reported on; ``kit``
+#: (syringes and handguns) was added on 2026-12-06 to check the default on objects nothing was chosen on.
+FAMILIES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[float, ...]]] = {
+    "objects": (("bomb", "blade"), ("disc", "stick", "block"), (0.45, 0.4, 0.15)),
+    "kit": (("syringe", "pistol"), ("pen", "stick", "bracket", "block"), (0.35, 0.25, 0.25, 0.15)),
+}
+
+
 def paint_band(cv: Canvas, rng: np.random.Generator, width: float, cx: float, cy: float, angle: float,
                colour: tuple[int, int, int]) -> np.ndarray:
     """A broad, lightly textured band of ``colour`` across the whole canvas through ``(cx, cy)``.
@@ -203,10 +317,15 @@ def paint_band(cv: Canvas, rng: np.random.Generator, width: float, cx: float, cy
 
 def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
             n_distractors: tuple[int, int] = (1, 3), same_colour: float = 0.35, safe_band: float = 0.0,
-            cut: float = 0.0,
+            cut: float = 0.0, family: str = "objects",
             objects: list[dict[str, Any]] | None = None,
             harmless: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Plant ``n_unsafe`` objects (bombs / blades) and distractors on a copy of ``background``.
+
+    ``family`` (:data:`FAMILIES`): ``"objects"``, bombs and blades among dark discs, grey sticks and brown blocks
+    (the images of before); ``"kit"``, syringes (parts: plunger, barrel, needle; a third of them across a band of
+    their barrel's colour) and handguns (slide, grip) among pens, grey sticks, grey L brackets and brown blocks,
+    with bands of a barrel's colour on safe images.
 
     Returns the image, the ground-truth mask (union of the unsafe objects' coverage > 0.5,
     minus anything drawn over them) and the kinds planted. ``objects``, if given, receives one
@@ -233,12 +352,15 @@ def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
     h, w = background.shape[:2]
     short = min(h, w)
     cv = Canvas(background)
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {family!r}")
+    unsafe_kinds, look_kinds, look_p = FAMILIES[family]
     if n_unsafe == 0 and safe_band > 0 and rng.random() < safe_band:
         paint_band(cv, rng, short * rng.uniform(0.15, 0.35), rng.uniform(0, w), rng.uniform(0, h),
-                   rng.uniform(0, np.pi), _silver(rng))
+                   rng.uniform(0, np.pi), _silver(rng) if family == "objects" else _pale(rng))
         if objects is not None:
             objects.append({"kind": "band", "band": True, "parts": {}})
-    kinds = [str(rng.choice(["bomb", "blade"])) for _ in range(n_unsafe)]
+    kinds = [str(rng.choice(list(unsafe_kinds))) for _ in range(n_unsafe)]
     items = kinds + ["distractor"] * int(rng.integers(n_distractors[0], n_distractors[1] + 1))
     rng.shuffle(items)  # type: ignore[arg-type]
     occupied: list[tuple[float, float, float]] = []
@@ -280,24 +402,34 @@ def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
             mask |= a > 0.5
             found.append({"kind": "bomb", "band": False, "parts": {k: v > 0.5 for k, v in parts.items()},
                           **({"cut": True} if edge else {})})
-        elif item == "blade":
-            length, width = short * rng.uniform(0.35, 0.65), short * rng.uniform(0.025, 0.05)
+        elif item in ("blade", "syringe"):  # (thin and long; a third of them across a band of their own colour)
+            long_, wide = ((0.35, 0.65), (0.025, 0.05)) if item == "blade" else ((0.3, 0.55), (0.035, 0.06))
+            length, width = short * rng.uniform(*long_), short * rng.uniform(*wide)
             angle = rng.uniform(0, np.pi)
             cx, cy = place(0.5 * length, edge)
-            colour = _silver(rng)
+            colour = _silver(rng) if item == "blade" else _pale(rng)
             on_band = bool(rng.random() < same_colour)
             if on_band:
-                # a broad band of the blade's own colour (lightly textured) under and across the blade
+                # a broad band of the object's own colour (lightly textured) under and across it
                 a = paint_band(cv, rng, short * rng.uniform(0.15, 0.35), cx, cy, angle + rng.uniform(-0.5, 0.5), colour)
                 mask &= ~(a > 0.5)
                 hide_under(a)
-            a = draw_blade(cv, rng, cx, cy, length, width, angle, colour, parts=parts)
+            a = (draw_blade if item == "blade" else draw_syringe)(cv, rng, cx, cy, length, width, angle, colour,
+                                                                  parts=parts)
             hide_under(a)
             mask |= a > 0.5
-            found.append({"kind": "blade", "band": on_band, "parts": {k: (v > 0.5) & (a > 0.5) for k, v in parts.items()},
+            found.append({"kind": item, "band": on_band, "parts": {k: (v > 0.5) & (a > 0.5) for k, v in parts.items()},
+                          **({"cut": True} if edge else {})})
+        elif item == "pistol":
+            size = short * rng.uniform(0.18, 0.32)
+            cx, cy = place(0.55 * size, edge)
+            a = draw_pistol(cv, rng, cx, cy, size, rng.uniform(-0.7, 0.7), parts=parts)
+            hide_under(a)
+            mask |= a > 0.5
+            found.append({"kind": "pistol", "band": False, "parts": {k: v > 0.5 for k, v in parts.items()},
                           **({"cut": True} if edge else {})})
         else:
-            kind = rng.choice(["disc", "stick", "block"], p=[0.45, 0.4, 0.15])
+            kind = rng.choice(list(look_kinds), p=list(look_p))
             if kind == "disc":
                 d = short * rng.uniform(0.14, 0.28)
                 cx, cy = place(d / 2)
@@ -306,12 +438,20 @@ def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
                 length, width = short * rng.uniform(0.3, 0.6), short * rng.uniform(0.025, 0.05)
                 cx, cy = place(0.5 * length)
                 a = draw_blade(cv, rng, cx, cy, length, width, rng.uniform(0, np.pi), _silver(rng), handle=False)
-            else:
+            elif kind == "block":
                 s = short * rng.uniform(0.05, 0.1)
                 cx, cy = place(s)
                 brown = (int(rng.integers(55, 95)), int(rng.integers(30, 50)), int(rng.integers(15, 30)))
                 a = cv.shape([(_rot([(-s, -s / 3), (s, -s / 3), (s, s / 3), (-s, s / 3)], cx, cy,
                                     rng.uniform(0, np.pi)), brown)])
+            elif kind == "pen":
+                length, width = short * rng.uniform(0.25, 0.45), short * rng.uniform(0.03, 0.05)
+                cx, cy = place(0.5 * length)
+                a = draw_pen(cv, rng, cx, cy, length, width, rng.uniform(0, np.pi))
+            else:  # bracket
+                size = short * rng.uniform(0.15, 0.3)
+                cx, cy = place(0.55 * size)
+                a = draw_bracket(cv, rng, cx, cy, size, rng.uniform(0, np.pi))
             mask &= ~(a > 0.5)
             hide_under(a)
             looks.append(a > 0.5)
@@ -348,21 +488,26 @@ SAFE_BAND = 0.2
 
 
 def sample(bgs: list[np.ndarray], rng: np.random.Generator, side: int, *, unsafe: bool,
-           p_two: float = 0.25, safe_band: float = SAFE_BAND, cut: float = 0.0,
+           p_two: float = 0.25, safe_band: float = SAFE_BAND, cut: float = 0.0, family: str = "objects",
            objects: list[dict[str, Any]] | None = None,
            harmless: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     h, w = _shape(rng, side)
     bg = random_crop(bgs[int(rng.integers(len(bgs)))], (h, w), rng)
     n = (2 if rng.random() < p_two else 1) if unsafe else 0
-    return compose(bg, rng, n_unsafe=n, safe_band=safe_band, cut=cut, objects=objects, harmless=harmless)
+    return compose(bg, rng, n_unsafe=n, safe_band=safe_band, cut=cut, family=family, objects=objects,
+                   harmless=harmless)
 
 
-def synthesize(out: Path, n: int, seed: int, side: int, safe_band: float = SAFE_BAND) -> None:
-    """``n`` training composites (half unsafe) as an ImageFolder ``out/{safe,unsafe}``; skipped if done."""
+def synthesize(out: Path, n: int, seed: int, side: int, safe_band: float = SAFE_BAND,
+               family: str = "objects") -> None:
+    """``n`` training composites (half unsafe) of ``family`` as an ImageFolder ``out/{safe,unsafe}``; skipped if
+    done."""
     stamp = out / "DONE.json"
     meta: dict[str, Any] = {"n": n, "seed": seed, "side": side}
     if safe_band:
         meta["safe_band"] = safe_band
+    if family != "objects":
+        meta["family"] = family
     if stamp.is_file() and json.loads(stamp.read_text()) == meta:
         return
     for cls in ("safe", "unsafe"):
@@ -370,15 +515,15 @@ def synthesize(out: Path, n: int, seed: int, side: int, safe_band: float = SAFE_
     bgs = backgrounds("train")
     rng = np.random.default_rng(seed)
     for i in range(n):
-        img, _, _ = sample(bgs, rng, side, unsafe=bool(i % 2), safe_band=safe_band)
+        img, _, _ = sample(bgs, rng, side, unsafe=bool(i % 2), safe_band=safe_band, family=family)
         Image.fromarray(img).save(out / ("unsafe" if i % 2 else "safe") / f"{i:05d}.png", compress_level=1)
     stamp.write_text(json.dumps(meta))
 
 
 def benchmark_set(seed: int, n: int, sides: Sequence[int] = (256, 512, 1024, 2000), *,
-                  cut: float = 0.0) -> list[dict[str, Any]]:
-    """``n`` unsafe benchmark images (held-out photos), longer sides cycling through ``sides``; with ``cut``,
-    that share of the unsafe objects runs off the frame (:func:`compose`)."""
+                  cut: float = 0.0, family: str = "objects") -> list[dict[str, Any]]:
+    """``n`` unsafe benchmark images (held-out photos) of ``family``'s objects, longer sides cycling through
+    ``sides``; with ``cut``, that share of the unsafe objects runs off the frame (:func:`compose`)."""
     bgs = backgrounds("test", max_side=800)
     rng = np.random.default_rng(seed)
     out = []
@@ -386,14 +531,15 @@ def benchmark_set(seed: int, n: int, sides: Sequence[int] = (256, 512, 1024, 200
         objects: list[dict[str, Any]] = []
         harmless: list[np.ndarray] = []
         img, mask, kinds = sample(bgs, rng, int(sides[i % len(sides)]), unsafe=True, p_two=0.3, cut=cut,
-                                  objects=objects, harmless=harmless)
+                                  family=family, objects=objects, harmless=harmless)
         looks = np.any(harmless, axis=0) if harmless else np.zeros(mask.shape, bool)
         out.append({"id": f"{seed}-{i:03d}", "image": img, "mask": mask, "kinds": kinds, "objects": objects,
                     "distractors": looks})
     return out
 
 
-def safe_set(seed: int, n: int, sides: Sequence[int] = (256, 512, 1024, 2000)) -> list[dict[str, Any]]:
+def safe_set(seed: int, n: int, sides: Sequence[int] = (256, 512, 1024, 2000), *,
+             family: str = "objects") -> list[dict[str, Any]]:
     """``n`` safe images drawn like the benchmark's (held-out photos, distractors, a band of a blade's
     colour on some) but with no unsafe object: what a model flags here it flags without any object."""
     bgs = backgrounds("test", max_side=800)
@@ -401,7 +547,7 @@ def safe_set(seed: int, n: int, sides: Sequence[int] = (256, 512, 1024, 2000)) -
     out = []
     for i in range(n):
         objects: list[dict[str, Any]] = []
-        img, _, _ = sample(bgs, rng, int(sides[i % len(sides)]), unsafe=False, objects=objects)
+        img, _, _ = sample(bgs, rng, int(sides[i % len(sides)]), unsafe=False, family=family, objects=objects)
         out.append({"id": f"safe-{seed}-{i:03d}", "image": img, "band": bool(objects)})
     return out
 
@@ -449,9 +595,9 @@ def train_cmd(args: argparse.Namespace) -> None:
     epochs, batch = RECIPES.get(args.arch, DEFAULT_RECIPE)
     args.epochs = epochs if args.epochs is None else args.epochs
     args.batch_size = batch if args.batch_size is None else args.batch_size
-    data = CACHE / "data"
+    data = CACHE / ("data" if args.data == "objects" else f"data-{args.data}")
     t = time.monotonic()
-    synthesize(data, args.n, args.seed, args.side, args.safe_band)
+    synthesize(data, args.n, args.seed, args.side, args.safe_band, family=args.data)
     print(f"data: {data} ({args.n} images, {time.monotonic() - t:.0f} s)", flush=True)
     card = CACHE / (args.name or args.arch) / "model.json"
     cmd = [sys.executable, "-m", "veil.cli", "train", str(data), "--arch", args.arch, "--out", str(card),
@@ -1074,7 +1220,9 @@ def run_cmd(args: argparse.Namespace) -> None:
         print(STEP_HEADER)
         print("\n".join(steps_out))
     if looks_out:
-        print("\nThe harmless distractors (dark discs, grey sticks, brown blocks) the delivered images hide:\n")
+        looks_named = {"objects": "dark discs, grey sticks, brown blocks",
+                       "kit": "pens, grey sticks, grey L brackets, brown blocks"}.get(args.data, "look-alikes")
+        print(f"\nThe harmless distractors ({looks_named}) the delivered images hide:\n")
         print(LOOKS_HEADER)
         print("\n".join(looks_out))
     if seen_out:
@@ -1095,8 +1243,7 @@ def oracle_cmd(args: argparse.Namespace) -> None:
     from veil.pipeline import SafeguardConfig
     from veil.segment import merge_similar, segment
 
-    make = mark_set if args.data == "mark" else benchmark_set
-    items = [it for s in args.seeds for it in make(s, args.n)]
+    items = [it for s in args.seeds for it in draw_set(s, args.n, data=args.data)]
     opts = json.loads(args.segmentation_options) if args.segmentation_options else {}
     cfg = SafeguardConfig(segmentation=args.segmentation, segmentation_options=opts, rationale=None)
     level = cfg.merge_levels[0]
@@ -1141,8 +1288,7 @@ def truth_cmd(args: argparse.Namespace) -> None:
     from veil.pipeline import SafeguardConfig, Safeguarder
 
     torch.set_num_threads(args.threads)
-    make = mark_set if args.data == "mark" else benchmark_set
-    items = [it for s in args.seeds for it in make(s, args.n)]
+    items = [it for s in args.seeds for it in draw_set(s, args.n, data=args.data)]
     print(f"{len(items)} unsafe images ({args.data} data, seeds {args.seeds}); the ground truth widened by a rim "
           f"of the given share of the longer side, hidden with the default style\n")
     print("| model | rim | images | flagged | still unsafe, all | no band | on a band of its colour | area/GT |")
@@ -1150,7 +1296,8 @@ def truth_cmd(args: argparse.Namespace) -> None:
     shows: list[tuple[str, list[tuple[float, str, float, np.ndarray]]]] = []
     splits: list[tuple[str, float, dict[bool, list[dict[str, Any]]]]] = []
     runs: dict[tuple[str, str], dict[str, Any]] = {}  # (model, image id) → a `run --json` row of the object extent
-    safe = [it for s in args.seeds for it in safe_set(s, args.safe_n)] if args.data == "objects" and args.safe_n else []
+    safe = ([it for s in args.seeds for it in safe_set(s, args.safe_n, family=args.data)]
+            if args.data != "mark" and args.safe_n else [])
     fprs: list[tuple[str, list[str]]] = []
     for path in args.run or []:
         for row in json.loads(Path(path).read_text())["rows"]:
@@ -1220,7 +1367,7 @@ def truth_cmd(args: argparse.Namespace) -> None:
     if fprs:
         print(f"\nSafe images drawn the same way with no unsafe object ({args.safe_n} per seed, `safe_set`): "
               "the share each model flags anyway\n")
-        print("| model | flagged, all | no band | with a band of a blade's colour |")
+        print(f"| model | flagged, all | no band | with a band of a {'blade' if args.data == 'objects' else 'barrel'}'s colour |")
         print("|---|---|---|---|")
         for name, cells in fprs:
             print(f"| {name} | {' | '.join(cells)} |")
@@ -1277,8 +1424,7 @@ def evidence_cmd(args: argparse.Namespace) -> None:
     from veil.pipeline import SafeguardConfig, Safeguarder
 
     torch.set_num_threads(args.threads)
-    make = mark_set if args.data == "mark" else benchmark_set
-    items = [it for s in args.seeds for it in make(s, args.n)]
+    items = [it for s in args.seeds for it in draw_set(s, args.n, data=args.data)]
     clf = load_classifier(str(card_path(args.arch)))
     rows: list[tuple[bool, float, float]] = []
     current: dict[str, np.ndarray] = {}
@@ -1387,8 +1533,8 @@ def parse_ids(ids: Sequence[str]) -> list[tuple[int, int]]:
 
 def draw_set(seed: int, n: int, *, data: str = "objects", cut: float = 0.0) -> list[dict[str, Any]]:
     """The first ``n`` images of ``seed`` as `run` draws them: :func:`mark_set` for the mark data, else
-    :func:`benchmark_set` (with ``cut``)."""
-    return mark_set(seed, n) if data == "mark" else benchmark_set(seed, n, cut=cut)
+    :func:`benchmark_set` of that family (with ``cut``)."""
+    return mark_set(seed, n) if data == "mark" else benchmark_set(seed, n, cut=cut, family=data)
 
 
 def items_by_id(ids: Sequence[str], *, data: str = "objects", cut: float = 0.0) -> list[dict[str, Any]]:
@@ -1408,7 +1554,7 @@ def reasons_cmd(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     clfs = load_cards(args.arch)  # (one card, or several together: A+B)
-    items = items_by_id(args.ids, cut=args.cut)
+    items = items_by_id(args.ids, data=args.data, cut=args.cut)
     sg = Safeguarder(SafeguardConfig(models=tuple(clfs), segmentation="bass", extent="object", rationale=None,
                                      extent_options=json.loads(args.options) if args.options else {}),
                      classifiers=clfs)
@@ -1536,6 +1682,9 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--batch-size", type=int, default=None, help="default: the recipe's (64)")
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--data", choices=sorted(FAMILIES), default="objects",
+                   help="the object family to train on: objects (bombs and blades, the benchmark's cards) or kit "
+                        "(syringes and handguns, for cards of another family; name them with --name)")
     t.add_argument("--safe-band", type=float, default=SAFE_BAND,
                    help="share of safe training images with a band of a blade's colour across them "
                         "(0: bands only under blades, the cards before 2026-12-03)")
@@ -1543,9 +1692,9 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--archs", nargs="+", default=["mobilenet_v3_small", "resnet18"],
                    help="architectures trained by `train` (or model card paths); A+B runs cards A and B together, "
                         "in one pipeline (flagged when either flags, delivered when both say safe)")
-    r.add_argument("--data", choices=["objects", "mark"], default="objects",
-                   help="objects: bombs and blades (for the `train` models); mark: the Veil demo mark "
-                        "(for examples/demo-model)")
+    r.add_argument("--data", choices=["objects", "kit", "mark"], default="objects",
+                   help="objects: bombs and blades (for the `train` models); kit: syringes and handguns (for cards "
+                        "trained with `train --data kit`); mark: the Veil demo mark (for examples/demo-model)")
     r.add_argument("--extents", nargs="+", default=["minimal", "object"])
     r.add_argument("--segmentations", nargs="+", default=["bass"])
     r.add_argument("--seeds", type=int, nargs="+", default=[2024])
@@ -1576,7 +1725,7 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--plot", type=Path)
     r.add_argument("--worst", type=Path, help="PNG of the worst cases (one per model)")
     o = sub.add_parser("oracle", help="the best recall/area any extent could reach with the pipeline's regions")
-    o.add_argument("--data", choices=["objects", "mark"], default="objects")
+    o.add_argument("--data", choices=["objects", "kit", "mark"], default="objects")
     o.add_argument("--segmentation", default="bass")
     o.add_argument("--segmentation-options", default="", help='JSON, e.g. \'{"n_segments": 400}\'')
     o.add_argument("--seeds", type=int, nargs="+", default=[2024])
@@ -1584,14 +1733,14 @@ def main(argv: list[str] | None = None) -> None:
     e = sub.add_parser("evidence", help="does the object left in sight after the minimal counterfactual still "
                                         "carry logit evidence? (what closure can follow)")
     e.add_argument("--arch", default="mobilenet_v3_small", help="a card trained by `train` (or a card path)")
-    e.add_argument("--data", choices=["objects", "mark"], default="objects")
+    e.add_argument("--data", choices=["objects", "kit", "mark"], default="objects")
     e.add_argument("--seeds", type=int, nargs="+", default=[11])
     e.add_argument("--n", type=int, default=30, help="images per seed")
     e.add_argument("--threads", type=int, default=1)
     g = sub.add_parser("truth", help="is hiding the object itself (and a rim) enough for the classifier?")
     g.add_argument("--archs", nargs="+", default=["mobilenet_v3_small", "resnet18"],
                    help="architectures trained by `train` (or model card paths)")
-    g.add_argument("--data", choices=["objects", "mark"], default="objects")
+    g.add_argument("--data", choices=["objects", "kit", "mark"], default="objects")
     g.add_argument("--seeds", type=int, nargs="+", default=[2024])
     g.add_argument("--n", type=int, default=40, help="images per seed")
     g.add_argument("--rims", type=float, nargs="+", default=[0.0, 0.01, 0.03],
@@ -1649,6 +1798,7 @@ def main(argv: list[str] | None = None) -> None:
     rs.add_argument("--ids", nargs="+", required=True, help="image ids SEED-INDEX, e.g. 2024-025 2025-020")
     rs.add_argument("--options", default="", help="JSON extent options ('' for the defaults)")
     rs.add_argument("--cut", type=float, default=0.0, help="as run's --cut (the images of that set)")
+    rs.add_argument("--data", choices=["objects", "kit"], default="objects", help="as run's --data (the images of that set)")
     rs.add_argument("--threads", type=int, default=1)
     rs.add_argument("--dpi", type=int, default=80)
     rs.add_argument("--out", type=Path, required=True)

@@ -136,6 +136,8 @@ def main(argv: list[str] | None = None) -> None:
                         "in one pipeline")
     p.add_argument("--seeds", nargs="+", type=int, default=[2024, 2025])
     p.add_argument("--n", type=int, default=40, help="images per seed")
+    p.add_argument("--data", choices=["objects", "kit"], default="objects",
+                   help="the object family of bench/extent.py's images (kit: for cards trained with `train --data kit`)")
     p.add_argument("--passes", type=int, default=2, help="each pipeline this many times, the order reversed each pass")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--paired", action="store_true",
@@ -175,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
         cards[arch] = "+".join(map(str, paths))
     t0 = time.monotonic()
     items = [{"id": it["id"], "image": it["image"], "mask": it["mask"]}
-             for seed in a.seeds for it in bx.benchmark_set(seed, a.n)]
+             for seed in a.seeds for it in bx.benchmark_set(seed, a.n, family=a.data)]
     print(f"{len(items)} images ({time.monotonic() - t0:.0f} s to draw)", flush=True)
     result: dict[str, Any] = {"command": " ".join(sys.argv), "machine": platform.platform(),
                               "baseline": str(a.baseline), "extent_options": options, "models": {}}

@@ -2,7 +2,8 @@
 
 Before 2026-12-03 such a band was drawn only under blades, so the benchmark's classifiers learned
 the band itself as unsafe. ``safe_band`` puts it on safe images too without changing the unsafe ones. ``cut`` puts objects across the
-frame's edge without changing the images drawn without it.
+frame's edge without changing the images drawn without it. ``family="kit"`` draws another family of objects
+(syringes and handguns among their own look-alikes) for cards that nothing was tuned on.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def test_an_image_of_a_seed_does_not_depend_on_how_many_are_drawn(gen, monkeypat
 def test_items_by_id_draws_each_seed_once_up_to_its_last_image(gen, monkeypatch):
     calls = []
 
-    def drawn(seed, n, cut=0.0):
+    def drawn(seed, n, cut=0.0, family="objects"):
         calls.append((seed, n, cut))
         return [{"id": f"{seed}-{i:03d}"} for i in range(n)]
 
@@ -143,7 +144,7 @@ def test_items_by_id_draws_each_seed_once_up_to_its_last_image(gen, monkeypatch)
 def test_run_with_ids_evaluates_only_those_images(gen, monkeypatch, tmp_path, capsys):
     import veil.classify
 
-    monkeypatch.setattr(gen, "benchmark_set", lambda seed, n, cut=0.0: [{"id": f"{seed}-{i:03d}"} for i in range(n)])
+    monkeypatch.setattr(gen, "benchmark_set", lambda seed, n, cut=0.0, family="objects": [{"id": f"{seed}-{i:03d}"} for i in range(n)])
     monkeypatch.setattr(veil.classify, "load_classifier", lambda path: object())
     seen = []
 
@@ -165,7 +166,8 @@ def test_cards_joined_by_a_plus_run_together_in_one_pipeline(gen, monkeypatch, t
     import veil.pipeline
 
     monkeypatch.setattr(gen, "benchmark_set",
-                        lambda seed, n, cut=0.0: [{"id": f"{seed}-{i:03d}", "image": None} for i in range(n)])
+                        lambda seed, n, cut=0.0, family="objects": [{"id": f"{seed}-{i:03d}", "image": None}
+                                                                    for i in range(n)])
     loaded = []
 
     def load(path):  # (every benchmark card is named "model" by its file)
@@ -196,3 +198,73 @@ def test_cards_joined_by_a_plus_run_together_in_one_pipeline(gen, monkeypatch, t
     with pytest.raises(SystemExit, match="different names"):  # (two cards of one folder: named alike)
         gen.load_cards("resnet18+resnet18")
     assert gen.card_name("resnet18+") == "resnet18"
+
+
+def test_the_kit_family_plants_syringes_and_handguns_with_their_parts(gen):
+    """Every planted object of the kit family is a syringe (plunger, barrel, needle) or a handgun (slide, grip); the
+    parts lie inside the ground truth, cover most of it, and the needle is a small part of its syringe."""
+    kinds_seen, needle_shares = set(), []
+    for seed in range(8):
+        bg = np.random.default_rng(seed).integers(60, 200, size=(192, 256, 3), dtype=np.uint8)
+        objects: list[dict] = []
+        looks: list[np.ndarray] = []
+        img, mask, kinds = gen.compose(bg, np.random.default_rng(seed), n_unsafe=2, family="kit", objects=objects,
+                                       harmless=looks)
+        assert set(kinds) <= {"syringe", "pistol"} and len(objects) == 2
+        assert sorted(o["kind"] for o in objects) == sorted(kinds)
+        union = np.zeros(mask.shape, bool)
+        for o in objects:
+            want = {"syringe": {"plunger", "barrel", "needle"}, "pistol": {"slide", "grip"}}[o["kind"]]
+            assert set(o["parts"]) == want
+            for part in o["parts"].values():
+                assert not (part & ~mask).any()  # (a part is ground truth, less what is drawn over it)
+                union |= part
+            if o["kind"] == "syringe" and not o["band"]:
+                total = sum(int(v.sum()) for v in o["parts"].values())
+                if total:
+                    needle_shares.append(o["parts"]["needle"].sum() / total)
+        assert union.sum() >= 0.9 * mask.sum()
+        assert not any((d & mask).any() for d in looks)
+        kinds_seen |= set(kinds)
+    assert kinds_seen == {"syringe", "pistol"}
+    assert needle_shares and 0.0 < float(np.median(needle_shares)) < 0.15
+
+
+def test_the_kit_family_leaves_the_objects_family_as_it_was(gen):
+    """The default family draws the images of before (the bombs and blades every number was measured on); the kit
+    family draws other images from the same seed, with its own look-alikes (pens and L brackets among them)."""
+    bg = _background(0)
+    plain = gen.compose(bg, np.random.default_rng(5), n_unsafe=1, n_distractors=(3, 3))
+    named = gen.compose(bg, np.random.default_rng(5), n_unsafe=1, n_distractors=(3, 3), family="objects")
+    assert np.array_equal(plain[0], named[0]) and plain[2] == named[2] and set(plain[2]) <= {"bomb", "blade"}
+    other = gen.compose(bg, np.random.default_rng(5), n_unsafe=1, n_distractors=(3, 3), family="kit")
+    assert not np.array_equal(plain[0], other[0])
+    with pytest.raises(ValueError, match="family"):
+        gen.compose(bg, np.random.default_rng(5), n_unsafe=1, family="toys")
+    # every look-alike of the kit family is drawn over a few seeds, and none of them is ground truth
+    looks_drawn = 0
+    for seed in range(12):
+        looks: list[np.ndarray] = []
+        _, mask, _ = gen.compose(bg, np.random.default_rng(seed), n_unsafe=0, n_distractors=(3, 3), family="kit",
+                                 harmless=looks)
+        assert not mask.any() and len(looks) == 3
+        looks_drawn += sum(bool(d.any()) for d in looks)
+    assert looks_drawn >= 30
+
+
+def test_train_and_run_take_the_kit_family(gen, monkeypatch, tmp_path, capsys):
+    """`train --data kit` synthesizes the kit family into its own folder; `run --data kit` draws kit images."""
+    made = []
+    monkeypatch.setattr(gen, "CACHE", tmp_path)
+    monkeypatch.setattr(gen, "synthesize", lambda out, *a, **k: made.append((out.name, k.get("family"))))
+    monkeypatch.setattr(gen.subprocess, "run", lambda cmd, **k: None)
+    gen.main(["train", "--data", "kit", "--arch", "mobilenet_v3_small", "--name", "kit-mb"])
+    gen.main(["train", "--arch", "mobilenet_v3_small"])
+    assert made == [("data-kit", "kit"), ("data", "objects")]
+    drawn = []
+    monkeypatch.setattr(gen, "benchmark_set", lambda seed, n, cut=0.0, family="objects": drawn.append(family) or [])
+    monkeypatch.setattr(gen, "load_cards", lambda arch: [])
+    monkeypatch.setattr(gen, "evaluate", lambda *a: (gen.summarize([]), []))
+    gen.main(["run", "--data", "kit", "--archs", "x", "--extents", "object", "--seeds", "3", "--n", "2",
+              "--json", str(tmp_path / "r.json")])
+    assert drawn == ["kit"] and "(kit data, seeds [3]" in capsys.readouterr().out
