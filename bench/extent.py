@@ -277,12 +277,18 @@ def draw_pen(cv: Canvas, rng: np.random.Generator, cx: float, cy: float, length:
              angle: float) -> np.ndarray:
     """A harmless look-alike of a syringe: a plain body (pale half of the time) with a cap of another colour and a
     short blunt tip. Returns the coverage."""
-    body = _pale(rng) if rng.random() < 0.5 else tuple(int(v) for v in rng.integers(30, 230, 3))
-    cap = tuple(int(v) for v in rng.integers(20, 200, 3))
-    tip = [(-length / 2, -width / 2), (-0.56 * length, -width / 6), (-0.56 * length, width / 6), (-length / 2, width / 2)]
+    if rng.random() < 0.5:
+        body = _pale(rng)
+    else:
+        r, g, b = (int(v) for v in rng.integers(30, 230, 3))
+        body = (r, g, b)
+    r, g, b = (int(v) for v in rng.integers(20, 200, 3))
+    cap = (r, g, b)
+    tip = [(-length / 2, -width / 2), (-0.56 * length, -width / 6), (-0.56 * length, width / 6),
+           (-length / 2, width / 2)]
     polys = [(_box(-length / 2, 0.3 * length, width / 2), body), (_box(0.3 * length, length / 2, 0.55 * width), cap),
              (tip, (60, 60, 60))]
-    return cv.shape([(_rot(poly, cx, cy, angle), col) for poly, col in polys])  # type: ignore[misc]
+    return cv.shape([(_rot(poly, cx, cy, angle), col) for poly, col in polys])
 
 
 def draw_bracket(cv: Canvas, rng: np.random.Generator, cx: float, cy: float, size: float, angle: float) -> np.ndarray:
@@ -302,6 +308,8 @@ FAMILIES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[float, ...]]] 
     "objects": (("bomb", "blade"), ("disc", "stick", "block"), (0.45, 0.4, 0.15)),
     "kit": (("syringe", "pistol"), ("pen", "stick", "bracket", "block"), (0.35, 0.25, 0.25, 0.15)),
 }
+#: What ``--data`` draws: an object family, or the Veil demo mark (for examples/demo-model).
+DATA = [*FAMILIES, "mark"]
 
 
 def paint_band(cv: Canvas, rng: np.random.Generator, width: float, cx: float, cy: float, angle: float,
@@ -320,32 +328,38 @@ def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
             cut: float = 0.0, family: str = "objects",
             objects: list[dict[str, Any]] | None = None,
             harmless: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Plant ``n_unsafe`` objects (bombs / blades) and distractors on a copy of ``background``.
+    """Plant ``n_unsafe`` unsafe objects (bombs / blades, or syringes / handguns) and distractors on a copy of
+    ``background``.
 
     ``family`` (:data:`FAMILIES`): ``"objects"``, bombs and blades among dark discs, grey sticks and brown blocks
     (the images of before); ``"kit"``, syringes (parts: plunger, barrel, needle; a third of them across a band of
     their barrel's colour) and handguns (slide, grip) among pens, grey sticks, grey L brackets and brown blocks,
     with bands of a barrel's colour on safe images.
 
-    Returns the image, the ground-truth mask (union of the unsafe objects' coverage > 0.5,
-    minus anything drawn over them) and the kinds planted. ``objects``, if given, receives one
-    entry per unsafe object: its ``kind``, whether it lies on a band of its own colour (``band``)
-    and its ``parts`` as masks (bomb: spark, fuse, body; blade: handle, blade), with the same
-    occlusion as the ground truth. Recording them draws no random numbers: the images are the
-    same with or without.
+    Returns the image, the ground-truth mask (union of the unsafe objects' coverage > 0.5, minus anything drawn
+    over them) and the kinds planted. ``objects``, if given, receives one entry per unsafe object: its ``kind``,
+    whether it lies on a band of its own colour (``band``) and its ``parts`` as masks (bomb: spark, fuse, body;
+    blade: handle, blade; syringe: plunger, barrel, needle; pistol, a handgun: slide, grip), with the same
+    occlusion as the ground truth. Recording them draws no random numbers: the images are the same with or
+    without.
 
     ``safe_band``: the chance that an image with no unsafe object (``n_unsafe=0``) gets a band of
-    a blade's colour across it anyway, a harmless background. Without it, such a band appears only
-    under blades, and a classifier learns the band as evidence (measured in docs/benchmarks.md).
+    a blade's colour (kit: a syringe barrel's) across it anyway, a harmless background. Without it, such a
+    band appears only under blades, and a classifier learns the band as evidence (measured in
+    docs/benchmarks.md).
     It draws random numbers only when ``n_unsafe`` is 0, so the unsafe images are the same; such a
     band is recorded in ``objects`` as ``{"kind": "band", "band": True, "parts": {}}``.
 
     ``cut``: the chance that an unsafe object is placed across the frame's edge, its centre 10–60 % of
     its reach inside one edge, so that part of it lies outside the picture (an object cut by the frame:
     a photo's subject is often not whole). It draws random numbers only when above 0, so the images
-    are the same without it. Such an object is recorded with ``"cut": True``.
+    are the same without it. Such an object is recorded with ``"cut": True``. (A handgun is placed as if it
+    reached 0.55 of its length from its centre; its grip reaches about 0.8, so even without ``cut`` about
+    7 % of the kit family's handguns touch the frame's edge: 4 of 56 on seeds 2024–2025. Kept so: those are
+    the images docs/benchmarks.md measured.)
 
-    ``harmless``, if given, receives each distractor's mask (a dark disc, a grey stick, a brown block), less
+    ``harmless``, if given, receives each distractor's mask (a dark disc, a grey stick, a brown block; kit: a
+    pen, a grey stick, a grey L bracket, a brown block), less
     what is drawn over it later, so that a benchmark can tell how much of the harmless look-alikes a mask
     hides. Like ``objects``, it draws no random numbers.
     """
@@ -540,8 +554,9 @@ def benchmark_set(seed: int, n: int, sides: Sequence[int] = (256, 512, 1024, 200
 
 def safe_set(seed: int, n: int, sides: Sequence[int] = (256, 512, 1024, 2000), *,
              family: str = "objects") -> list[dict[str, Any]]:
-    """``n`` safe images drawn like the benchmark's (held-out photos, distractors, a band of a blade's
-    colour on some) but with no unsafe object: what a model flags here it flags without any object."""
+    """``n`` safe images drawn like the benchmark's of ``family`` (held-out photos, distractors, a band of a
+    blade's colour, or a barrel's, on some) but with no unsafe object: what a model flags here it flags
+    without any object."""
     bgs = backgrounds("test", max_side=800)
     rng = np.random.default_rng(10_000 + seed)
     out = []
@@ -599,7 +614,8 @@ def train_cmd(args: argparse.Namespace) -> None:
     t = time.monotonic()
     synthesize(data, args.n, args.seed, args.side, args.safe_band, family=args.data)
     print(f"data: {data} ({args.n} images, {time.monotonic() - t:.0f} s)", flush=True)
-    card = CACHE / (args.name or args.arch) / "model.json"
+    # (a card of another family never takes the folder of the benchmark's own cards)
+    card = CACHE / (args.name or (args.arch if args.data == "objects" else f"{args.data}-{args.arch}")) / "model.json"
     cmd = [sys.executable, "-m", "veil.cli", "train", str(data), "--arch", args.arch, "--out", str(card),
            "--input-size", str(args.input_size), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
            "--lr", str(args.lr), "--seed", str(args.seed), "--patience", str(args.epochs), "--no-progress",
@@ -1161,7 +1177,7 @@ def run_cmd(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     out: dict[str, Any] = {"command": "python " + " ".join(sys.argv), "machine": platform.platform(), "rows": []}
     if args.data == "mark" and args.cut:
-        raise SystemExit("--cut is for the objects data")
+        raise SystemExit("--cut is for the objects and kit data")
     if args.ids:  # (chosen images of the seeds, as the full run draws them)
         items = items_by_id(args.ids, data=args.data, cut=args.cut)
         drawn = f"images {' '.join(it['id'] for it in items)}"
@@ -1367,7 +1383,8 @@ def truth_cmd(args: argparse.Namespace) -> None:
     if fprs:
         print(f"\nSafe images drawn the same way with no unsafe object ({args.safe_n} per seed, `safe_set`): "
               "the share each model flags anyway\n")
-        print(f"| model | flagged, all | no band | with a band of a {'blade' if args.data == 'objects' else 'barrel'}'s colour |")
+        own = "blade" if args.data == "objects" else "barrel"
+        print(f"| model | flagged, all | no band | with a band of a {own}'s colour |")
         print("|---|---|---|---|")
         for name, cells in fprs:
             print(f"| {name} | {' | '.join(cells)} |")
@@ -1595,7 +1612,8 @@ def draw_reasons(sg: Any, items: list[dict[str, Any]], title: str, path: Path, *
                 Patch(facecolor="0.85", edgecolor="0.5", label="harmless distractors (white outline)")]
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=7, frameon=False)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, 0.55 / (3.6 * len(items)), 1, 1))  # (room for the legend: about half an inch)
+    # (room for the legend below, about half an inch, and for the title above, about a third)
+    fig.tight_layout(rect=(0, 0.55 / (3.6 * len(items)), 1, 1 - 0.35 / (3.6 * len(items))))
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
 
@@ -1671,7 +1689,8 @@ def main(argv: list[str] | None = None) -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="synthesize the training set and train one classifier with `veil train`")
     t.add_argument("--arch", default="mobilenet_v3_small")
-    t.add_argument("--name", default="", help="folder under .bench-cache/extent/ for the card (default: the arch)")
+    t.add_argument("--name", default="", help="folder under .bench-cache/extent/ for the card (default: the arch; "
+                                              "with --data kit, kit-ARCH)")
     t.add_argument("--n", type=int, default=3000)
     t.add_argument("--side", type=int, default=192)
     t.add_argument("--input-size", type=int, default=128)
@@ -1684,15 +1703,15 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--data", choices=sorted(FAMILIES), default="objects",
                    help="the object family to train on: objects (bombs and blades, the benchmark's cards) or kit "
-                        "(syringes and handguns, for cards of another family; name them with --name)")
+                        "(syringes and handguns; the card goes to kit-ARCH unless --name says otherwise)")
     t.add_argument("--safe-band", type=float, default=SAFE_BAND,
-                   help="share of safe training images with a band of a blade's colour across them "
+                   help="share of safe training images with a band of a blade's (kit: a barrel's) colour across them "
                         "(0: bands only under blades, the cards before 2026-12-03)")
     r = sub.add_parser("run", help="run the benchmark")
     r.add_argument("--archs", nargs="+", default=["mobilenet_v3_small", "resnet18"],
                    help="architectures trained by `train` (or model card paths); A+B runs cards A and B together, "
                         "in one pipeline (flagged when either flags, delivered when both say safe)")
-    r.add_argument("--data", choices=["objects", "kit", "mark"], default="objects",
+    r.add_argument("--data", choices=DATA, default="objects",
                    help="objects: bombs and blades (for the `train` models); kit: syringes and handguns (for cards "
                         "trained with `train --data kit`); mark: the Veil demo mark (for examples/demo-model)")
     r.add_argument("--extents", nargs="+", default=["minimal", "object"])
@@ -1714,7 +1733,8 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--by-kind", action="store_true", help="also a row per object kind (images with that kind only)")
     r.add_argument("--by-part", action="store_true",
                    help="also a table of how much of each object part is hidden (bomb: spark, fuse, body; "
-                        "blade: handle, blade; blades on a band of their own colour apart)")
+                        "blade: handle, blade; kit: syringe: plunger, barrel, needle; pistol: slide, grip; objects "
+                        "on a band of their own colour apart)")
     r.add_argument("--by-step", action="store_true",
                    help="also a table of how much area each step of the extent hides, on and off the object, "
                         "and one of how much of the harmless distractors it hides")
@@ -1725,7 +1745,7 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--plot", type=Path)
     r.add_argument("--worst", type=Path, help="PNG of the worst cases (one per model)")
     o = sub.add_parser("oracle", help="the best recall/area any extent could reach with the pipeline's regions")
-    o.add_argument("--data", choices=["objects", "kit", "mark"], default="objects")
+    o.add_argument("--data", choices=DATA, default="objects")
     o.add_argument("--segmentation", default="bass")
     o.add_argument("--segmentation-options", default="", help='JSON, e.g. \'{"n_segments": 400}\'')
     o.add_argument("--seeds", type=int, nargs="+", default=[2024])
@@ -1733,14 +1753,14 @@ def main(argv: list[str] | None = None) -> None:
     e = sub.add_parser("evidence", help="does the object left in sight after the minimal counterfactual still "
                                         "carry logit evidence? (what closure can follow)")
     e.add_argument("--arch", default="mobilenet_v3_small", help="a card trained by `train` (or a card path)")
-    e.add_argument("--data", choices=["objects", "kit", "mark"], default="objects")
+    e.add_argument("--data", choices=DATA, default="objects")
     e.add_argument("--seeds", type=int, nargs="+", default=[11])
     e.add_argument("--n", type=int, default=30, help="images per seed")
     e.add_argument("--threads", type=int, default=1)
     g = sub.add_parser("truth", help="is hiding the object itself (and a rim) enough for the classifier?")
     g.add_argument("--archs", nargs="+", default=["mobilenet_v3_small", "resnet18"],
                    help="architectures trained by `train` (or model card paths)")
-    g.add_argument("--data", choices=["objects", "kit", "mark"], default="objects")
+    g.add_argument("--data", choices=DATA, default="objects")
     g.add_argument("--seeds", type=int, nargs="+", default=[2024])
     g.add_argument("--n", type=int, default=40, help="images per seed")
     g.add_argument("--rims", type=float, nargs="+", default=[0.0, 0.01, 0.03],
@@ -1798,7 +1818,8 @@ def main(argv: list[str] | None = None) -> None:
     rs.add_argument("--ids", nargs="+", required=True, help="image ids SEED-INDEX, e.g. 2024-025 2025-020")
     rs.add_argument("--options", default="", help="JSON extent options ('' for the defaults)")
     rs.add_argument("--cut", type=float, default=0.0, help="as run's --cut (the images of that set)")
-    rs.add_argument("--data", choices=["objects", "kit"], default="objects", help="as run's --data (the images of that set)")
+    rs.add_argument("--data", choices=sorted(FAMILIES), default="objects",
+                    help="as run's --data (the images of that set)")
     rs.add_argument("--threads", type=int, default=1)
     rs.add_argument("--dpi", type=int, default=80)
     rs.add_argument("--out", type=Path, required=True)

@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[2024, 2025])
     p.add_argument("--n", type=int, default=40, help="images per seed")
     p.add_argument("--data", choices=["objects", "kit"], default="objects",
-                   help="the object family of bench/extent.py's images (kit: for cards trained with `train --data kit`)")
+                   help="the object family of bench/extent.py's images (kit: for cards trained with "
+                        "`train --data kit`)")
     p.add_argument("--passes", type=int, default=2, help="each pipeline this many times, the order reversed each pass")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--paired", action="store_true",

@@ -144,7 +144,8 @@ def test_items_by_id_draws_each_seed_once_up_to_its_last_image(gen, monkeypatch)
 def test_run_with_ids_evaluates_only_those_images(gen, monkeypatch, tmp_path, capsys):
     import veil.classify
 
-    monkeypatch.setattr(gen, "benchmark_set", lambda seed, n, cut=0.0, family="objects": [{"id": f"{seed}-{i:03d}"} for i in range(n)])
+    monkeypatch.setattr(gen, "benchmark_set",
+                        lambda seed, n, cut=0.0, family="objects": [{"id": f"{seed}-{i:03d}"} for i in range(n)])
     monkeypatch.setattr(veil.classify, "load_classifier", lambda path: object())
     seen = []
 
@@ -216,9 +217,12 @@ def test_the_kit_family_plants_syringes_and_handguns_with_their_parts(gen):
         for o in objects:
             want = {"syringe": {"plunger", "barrel", "needle"}, "pistol": {"slide", "grip"}}[o["kind"]]
             assert set(o["parts"]) == want
+            covered = np.zeros(mask.shape, int)
             for part in o["parts"].values():
                 assert not (part & ~mask).any()  # (a part is ground truth, less what is drawn over it)
                 union |= part
+                covered += part
+            assert covered.max() <= 1  # (no pixel belongs to two parts of one object)
             if o["kind"] == "syringe" and not o["band"]:
                 total = sum(int(v.sum()) for v in o["parts"].values())
                 if total:
@@ -230,26 +234,69 @@ def test_the_kit_family_plants_syringes_and_handguns_with_their_parts(gen):
     assert needle_shares and 0.0 < float(np.median(needle_shares)) < 0.15
 
 
-def test_the_kit_family_leaves_the_objects_family_as_it_was(gen):
-    """The default family draws the images of before (the bombs and blades every number was measured on); the kit
-    family draws other images from the same seed, with its own look-alikes (pens and L brackets among them)."""
-    bg = _background(0)
-    plain = gen.compose(bg, np.random.default_rng(5), n_unsafe=1, n_distractors=(3, 3))
-    named = gen.compose(bg, np.random.default_rng(5), n_unsafe=1, n_distractors=(3, 3), family="objects")
-    assert np.array_equal(plain[0], named[0]) and plain[2] == named[2] and set(plain[2]) <= {"bomb", "blade"}
-    other = gen.compose(bg, np.random.default_rng(5), n_unsafe=1, n_distractors=(3, 3), family="kit")
-    assert not np.array_equal(plain[0], other[0])
+def _digest(gen, **kw) -> str:
+    """A checksum of what ``compose`` draws on six seeds: images, ground truth, kinds, parts and look-alikes."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for seed in range(6):
+        bg = np.random.default_rng(seed).integers(60, 200, size=(96, 128, 3), dtype=np.uint8)
+        objects: list[dict] = []
+        looks: list[np.ndarray] = []
+        img, mask, kinds = gen.compose(bg, np.random.default_rng(seed), n_unsafe=1 + seed % 2, n_distractors=(1, 3),
+                                       objects=objects, harmless=looks, **kw)
+        h.update(img.tobytes())
+        h.update(mask.tobytes())
+        h.update(" ".join(kinds).encode())
+        for o in objects:
+            h.update(o["kind"].encode())
+            h.update(bytes([o["band"]]))
+            for k in sorted(o["parts"]):
+                h.update(k.encode())
+                h.update(o["parts"][k].tobytes())
+        for d in looks:
+            h.update(d.tobytes())
+    return h.hexdigest()
+
+
+def test_the_objects_family_draws_the_images_it_always_drew(gen):
+    """The bombs and blades every number of issue #12 was measured on are drawn as before the kit family was added
+    (the checksum of commit fb5b416's ``compose`` on these seeds), by default and when named."""
+    before = "c312829d2878bf44755c7453fd1540bb3a4353d3a0cee90138a557a40a451027"
+    assert _digest(gen) == before
+    assert _digest(gen, family="objects") == before
     with pytest.raises(ValueError, match="family"):
-        gen.compose(bg, np.random.default_rng(5), n_unsafe=1, family="toys")
-    # every look-alike of the kit family is drawn over a few seeds, and none of them is ground truth
-    looks_drawn = 0
+        gen.compose(_background(0), np.random.default_rng(5), n_unsafe=1, family="toys")
+
+
+def test_the_kit_family_draws_its_own_look_alikes_and_bands(gen, monkeypatch):
+    """The kit family's safe images hold pens and L brackets (and no unsafe object), and its harmless band has a
+    syringe barrel's colour, not a blade's; ``safe_set`` draws the family it is asked for."""
+    drawn = {"pen": 0, "bracket": 0}
+    for name in drawn:
+        real = getattr(gen, f"draw_{name}")
+        monkeypatch.setattr(gen, f"draw_{name}", lambda *a, _real=real, _name=name, **k: (
+            drawn.__setitem__(_name, drawn[_name] + 1), _real(*a, **k))[1])
+    bg = _background(0)
     for seed in range(12):
         looks: list[np.ndarray] = []
-        _, mask, _ = gen.compose(bg, np.random.default_rng(seed), n_unsafe=0, n_distractors=(3, 3), family="kit",
-                                 harmless=looks)
-        assert not mask.any() and len(looks) == 3
-        looks_drawn += sum(bool(d.any()) for d in looks)
-    assert looks_drawn >= 30
+        _, mask, kinds = gen.compose(bg, np.random.default_rng(seed), n_unsafe=0, n_distractors=(3, 3), family="kit",
+                                     harmless=looks)
+        assert not mask.any() and kinds == [] and len(looks) == 3
+    assert drawn["pen"] >= 3 and drawn["bracket"] >= 3
+    dark = np.full((96, 128, 3), 30, np.uint8)
+    with monkeypatch.context() as m:  # (the barrel's colour made green, so that the band shows whose colour it has)
+        m.setattr(gen, "_pale", lambda rng: (20, 220, 20))
+        img, _, _ = gen.compose(dark, np.random.default_rng(0), n_unsafe=0, n_distractors=(0, 0), safe_band=1.0,
+                                family="kit")
+    band = img[np.abs(img.astype(int) - 30).max(axis=2) > 20].astype(int)
+    assert len(band) > 100 and band[:, 1].mean() > 150 and band[:, 0].mean() < 60  # (a barrel's colour)
+    monkeypatch.setattr(gen, "backgrounds", lambda split, max_side=800: [_background(1)])
+    before = dict(drawn)
+    gen.safe_set(3, 6, sides=(96,))
+    assert drawn == before  # (the objects family: no pen, no bracket)
+    gen.safe_set(3, 6, sides=(96,), family="kit")
+    assert sum(drawn.values()) > sum(before.values())
 
 
 def test_train_and_run_take_the_kit_family(gen, monkeypatch, tmp_path, capsys):
@@ -257,10 +304,13 @@ def test_train_and_run_take_the_kit_family(gen, monkeypatch, tmp_path, capsys):
     made = []
     monkeypatch.setattr(gen, "CACHE", tmp_path)
     monkeypatch.setattr(gen, "synthesize", lambda out, *a, **k: made.append((out.name, k.get("family"))))
-    monkeypatch.setattr(gen.subprocess, "run", lambda cmd, **k: None)
+    outs = []
+    monkeypatch.setattr(gen.subprocess, "run", lambda cmd, **k: outs.append(cmd[cmd.index("--out") + 1]))
     gen.main(["train", "--data", "kit", "--arch", "mobilenet_v3_small", "--name", "kit-mb"])
+    gen.main(["train", "--data", "kit", "--arch", "resnet18"])  # (never the folder of the benchmark's own card)
     gen.main(["train", "--arch", "mobilenet_v3_small"])
-    assert made == [("data-kit", "kit"), ("data", "objects")]
+    assert made == [("data-kit", "kit"), ("data-kit", "kit"), ("data", "objects")]
+    assert [o.split("/")[-2] for o in outs] == ["kit-mb", "kit-resnet18", "mobilenet_v3_small"]
     drawn = []
     monkeypatch.setattr(gen, "benchmark_set", lambda seed, n, cut=0.0, family="objects": drawn.append(family) or [])
     monkeypatch.setattr(gen, "load_cards", lambda arch: [])
