@@ -308,6 +308,12 @@ FAMILIES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[float, ...]]] 
     "objects": (("bomb", "blade"), ("disc", "stick", "block"), (0.45, 0.4, 0.15)),
     "kit": (("syringe", "pistol"), ("pen", "stick", "bracket", "block"), (0.35, 0.25, 0.25, 0.15)),
 }
+#: How far a handgun (:func:`draw_pistol`, ``size`` 1) reaches from its centre: its grip's far corner, (0.56, 0.58).
+PISTOL_REACH = 0.81
+#: Each family's drawing, counted from 1: a change that moves the images of a family moves its number, so that
+#: training data drawn before is drawn again (:func:`synthesize`). kit 2 (2026-12-07): handguns placed by their
+#: full reach (:data:`PISTOL_REACH`), not 0.55 of their length.
+DRAWINGS: dict[str, int] = {"objects": 1, "kit": 2}
 #: What ``--data`` draws: an object family, or the Veil demo mark (for examples/demo-model).
 DATA = [*FAMILIES, "mark"]
 
@@ -353,10 +359,9 @@ def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
     ``cut``: the chance that an unsafe object is placed across the frame's edge, its centre 10–60 % of
     its reach inside one edge, so that part of it lies outside the picture (an object cut by the frame:
     a photo's subject is often not whole). It draws random numbers only when above 0, so the images
-    are the same without it. Such an object is recorded with ``"cut": True``. (A handgun is placed as if it
-    reached 0.55 of its length from its centre; its grip reaches about 0.8, so even without ``cut`` about
-    7 % of the kit family's handguns touch the frame's edge: 4 of 56 on seeds 2024–2025. Kept so: those are
-    the images docs/benchmarks.md measured.)
+    are the same without it. Such an object is recorded with ``"cut": True``. (A handgun's reach is its grip's
+    far corner, 0.81 of its length from its centre, since the kit family's second drawing, 2026-12-07; the
+    first placed it as if it reached 0.55, and about 7 % of its handguns touched the frame's edge.)
 
     ``harmless``, if given, receives each distractor's mask (a dark disc, a grey stick, a brown block; kit: a
     pen, a grey stick, a grey L bracket, a brown block), less
@@ -436,7 +441,7 @@ def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
                           **({"cut": True} if edge else {})})
         elif item == "pistol":
             size = short * rng.uniform(0.18, 0.32)
-            cx, cy = place(0.55 * size, edge)
+            cx, cy = place(PISTOL_REACH * size, edge)
             a = draw_pistol(cv, rng, cx, cy, size, rng.uniform(-0.7, 0.7), parts=parts)
             hide_under(a)
             mask |= a > 0.5
@@ -522,6 +527,8 @@ def synthesize(out: Path, n: int, seed: int, side: int, safe_band: float = SAFE_
         meta["safe_band"] = safe_band
     if family != "objects":
         meta["family"] = family
+    if DRAWINGS[family] > 1:
+        meta["drawing"] = DRAWINGS[family]
     if stamp.is_file() and json.loads(stamp.read_text()) == meta:
         return
     for cls in ("safe", "unsafe"):
@@ -604,10 +611,17 @@ def mark_set(seed: int, n: int, sides: Sequence[int] = (256, 512, 1024, 2000)) -
 RECIPES: dict[str, tuple[int, int]] = {"mobilenet_v3_small": (12, 64), "resnet18": (10, 64),
                                        "shufflenet_v2_x1_0": (40, 64)}
 DEFAULT_RECIPE = (12, 64)
+#: family → arch → (epochs, batch size), where a family's cards were trained otherwise (docs/benchmarks.md, the
+#: 2026-12-07 block): on the kit family MobileNetV3 was trained for 24 epochs (on 8,000 images: :data:`TRAIN_IMAGES`).
+FAMILY_RECIPES: dict[str, dict[str, tuple[int, int]]] = {"kit": {"mobilenet_v3_small": (24, 64)}}
+#: family → training images `train` draws by default. On 3,000 kit images MobileNetV3 and ShuffleNetV2 stayed at
+#: chance and ResNet-18 reached 0.73; on 8,000, MobileNetV3 reached 0.84 and ResNet-18 0.89 (docs/benchmarks.md).
+TRAIN_IMAGES: dict[str, int] = {"objects": 3000, "kit": 8000}
 
 
 def train_cmd(args: argparse.Namespace) -> None:
-    epochs, batch = RECIPES.get(args.arch, DEFAULT_RECIPE)
+    epochs, batch = FAMILY_RECIPES.get(args.data, {}).get(args.arch) or RECIPES.get(args.arch, DEFAULT_RECIPE)
+    args.n = TRAIN_IMAGES[args.data] if args.n is None else args.n
     args.epochs = epochs if args.epochs is None else args.epochs
     args.batch_size = batch if args.batch_size is None else args.batch_size
     data = CACHE / ("data" if args.data == "objects" else f"data-{args.data}")
@@ -1691,13 +1705,14 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--arch", default="mobilenet_v3_small")
     t.add_argument("--name", default="", help="folder under .bench-cache/extent/ for the card (default: the arch; "
                                               "with --data kit, kit-ARCH)")
-    t.add_argument("--n", type=int, default=3000)
+    t.add_argument("--n", type=int, default=None,
+                   help="training images to draw (default: TRAIN_IMAGES, 3,000 for objects, 8,000 for kit)")
     t.add_argument("--side", type=int, default=192)
     t.add_argument("--input-size", type=int, default=128)
     t.add_argument("--augment", default="flip", help="veil train's --augment (flip, hide, ...)")
     t.add_argument("--epochs", type=int, default=None,
                    help="default: the recipe the benchmark's cards were trained with (RECIPES: 12 for MobileNet, "
-                        "10 for ResNet-18, 40 for ShuffleNetV2, 12 for others)")
+                        "10 for ResNet-18, 40 for ShuffleNetV2, 12 for others; kit: FAMILY_RECIPES, 24 for MobileNet)")
     t.add_argument("--batch-size", type=int, default=None, help="default: the recipe's (64)")
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--seed", type=int, default=0)

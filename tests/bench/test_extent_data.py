@@ -303,14 +303,19 @@ def test_train_and_run_take_the_kit_family(gen, monkeypatch, tmp_path, capsys):
     """`train --data kit` synthesizes the kit family into its own folder; `run --data kit` draws kit images."""
     made = []
     monkeypatch.setattr(gen, "CACHE", tmp_path)
-    monkeypatch.setattr(gen, "synthesize", lambda out, *a, **k: made.append((out.name, k.get("family"))))
-    outs = []
-    monkeypatch.setattr(gen.subprocess, "run", lambda cmd, **k: outs.append(cmd[cmd.index("--out") + 1]))
+    sizes: list[tuple[int, str]] = []
+    monkeypatch.setattr(gen, "synthesize", lambda out, n, *a, **k: (made.append((out.name, k.get("family"))),
+                                                                      sizes.append((n, out.name))))
+    outs, epochs = [], []
+    monkeypatch.setattr(gen.subprocess, "run", lambda cmd, **k: (outs.append(cmd[cmd.index("--out") + 1]),
+                                                                 epochs.append(cmd[cmd.index("--epochs") + 1])))
     gen.main(["train", "--data", "kit", "--arch", "mobilenet_v3_small", "--name", "kit-mb"])
     gen.main(["train", "--data", "kit", "--arch", "resnet18"])  # (never the folder of the benchmark's own card)
     gen.main(["train", "--arch", "mobilenet_v3_small"])
     assert made == [("data-kit", "kit"), ("data-kit", "kit"), ("data", "objects")]
     assert [o.split("/")[-2] for o in outs] == ["kit-mb", "kit-resnet18", "mobilenet_v3_small"]
+    assert [n for n, _ in sizes] == [8000, 8000, 3000]  # (the kit cards' 8,000 images; the objects cards' 3,000)
+    assert epochs == ["24", "10", "12"]  # (MobileNet's kit recipe; ResNet-18's and MobileNet's own elsewhere)
     drawn = []
     monkeypatch.setattr(gen, "benchmark_set", lambda seed, n, cut=0.0, family="objects": drawn.append(family) or [])
     monkeypatch.setattr(gen, "load_cards", lambda arch: [])
@@ -318,3 +323,42 @@ def test_train_and_run_take_the_kit_family(gen, monkeypatch, tmp_path, capsys):
     gen.main(["run", "--data", "kit", "--archs", "x", "--extents", "object", "--seeds", "3", "--n", "2",
               "--json", str(tmp_path / "r.json")])
     assert drawn == ["kit"] and "(kit data, seeds [3]" in capsys.readouterr().out
+
+
+def test_handguns_are_placed_by_their_full_reach(gen):
+    """Without ``cut`` no handgun touches the frame's edge: it is placed by its grip's far corner (the kit family's
+    second drawing; the first placed it by 0.55 of its length and about 7 % of the handguns touched the edge)."""
+    canvas = gen.Canvas(np.zeros((101, 101, 3), np.uint8))
+    reach = 0.0
+    for angle in np.linspace(-0.7, 0.7, 7):  # (the drawing's own extent, on a handgun of size 40 at the centre)
+        a = gen.draw_pistol(canvas, np.random.default_rng(0), 50.0, 50.0, 40.0, float(angle)) > 0.5
+        ys, xs = np.nonzero(a)
+        reach = max(reach, float(np.hypot(ys - 50.0, xs - 50.0).max()))
+    assert reach <= gen.PISTOL_REACH * 40 + 1.5
+    touched = pistols = 0
+    for seed in range(40):
+        bg = np.random.default_rng(seed).integers(60, 200, size=(128, 192, 3), dtype=np.uint8)
+        objects: list[dict] = []
+        gen.compose(bg, np.random.default_rng(seed), n_unsafe=2, family="kit", objects=objects)
+        for o in objects:
+            if o["kind"] == "pistol":
+                m = np.any(list(o["parts"].values()), axis=0)
+                pistols += 1
+                touched += bool(np.concatenate([m[0], m[-1], m[:, 0], m[:, -1]]).any())
+    assert pistols >= 20 and touched == 0
+
+
+def test_training_data_of_an_older_drawing_is_drawn_again(gen, monkeypatch, tmp_path):
+    """``synthesize`` stamps the family's drawing: kit data drawn before handguns were placed by their reach (a stamp
+    without ``drawing``) is drawn again, and data of the current drawing is kept."""
+    monkeypatch.setattr(gen, "backgrounds", lambda split, max_side=500: [_background(1)])
+    out = tmp_path / "data-kit"
+    out.mkdir()
+    (out / "DONE.json").write_text('{"n": 4, "seed": 0, "side": 96, "safe_band": 0.2, "family": "kit"}')
+    gen.synthesize(out, 4, 0, 96, family="kit")
+    assert len(list((out / "unsafe").glob("*.png"))) == 2
+    stamp = (out / "DONE.json").read_text()
+    assert '"drawing": 2' in stamp
+    first = (out / "unsafe" / "00001.png").stat().st_mtime_ns
+    gen.synthesize(out, 4, 0, 96, family="kit")
+    assert (out / "unsafe" / "00001.png").stat().st_mtime_ns == first
