@@ -8,6 +8,8 @@ frame's edge without changing the images drawn without it. ``family="kit"`` draw
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -362,3 +364,6 @@ def test_training_data_of_an_older_drawing_is_drawn_again(gen, monkeypatch, tmp_
     first = (out / "unsafe" / "00001.png").stat().st_mtime_ns
     gen.synthesize(out, 4, 0, 96, family="kit")
     assert (out / "unsafe" / "00001.png").stat().st_mtime_ns == first
+    objects = tmp_path / "data"  # (the bombs and blades keep the stamp of before: their cached data is not redrawn)
+    gen.synthesize(objects, 2, 0, 96)
+    assert json.loads((objects / "DONE.json").read_text()) == {"n": 2, "seed": 0, "side": 96, "safe_band": 0.2}
