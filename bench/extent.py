@@ -522,7 +522,8 @@ def sample(bgs: list[np.ndarray], rng: np.random.Generator, side: int, *, unsafe
 def synthesize(out: Path, n: int, seed: int, side: int, safe_band: float = SAFE_BAND,
                family: str = "objects") -> None:
     """``n`` training composites (half unsafe) of ``family`` as an ImageFolder ``out/{safe,unsafe}``; skipped if
-    done."""
+    done. Otherwise the folder's images of before are removed first, so that a card never trains on a mix of two
+    drawings or sizes, and the stamp is written only once every image is."""
     stamp = out / "DONE.json"
     meta: dict[str, Any] = {"n": n, "seed": seed, "side": side}
     if safe_band:
@@ -533,8 +534,11 @@ def synthesize(out: Path, n: int, seed: int, side: int, safe_band: float = SAFE_
         meta["drawing"] = DRAWINGS[family]
     if stamp.is_file() and json.loads(stamp.read_text()) == meta:
         return
+    stamp.unlink(missing_ok=True)
     for cls in ("safe", "unsafe"):
         (out / cls).mkdir(parents=True, exist_ok=True)
+        for old in (out / cls).glob("*.png"):
+            old.unlink()
     bgs = backgrounds("train")
     rng = np.random.default_rng(seed)
     for i in range(n):

@@ -352,13 +352,15 @@ def test_handguns_are_placed_by_their_full_reach(gen):
 
 def test_training_data_of_an_older_drawing_is_drawn_again(gen, monkeypatch, tmp_path):
     """``synthesize`` stamps the family's drawing: kit data drawn before handguns were placed by their reach (a stamp
-    without ``drawing``) is drawn again, and data of the current drawing is kept."""
+    without ``drawing``) is drawn again, with none of its images left over, and data of the current drawing is
+    kept."""
     monkeypatch.setattr(gen, "backgrounds", lambda split, max_side=500: [_background(1)])
     out = tmp_path / "data-kit"
-    out.mkdir()
-    (out / "DONE.json").write_text('{"n": 4, "seed": 0, "side": 96, "safe_band": 0.2, "family": "kit"}')
+    (out / "unsafe").mkdir(parents=True)
+    (out / "DONE.json").write_text('{"n": 6, "seed": 0, "side": 96, "safe_band": 0.2, "family": "kit"}')
+    (out / "unsafe" / "00005.png").write_bytes(b"an image of the drawing before")
     gen.synthesize(out, 4, 0, 96, family="kit")
-    assert len(list((out / "unsafe").glob("*.png"))) == 2
+    assert sorted(f.name for f in (out / "unsafe").glob("*.png")) == ["00001.png", "00003.png"]  # (none of before)
     stamp = (out / "DONE.json").read_text()
     assert '"drawing": 2' in stamp
     first = (out / "unsafe" / "00001.png").stat().st_mtime_ns
