@@ -48,9 +48,9 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -301,19 +301,37 @@ def draw_bracket(cv: Canvas, rng: np.random.Generator, cx: float, cy: float, siz
     return cv.shape([(_rot(poly, cx, cy, angle), col) for poly in polys])
 
 
-#: The benchmark's object families: the unsafe kinds drawn, and the harmless look-alikes with their chances.
-#: ``objects`` (bombs and blades) is the data every number of issue #12 was tuned and reported on; ``kit``
-#: (syringes and handguns) was added on 2026-12-06 to check the default on objects nothing was chosen on.
-FAMILIES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[float, ...]]] = {
-    "objects": (("bomb", "blade"), ("disc", "stick", "block"), (0.45, 0.4, 0.15)),
-    "kit": (("syringe", "pistol"), ("pen", "stick", "bracket", "block"), (0.35, 0.25, 0.25, 0.15)),
+class Family(NamedTuple):
+    """One of the benchmark's object families (:data:`FAMILIES`)."""
+
+    unsafe: tuple[str, ...]  # the unsafe kinds drawn
+    looks: tuple[str, ...]  # the harmless look-alikes,
+    look_p: tuple[float, ...]  # with their chances
+    band: Callable[[np.random.Generator], tuple[int, int, int]]  # the colour of a harmless band on safe images
+    #: the drawing, counted from 1: a change that moves the family's images moves it, so that training data
+    #: drawn before is drawn again (:func:`synthesize`)
+    drawing: int
+    train_images: int  # what `train` draws by default
+    #: arch → (epochs, batch size) where the family's cards were trained otherwise than :data:`RECIPES`
+    recipes: dict[str, tuple[int, int]]
+
+
+#: The benchmark's object families. ``objects`` (bombs and blades) is the data every number of issue #12 was
+#: tuned and reported on; ``kit`` (syringes and handguns) was added on 2026-12-06 to check the default on objects
+#: nothing was chosen on. Its drawing 2 (2026-12-07) places handguns by their full reach (:data:`PISTOL_REACH`),
+#: not 0.55 of their length. On 3,000 kit images (drawing 1) MobileNetV3 stayed at chance, ShuffleNetV2 near it,
+#: and ResNet-18 reached 0.73; on 8,000, MobileNetV3 (24 epochs) reached 0.84 and ResNet-18 0.89
+#: (docs/benchmarks.md, the 2026-12-07 block).
+FAMILIES: dict[str, Family] = {
+    "objects": Family(("bomb", "blade"), ("disc", "stick", "block"), (0.45, 0.4, 0.15),
+                      lambda rng: _silver(rng),  # (looked up when drawn, as the blades' and barrels' colours are)
+                      drawing=1, train_images=3000, recipes={}),
+    "kit": Family(("syringe", "pistol"), ("pen", "stick", "bracket", "block"), (0.35, 0.25, 0.25, 0.15),
+                  lambda rng: _pale(rng),
+                  drawing=2, train_images=8000, recipes={"mobilenet_v3_small": (24, 64)}),
 }
 #: How far a handgun (:func:`draw_pistol`, ``size`` 1) reaches from its centre: its grip's far corner, (0.56, 0.58).
 PISTOL_REACH = 0.81
-#: Each family's drawing, counted from 1: a change that moves the images of a family moves its number, so that
-#: training data drawn before is drawn again (:func:`synthesize`). kit 2 (2026-12-07): handguns placed by their
-#: full reach (:data:`PISTOL_REACH`), not 0.55 of their length.
-DRAWINGS: dict[str, int] = {"objects": 1, "kit": 2}
 #: What ``--data`` draws: an object family, or the Veil demo mark (for examples/demo-model).
 DATA = [*FAMILIES, "mark"]
 
@@ -375,13 +393,13 @@ def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
     cv = Canvas(background)
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {family!r}")
-    unsafe_kinds, look_kinds, look_p = FAMILIES[family]
+    fam = FAMILIES[family]
     if n_unsafe == 0 and safe_band > 0 and rng.random() < safe_band:
         paint_band(cv, rng, short * rng.uniform(0.15, 0.35), rng.uniform(0, w), rng.uniform(0, h),
-                   rng.uniform(0, np.pi), _silver(rng) if family == "objects" else _pale(rng))
+                   rng.uniform(0, np.pi), fam.band(rng))
         if objects is not None:
             objects.append({"kind": "band", "band": True, "parts": {}})
-    kinds = [str(rng.choice(list(unsafe_kinds))) for _ in range(n_unsafe)]
+    kinds = [str(rng.choice(list(fam.unsafe))) for _ in range(n_unsafe)]
     items = kinds + ["distractor"] * int(rng.integers(n_distractors[0], n_distractors[1] + 1))
     rng.shuffle(items)  # type: ignore[arg-type]
     occupied: list[tuple[float, float, float]] = []
@@ -450,7 +468,7 @@ def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
             found.append({"kind": "pistol", "band": False, "parts": {k: v > 0.5 for k, v in parts.items()},
                           **({"cut": True} if edge else {})})
         else:
-            kind = rng.choice(list(look_kinds), p=list(look_p))
+            kind = rng.choice(list(fam.looks), p=list(fam.look_p))
             if kind == "disc":
                 d = short * rng.uniform(0.14, 0.28)
                 cx, cy = place(d / 2)
@@ -530,8 +548,8 @@ def synthesize(out: Path, n: int, seed: int, side: int, safe_band: float = SAFE_
         meta["safe_band"] = safe_band
     if family != "objects":
         meta["family"] = family
-    if DRAWINGS[family] > 1:
-        meta["drawing"] = DRAWINGS[family]
+    if FAMILIES[family].drawing > 1:
+        meta["drawing"] = FAMILIES[family].drawing
     if stamp.is_file() and json.loads(stamp.read_text()) == meta:
         return
     stamp.unlink(missing_ok=True)
@@ -617,17 +635,12 @@ def mark_set(seed: int, n: int, sides: Sequence[int] = (256, 512, 1024, 2000)) -
 RECIPES: dict[str, tuple[int, int]] = {"mobilenet_v3_small": (12, 64), "resnet18": (10, 64),
                                        "shufflenet_v2_x1_0": (40, 64)}
 DEFAULT_RECIPE = (12, 64)
-#: family → arch → (epochs, batch size), where a family's cards were trained otherwise (docs/benchmarks.md, the
-#: 2026-12-07 block): on the kit family MobileNetV3 was trained for 24 epochs (on 8,000 images: :data:`TRAIN_IMAGES`).
-FAMILY_RECIPES: dict[str, dict[str, tuple[int, int]]] = {"kit": {"mobilenet_v3_small": (24, 64)}}
-#: family → training images `train` draws by default. On 3,000 kit images (drawing 1) MobileNetV3 stayed at chance,
-#: ShuffleNetV2 near it, and ResNet-18 reached 0.73; on 8,000, MobileNetV3 reached 0.84 and ResNet-18 0.89 (docs/benchmarks.md).
-TRAIN_IMAGES: dict[str, int] = {"objects": 3000, "kit": 8000}
 
 
 def train_cmd(args: argparse.Namespace) -> None:
-    epochs, batch = FAMILY_RECIPES.get(args.data, {}).get(args.arch) or RECIPES.get(args.arch, DEFAULT_RECIPE)
-    args.n = TRAIN_IMAGES[args.data] if args.n is None else args.n
+    fam = FAMILIES[args.data]
+    epochs, batch = fam.recipes.get(args.arch) or RECIPES.get(args.arch, DEFAULT_RECIPE)
+    args.n = fam.train_images if args.n is None else args.n
     args.epochs = epochs if args.epochs is None else args.epochs
     args.batch_size = batch if args.batch_size is None else args.batch_size
     data = CACHE / ("data" if args.data == "objects" else f"data-{args.data}")
@@ -1712,13 +1725,13 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--name", default="", help="folder under .bench-cache/extent/ for the card (default: the arch; "
                                               "with --data kit, kit-ARCH)")
     t.add_argument("--n", type=int, default=None,
-                   help="training images to draw (default: TRAIN_IMAGES, 3,000 for objects, 8,000 for kit)")
+                   help="training images to draw (default: the family's, 3,000 for objects, 8,000 for kit)")
     t.add_argument("--side", type=int, default=192)
     t.add_argument("--input-size", type=int, default=128)
     t.add_argument("--augment", default="flip", help="veil train's --augment (flip, hide, ...)")
     t.add_argument("--epochs", type=int, default=None,
                    help="default: the recipe the benchmark's cards were trained with (RECIPES: 12 for MobileNet, "
-                        "10 for ResNet-18, 40 for ShuffleNetV2, 12 for others; kit: FAMILY_RECIPES, 24 for MobileNet)")
+                        "10 for ResNet-18, 40 for ShuffleNetV2, 12 for others; kit: 24 for MobileNet)")
     t.add_argument("--batch-size", type=int, default=None, help="default: the recipe's (64)")
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--seed", type=int, default=0)
