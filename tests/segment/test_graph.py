@@ -13,7 +13,7 @@ from skimage.segmentation import felzenszwalb as skimage_felzenszwalb
 
 from veil.errors import InvalidParameterError
 from veil.segment import segment
-from veil.segment.graph import _stable_order, felzenszwalb_graph, felzenszwalb_labels
+from veil.segment.graph import _stable_order, _stable_sort, felzenszwalb_graph, felzenszwalb_labels
 
 
 def _blocks(rng: np.random.Generator, h: int, w: int, noise: int) -> np.ndarray:
@@ -84,6 +84,8 @@ def _weights_with_ties(draw: st.DrawFn) -> np.ndarray:
 def test_stable_order_is_numpys_stable_argsort(data: st.DataObject) -> None:
     w = _weights_with_ties(data.draw)
     np.testing.assert_array_equal(_stable_order(w.view(np.int64)), np.argsort(w, kind="stable"))
+    order, keys = _stable_sort(w.view(np.int64))  # (the graph keeps the sorted bits as its sorted weights)
+    np.testing.assert_array_equal(keys, w.view(np.int64)[order])
 
 
 def test_stable_order_sorts_a_bucket_too_full_for_insertion() -> None:
@@ -94,6 +96,8 @@ def test_stable_order_sorts_a_bucket_too_full_for_insertion() -> None:
     cluster = bits[(w > 0) & (w < 1)]
     assert cluster.max() - cluster.min() < (bits.max() - cluster.min()) // w.size  # one bucket's width
     np.testing.assert_array_equal(_stable_order(bits), np.argsort(w, kind="stable"))
+    order, keys = _stable_sort(bits)  # (the bucket's keys are reordered with its indices)
+    np.testing.assert_array_equal(keys.view(np.float64), np.sort(w, kind="stable"))
 
 
 def test_labels_equal_scikit_images_on_a_photo_like_image() -> None:

@@ -429,17 +429,17 @@ def _grain_of(residual: np.ndarray, window: int, clip: float = 30.0) -> np.ndarr
 def _mean_depth(mask: np.ndarray) -> float:
     """Mean distance of ``mask``'s pixels to its border (1 for a one-pixel band, about a third of the radius
     for a disc)."""
-    from scipy import ndimage as ndi
+    from veil.segment.shape import depth_squared
 
-    depth = ndi.distance_transform_edt(np.pad(mask, 1))
+    depth = np.sqrt(depth_squared(mask).astype(np.float64))  # (scipy's distance_transform_edt, exactly)
     return float(depth[depth > 0].mean())
 
 
 def _solidity(mask: np.ndarray) -> float:
     """Pixels of ``mask`` over pixels of its convex hull (1 for a convex shape, low for a rim or a curve)."""
-    from skimage.morphology import convex_hull_image
+    from veil.segment.shape import convex_hull_count
 
-    return float(mask.sum()) / max(1.0, float(convex_hull_image(mask).sum()))
+    return float(mask.sum()) / max(1.0, float(convex_hull_count(mask)))
 
 
 def _solid_at_least(mask: np.ndarray, least: float) -> bool:
@@ -474,7 +474,8 @@ def straight(mask: np.ndarray, elongation: float, length: float) -> bool:
     (False, False)
     """
     from skimage.measure import perimeter
-    from skimage.morphology import convex_hull_image
+
+    from veil.segment.shape import convex_hull_mask
 
     ys, xs = np.nonzero(mask)
     if ys.size < 3:
@@ -486,7 +487,7 @@ def straight(mask: np.ndarray, elongation: float, length: float) -> bool:
         return False
     if _mean_depth(mask) <= 1.25:
         return False
-    return bool(perimeter(convex_hull_image(mask)) * 1.1 >= perimeter(mask))
+    return bool(perimeter(convex_hull_mask(mask)) * 1.1 >= perimeter(mask))
 
 
 def cut_by_frame(mask: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int]) -> bool:

@@ -99,15 +99,16 @@ def felzenszwalb_graph(image: np.ndarray, *, sigma: float = 0.8) -> Callable[[fl
     weights = _weights(smooth)
     if not np.isfinite(weights).all():
         raise InvalidParameterError("image must hold finite values only")
-    order = _stable_order(weights.view(np.int64))  # np.argsort(weights, kind="stable"), faster
+    order, keys = _stable_sort(weights.view(np.int64))  # np.argsort(weights, kind="stable"), faster
+    del weights
+    sorted_weights = keys.view(np.float64)  # (the sorted bits are the sorted weights)
     # each visited pair's two pixels and weight, in the order visited: the cuts then read three arrays in
     # sequence instead of working out each pair's pixels (kept, they take the memory of the weights and their
     # order, 16 bytes a pair; both are held while the pairs are made)
     first = np.empty(order.shape[0], np.int32 if h * w < 2**31 else np.int64)
     second = np.empty_like(first)
-    sorted_weights = np.empty(order.shape[0])
-    _sorted_pairs(weights, order, h, w, first, second, sorted_weights)
-    del weights, order
+    _sorted_pairs(order, h, w, first, second)
+    del order
 
     def cut(scale: float, min_size: int) -> np.ndarray:
         _check_cut(scale, min_size)
@@ -125,7 +126,15 @@ def _check_cut(scale: float, min_size: int) -> None:
 
 @_kernel
 def _stable_order(bits):
-    """The indices that sort weights ≥ 0 stably (ties in index order), as ``np.argsort(kind="stable")``.
+    """The indices that sort weights ≥ 0 stably (ties in index order), as ``np.argsort(kind="stable")``
+    (:func:`_stable_sort`'s first array)."""
+    return _stable_sort(bits)[0]
+
+
+@_kernel
+def _stable_sort(bits):
+    """The indices that sort weights ≥ 0 stably (ties in index order), as ``np.argsort(kind="stable")``, and
+    the sorted bits (``bits[order]``, which the graph keeps as its sorted weights without gathering them).
 
     ``bits`` are the weights' float64 bit patterns read as int64, which order non-negative floats as
     the floats do. A counting pass buckets them by their leading bits (zeros in a bucket of their own),
@@ -145,7 +154,7 @@ def _stable_order(bits):
     if hi == 0:  # all zero (or empty)
         for i in range(n):
             order[i] = i
-        return order
+        return order, bits.copy()
     shift = 0
     while (hi >> shift) - (lo >> shift) >= n:
         shift += 1
@@ -184,9 +193,11 @@ def _stable_order(bits):
         else:
             perm = np.argsort(keys[a:z], kind="mergesort")
             seg = order[a:z].copy()
+            ks = keys[a:z].copy()
             for t in range(z - a):
                 order[a + t] = seg[perm[t]]
-    return order
+                keys[a + t] = ks[perm[t]]
+    return order, keys
 
 
 @_kernel
@@ -262,15 +273,12 @@ def _join(parent, size, r0, r1):
 
 
 @_kernel
-def _sorted_pairs(weights, order, h, w, first, second, ordered):
-    """Fill ``first``, ``second`` and ``ordered`` with the pairs' two pixels (flat indices) and weights, in the
-    order ``order``."""
+def _sorted_pairs(order, h, w, first, second):
+    """Fill ``first`` and ``second`` with the pairs' two pixels (flat indices), in the order ``order``."""
     for e in range(order.shape[0]):
-        q = order[e]
-        a, b = _ends(q, h, w)
+        a, b = _ends(order[e], h, w)
         first[e] = a
         second[e] = b
-        ordered[e] = weights[q]
 
 
 @_kernel
