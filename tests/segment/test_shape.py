@@ -79,3 +79,16 @@ def test_depth_of_a_band_and_a_block() -> None:
 def test_a_mask_must_be_2d(fn: object) -> None:
     with pytest.raises(InvalidParameterError, match="2-D"):
         fn(np.zeros((2, 2, 2), bool))  # type: ignore[operator]
+
+
+def test_strided_non_bool_and_large_masks_match_too() -> None:
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[:300, :260]
+    big = ((yy - 140.0) ** 2 / 9000 + (xx - 120.0) ** 2 / 2500) < 1  # a large ellipse...
+    big[rng.random(big.shape) < 0.02] = True  # ...with specks around it
+    # the mask itself, its transpose (Fortran order), a strided view, and a uint8 mask of 0 and 3
+    for m in (big, big.T, big[::2, 1::3], (big[:40, :50] * 3).astype(np.uint8)):
+        b = m.astype(bool)
+        np.testing.assert_array_equal(convex_hull_mask(m), convex_hull_image(b))
+        np.testing.assert_array_equal(np.sqrt(depth_squared(m).astype(np.float64)),
+                                      ndi.distance_transform_edt(np.pad(b, 1))[1:-1, 1:-1])
