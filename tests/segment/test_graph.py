@@ -13,7 +13,7 @@ from skimage.segmentation import felzenszwalb as skimage_felzenszwalb
 
 from veil.errors import InvalidParameterError
 from veil.segment import segment
-from veil.segment.graph import _stable_order, _stable_sort, felzenszwalb_graph, felzenszwalb_labels
+from veil.segment.graph import _stable_sort, felzenszwalb_graph, felzenszwalb_labels
 
 
 def _blocks(rng: np.random.Generator, h: int, w: int, noise: int) -> np.ndarray:
@@ -81,23 +81,23 @@ def _weights_with_ties(draw: st.DrawFn) -> np.ndarray:
 
 @settings(max_examples=150, deadline=None)
 @given(data=st.data())
-def test_stable_order_is_numpys_stable_argsort(data: st.DataObject) -> None:
+def test_stable_sort_is_numpys_stable_argsort(data: st.DataObject) -> None:
     w = _weights_with_ties(data.draw)
-    np.testing.assert_array_equal(_stable_order(w.view(np.int64)), np.argsort(w, kind="stable"))
-    order, keys = _stable_sort(w.view(np.int64))  # (the graph keeps the sorted bits as its sorted weights)
-    np.testing.assert_array_equal(keys, w.view(np.int64)[order])
+    order, keys = _stable_sort(w.view(np.int64))
+    np.testing.assert_array_equal(order, np.argsort(w, kind="stable"))
+    np.testing.assert_array_equal(keys, w.view(np.int64)[order])  # (the graph keeps them as its sorted weights)
 
 
-def test_stable_order_sorts_a_bucket_too_full_for_insertion() -> None:
+def test_stable_sort_sorts_a_bucket_too_full_for_insertion() -> None:
     # one weight far above a cluster of 3000 (with repeats) narrower than one bucket: the merge-sort path
     rng = np.random.default_rng(0)
     w = np.concatenate([[1.0], 0.5 + rng.integers(0, 2000, 3000) * 2.0**-50, np.zeros(50)])
     bits = w.view(np.int64)
     cluster = bits[(w > 0) & (w < 1)]
     assert cluster.max() - cluster.min() < (bits.max() - cluster.min()) // w.size  # one bucket's width
-    np.testing.assert_array_equal(_stable_order(bits), np.argsort(w, kind="stable"))
-    order, keys = _stable_sort(bits)  # (the bucket's keys are reordered with its indices)
-    np.testing.assert_array_equal(keys.view(np.float64), np.sort(w, kind="stable"))
+    order, keys = _stable_sort(bits)
+    np.testing.assert_array_equal(order, np.argsort(w, kind="stable"))
+    np.testing.assert_array_equal(keys.view(np.float64), np.sort(w, kind="stable"))  # (reordered with the indices)
 
 
 def test_labels_equal_scikit_images_on_a_photo_like_image() -> None:

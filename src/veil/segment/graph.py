@@ -8,7 +8,7 @@ runs the same algorithm in numba without scikit-image's pair array: the weights 
 scikit-image's order and sorted, and each sorted edge's two pixels are read off its index once, into two
 arrays in the order visited, which every cut of the graph then reads in sequence.
 
-Equal weights are visited in that order of pairs: the sort is stable (:func:`_stable_order`, a
+Equal weights are visited in that order of pairs: the sort is stable (:func:`_stable_sort`, a
 bucket sort that gives ``np.argsort(kind="stable")``'s order: 8 ms against the 28 of numpy's default
 sort on the extent benchmark's 384-pixel copies). scikit-image sorts with numpy's default sort, which is not stable,
 so where the order of two equal weights changes a join, the labels can differ from its labels. With its
@@ -103,8 +103,8 @@ def felzenszwalb_graph(image: np.ndarray, *, sigma: float = 0.8) -> Callable[[fl
     del weights
     sorted_weights = keys.view(np.float64)  # (the sorted bits are the sorted weights)
     # each visited pair's two pixels and weight, in the order visited: the cuts then read three arrays in
-    # sequence instead of working out each pair's pixels (kept, they take the memory of the weights and their
-    # order, 16 bytes a pair; both are held while the pairs are made)
+    # sequence instead of working out each pair's pixels (kept, they take 16 bytes a pair; the order is held
+    # while the pixels are made, 24 bytes a pair at the peak)
     first = np.empty(order.shape[0], np.int32 if h * w < 2**31 else np.int64)
     second = np.empty_like(first)
     _sorted_pairs(order, h, w, first, second)
@@ -122,13 +122,6 @@ def _check_cut(scale: float, min_size: int) -> None:
         raise InvalidParameterError(f"scale must be a finite number > 0, got {scale!r}")
     if isinstance(min_size, bool) or not float(min_size).is_integer() or min_size < 0:
         raise InvalidParameterError(f"min_size must be an integer >= 0, got {min_size!r}")
-
-
-@_kernel
-def _stable_order(bits):
-    """The indices that sort weights ≥ 0 stably (ties in index order), as ``np.argsort(kind="stable")``
-    (:func:`_stable_sort`'s first array)."""
-    return _stable_sort(bits)[0]
 
 
 @_kernel
