@@ -231,8 +231,8 @@ def _depth_squared(mask):
     n = w + 2
     f = np.empty(n, np.int64)
     v = np.empty(n, np.int64)
-    zn = np.empty(n + 1, np.int64)  # crossing k at zn[k] / zd[k] (zd > 0); zd 0: minus or plus infinity
-    zd = np.empty(n + 1, np.int64)
+    zn = np.empty(n + 1, np.int64)  # parabola k's span starts at zn[k] / zd[k] (zd > 0; zd 0: plus infinity,
+    zd = np.empty(n + 1, np.int64)  # the end of the last; the first's span starts at minus infinity)
     for r in range(h):
         f[0] = 0
         f[n - 1] = 0
@@ -240,8 +240,6 @@ def _depth_squared(mask):
             f[c + 1] = col[r, c] * col[r, c]
         k = 0
         v[0] = 0
-        zn[0] = -1
-        zd[0] = 0
         zn[1] = 1
         zd[1] = 0
         for q in range(1, n):
@@ -249,15 +247,11 @@ def _depth_squared(mask):
                 p = v[k]
                 num = (f[q] + q * q) - (f[p] + p * p)
                 den = 2 * (q - p)
-                # the crossing of q's parabola with p's, num / den, at or before the crossing k (num/den <= z[k])?
-                if zd[k] == 0:
-                    before = zn[k] > 0  # (minus infinity: never; k is 0 then)
-                else:
-                    before = num * zd[k] <= zn[k] * den
-                if before and k > 0:
+                # q's parabola crosses p's at num / den: at or before where p's span starts, p is hidden
+                if k > 0 and num * zd[k] <= zn[k] * den:
                     k -= 1
-                    continue
-                break
+                else:
+                    break
             k += 1
             v[k] = q
             zn[k] = num
