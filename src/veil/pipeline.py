@@ -33,7 +33,8 @@ from veil.counterfactual import (
     stylize,
 )
 from veil.counterfactual.extent import ExtentOutcome
-from veil.counterfactual.styles import apply_mask
+from veil.counterfactual.regions import regions_lut
+from veil.counterfactual.styles import apply_labels, apply_mask
 from veil.errors import ClassifierOutputError, InvalidParameterError, VeilError
 from veil.image import DEFAULT_MAX_PIXELS, ImageInput, fit_within, load_image, resize
 from veil.segment import SEGMENTERS, default_merge, merge_similar, resize_labels, segment
@@ -350,7 +351,7 @@ class Safeguarder:
             areas = np.bincount(labels.ravel(), minlength=region_score.size) / float(labels.size)
 
             def evaluate(cands: list[tuple[int, ...]], labels: np.ndarray = labels) -> np.ndarray:
-                return self.unsafe_scores([apply_mask(work, styled, regions_mask(labels, c)) for c in cands])
+                return self.unsafe_scores([apply_labels(work, styled, labels, regions_lut(labels, c)) for c in cands])
 
             t = time.perf_counter()
             outcome = search(order.tolist(), evaluate, self.thresholds, cfg.search, max_depth=cfg.max_depth,

@@ -26,3 +26,16 @@ def bench_script(name: str) -> ModuleType:
 def extent_bench() -> ModuleType:
     """``bench/extent.py`` imported as a module."""
     return bench_script("extent")
+
+
+def fake_bsds(root: Path, shape: tuple[int, int] = (60, 90), n: int = 2, seed: int = 0) -> Path:
+    """``root`` laid out as BSDS500 is (``images/test/*.jpg``), with ``n`` random photos of ``shape``."""
+    import numpy as np
+    from PIL import Image
+
+    folder = root / "images" / "test"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (*shape, 3), dtype=np.uint8)).save(folder / f"{i}.jpg")
+    return root

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
-from PIL import Image
-
-from tests.bench.conftest import bench_script
-
-
-def _photos(root):
-    folder = root / "images" / "test"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 256, (60, 90, 3), dtype=np.uint8)).save(folder / f"{i}.jpg")
-    return root
+from tests.bench.conftest import bench_script, fake_bsds
 
 
 def test_prints_three_tables_from_the_photos(tmp_path, capsys) -> None:
     mod = bench_script("shared_steps")
-    assert mod.main(["--bsds", str(_photos(tmp_path)), "--photos", "2", "--repeats", "1"]) == 0
+    assert mod.main(["--bsds", str(fake_bsds(tmp_path)), "--photos", "2", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     assert out.count("| True |") == 2  # both sizes: the same arrays
     assert "| 2 BSDS500 photos" in out and "| 1925 |" in out
@@ -29,5 +17,5 @@ def test_prints_three_tables_from_the_photos(tmp_path, capsys) -> None:
 def test_fails_when_masked_selection_differs(tmp_path, monkeypatch, capsys) -> None:
     mod = bench_script("shared_steps")
     monkeypatch.setattr(mod, "apply_mask", lambda image, styled, mask: image.copy())
-    assert mod.main(["--bsds", str(_photos(tmp_path)), "--photos", "1", "--repeats", "1"]) == 1
+    assert mod.main(["--bsds", str(fake_bsds(tmp_path)), "--photos", "1", "--repeats", "1"]) == 1
     assert "| False |" in capsys.readouterr().out

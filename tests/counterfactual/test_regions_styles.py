@@ -77,6 +77,47 @@ def test_apply_mask_is_numpys_select(shape):
     np.testing.assert_array_equal(img, before)  # the input is never written
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (7, 5), (96, 130)])
+def test_apply_labels_is_the_select_of_the_regions_mask(shape):
+    # a candidate composed from its regions' table is the select under regions_mask, whatever the label
+    # dtype, the layout of the arrays, ids no pixel carries, or labels the table does not cover
+    from veil.counterfactual.regions import regions_lut, regions_mask
+    from veil.counterfactual.styles import apply_labels, apply_mask
+
+    rng = np.random.default_rng(sum(shape) + 1)
+    img = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    sty = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    labels = rng.integers(0, 9, shape)
+    for ids in ([], [0], [1, 4, 7], list(range(9)), [3, 12]):
+        want = apply_mask(img, sty, regions_mask(labels, ids))
+        for lab in (labels, labels.astype(np.int32), labels.astype(np.uint16)):
+            got = apply_labels(img, sty, lab, regions_lut(lab, ids))
+            np.testing.assert_array_equal(got, want)
+            assert got.flags.c_contiguous and not np.shares_memory(got, img)
+        np.testing.assert_array_equal(apply_labels(img[:, ::-1], sty[:, ::-1], labels[:, ::-1],
+                                                   regions_lut(labels, ids)),
+                                      np.where(regions_mask(labels, ids)[:, ::-1, None], sty[:, ::-1], img[:, ::-1]))
+    short = np.array([True, False])  # (labels past the table's end: numpy's error, as hide[labels] gives it)
+    if labels.max() >= 2:
+        with pytest.raises(IndexError):
+            apply_labels(img, sty, labels, short)
+    neg = labels - 1  # (a negative label counts from the table's end, as numpy indexing does)
+    lut = regions_lut(labels, [8])
+    np.testing.assert_array_equal(apply_labels(img, sty, neg, lut), np.where(lut[neg][..., None], sty, img))
+    before = img.copy()
+    apply_labels(img, sty, labels, np.ones(9, bool))
+    np.testing.assert_array_equal(img, before)  # the input is never written
+
+
+def test_regions_lut_covers_the_labels_and_the_ids():
+    from veil.counterfactual.regions import regions_lut, regions_mask
+
+    labels = np.array([[0, 1], [5, 5]])
+    assert regions_lut(labels, []).tolist() == [False] * 6
+    assert regions_lut(labels, [5, 8]).tolist() == [False] * 5 + [True, False, False, True]
+    np.testing.assert_array_equal(regions_mask(labels, [5, 8]), labels == 5)
+
+
 def test_wide_blur_on_a_shrunk_copy_matches_the_full_resolution_blur():
     from veil.counterfactual.styles import blur
 

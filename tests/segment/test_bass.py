@@ -349,3 +349,47 @@ def test_rgb_to_lab_refuses_what_is_not_rgb_uint8():
     for bad in (np.zeros((4, 4, 3)), np.zeros((4, 4), np.uint8), np.zeros((4, 4, 4), np.uint8)):
         with pytest.raises(InvalidParameterError, match="uint8"):
             rgb_to_lab(bad)
+
+
+def test_lab_of_the_image_just_converted_is_remembered_and_equal():
+    # the colour merge converts the image BASS has just segmented: the second conversion is the first's array,
+    # and any other pixels (one channel of one pixel apart, another size) get their own conversion
+    from veil.segment import bass as b
+
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    other = img.copy()
+    other[7, 9, 2] ^= 1
+    fresh = b._rgb_to_lab(img, b._SRGB_LINEAR)
+    first = b._lab(img)
+    assert b._lab(img.copy()) is first  # (the same pixels in another array)
+    np.testing.assert_array_equal(first, fresh)
+    np.testing.assert_array_equal(b._lab(other), b._rgb_to_lab(other, b._SRGB_LINEAR))
+    np.testing.assert_array_equal(b._lab(img[:20]), fresh[:20])
+    np.testing.assert_array_equal(b._lab(img), fresh)
+    img[0, 0] = 255 - img[0, 0]  # (the caller's array changed after the conversion: converted again)
+    np.testing.assert_array_equal(b._lab(img), b._rgb_to_lab(img, b._SRGB_LINEAR))
+    scaled = b.rgb_to_lab(img)
+    scaled[:] = 0  # (what rgb_to_lab hands out is the caller's to write)
+    np.testing.assert_array_equal(b.rgb_to_lab(img), b._rgb_to_lab(img, b._SRGB_LINEAR) * 100.0)
+
+
+def test_lab_memo_is_per_thread_and_skips_large_images(monkeypatch):
+    import threading
+
+    from veil.segment import bass as b
+
+    rng = np.random.default_rng(4)
+    img = rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)
+    mine = b._lab(img)
+    seen = {}
+    t = threading.Thread(target=lambda: seen.update(lab=b._lab(img), last=b._LAST.image is not None))
+    t.start()
+    t.join()
+    assert seen["lab"] is not mine and seen["last"]  # (the other thread converted it for itself)
+    np.testing.assert_array_equal(seen["lab"], mine)
+    monkeypatch.setattr(b, "LAB_MEMO_PIXELS", 100)
+    big = rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)
+    first = b._lab(big)
+    assert b._lab(big) is not first  # (over the bound: never kept)
+    assert b._LAST.image is not None and b._LAST.image.shape == img.shape  # (the last small one stays)

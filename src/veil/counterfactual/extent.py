@@ -76,8 +76,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from veil.counterfactual.regions import regions_mask
-from veil.counterfactual.styles import apply_mask
+from veil.counterfactual.regions import regions_lut, regions_mask
+from veil.counterfactual.styles import apply_labels, apply_mask
 from veil.errors import InvalidParameterError
 from veil.image import check_labels, dense_labels, fit_within
 from veil.registry import Registry
@@ -283,7 +283,7 @@ class _Work:
 
     def compose(self, ids: Sequence[int]) -> np.ndarray:
         # (a region too small to survive the working size may be asked for: it hides nothing here)
-        return apply_mask(self.image, self.styled, regions_mask(self.labels, list(ids)))
+        return apply_labels(self.image, self.styled, self.labels, regions_lut(self.labels, list(ids)))
 
     def excess(self, cands: Sequence[Sequence[int]], *, views: bool = False) -> np.ndarray:
         """Worst model's logit minus its threshold's logit, per candidate (max over views if asked)."""

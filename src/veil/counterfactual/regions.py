@@ -48,16 +48,31 @@ def rank_regions(attribution: np.ndarray, labels: np.ndarray) -> tuple[np.ndarra
     return order.astype(np.int64), scores
 
 
-def regions_mask(labels: np.ndarray, ids: Sequence[int]) -> np.ndarray:
-    """Boolean H×W mask of the pixels whose label is in ``ids`` (a lookup table, not ``isin``).
+def regions_lut(labels: np.ndarray, ids: Sequence[int]) -> np.ndarray:
+    """Boolean table over the labels of ``labels`` (and ``ids``): true at each id of ``ids``.
 
-    An id no pixel carries (a region lost when the label map was scaled down) hides nothing.
+    ``regions_lut(labels, ids)[labels]`` is :func:`regions_mask`; the table alone is what
+    :func:`veil.counterfactual.styles.apply_labels` composes a candidate with.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> regions_lut(np.array([[0, 1], [2, 2]]), [2, 4]).tolist()
+    [False, False, True, False, True]
     """
     labels = np.asarray(labels)
     lut = np.zeros(max([int(labels.max()) if labels.size else 0, *(int(r) for r in ids)]) + 1, dtype=bool)
     if len(ids):
         lut[np.asarray(ids, dtype=np.int64)] = True
-    return lut[labels]
+    return lut
+
+
+def regions_mask(labels: np.ndarray, ids: Sequence[int]) -> np.ndarray:
+    """Boolean H×W mask of the pixels whose label is in ``ids`` (a lookup table, not ``isin``).
+
+    An id no pixel carries (a region lost when the label map was scaled down) hides nothing.
+    """
+    return regions_lut(labels, ids)[np.asarray(labels)]
 
 
 def describe_regions(labels: np.ndarray, ids: Sequence[int], scores: np.ndarray) -> list[Region]:

@@ -13,9 +13,12 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
+from veil._jit import LazyKernels
 from veil.errors import InvalidParameterError
 from veil.image import as_rgb_uint8
 from veil.registry import Registry
+
+_kernel = LazyKernels(globals())
 
 Style = Callable[..., np.ndarray]
 
@@ -120,6 +123,50 @@ def apply_mask(image: np.ndarray, styled: np.ndarray, mask: np.ndarray) -> np.nd
     c = image.shape[2]
     out.reshape(-1, c)[idx] = styled.reshape(-1, c)[idx]
     return out
+
+
+def apply_labels(image: np.ndarray, styled: np.ndarray, labels: np.ndarray, hide: np.ndarray) -> np.ndarray:
+    """``styled`` where ``hide[labels]`` is true, ``image`` elsewhere (a new array).
+
+    The same array as ``apply_mask(image, styled, hide[labels])``, in one pass over the pixels without the
+    mask: how the search and the extent compose a candidate set of regions (``hide`` a boolean table over
+    the labels, :func:`veil.counterfactual.regions.regions_lut`). 2.3 to 5.2 times faster than the mask
+    and :func:`apply_mask` on BSDS500 photos at 384 pixels, hiding 1 to 20 superpixels
+    (``bench/compose_speed.py``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img, sty = np.zeros((2, 3, 3), np.uint8), np.full((2, 3, 3), 9, np.uint8)
+    >>> labels = np.array([[0, 1, 1], [2, 2, 0]])
+    >>> apply_labels(img, sty, labels, np.array([True, False, False]))[..., 0].tolist()
+    [[9, 0, 0], [0, 0, 9]]
+    """
+    image, styled, labels = np.asarray(image), np.asarray(styled), np.asarray(labels)
+    hide = np.asarray(hide, dtype=bool)
+    if (image.ndim == 3 and image.dtype == np.uint8 and styled.shape == image.shape and styled.dtype == image.dtype
+            and labels.shape == image.shape[:2] and labels.dtype.kind in "iu" and hide.ndim == 1):
+        out, inside = _apply_labels(image, styled, labels, hide)
+        if inside:
+            return out
+    return apply_mask(image, styled, hide[labels])  # (anything but the pipeline's case: numpy's rules)
+
+
+@_kernel
+def _apply_labels(image, styled, labels, hide):  # type: ignore[no-untyped-def]
+    # (False as soon as a label is not an index of ``hide``: the caller then goes numpy's way)
+    out = image.copy()
+    h, w, c = image.shape
+    n = hide.shape[0]
+    for y in range(h):
+        for x in range(w):
+            v = labels[y, x]
+            if v < 0 or v >= n:
+                return out, False
+            if hide[v]:
+                for k in range(c):
+                    out[y, x, k] = styled[y, x, k]
+    return out, True
 
 
 def obfuscate(image: np.ndarray, mask: np.ndarray, style: str = "blur", **options: Any) -> np.ndarray:

@@ -38,6 +38,7 @@ marginal likelihoods use a weaker inverse-gamma prior (``prior_strength``).
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -863,9 +864,37 @@ def _bass_loop(feat, labels, prior_count, inv_var, beta, alpha, a0, b0v, boost, 
 # ------------------------------------------------------------------- wrapper
 
 
+#: Images of at most this many pixels are remembered by :func:`_lab` (the pipeline segments at most 640 × 640):
+#: a thread keeps at most about 27 MB for it.
+LAB_MEMO_PIXELS = 1 << 20
+
+
+class _LastLab(threading.local):
+    """The last image (of at most :data:`LAB_MEMO_PIXELS`) each thread converted, and its Lab: the pipeline's
+    search merges by colour the very image BASS has just segmented, and need not convert it again. An image
+    is recognised by its pixels (a comparison, far cheaper than the conversion)."""
+
+    image: np.ndarray | None = None
+    lab: np.ndarray | None = None
+
+
+_LAST = _LastLab()
+
+
 def _lab(image: np.ndarray) -> np.ndarray:
-    """sRGB uint8 → CIE Lab (D65) divided by 100, as float64."""
-    return _rgb_to_lab(image, _SRGB_LINEAR)
+    """sRGB uint8 → CIE Lab (D65) divided by 100, as float64.
+
+    The array may be the one handed out before for the same pixels (in this thread): callers read it and
+    never write it (BASS reads its features; :func:`rgb_to_lab` scales a copy).
+    """
+    last = _LAST
+    if last.lab is not None and last.image is not None and last.image.shape == image.shape \
+            and np.array_equal(last.image, image):
+        return last.lab
+    lab = _rgb_to_lab(image, _SRGB_LINEAR)
+    if image.shape[0] * image.shape[1] <= LAB_MEMO_PIXELS:
+        last.image, last.lab = np.array(image, copy=True), lab
+    return lab
 
 
 def rgb_to_lab(image: np.ndarray) -> np.ndarray:
