@@ -22,7 +22,6 @@ differs.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -34,15 +33,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--bsds", type=Path, default=ROOT.parent / "shared" / "data" / "bsds500")
-    p.add_argument("--photos", type=int, default=12)
-    p.add_argument("--repeats", type=int, default=5)
-    a = p.parse_args(argv)
+    from shared_steps import best_ms, photo_args, photos
+
+    a = photo_args(__doc__.split("\n\n")[0], argv, photos=12, repeats=5)
     import torch
 
     torch.set_num_threads(1)
-    from shared_steps import best_ms, photos
 
     from veil.counterfactual.regions import regions_lut, regions_mask
     from veil.counterfactual.styles import apply_labels, apply_mask, blur

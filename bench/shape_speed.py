@@ -15,7 +15,6 @@ Prints a markdown table for ``docs/benchmarks.md`` and the command that made it.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 import warnings
@@ -54,16 +53,16 @@ def seconds(fn: Callable[[], Any]) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--bsds", type=Path, default=ROOT.parent / "shared" / "data" / "bsds500")
-    p.add_argument("--photos", type=int, default=20)
-    p.add_argument("--repeats", type=int, default=3)
-    a = p.parse_args(argv)
+    from shared_steps import (  # (BSDS500 test photos, as the other step timings read them)
+        photo_args,
+        photos,
+    )
+
+    a = photo_args(__doc__.split("\n\n")[0], argv, photos=20, repeats=3)
     import torch
 
     torch.set_num_threads(1)
     from scipy import ndimage as ndi
-    from shared_steps import photos  # (BSDS500 test photos, as the other step timings read them)
     from skimage.morphology import convex_hull_image
 
     from veil.segment.shape import convex_hull_count, convex_hull_mask, depth_squared

@@ -65,13 +65,18 @@ def photos(root: Path, n: int) -> list[np.ndarray]:
     return [np.asarray(Image.open(f).convert("RGB")) for f in files]
 
 
+def photo_args(description: str, argv: list[str] | None, *, photos: int, repeats: int) -> argparse.Namespace:
+    """``--bsds`` (the BSDS500 folder), ``--photos`` and ``--repeats`` of a step timing on photos, parsed."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--bsds", type=Path, default=ROOT.parent / "shared" / "data" / "bsds500")
+    p.add_argument("--photos", type=int, default=photos)
+    p.add_argument("--repeats", type=int, default=repeats)
+    return p.parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the three tables; 1 when ``apply_mask`` and ``np.where`` ever differ, else 0."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--bsds", type=Path, default=ROOT.parent / "shared" / "data" / "bsds500")
-    p.add_argument("--photos", type=int, default=12)
-    p.add_argument("--repeats", type=int, default=5)
-    a = p.parse_args(argv)
+    a = photo_args(__doc__.split("\n")[0], argv, photos=12, repeats=5)
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     pics = photos(a.bsds, a.photos)

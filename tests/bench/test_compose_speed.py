@@ -28,3 +28,12 @@ def test_fails_when_composing_from_labels_differs(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr(styles, "apply_labels", off_by_one)
     assert mod.main(["--bsds", str(fake_bsds(tmp_path, (48, 72), seed=1)), "--photos", "2", "--repeats", "1"]) == 1
     assert "arrays equal: False" in capsys.readouterr().out
+
+
+def test_fails_when_the_remembered_lab_differs(tmp_path, monkeypatch, capsys) -> None:
+    from veil.segment import bass
+
+    mod = bench_script("compose_speed")
+    real = bass._lab
+    monkeypatch.setattr(bass, "_lab", lambda image: real(image) + 1e-9)
+    assert mod.main(["--bsds", str(fake_bsds(tmp_path, (48, 72), seed=1)), "--photos", "1", "--repeats", "1"]) == 1

@@ -101,12 +101,34 @@ def test_apply_labels_is_the_select_of_the_regions_mask(shape):
     if labels.max() >= 2:
         with pytest.raises(IndexError):
             apply_labels(img, sty, labels, short)
+        with pytest.raises(IndexError):  # (one past the end: the boundary itself)
+            apply_labels(img, sty, labels, regions_lut(labels, [0])[: int(labels.max())])
+    swapped = labels.astype(">i4")  # (not in native byte order: numpy's way, the same array)
+    np.testing.assert_array_equal(apply_labels(img, sty, swapped, regions_lut(labels, [1, 4])),
+                                  apply_mask(img, sty, regions_mask(labels, [1, 4])))
     neg = labels - 1  # (a negative label counts from the table's end, as numpy indexing does)
     lut = regions_lut(labels, [8])
     np.testing.assert_array_equal(apply_labels(img, sty, neg, lut), np.where(lut[neg][..., None], sty, img))
     before = img.copy()
     apply_labels(img, sty, labels, np.ones(9, bool))
     np.testing.assert_array_equal(img, before)  # the input is never written
+
+
+def test_apply_labels_composes_in_its_kernel_when_the_table_covers_the_labels(monkeypatch):
+    # the pipeline's case never goes numpy's way (a version that always did would pass the test above)
+    import veil.counterfactual.styles as styles
+    from veil.counterfactual.regions import regions_lut
+
+    def refuse(*args):
+        raise AssertionError("went numpy's way")
+
+    monkeypatch.setattr(styles, "apply_mask", refuse)
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    sty = 255 - img
+    labels = rng.integers(0, 6, (20, 30)).astype(np.int32)
+    got = styles.apply_labels(img, sty, labels, regions_lut(labels, [2, 5]))
+    np.testing.assert_array_equal(got, np.where(np.isin(labels, [2, 5])[..., None], sty, img))
 
 
 def test_regions_lut_covers_the_labels_and_the_ids():

@@ -145,7 +145,8 @@ def apply_labels(image: np.ndarray, styled: np.ndarray, labels: np.ndarray, hide
     image, styled, labels = np.asarray(image), np.asarray(styled), np.asarray(labels)
     hide = np.asarray(hide, dtype=bool)
     if (image.ndim == 3 and image.dtype == np.uint8 and styled.shape == image.shape and styled.dtype == image.dtype
-            and labels.shape == image.shape[:2] and labels.dtype.kind in "iu" and hide.ndim == 1):
+            and labels.shape == image.shape[:2] and labels.dtype.kind in "iu" and labels.dtype.isnative
+            and hide.ndim == 1):
         out, inside = _apply_labels(image, styled, labels, hide)
         if inside:
             return out

@@ -864,8 +864,9 @@ def _bass_loop(feat, labels, prior_count, inv_var, beta, alpha, a0, b0v, boost, 
 # ------------------------------------------------------------------- wrapper
 
 
-#: Images of at most this many pixels are remembered by :func:`_lab` (the pipeline segments at most 640 × 640):
-#: a thread keeps at most about 27 MB for it.
+#: Images of at most this many pixels are remembered by :func:`_lab` (by default the pipeline segments at most
+#: 640 × 640): a thread keeps at most about 27 MB for it (11 MB at 640 × 427), until it ends or converts a
+#: smaller image; a service's long-lived worker threads each keep theirs.
 LAB_MEMO_PIXELS = 1 << 20
 
 
