@@ -321,7 +321,7 @@ class Family(NamedTuple):
 #: nothing was chosen on. Its drawing 2 (2026-12-07) places handguns by their full reach (:data:`PISTOL_REACH`),
 #: not 0.55 of their length. On 3,000 kit images (drawing 1) MobileNetV3 stayed at chance, ShuffleNetV2 near it,
 #: and ResNet-18 reached 0.73; on 8,000, MobileNetV3 (24 epochs) reached 0.84 and ResNet-18 0.89
-#: (docs/benchmarks.md, the 2026-12-07 block).
+#: (docs/extent-history.md, the 2026-12-07 block).
 FAMILIES: dict[str, Family] = {
     "objects": Family(("bomb", "blade"), ("disc", "stick", "block"), (0.45, 0.4, 0.15),
                       lambda rng: _silver(rng),  # (looked up when drawn, as the blades' and barrels' colours are)
@@ -370,7 +370,7 @@ def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
     ``safe_band``: the chance that an image with no unsafe object (``n_unsafe=0``) gets a band of
     a blade's colour (kit: a syringe barrel's) across it anyway, a harmless background. Without it, such a
     band appears only under blades, and a classifier learns the band as evidence (measured in
-    docs/benchmarks.md).
+    docs/extent-history.md).
     It draws random numbers only when ``n_unsafe`` is 0, so the unsafe images are the same; such a
     band is recorded in ``objects`` as ``{"kind": "band", "band": True, "parts": {}}``.
 
@@ -381,7 +381,7 @@ def compose(background: np.ndarray, rng: np.random.Generator, *, n_unsafe: int,
     far corner, 0.81 of its length from its centre, since the kit family's second drawing, 2026-12-07; the
     first placed it as if it reached 0.55, and about 7 % of its handguns touched the frame's edge. The harmless
     L bracket is still placed by 0.55 of its size and reaches about 0.71, so it may touch the edge: kept, since
-    changing it moves the images measured in docs/benchmarks.md.)
+    changing it moves the images measured in docs/extent-history.md.)
 
     ``harmless``, if given, receives each distractor's mask (a dark disc, a grey stick, a brown block; kit: a
     pen, a grey stick, a grey L bracket, a brown block), less
@@ -629,7 +629,7 @@ def mark_set(seed: int, n: int, sides: Sequence[int] = (256, 512, 1024, 2000)) -
     return out
 
 
-#: arch → (epochs, batch size) the benchmark's cards were trained with (docs/benchmarks.md); others: DEFAULT_RECIPE.
+#: arch → (epochs, batch size) the benchmark's cards were trained with (docs/extent-history.md); others: DEFAULT_RECIPE.
 #: With fewer epochs or a smaller batch a MobileNet may not learn the task at all (test accuracy 0.53 at 6 epochs,
 #: batch 32, on 2026-12-05), and ResNet-18 learns less of it (0.85 against 0.91).
 RECIPES: dict[str, tuple[int, int]] = {"mobilenet_v3_small": (12, 64), "resnet18": (10, 64),

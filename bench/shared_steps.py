@@ -1,4 +1,4 @@
-"""Three steps every pipeline shares, timed against what they replaced (docs/benchmarks.md, 2026-12-06).
+"""Three steps every pipeline shares, timed against what they replaced (docs/extent-history.md, 2026-12-06 02:30).
 
 * *Masked selection*: :func:`veil.counterfactual.styles.apply_mask` (copy the image, write the masked
   pixels) against ``np.where(mask[..., None], styled, image)``, on the extent's working size and on a

@@ -639,7 +639,7 @@ def test_complete_hides_a_smooth_blade_cut_by_the_frame_unless_told_to_keep_off_
     """As above, but the blade runs off the right edge of the picture: by default it is taken (thin and
     straight, meeting the frame on one side); with ``complete_edge_solidity=0`` it stays in sight. (A short
     smooth blade is not: the grain window leaves its patch's rim ragged, solidity about 0.8, and it is not
-    ten times longer than wide; docs/benchmarks.md.)"""
+    ten times longer than wide; docs/extent-history.md.)"""
     rng = np.random.default_rng(5)
     img = np.clip(rng.normal(110, 10, (120, 160, 3)), 0, 255)
     img[40:80] = np.clip(np.array([185, 188, 196]) + rng.normal(0, 6, (40, 160, 1)), 0, 255)  # the band

@@ -412,40 +412,40 @@ def object_extent(
         keep the image safe, each of them whose mean attribution is under this quantile of the image's is
         dropped again, least attribution first, if the image stays safe without it (1: every kept
         superpixel may go, though one always stays; 0, the default: off). A broad map (MobileNet's) puts background superpixels
-        before the key part; docs/benchmarks.md has the trade (less area, not always the same recall).
+        before the key part; docs/extent-history.md has the trade (less area, not always the same recall).
     split_rerank : int
         When the attribution-ordered prefix of the split step needs more than this many superpixels (or no
         prefix keeps the image safe), the superpixels are ranked again by their own evidence (the logit drop of
         hiding each one alone, one classification each) and scanned again in that order; the prefix that hides
         less of the image is kept (0, the default: off). A broad map's long prefix is mostly background, and the
         key part's own drop puts it first; but a small piece of background whose hiding alone flips the model
-        can come first too, and the object is then left in sight: docs/benchmarks.md has the trade (at 4,
+        can come first too, and the object is then left in sight: docs/extent-history.md has the trade (at 4,
         MobileNet's area/GT 5.12 → 4.13 on the report seeds, recall 0.908 → 0.899).
     split_cut_area : float
         When the attribution-ordered prefix hides more than this share of the image, however few its
         superpixels (0: off; default 0.15, the most one closure region may add), the prefix is cut down: chunks
         of it are shown again while the image stays safe (delta debugging, at most :data:`SHRINK_BUDGET` images
         classified), and the smaller set is kept. A prefix that hides a sixth of the photo or more is mostly a
-        broad map's background (docs/benchmarks.md). With ``split_rerank`` also triggered the whole pool is
+        broad map's background (docs/extent-history.md). With ``split_rerank`` also triggered the whole pool is
         ranked by each superpixel's own drop instead; with no prefix found the whole region is kept, as before.
     group_delta : float
         Lab distance under which touching regions are weighed together by margin and closure
         (:func:`veil.segment.merge_similar`; 0: one region at a time, which hid less area but also
-        less of the objects on the report seeds: docs/benchmarks.md).
+        less of the objects on the report seeds: docs/extent-history.md).
     group_members : int
         A colour group of more superpixels than this is not weighed as one: the touching region is weighed on
         its own (0: any group, as before 2026-12-05 18:00 UTC). An object cut into superpixels is a few of them;
         a group of many is a stretch of ground of one colour (a sky, a wall), and closure took such groups whole
         for a logit gain a little over ``min_gain``. On the tuning seeds those of 4 or more held almost none of
         the objects and about 0.2 (ResNet-18) and 0.3 (MobileNet) of area/GT per image beside them; a close-up
-        object of one colour can be a group of many too (docs/benchmarks.md).
+        object of one colour can be a group of many too (docs/extent-history.md).
     attr_ratio : float
         Closure also takes a touching region with any logit gain whose mean attribution is at
         least this share of the counterfactual's (0: off).
     closure_on : str
         Where closure weighs a touching region: ``"delivered"`` (hiding it too, on the image with
         the counterfactual hidden) or ``"original"`` (hiding it alone, with the key part still in
-        sight; experimental, see docs/benchmarks.md).
+        sight; experimental, see docs/extent-history.md).
     trim : bool
         Run the trim step (off by default: on the tuning seed it dropped closure regions that
         were parts of the object once the margin step had added others).
@@ -453,12 +453,12 @@ def object_extent(
         ``"figures"`` (default), ``"grabcut"`` or ``"none"``: grow the hidden mask to the objects
         it lies on by the figures attached to it (:func:`veil.segment.figures.attached_figures`)
         or with GrabCut (:func:`veil.segment.grabcut.grow_to_object`), or not at all (less area,
-        less of the object hidden); measured in docs/benchmarks.md.
+        less of the object hidden); measured in docs/extent-history.md.
     complete_grow : float or None
         The box around each hidden piece, in multiples of its size: GrabCut's first box, or the
         box a figure must lie in (``grow`` of either function; None: 2 for GrabCut, 5 for figures,
         3 before 2026-12-04: the wider box took more of the objects for a little more area,
-        docs/benchmarks.md).
+        docs/extent-history.md).
     complete_expand, complete_stable : int, float
         GrabCut only: how often the box may double and when its object counts as settled
         (``expand`` and ``stable`` of :func:`~veil.segment.grabcut.grow_to_object`; 0: the first
@@ -476,11 +476,11 @@ def object_extent(
         on a grain map of this narrower window (pixels), and those found only there are taken if they are thin
         and straight (``thin_window`` of :func:`~veil.segment.figures.attached_figures`; 0: off, as before
         2026-12-05 13:00 UTC). The 5-pixel grain window spreads a grained band's grain over a smooth blade 4 to 8
-        pixels wide lying on it, so the blade did not read as smooth; docs/benchmarks.md has the trade.
+        pixels wide lying on it, so the blade did not read as smooth; docs/extent-history.md has the trade.
     complete_size : int
         Figures only: the longer side (pixels) of the copy the figures are cut in (``size`` of
         :func:`~veil.segment.figures.attached_figures`). The finer the copy, the closer the figures follow a
-        thin object's outline; docs/benchmarks.md has the trade.
+        thin object's outline; docs/extent-history.md has the trade.
     complete_through : float
         Figures only: the solidity under which a segment touching the mask (an outline, a fuse) is
         looked through, so that the segments beyond it count as attached (``through`` of
@@ -491,14 +491,14 @@ def object_extent(
         :func:`~veil.segment.figures.attached_figures`; 0: off, as before 2026-12-05 15:30 UTC). The body behind a
         bomb's outline is solid; the pieces of ground beyond a long thin curve of the ground are not, and a look
         through took them as figures: on the tuning seeds it hid area/GT 0.16 less at the same recall
-        (docs/benchmarks.md).
+        (docs/extent-history.md).
     complete_bridge : bool
         Figures only: a segment of the figure search's cut that the hidden mask mostly covers counts as part of
         the hidden piece, so the figures within reach of it are attached too (``bridge`` of
         :func:`~veil.segment.figures.attached_figures`; on since 2026-12-06, False gives the step of before): a bomb
         whose spark is hidden with most of its fuse's segment, the body lying beyond the fuse's unhidden end; a
         blade beyond the unhidden edge of its handle's segment. It found such objects on fresh seeds at about the
-        same area (docs/benchmarks.md).
+        same area (docs/extent-history.md).
     complete_rounds : int
         Figures only: how often to look for figures, each round from what the last one found, so
         that an object is followed part by part (the body attached to a fuse attached to the spark;
@@ -518,7 +518,7 @@ def object_extent(
         :func:`~veil.segment.figures.attached_figures`; 0: any). A finer cut breaks a textured ground
         into ragged pieces, while a part of an object it frees is compact (a round body): on the tuning
         seeds the pieces of solidity 0.9 or more held 72–88 % of the object the finer cut could add and
-        2 % of its ground (docs/benchmarks.md).
+        2 % of its ground (docs/extent-history.md).
     complete_fine_thin : float
         With ``complete_fine_solidity``: a piece of the finer cut under that solidity is still taken if it
         is thin and straight, at least this many times longer than wide, and stands out by the figures'
@@ -530,21 +530,21 @@ def object_extent(
         while ``complete_fine_solidity`` is on) may reach the image's edge (``fine_edge`` of :func:`~veil.segment.figures.attached_figures`; on by default since
         2026-12-05; False: off). An object cut by the frame runs to the edge, so no part of it the coarse cut
         joined to the ground could be taken before: on images with half the objects cut by the frame, recall
-        0.47 of those objects (docs/benchmarks.md).
+        0.47 of those objects (docs/extent-history.md).
     complete_edge_solidity : float
         Figures only: a segment of the first cut or a smooth patch may reach the image's edge if it meets the
         frame on one side only, reaching in from it at least half as far as it runs along it
         (:func:`~veil.segment.figures.cut_by_frame`), and its solidity is at least this, or it is thin and
         straight as ``complete_fine_thin`` asks (``edge_solidity`` of
         :func:`~veil.segment.figures.attached_figures`; 0: off, as before). An object cut by the frame is a solid
-        or straight piece running to it (a blade on a band of its own colour, a half disc); docs/benchmarks.md
+        or straight piece running to it (a blade on a band of its own colour, a half disc); docs/extent-history.md
         has the trade (0.9 since 2026-12-05).
     complete_later_solidity : float
         Figures only, with ``complete_rounds`` > 1: a figure found in a later round, attached only to what an
         earlier round found, must have at least this solidity, or be thin and straight, or be a rim or thin
         curve at most 2 pixels deep (``later_solidity`` of
         :func:`~veil.segment.figures.attached_figures`; 0: off, as before 2026-12-05; 0.85 since). The figures
-        beside an object's body are mostly ragged pieces of the ground around it; docs/benchmarks.md has the
+        beside an object's body are mostly ragged pieces of the ground around it; docs/extent-history.md has the
         trade.
     complete_compact_contrast : float
         Figures only: a segment of the first cut that stands out by less than the figures' 10 CIELAB
@@ -558,7 +558,7 @@ def object_extent(
         :func:`~veil.segment.figures.attached_figures`, with ``attribution`` as the weight; 0: off;
         without ``attribution`` nothing is weighed), so that a figure beside the object that the
         classifiers did not attend to (a kimono under a blade, the sails behind it) stays in sight.
-        Since 2026-12-03 14:00 UTC; docs/benchmarks.md has the trade.
+        Since 2026-12-03 14:00 UTC; docs/extent-history.md has the trade.
     complete_evidence_relative : float
         Figures only, with ``complete_evidence``: a figure under that quantile is still taken if its
         mean attribution is at least this share of that of the hidden piece it is attached to
@@ -570,7 +570,7 @@ def object_extent(
         :func:`~veil.segment.figures.attached_figures`; 0, the default: off). A model that keys on a bomb's spark
         attends little to its round body, which is solid; but so is a harmless disc or a window pane lying against
         the object. At 0.95 it found more of the objects on the tuning seeds and not on fresh ones, for more area
-        on both: docs/benchmarks.md.
+        on both: docs/extent-history.md.
     complete_max_figure, complete_max_figure_relative : float, float
         Figures only: the largest figure (one segment of the figure search's cut) the complete step may take, as a
         share of the image: ``complete_max_figure``, or ``complete_max_figure_relative`` times the share already
@@ -581,22 +581,22 @@ def object_extent(
         0.5 it took 0.2–0.3 off the benchmark's area/GT on the tuning seeds at recall within 0.006, but the
         benchmark's objects are small (at most 8.4 % of the image), the report seeds gained less (0.04–0.05), and
         a larger object's body is no figure any more: of a disc of 11 % of the image behind its spark, only the
-        inside is hidden, as a hole, and the outline stays in sight (docs/benchmarks.md).
+        inside is hidden, as a hole, and the outline stays in sight (docs/extent-history.md).
     complete_limit : str
         Figures and GrabCut: what a growth must keep. ``"safe"`` (default): every model under its
         threshold on the working copy, under the light views and at full size; ``"margin"``: the
         margin too, if the margin step reached it (until 2026-12-03). A body the counterfactual did
         not need often lowers the margin a little when it is hidden, and an object left in sight
-        breaks Veil's promise where a smaller margin does not (docs/benchmarks.md).
+        breaks Veil's promise where a smaller margin does not (docs/extent-history.md).
     complete_secure : int
         Figures and GrabCut: when a growth makes the image unsafe again (or, under the light views, when the
         margin step had reached its margin), at most this many touching regions (each at most ``max_region``,
         the one that lowers the worst logit most first, with reason ``margin``) are added to make it safe
-        again before the growth is refused (0: refused at once, as before 2026-12-04; docs/benchmarks.md).
+        again before the growth is refused (0: refused at once, as before 2026-12-04; docs/extent-history.md).
     max_steps : int
         Most steps of the margin step; each adds one candidate (a touching region with its colour
         group), so it may add more regions than this. Two steps hid less background on one training of
-        the benchmark's cards, but left objects in sight on another (docs/benchmarks.md).
+        the benchmark's cards, but left objects in sight on another (docs/extent-history.md).
     rescore : int
         After its first step, the margin step weighs again only this many of the best candidates of the
         step before and the new ones (0: every candidate at every step); closure rounds weigh only
@@ -609,17 +609,17 @@ def object_extent(
         holds when hiding more never raises the logit, and a candidate that gains alone but not in its pool is
         missed: on the benchmark's report seeds 2 of 26 such candidates with ResNet-18, 14 of 80 with
         MobileNetV3 and 106 of 309 with a ShuffleNetV2 card. Off by default; with a costly classifier whose
-        closure candidates are many, 4 saves classifications (docs/benchmarks.md).
+        closure candidates are many, 4 saves classifications (docs/extent-history.md).
     margin_area : float
         The margin step adds the candidate with the largest logit drop per (share of the image it
         hides) to this power (0, the default: the largest drop, whatever its size; 1 hides less
-        but, on the report seeds, also less of the objects: docs/benchmarks.md).
+        but, on the report seeds, also less of the objects: docs/extent-history.md).
     prune : int
         The prune step (6) weighs this many of the largest split and margin regions (0: off, as before
         2026-12-05 08:30 UTC): those the verdict no longer needs once the complete step has hidden the object
         are shown again, and the complete step grows once more into them only. On the report seeds
         ResNet-18's area/GT went 3.17 → 2.92 (median 1.60 → 1.45) and MobileNet's 4.97 → 4.67 at recall within
-        0.003 (docs/benchmarks.md).
+        0.003 (docs/extent-history.md).
     prune_from : sequence of str
         The reasons of the regions the prune step may show again, of ``"split"``, ``"closure"`` and
         ``"margin"`` (closure regions too hid less on the tuning seeds, but left thin blades in sight that
@@ -636,7 +636,7 @@ def object_extent(
         for up to ``tile_rounds`` tiles (``tiles=0``: off). An object the classifiers no longer see in the whole image once another is hidden
         (a second bomb, a blade they overlooked) is often plain to them at 1.7 times the size. Two tiles a side
         of 0.6 (each point of the image in one to four tiles) classify 4 tiles where 3 of half classified 9,
-        at the same recall on the benchmark's tuning seeds (docs/benchmarks.md).
+        at the same recall on the benchmark's tuning seeds (docs/extent-history.md).
     look : callable, optional
         ``look(crop) -> (mask or None, images classified)``: a whole safeguarding run on a crop
         (:class:`veil.pipeline.Safeguarder` passes one); None: no second look.

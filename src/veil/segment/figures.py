@@ -159,7 +159,7 @@ def attached_figures(
         have at least this solidity, or be thin and straight (with ``fine_thin``), or be a rim or thin curve of
         a mean depth of at most 2 pixels (0: off). The figures beside an object's parts are mostly pieces of
         the ground around it, which are ragged; the parts an object is followed to (a body, a rim) are not
-        (but two blades crossing are one ragged segment: docs/benchmarks.md).
+        (but two blades crossing are one ragged segment: docs/extent-history.md).
     compact_contrast, compact_solidity : float
         A segment of the first cut under ``contrast`` is still a figure if it stands out by at least
         ``compact_contrast`` and its solidity is at least ``compact_solidity`` (0: off): a compact

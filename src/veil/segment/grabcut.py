@@ -13,7 +13,7 @@ one, and more than the seed. A piece whose object never settles, or grows beyond
 ``max_region`` of the image, adds nothing. With ``stable=0`` the first box's object is taken as
 it is: that is what the object extent's ``complete="grabcut"`` does, with a box twice the
 piece's size, because on the benchmark's tuning seed it found far more of the objects
-(docs/benchmarks.md). ``dilate`` widens each object found, so that its outline is hidden too.
+(docs/extent-history.md). ``dilate`` widens each object found, so that its outline is hidden too.
 
 The result is a pixel mask, as fine as the image: unlike superpixels it can follow a blade
 two pixels wide. It only ever adds to the seed.

@@ -3,7 +3,7 @@
 :func:`skimage.segmentation.felzenszwalb` builds an array of all ~4·H·W pixel pairs of the 8-connected
 grid, reorders it by edge weight and runs its union-find over it. The object extent's figure search
 cuts every flagged image with it, and there it took about 0.11 s of a 384-pixel copy, as long as the
-whole counterfactual search on a small model (docs/benchmarks.md, Extent). :func:`felzenszwalb_labels`
+whole counterfactual search on a small model (docs/extent-history.md). :func:`felzenszwalb_labels`
 runs the same algorithm in numba without scikit-image's pair array: the weights are computed in
 scikit-image's order and sorted, and each sorted edge's two pixels are read off its index once, into two
 arrays in the order visited, which every cut of the graph then reads in sequence.
