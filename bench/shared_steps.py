@@ -15,7 +15,7 @@ Interleaved, best of ``--repeats``, one thread::
 
     python bench/shared_steps.py [--bsds ../shared/data/bsds500] [--photos 12] [--repeats 5]
 
-Prints markdown tables for ``docs/benchmarks.md`` and the command that made them.
+Prints markdown tables for ``docs/extent-history.md`` (that block) and the command that made them.
 """
 
 from __future__ import annotations

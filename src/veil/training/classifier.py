@@ -290,7 +290,7 @@ class HideAndSeek:
 
     A classifier that can always see an object's most distinctive part may learn to key on that
     part alone; hiding random patches while keeping the label asks it to find evidence on the rest
-    of the object too. Measured on Veil's bomb/blade benchmark (docs/benchmarks.md): it regularises
+    of the object too. Measured on Veil's bomb/blade benchmark (docs/extent-history.md): it regularises
     (MobileNetV3, 30 epochs: test accuracy 0.89 against 0.78 with flips only) but learns more slowly
     (ResNet-18 after 10 epochs: 0.81 against 0.91), and it did *not* make the counterfactual reach
     more of the objects there: the models still keyed on the bomb's spark and fuse.
