@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,8 @@ def slug(heading: str) -> str:
     return kept.replace(" ", "-")
 
 
-def anchors(page: Path) -> set[str]:
+@cache  # (a page is read once however many links name it)
+def anchors(page: Path) -> frozenset[str]:
     """Every heading id of ``page`` (a repeated heading's later ids get ``-1``, ``-2``, … as on GitHub)."""
     seen: dict[str, int] = {}
     out: set[str] = set()
@@ -50,7 +52,7 @@ def anchors(page: Path) -> set[str]:
             n = seen.get(base, 0)
             seen[base] = n + 1
             out.add(base if n == 0 else f"{base}-{n}")
-    return out
+    return frozenset(out)
 
 
 def links(page: Path) -> list[tuple[int, str]]:
