@@ -126,10 +126,35 @@ def test_an_image_of_a_seed_does_not_depend_on_how_many_are_drawn(gen, monkeypat
     assert not np.array_equal(more[1]["image"], more[2]["image"])
 
 
+def test_photo_makes_the_same_images_photographic_with_their_masks_unchanged(gen, monkeypatch):
+    yy, xx = np.mgrid[0:120, 0:160]  # (a smooth photo: JPEG would move a noise background's pixels most)
+    smooth = np.stack([60 + xx // 2, 90 + yy // 2, 120 + 0 * xx], axis=2).astype(np.uint8)
+    monkeypatch.setattr(gen, "backgrounds", lambda split, max_side=800: [smooth])
+    plain = gen.benchmark_set(5, 3, sides=(96, 160))
+    photo, again = gen.benchmark_set(5, 3, sides=(96, 160), photo=True), gen.benchmark_set(5, 3, sides=(96, 160),
+                                                                                             photo=True)
+    for a, b, c in zip(plain, photo, again, strict=True):
+        assert a["id"] == b["id"] and a["kinds"] == b["kinds"]
+        assert np.array_equal(a["mask"], b["mask"]) and np.array_equal(a["distractors"], b["distractors"])
+        assert np.array_equal(b["image"], c["image"])  # (its own seeded stream: drawn the same each time)
+        assert b["image"].shape == a["image"].shape and b["image"].dtype == np.uint8
+        moved = np.abs(b["image"].astype(int) - a["image"].astype(int)).mean(axis=2)
+        planted = a["mask"] | a["distractors"]
+        # the planted shapes are shaded and grained, the rest only noised and compressed
+        assert moved[planted].mean() > moved[~planted].mean() > 0
+        # no longer flat: each object's own colours spread far more than a drawn flat colour does
+        assert b["image"][a["mask"]].std(axis=0).mean() > a["image"][a["mask"]].std(axis=0).mean()
+
+
+def test_photo_is_for_the_drawn_families_only(gen):
+    with pytest.raises(SystemExit, match="--photo"):
+        gen.draw_set(3, 2, data="mark", photo=True)
+
+
 def test_items_by_id_draws_each_seed_once_up_to_its_last_image(gen, monkeypatch):
     calls = []
 
-    def drawn(seed, n, cut=0.0, family="objects"):
+    def drawn(seed, n, cut=0.0, family="objects", photo=False):
         calls.append((seed, n, cut))
         return [{"id": f"{seed}-{i:03d}"} for i in range(n)]
 
@@ -147,7 +172,7 @@ def test_run_with_ids_evaluates_only_those_images(gen, monkeypatch, tmp_path, ca
     import veil.classify
 
     monkeypatch.setattr(gen, "benchmark_set",
-                        lambda seed, n, cut=0.0, family="objects": [{"id": f"{seed}-{i:03d}"} for i in range(n)])
+                        lambda seed, n, cut=0.0, family="objects", photo=False: [{"id": f"{seed}-{i:03d}"} for i in range(n)])
     monkeypatch.setattr(veil.classify, "load_classifier", lambda path: object())
     seen = []
 
@@ -169,8 +194,8 @@ def test_cards_joined_by_a_plus_run_together_in_one_pipeline(gen, monkeypatch, t
     import veil.pipeline
 
     monkeypatch.setattr(gen, "benchmark_set",
-                        lambda seed, n, cut=0.0, family="objects": [{"id": f"{seed}-{i:03d}", "image": None}
-                                                                    for i in range(n)])
+                        lambda seed, n, cut=0.0, family="objects", photo=False: [{"id": f"{seed}-{i:03d}", "image": None}
+                                                                                 for i in range(n)])
     loaded = []
 
     def load(path):  # (every benchmark card is named "model" by its file)
@@ -319,7 +344,7 @@ def test_train_and_run_take_the_kit_family(gen, monkeypatch, tmp_path, capsys):
     assert [n for n, _ in sizes] == [8000, 8000, 3000]  # (the kit cards' 8,000 images; the objects cards' 3,000)
     assert epochs == ["24", "10", "12"]  # (MobileNet's kit recipe; ResNet-18's and MobileNet's own elsewhere)
     drawn = []
-    monkeypatch.setattr(gen, "benchmark_set", lambda seed, n, cut=0.0, family="objects": drawn.append(family) or [])
+    monkeypatch.setattr(gen, "benchmark_set", lambda seed, n, cut=0.0, family="objects", photo=False: drawn.append(family) or [])
     monkeypatch.setattr(gen, "load_cards", lambda arch: [])
     monkeypatch.setattr(gen, "evaluate", lambda *a: (gen.summarize([]), []))
     gen.main(["run", "--data", "kit", "--archs", "x", "--extents", "object", "--seeds", "3", "--n", "2",

@@ -932,6 +932,18 @@ def test_the_bridge_through_mostly_hidden_segments_reaches_the_figure_search(bri
     assert regions_mask(out.labels, list(out.selected))[body].mean() > 0.9  # (the body touches the spark: either way)
 
 
+def test_the_photograph_options_reach_the_figure_search(monkeypatch):
+    # the defaults since 2026-12-07 (veil.segment.figures has their known answers), and each can be set
+    calls, out, body = _figure_search_kwargs(monkeypatch)
+    assert calls and all((c["noise_floor"], c["faint"], c["faint_elongation"], c["faint_ragged"], c["denoise"])
+                         == (0.02, 4.0, 3.0, 1.35, "none") for c in calls)
+    assert regions_mask(out.labels, list(out.selected))[body].mean() > 0.9
+    calls, out, body = _figure_search_kwargs(monkeypatch, complete_noise_floor=0.0, complete_faint=0.0,
+                                             complete_denoise="meanshift")
+    assert calls and all((c["noise_floor"], c["faint"], c["denoise"]) == (0.0, 0.0, "meanshift") for c in calls)
+    assert regions_mask(out.labels, list(out.selected))[body].mean() > 0.9  # (a flat drawn body: found either way)
+
+
 @pytest.mark.parametrize("bad", [{"rescore": -1}, {"rescore": True}, {"rescore": 1.5}, {"complete_fine": -1.0}, {"margin_area": -1.0},
                                  {"complete_fine_contrast": float("nan")}, {"complete_evidence": 1.0},
                                  {"complete_evidence": -0.5}, {"complete_evidence_relative": -1.0},
@@ -944,7 +956,10 @@ def test_the_bridge_through_mostly_hidden_segments_reaches_the_figure_search(bri
                                  {"complete_evidence_solidity": 1.5}, {"complete_evidence_solidity": float("nan")},
                                  {"complete_through_solidity": -0.1}, {"complete_through_solidity": float("nan")},
                                  {"complete_size": 16}, {"complete_size": 300.5}, {"complete_size": True},
-                                 {"complete_bridge": "no"}, {"complete_bridge": 1}])
+                                 {"complete_bridge": "no"}, {"complete_bridge": 1},
+                                 {"complete_noise_floor": 1.0}, {"complete_noise_floor": -0.1},
+                                 {"complete_faint": -1.0}, {"complete_faint_elongation": 0.5},
+                                 {"complete_faint_ragged": float("nan")}, {"complete_denoise": "median"}])
 def test_rescore_and_the_finer_cut_are_validated(bad):
     img, body, spark = bomb()
     with pytest.raises(InvalidParameterError, match=next(iter(bad)).split("_contrast")[0]):

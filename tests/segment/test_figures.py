@@ -433,6 +433,82 @@ def test_a_thin_straight_piece_of_the_finer_cut_is_taken_under_the_least_solidit
     assert not _finer_figures(coarse, fine, lab, handle, solidity=0.9, thin=(30.0, 10.0, 32.0), **kw)[blade].any()
 
 
+def test_a_faint_thin_straight_segment_is_taken_and_a_faint_compact_or_fainter_one_is_not():
+    """A blade four pixels wide runs from the hidden handle over a road of nearly its colour (7 CIELAB units):
+    under the figures' 10 units it is no figure; with ``faint=(4, 3, 32, 1.35)`` it is, being thin and straight.
+    A compact blob as faint, attached on the handle's other side, stays out (not straight), and so does the blade
+    when it stands out by only 3 units."""
+    h, w = 120, 160
+    handle = np.zeros((h, w), bool)
+    handle[20:32, 40:52] = True
+    blade = _diagonal_strip(h, w, 52, 104, 26, 0.6, 4) & ~handle
+    blob = np.zeros((h, w), bool)
+    blob[18:34, 26:40] = True
+    lab = np.zeros((h, w, 3))
+    lab[...] = (70, 0, 0)
+    lab[handle] = (30, 20, 20)
+    lab[blade | blob] = (77, 0, 0)
+    seg = np.zeros((h, w), np.int64)
+    seg[handle], seg[blade], seg[blob] = 1, 2, 3
+    kw = {"grow": 5.0, "contrast": 10.0, "max_region": 0.1}
+    assert not (_figures(seg, lab, handle, **kw) & ~handle).any()
+    faint = _figures(seg, lab, handle, faint=(4.0, 3.0, 32.0, 1.35), **kw)
+    assert np.array_equal(faint, handle | blade)
+    assert not _figures(seg, lab, handle, faint=(8.0, 3.0, 32.0, 1.35), **kw)[blade].any()  # 7 units: under 8
+    lab[blade] = (73, 0, 0)
+    assert not _figures(seg, lab, handle, faint=(4.0, 3.0, 32.0, 1.35), **kw)[blade].any()  # 3 units
+
+
+def test_straight_s_ragged_bar_lets_a_rougher_outline_pass():
+    strip = _diagonal_strip(60, 120, 10, 110, 5, 0.4, 5)
+    rough = strip.copy()
+    for x in range(12, 108, 2):  # notches along one side (a grained surface's ragged segment)
+        rough[int(5 + 0.4 * (x - 10)) + 5 : int(5 + 0.4 * (x - 10)) + 7, x] = True
+    assert straight(strip, 3, 32) and not straight(rough, 3, 32)
+    assert straight(rough, 3, 32, 1.35)
+
+
+def _noisy_blade_on_its_band(seed_: int, sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    img, seed, blade = _blade_on_its_band(seed_)
+    noise = np.random.default_rng(seed_ + 200).normal(0, sigma, img.shape)
+    return np.clip(img + noise, 0, 255).astype(np.uint8), seed, blade
+
+
+@pytest.mark.parametrize("seed_", [0, 1, 2])
+def test_a_noise_floor_finds_the_smooth_patch_a_camera_s_noise_hides(seed_):
+    """The blade on its band, with a sensor's noise (sigma 2) over the whole picture: every pixel is now grained
+    above the bare smooth bar, so no smooth patch is found; with the bar raised by the grain of the image's
+    flattest 2 %, the blade is a smooth patch again. On the drawn picture (no noise) that floor is 0 and the
+    growth is the same."""
+    img, seed, blade = _noisy_blade_on_its_band(seed_, 2.0)
+    kw = {"smooth": 0.5, "grow": 5.0}
+    assert next(figure_growths(img, seed, [(0.0, 1)], **kw))[blade].mean() < 0.5
+    out = next(figure_growths(img, seed, [(0.0, 1)], noise_floor=0.02, **kw))
+    assert out[blade].mean() > 0.8
+    assert (out & ~seed).sum() <= 2 * blade.sum()  # the blade, not the band
+    clean, seed, _ = _blade_on_its_band(seed_)
+    assert np.array_equal(next(figure_growths(clean, seed, [(0.0, 1)], **kw)),
+                          next(figure_growths(clean, seed, [(0.0, 1)], noise_floor=0.02, **kw)))
+
+
+def test_a_mean_shift_copy_is_cut_when_asked_and_changes_nothing_on_a_flat_drawing():
+    img = _canvas()
+    img[76:84, 30:50] = (60, 35, 20)
+    img[77:83, 50:100] = (200, 205, 215)
+    seed = np.zeros(img.shape[:2], bool)
+    seed[76:84, 30:50] = True
+    out = next(figure_growths(img, seed, [(0.35, 1)], denoise="meanshift"))
+    assert out[77:83, 50:100].mean() > 0.9 and not out[:40].any()
+
+
+@pytest.mark.parametrize("bad", [{"noise_floor": 1.0}, {"noise_floor": float("nan")}, {"faint": -1.0},
+                                 {"faint_elongation": 0.5}, {"faint_ragged": 0.9}, {"denoise": "median"}])
+def test_the_photograph_parameters_are_checked(bad):
+    img = _canvas()
+    with pytest.raises(InvalidParameterError, match=next(iter(bad)).split("_")[0]):
+        next(figure_growths(img, np.zeros(img.shape[:2], bool), [(0.0, 1)], **bad))
+
+
 @pytest.mark.parametrize(("shape", "expected"), [("strip", True), ("square", False), ("line", False),
                                                  ("short", False), ("dot", False)])
 def test_straight_asks_for_a_long_thin_strip_wider_than_a_band(shape, expected):

@@ -353,6 +353,11 @@ def object_extent(
     complete_edge_solidity: float = 0.9,
     complete_later_solidity: float = 0.85,
     complete_compact_contrast: float = 5.0,
+    complete_noise_floor: float = 0.02,
+    complete_faint: float = 4.0,
+    complete_faint_elongation: float = 3.0,
+    complete_faint_ragged: float = 1.35,
+    complete_denoise: str = "none",
     complete_evidence: float = 0.8,
     complete_evidence_relative: float = 0.75,
     complete_evidence_solidity: float = 0.0,
@@ -552,6 +557,22 @@ def object_extent(
         ``complete_fine_solidity`` asks (``compact_contrast`` of
         :func:`~veil.segment.figures.attached_figures`; 0: off; 5 by default since 2026-12-05): a dark
         body on a dark ground, standing out by 9 units.
+    complete_noise_floor : float
+        Figures only: the smooth patches' bar (``complete_smooth``) is raised by this quantile of the image's
+        grain map, the grain of its flattest places (``noise_floor`` of
+        :func:`~veil.segment.figures.figure_growths`; 0: off; 0.02 by default since 2026-12-07). On a drawn image
+        it is 0 and changes nothing; on a photograph it is the sensor's noise, which reads every flat object as
+        grained under the bare bar.
+    complete_faint, complete_faint_elongation, complete_faint_ragged : float
+        Figures only: a segment standing out by less than 10 CIELAB units is still taken if it stands out by
+        ``complete_faint`` (0: off; 4 by default since 2026-12-07) and is thin and straight: at least
+        ``complete_faint_elongation`` times longer than wide, its outline at most ``complete_faint_ragged`` times
+        its convex hull's (``faint`` of :func:`~veil.segment.figures.figure_growths`): a grained blade on a road
+        of nearly its colour, which the smooth patches find only on a drawn, flat blade.
+    complete_denoise : str
+        Figures only: ``"meanshift"`` cuts a mean-shift filtered copy (grain flattened before the cut; more of
+        the objects of a grained or noisy photograph found, for more area on clean images and about 30 ms per
+        image, docs/extent-history.md); ``"none"`` (the default) the copy as it is.
     complete_evidence : float
         Figures only: a colour figure (not a smooth patch) is taken only if its mean attribution is at
         least this quantile of the image's attribution (``min_weight`` of
@@ -701,6 +722,15 @@ def object_extent(
             and complete_fine_contrast >= 0):
         raise InvalidParameterError(f"complete_fine and complete_fine_contrast must be finite numbers >= 0, got "
                                     f"{complete_fine!r}, {complete_fine_contrast!r}")
+    if complete_denoise not in ("none", "meanshift"):
+        raise InvalidParameterError(f"complete_denoise must be 'none' or 'meanshift', got {complete_denoise!r}")
+    if not (np.isfinite(complete_noise_floor) and 0 <= complete_noise_floor < 1):
+        raise InvalidParameterError(f"complete_noise_floor must be a quantile in [0, 1), got {complete_noise_floor!r}")
+    if not (np.isfinite(complete_faint) and complete_faint >= 0 and np.isfinite(complete_faint_elongation)
+            and complete_faint_elongation >= 1 and np.isfinite(complete_faint_ragged) and complete_faint_ragged >= 1):
+        raise InvalidParameterError(
+            f"complete_faint must be a finite number >= 0, complete_faint_elongation and complete_faint_ragged >= 1, "
+            f"got {complete_faint!r}, {complete_faint_elongation!r}, {complete_faint_ragged!r}")
     if not (np.isfinite(complete_compact_contrast) and complete_compact_contrast >= 0):
         raise InvalidParameterError(f"complete_compact_contrast must be a finite number >= 0, got "
                                     f"{complete_compact_contrast!r}")
@@ -1025,7 +1055,9 @@ def object_extent(
                                          relative_weight=complete_evidence_relative,
                                          exempt_solidity=complete_evidence_solidity,
                                          through_solidity=complete_through_solidity,
-                                         bridge=bool(complete_bridge), scene=scene,
+                                         bridge=bool(complete_bridge), noise_floor=complete_noise_floor,
+                                         faint=complete_faint, faint_elongation=complete_faint_elongation,
+                                         faint_ragged=complete_faint_ragged, denoise=complete_denoise, scene=scene,
                                          max_region=min(MAX_FIGURE, max(complete_max_figure, complete_max_figure_relative
                                                                          * float(hidden_px.mean()))))
         refused: list[np.ndarray] = []

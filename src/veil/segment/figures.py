@@ -252,6 +252,11 @@ def figure_growths(
     exempt_solidity: float = 0.0,
     through_solidity: float = 0.0,
     bridge: bool = False,
+    noise_floor: float = 0.0,
+    faint: float = 0.0,
+    faint_elongation: float = 3.0,
+    faint_ragged: float = 1.35,
+    denoise: str = "none",
     scene: dict[str, Any] | None = None,
 ) -> Iterator[np.ndarray]:
     """:func:`attached_figures` for each ``(through, rounds)`` or ``(through, rounds, fine)`` of ``tries`` in
@@ -259,7 +264,19 @@ def figure_growths(
     extent asks for a smaller growth only when a larger one is refused; the finer cut, if any try asks
     for it, is made once per scale). ``scene``, a dict the caller keeps between calls on one image, keeps
     what depends on the image alone (the working copy, its cuts and its grain map), so that a second call
-    with another seed does not make them again. The other parameters are :func:`attached_figures`'s.
+    with another seed does not make them again. The other parameters are :func:`attached_figures`'s, but for
+    these, which make the search hold on photographs (grain, sensor noise, JPEG), not only on drawn shapes of
+    one flat colour (docs/extent-history.md, 2026-12-07 10:00):
+
+    * ``noise_floor``: the bar under which a pixel's grain is smooth (``smooth``) is raised by this quantile of
+      the image's grain map: the grain of its flattest places, which is the sensor's noise (0 on a drawn image,
+      so 0.02 changes nothing there). 0: off.
+    * ``faint``: a segment standing out by less than ``contrast`` is still taken if it stands out by at least
+      this and is thin and straight (:func:`straight`, at least ``faint_elongation`` times longer than wide, an
+      outline at most ``faint_ragged`` times its convex hull's): a blade on a road of nearly its colour, whose
+      segment a grained surface makes ragged. 0: off.
+    * ``denoise``: ``"meanshift"`` segments a mean-shift filtered copy (:func:`cv2.pyrMeanShiftFiltering`,
+      spatial radius 5, colour radius 15), which flattens grain before the cut; ``"none"`` the copy as it is.
 
     Examples
     --------
@@ -297,6 +314,14 @@ def figure_growths(
         raise InvalidParameterError(f"max_region must lie in (0, 1], got {max_region!r}")
     if size < 32:
         raise InvalidParameterError(f"size must be at least 32 pixels, got {size}")
+    if not (np.isfinite(noise_floor) and 0 <= noise_floor < 1):
+        raise InvalidParameterError(f"noise_floor must be a quantile in [0, 1), got {noise_floor!r}")
+    if not (np.isfinite(faint) and faint >= 0 and np.isfinite(faint_elongation) and faint_elongation >= 1
+            and np.isfinite(faint_ragged) and faint_ragged >= 1):
+        raise InvalidParameterError(f"faint must be a finite number >= 0, faint_elongation and faint_ragged >= 1, got "
+                                    f"{faint!r}, {faint_elongation!r}, {faint_ragged!r}")
+    if denoise not in ("none", "meanshift"):
+        raise InvalidParameterError(f"denoise must be 'none' or 'meanshift', got {denoise!r}")
     if int(texture_window) < 2:
         raise InvalidParameterError(f"texture_window must be at least 2 pixels, got {texture_window!r}")
     if isinstance(thin_window, bool) or not isinstance(thin_window, (int, np.integer)) or thin_window == 1 or thin_window < 0:
@@ -322,9 +347,13 @@ def figure_growths(
     # (skimage's labels, faster; one graph for both cuts)
     from veil.segment.graph import felzenszwalb_graph
 
-    key = (image.shape, int(size), float(sigma), float(scale), int(texture_window))
+    key = (image.shape, int(size), float(sigma), float(scale), int(texture_window), denoise, float(noise_floor))
     if scene is None or scene.get("key") != key:  # (what depends on the image alone, made once per scene)
         small, hs = working_copy(image, seed, size)
+        if denoise == "meanshift":
+            import cv2
+
+            small = cv2.pyrMeanShiftFiltering(np.ascontiguousarray(small), 5, 15)
         graph = felzenszwalb_graph(small, sigma=sigma)
         made: dict[str, Any] = {"key": key, "small": small, "lab": rgb_to_lab(small), "graph": graph,
                                  "seg": graph(scale, max(10, hs.size // 4000)), "grained": None, "finer": {},
@@ -339,6 +368,7 @@ def figure_growths(
     lab, graph, seg = scene["lab"], scene["graph"], scene["seg"]
     # (the thin, straight test: least elongation, least contrast, least length)
     thin = (float(fine_thin), float(contrast), max(hs.shape) / 12.0) if fine_thin > 0 else None
+    faint_ = (float(faint), float(faint_elongation), max(hs.shape) / 12.0, float(faint_ragged)) if faint > 0 else None
     patches = hs
     if smooth > 0:  # smooth patches on a grained ground (a smooth object on a grained band of its colour)
         import cv2
@@ -350,7 +380,10 @@ def figure_growths(
             return cv2.resize(g, (hs.shape[1], hs.shape[0]), interpolation=cv2.INTER_AREA) if g.shape != hs.shape else g
 
         if scene["grained"] is None:
-            scene["grained"] = grain_at(int(texture_window))
+            grained = grain_at(int(texture_window))
+            scene["grained"] = grained
+            scene["floor"] = float(np.quantile(grained, noise_floor)) if noise_floor > 0 else 0.0
+        smooth = smooth + scene["floor"]  # (the grain of the flattest places: the sensor's noise)
         patches = _smooth_patches(scene["grained"], hs, grow=grow, smooth=smooth, contrast=texture_contrast,
                                   max_region=max_region, edge_solidity=edge_solidity, thin=thin)
         if thin is not None and thin_window:  # (thin, straight ones on a narrower window's map too)
@@ -372,11 +405,11 @@ def figure_growths(
     finer: dict[float, np.ndarray] = scene["finer"]  # scale → the finer cut of the working copy
     for through, rounds, fine in asked:
         out = _figures(seg, lab, hs, grow=grow, contrast=contrast, max_region=max_region, through=through,
-                       weighed=weighed, compact=compact, edge_solidity=edge_solidity, thin=thin,
+                       weighed=weighed, compact=compact, edge_solidity=edge_solidity, thin=thin, faint=faint_,
                        through_solidity=through_solidity, bridge=bridge) | patches
         for _ in range(int(rounds) - 1):  # follow the object part by part, on the same segments
             more = _figures(seg, lab, out, grow=grow, contrast=contrast, max_region=max_region, through=through,
-                            weighed=weighed, compact=compact, edge_solidity=edge_solidity, thin=thin,
+                            weighed=weighed, compact=compact, edge_solidity=edge_solidity, thin=thin, faint=faint_,
                             solidity=later_solidity, rim=2.0, through_solidity=through_solidity, bridge=bridge)
             if not (more & ~out).any():
                 break
@@ -453,11 +486,12 @@ def _solid_at_least(mask: np.ndarray, least: float) -> bool:
     return _solidity(mask) >= least
 
 
-def straight(mask: np.ndarray, elongation: float, length: float) -> bool:
+def straight(mask: np.ndarray, elongation: float, length: float, ragged: float = 1.1) -> bool:
     """Whether ``mask`` is a thin, straight piece: at least ``elongation`` times longer than wide (by its second
     moments, as :func:`skimage.measure.regionprops`' axes), its longer axis at least ``length`` pixels, more than
     a band (a mean distance to its border over 1.25 pixels: about three pixels wide or more), and with an outline
-    at most a tenth longer than its convex hull's (a strip's stepped edges are straight; a ragged piece's are not).
+    at most ``ragged`` times its convex hull's (a tenth longer by default: a strip's stepped edges are straight; a
+    ragged piece's are not).
 
     Examples
     --------
@@ -487,7 +521,7 @@ def straight(mask: np.ndarray, elongation: float, length: float) -> bool:
         return False
     if _mean_depth(mask) <= 1.25:
         return False
-    return bool(perimeter(convex_hull_mask(mask)) * 1.1 >= perimeter(mask))
+    return bool(perimeter(convex_hull_mask(mask)) * ragged >= perimeter(mask))
 
 
 def cut_by_frame(mask: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int]) -> bool:
@@ -616,7 +650,8 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
              weighed: tuple[np.ndarray, float, float, float] | None = None, solidity: float = 0.0,
              compact: tuple[float, float] | None = None,
              thin: tuple[float, float, float] | None = None, edge: bool = False,
-             edge_solidity: float = 0.0, rim: float = 0.0, bridge: bool = False) -> np.ndarray:
+             edge_solidity: float = 0.0, rim: float = 0.0, bridge: bool = False,
+             faint: tuple[float, float, float, float] | None = None) -> np.ndarray:
     """``hs`` with the figures among the segments ``seg`` (a Felzenszwalb cut of the working copy) attached to
     its pieces; contrast is measured in ``lab`` (the working copy in CIELAB); ``background`` is never taken;
     with ``weighed`` (weights at the working size, least mean, share of the piece's mean, exempt solidity), neither
@@ -627,7 +662,9 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
     ``contrast`` is still taken if it stands out by that least contrast and is that solid. With ``edge``, a segment
     reaching the image's edge may be taken too. With ``through_solidity``, a segment found only by looking through
     (``through``) must be that solid, or (``thin``) a straight piece that stands out by its contrast. ``bridge`` is
-    :func:`_attached`'s."""
+    :func:`_attached`'s. With ``faint`` (least contrast, least elongation, least length, most outline over its
+    hull's), a segment under ``contrast`` is still taken if it stands out by that least contrast and is a
+    :func:`straight` piece so measured."""
 
     sh, sw = hs.shape
     out = hs.copy()
@@ -665,7 +702,8 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
             crop = lab[cy0:cy1, cx0:cx1]
             stands = float(np.linalg.norm(crop[cm].mean(0) - crop[ring].mean(0))) if ring.any() else -1.0
             if stands < contrast and not (compact is not None and stands >= compact[0]
-                                          and _solid_at_least(cm, compact[1])):
+                                          and _solid_at_least(cm, compact[1])) and not (
+                    faint is not None and stands >= faint[0] and straight(cm, faint[1], faint[2], faint[3])):
                 continue
         if unweighed and not (stands >= contrast and _solid_at_least(cm, exempt)):
             continue
