@@ -936,7 +936,7 @@ def test_the_photograph_options_reach_the_figure_search(monkeypatch):
     # the defaults since 2026-12-07 (veil.segment.figures has their known answers), and each can be set
     calls, out, body = _figure_search_kwargs(monkeypatch)
     assert calls and all((c["noise_floor"], c["faint"], c["faint_elongation"], c["faint_ragged"], c["denoise"])
-                         == (0.02, 4.0, 3.0, 1.35, "none") for c in calls)
+                         == (0.02, 4.0, 3.0, 1.35, "auto") for c in calls)
     assert regions_mask(out.labels, list(out.selected))[body].mean() > 0.9
     calls, out, body = _figure_search_kwargs(monkeypatch, complete_noise_floor=0.0, complete_faint=0.0,
                                              complete_denoise="meanshift")

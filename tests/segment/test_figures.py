@@ -501,6 +501,31 @@ def test_a_mean_shift_copy_is_cut_when_asked_and_changes_nothing_on_a_flat_drawi
     assert out[77:83, 50:100].mean() > 0.9 and not out[:40].any()
 
 
+def test_auto_cuts_a_mean_shift_copy_of_a_noisy_image_only():
+    """``denoise="auto"``: a drawing of flat colours (its flattest 2 % not grained at all) is cut as it is, and
+    grows as with ``"none"``; the same drawing under a camera's noise is cut from a mean-shift filtered copy."""
+    from veil.segment.figures import NOISY
+    from veil.segment.seeded import working_copy
+
+    yy, xx = np.mgrid[0:120, 0:160]
+    img = np.stack([60 + xx // 2, 90 + yy // 2, 120 + 0 * xx], axis=2).astype(np.uint8)  # a smooth ground
+    img[50:60, 20:40] = (60, 35, 20)  # the handle (the seed)
+    img[51:59, 40:100] = (200, 205, 215)  # the blade
+    seed = np.zeros(img.shape[:2], bool)
+    seed[50:60, 20:40] = True
+    drawn: dict = {}
+    out = next(figure_growths(img, seed, [(0.35, 1)], denoise="auto", scene=drawn, grow=5.0))
+    assert np.array_equal(drawn["small"], working_copy(img, seed, 384)[0])  # (not filtered)
+    assert np.array_equal(out, next(figure_growths(img, seed, [(0.35, 1)], denoise="none", grow=5.0)))
+    assert out[51:59, 40:100].mean() > 0.9
+    noisy_img = np.clip(img + np.random.default_rng(0).normal(0, 3, img.shape), 0, 255).astype(np.uint8)
+    noisy: dict = {}
+    out = next(figure_growths(noisy_img, seed, [(0.35, 1)], denoise="auto", scene=noisy, grow=5.0))
+    assert float(np.quantile(noisy["grained"], 0.02)) > NOISY
+    assert not np.array_equal(noisy["small"], working_copy(noisy_img, seed, 384)[0])  # (filtered)
+    assert out[51:59, 40:100].mean() > 0.9
+
+
 @pytest.mark.parametrize("bad", [{"noise_floor": 1.0}, {"noise_floor": float("nan")}, {"faint": -1.0},
                                  {"faint_elongation": 0.5}, {"faint_ragged": 0.9}, {"denoise": "median"}])
 def test_the_photograph_parameters_are_checked(bad):

@@ -357,7 +357,7 @@ def object_extent(
     complete_faint: float = 4.0,
     complete_faint_elongation: float = 3.0,
     complete_faint_ragged: float = 1.35,
-    complete_denoise: str = "none",
+    complete_denoise: str = "auto",
     complete_evidence: float = 0.8,
     complete_evidence_relative: float = 0.75,
     complete_evidence_solidity: float = 0.0,
@@ -570,9 +570,11 @@ def object_extent(
         its convex hull's (``faint`` of :func:`~veil.segment.figures.figure_growths`): a grained blade on a road
         of nearly its colour, which the smooth patches find only on a drawn, flat blade.
     complete_denoise : str
-        Figures only: ``"meanshift"`` cuts a mean-shift filtered copy (grain flattened before the cut; more of
-        the objects of a grained or noisy photograph found, for more area on clean images and about 30 ms per
-        image, docs/extent-history.md); ``"none"`` (the default) the copy as it is.
+        Figures only: ``"meanshift"`` cuts a mean-shift filtered copy (grain flattened before the cut: more of
+        the objects of a grained or noisy photograph found, for less recall and more area on drawn images, about
+        30 ms per image, docs/extent-history.md); ``"auto"`` (the default since 2026-12-07) does so only when the
+        grain of the image's flattest 2 % exceeds :data:`~veil.segment.figures.NOISY`, as a photograph's does and
+        a drawing's does not; ``"none"`` cuts the copy as it is.
     complete_evidence : float
         Figures only: a colour figure (not a smooth patch) is taken only if its mean attribution is at
         least this quantile of the image's attribution (``min_weight`` of
@@ -722,8 +724,8 @@ def object_extent(
             and complete_fine_contrast >= 0):
         raise InvalidParameterError(f"complete_fine and complete_fine_contrast must be finite numbers >= 0, got "
                                     f"{complete_fine!r}, {complete_fine_contrast!r}")
-    if complete_denoise not in ("none", "meanshift"):
-        raise InvalidParameterError(f"complete_denoise must be 'none' or 'meanshift', got {complete_denoise!r}")
+    if complete_denoise not in ("none", "meanshift", "auto"):
+        raise InvalidParameterError(f"complete_denoise must be 'none', 'meanshift' or 'auto', got {complete_denoise!r}")
     if not (np.isfinite(complete_noise_floor) and 0 <= complete_noise_floor < 1):
         raise InvalidParameterError(f"complete_noise_floor must be a quantile in [0, 1), got {complete_noise_floor!r}")
     if not (np.isfinite(complete_faint) and complete_faint >= 0 and np.isfinite(complete_faint_elongation)

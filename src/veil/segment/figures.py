@@ -49,6 +49,10 @@ import numpy as np
 from veil.errors import InvalidParameterError
 from veil.segment.seeded import checked, dilate, resize_mask, seed_pieces, working_copy
 
+#: ``denoise="auto"`` cuts a mean-shift filtered copy when the grain of the image's flattest 2 % exceeds this: about
+#: 0 on a drawn image (flat colours), above it on most photographs (sensor noise; docs/extent-history.md).
+NOISY = 0.05
+
 #: The largest share of the image one figure may cover (``max_region``'s default): the bound the object
 #: extent's complete step may lower (``complete_max_figure``), never raise.
 MAX_FIGURE = 0.1
@@ -276,7 +280,9 @@ def figure_growths(
       outline at most ``faint_ragged`` times its convex hull's): a blade on a road of nearly its colour, whose
       segment a grained surface makes ragged. 0: off.
     * ``denoise``: ``"meanshift"`` segments a mean-shift filtered copy (:func:`cv2.pyrMeanShiftFiltering`,
-      spatial radius 5, colour radius 15), which flattens grain before the cut; ``"none"`` the copy as it is.
+      spatial radius 5, colour radius 15), which flattens grain before the cut; ``"auto"`` does so only when the
+      grain of the image's flattest 2 % exceeds :data:`NOISY` (a photograph, not a drawing of flat colours);
+      ``"none"`` cuts the copy as it is.
 
     Examples
     --------
@@ -320,8 +326,8 @@ def figure_growths(
             and np.isfinite(faint_ragged) and faint_ragged >= 1):
         raise InvalidParameterError(f"faint must be a finite number >= 0, faint_elongation and faint_ragged >= 1, got "
                                     f"{faint!r}, {faint_elongation!r}, {faint_ragged!r}")
-    if denoise not in ("none", "meanshift"):
-        raise InvalidParameterError(f"denoise must be 'none' or 'meanshift', got {denoise!r}")
+    if denoise not in ("none", "meanshift", "auto"):
+        raise InvalidParameterError(f"denoise must be 'none', 'meanshift' or 'auto', got {denoise!r}")
     if int(texture_window) < 2:
         raise InvalidParameterError(f"texture_window must be at least 2 pixels, got {texture_window!r}")
     if isinstance(thin_window, bool) or not isinstance(thin_window, (int, np.integer)) or thin_window == 1 or thin_window < 0:
@@ -349,15 +355,23 @@ def figure_growths(
 
     key = (image.shape, int(size), float(sigma), float(scale), int(texture_window), denoise, float(noise_floor))
     if scene is None or scene.get("key") != key:  # (what depends on the image alone, made once per scene)
-        small, hs = working_copy(image, seed, size)
-        if denoise == "meanshift":
-            import cv2
+        import cv2
 
+        small, hs = working_copy(image, seed, size)
+        residual = grained = None
+        if denoise == "auto" or smooth > 0:  # (the grain map at the working size, for both)
+            residual = _residual(image)
+            g = _grain_of(residual, int(texture_window))
+            grained = cv2.resize(g, (hs.shape[1], hs.shape[0]), interpolation=cv2.INTER_AREA) if g.shape != hs.shape else g
+        if denoise == "meanshift" or (denoise == "auto" and grained is not None
+                                      and float(np.quantile(grained, 0.02)) > NOISY):
             small = cv2.pyrMeanShiftFiltering(np.ascontiguousarray(small), 5, 15)
         graph = felzenszwalb_graph(small, sigma=sigma)
         made: dict[str, Any] = {"key": key, "small": small, "lab": rgb_to_lab(small), "graph": graph,
-                                 "seg": graph(scale, max(10, hs.size // 4000)), "grained": None, "finer": {},
-                                 "grained_thin": {}}
+                                 "seg": graph(scale, max(10, hs.size // 4000)), "residual": residual,
+                                 "grained": grained, "finer": {}, "grained_thin": {},
+                                 "floor": float(np.quantile(grained, noise_floor))
+                                 if grained is not None and noise_floor > 0 else 0.0}
         if scene is None:
             scene = made
         else:
@@ -379,10 +393,10 @@ def figure_growths(
             g = _grain_of(scene["residual"], window)
             return cv2.resize(g, (hs.shape[1], hs.shape[0]), interpolation=cv2.INTER_AREA) if g.shape != hs.shape else g
 
-        if scene["grained"] is None:
-            grained = grain_at(int(texture_window))
-            scene["grained"] = grained
-            scene["floor"] = float(np.quantile(grained, noise_floor)) if noise_floor > 0 else 0.0
+        if scene["grained"] is None:  # (a scene made without smooth patches)
+            grained_now = grain_at(int(texture_window))
+            scene["grained"] = grained_now
+            scene["floor"] = float(np.quantile(grained_now, noise_floor)) if noise_floor > 0 else 0.0
         smooth = smooth + scene["floor"]  # (the grain of the flattest places: the sensor's noise)
         patches = _smooth_patches(scene["grained"], hs, grow=grow, smooth=smooth, contrast=texture_contrast,
                                   max_region=max_region, edge_solidity=edge_solidity, thin=thin)
