@@ -487,18 +487,52 @@ def test_a_noise_floor_finds_the_smooth_patch_a_camera_s_noise_hides(seed_):
     assert out[blade].mean() > 0.8
     assert (out & ~seed).sum() <= 2 * blade.sum()  # the blade, not the band
     clean, seed, _ = _blade_on_its_band(seed_)
-    assert np.array_equal(next(figure_growths(clean, seed, [(0.0, 1)], **kw)),
-                          next(figure_growths(clean, seed, [(0.0, 1)], noise_floor=0.02, **kw)))
+    clean[:30] = (120, 160, 220)  # (a drawing: a flat sky, a tenth of the picture)
+    drawn: dict = {}
+    grown = next(figure_growths(clean, seed, [(0.0, 1)], noise_floor=0.02, scene=drawn, **kw))
+    assert drawn["floor"] == 0.0
+    assert np.array_equal(grown, next(figure_growths(clean, seed, [(0.0, 1)], **kw)))
 
 
-def test_a_mean_shift_copy_is_cut_when_asked_and_changes_nothing_on_a_flat_drawing():
-    img = _canvas()
+def test_meanshift_cuts_a_filtered_copy_and_none_the_copy_as_it_is():
+    from veil.segment.seeded import working_copy
+
+    img = _canvas()  # (a grained ground, which the filter flattens)
     img[76:84, 30:50] = (60, 35, 20)
     img[77:83, 50:100] = (200, 205, 215)
     seed = np.zeros(img.shape[:2], bool)
     seed[76:84, 30:50] = True
-    out = next(figure_growths(img, seed, [(0.35, 1)], denoise="meanshift"))
-    assert out[77:83, 50:100].mean() > 0.9 and not out[:40].any()
+    for denoise in ("meanshift", "none"):
+        scene: dict = {}
+        out = next(figure_growths(img, seed, [(0.35, 1)], denoise=denoise, grow=5.0, scene=scene))
+        assert np.array_equal(scene["small"], working_copy(img, seed, 384)[0]) == (denoise == "none")
+        assert out[77:83, 50:100].mean() > 0.9 and not out[:40].any()  # (the blade either way, not the ground)
+
+
+def test_faint_reaches_the_figure_search_of_figure_growths():
+    """A blade 10 px wide of nearly the colour of a smooth ground (about 6 CIELAB units), attached to the hidden
+    handle: not a figure under the 10 units, taken with ``faint=4`` (its core: the cut leaves one-pixel bands along
+    its edges); a blade of 2 units is not."""
+    from veil.segment.bass import rgb_to_lab
+
+    def scene(colour: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        img = np.full((120, 160, 3), 150, np.uint8)
+        img[:, 150:] = (90, 120, 160)
+        img[50:62, 20:40] = (60, 35, 20)  # the handle (the seed)
+        img[51:61, 40:100] = colour
+        blade = np.zeros(img.shape[:2], bool)
+        blade[51:61, 40:100] = True
+        return img, blade, np.pad(np.ones((12, 20), bool), ((50, 58), (20, 120)))
+
+    img, blade, seed = scene((162, 158, 150))
+    lab = rgb_to_lab(img)
+    assert 4 < float(np.linalg.norm(lab[blade].mean(0) - lab[0, 0])) < 10
+    kw = {"grow": 5.0, "smooth": 0.0}
+    assert not (next(figure_growths(img, seed, [(0.35, 1)], **kw)) & blade).any()
+    out = next(figure_growths(img, seed, [(0.35, 1)], faint=4.0, **kw))
+    assert out[blade].mean() > 0.7 and not (out & ~blade & ~seed).any()
+    img, blade, seed = scene((156, 153, 150))  # (about 2 units)
+    assert not (next(figure_growths(img, seed, [(0.35, 1)], faint=4.0, **kw)) & blade).any()
 
 
 def test_auto_cuts_a_mean_shift_copy_of_a_noisy_image_only():

@@ -560,9 +560,9 @@ def object_extent(
     complete_noise_floor : float
         Figures only: the smooth patches' bar (``complete_smooth``) is raised by this quantile of the image's
         grain map, the grain of its flattest places (``noise_floor`` of
-        :func:`~veil.segment.figures.figure_growths`; 0: off; 0.02 by default since 2026-12-07). On a drawn image
-        it is 0 and changes nothing; on a photograph it is the sensor's noise, which reads every flat object as
-        grained under the bare bar.
+        :func:`~veil.segment.figures.figure_growths`; 0: off; 0.02 by default since 2026-12-07). On an image drawn
+        in flat colours it is 0 and changes nothing; on a photograph it is the sensor's noise, which reads a flat
+        object as grained under the bare bar.
     complete_faint, complete_faint_elongation, complete_faint_ragged : float
         Figures only: a segment standing out by less than 10 CIELAB units is still taken if it stands out by
         ``complete_faint`` (0: off; 4 by default since 2026-12-07) and is thin and straight: at least
@@ -574,7 +574,7 @@ def object_extent(
         the objects of a grained or noisy photograph found, for less recall and more area on drawn images, about
         30 ms per image, docs/extent-history.md); ``"auto"`` (the default since 2026-12-07) does so only when the
         grain of the image's flattest 2 % exceeds :data:`~veil.segment.figures.NOISY`, as a photograph's does and
-        a drawing's does not; ``"none"`` cuts the copy as it is.
+        a drawing in flat colours does not; ``"none"`` cuts the copy as it is.
     complete_evidence : float
         Figures only: a colour figure (not a smooth patch) is taken only if its mean attribution is at
         least this quantile of the image's attribution (``min_weight`` of

@@ -50,7 +50,8 @@ from veil.errors import InvalidParameterError
 from veil.segment.seeded import checked, dilate, resize_mask, seed_pieces, working_copy
 
 #: ``denoise="auto"`` cuts a mean-shift filtered copy when the grain of the image's flattest 2 % exceeds this: about
-#: 0 on a drawn image (flat colours), above it on most photographs (sensor noise; docs/extent-history.md).
+#: 0 on an image drawn in flat colours, above it on most photographs (sensor noise); the extent benchmark's drawn
+#: images, whose grounds are photographs, are over it now and then (2 and 13 of 80; docs/extent-history.md).
 NOISY = 0.05
 
 #: The largest share of the image one figure may cover (``max_region``'s default): the bound the object
@@ -273,8 +274,8 @@ def figure_growths(
     one flat colour (docs/extent-history.md, 2026-12-07 10:00):
 
     * ``noise_floor``: the bar under which a pixel's grain is smooth (``smooth``) is raised by this quantile of
-      the image's grain map: the grain of its flattest places, which is the sensor's noise (0 on a drawn image,
-      so 0.02 changes nothing there). 0: off.
+      the image's grain map: the grain of its flattest places, which is the sensor's noise (0 on an image drawn
+      in flat colours, so 0.02 changes nothing there). 0: off.
     * ``faint``: a segment standing out by less than ``contrast`` is still taken if it stands out by at least
       this and is thin and straight (:func:`straight`, at least ``faint_elongation`` times longer than wide, an
       outline at most ``faint_ragged`` times its convex hull's): a blade on a road of nearly its colour, whose
