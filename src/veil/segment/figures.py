@@ -49,6 +49,9 @@ import numpy as np
 from veil.errors import InvalidParameterError
 from veil.segment.seeded import checked, dilate, resize_mask, seed_pieces, working_copy
 
+#: The share of an image's pixels whose grain ``denoise="auto"`` reads: its flattest places.
+FLATTEST = 0.02
+
 #: ``denoise="auto"`` cuts a mean-shift filtered copy when the grain of the image's flattest 2 % exceeds this: about
 #: 0 on an image drawn in flat colours, above it on most photographs (sensor noise); the extent benchmark's drawn
 #: images, whose grounds are photographs, are over it now and then (2 and 13 of 80; docs/extent-history.md).
@@ -271,7 +274,7 @@ def figure_growths(
     what depends on the image alone (the working copy, its cuts and its grain map), so that a second call
     with another seed does not make them again. The other parameters are :func:`attached_figures`'s, but for
     these, which make the search hold on photographs (grain, sensor noise, JPEG), not only on drawn shapes of
-    one flat colour (docs/extent-history.md, 2026-12-07 10:00):
+    one flat colour (docs/extent-history.md, 2026-12-07 10:30):
 
     * ``noise_floor``: the bar under which a pixel's grain is smooth (``smooth``) is raised by this quantile of
       the image's grain map: the grain of its flattest places, which is the sensor's noise (0 on an image drawn
@@ -362,10 +365,9 @@ def figure_growths(
         residual = grained = None
         if denoise == "auto" or smooth > 0:  # (the grain map at the working size, for both)
             residual = _residual(image)
-            g = _grain_of(residual, int(texture_window))
-            grained = cv2.resize(g, (hs.shape[1], hs.shape[0]), interpolation=cv2.INTER_AREA) if g.shape != hs.shape else g
+            grained = _grain_at(residual, int(texture_window), hs.shape)
         if denoise == "meanshift" or (denoise == "auto" and grained is not None
-                                      and float(np.quantile(grained, 0.02)) > NOISY):
+                                      and float(np.quantile(grained, FLATTEST)) > NOISY):
             small = cv2.pyrMeanShiftFiltering(np.ascontiguousarray(small), 5, 15)
         graph = felzenszwalb_graph(small, sigma=sigma)
         made: dict[str, Any] = {"key": key, "small": small, "lab": rgb_to_lab(small), "graph": graph,
@@ -386,13 +388,10 @@ def figure_growths(
     faint_ = (float(faint), float(faint_elongation), max(hs.shape) / 12.0, float(faint_ragged)) if faint > 0 else None
     patches = hs
     if smooth > 0:  # smooth patches on a grained ground (a smooth object on a grained band of its colour)
-        import cv2
-
         def grain_at(window: int) -> np.ndarray:  # (the grain map at the working size)
             if scene.get("residual") is None:  # (one residual for both windows)
                 scene["residual"] = _residual(image)
-            g = _grain_of(scene["residual"], window)
-            return cv2.resize(g, (hs.shape[1], hs.shape[0]), interpolation=cv2.INTER_AREA) if g.shape != hs.shape else g
+            return _grain_at(scene["residual"], window, hs.shape)
 
         if scene["grained"] is None:  # (a scene made without smooth patches)
             grained_now = grain_at(int(texture_window))
@@ -457,6 +456,14 @@ def grain(image: np.ndarray, window: int = 5, *, clip: float = 30.0) -> np.ndarr
     (0.0, True)
     """
     return _grain_of(_residual(image), window, clip)
+
+
+def _grain_at(residual: np.ndarray, window: int, shape: tuple[int, ...]) -> np.ndarray:
+    """:func:`grain` of ``window`` from the image's :func:`_residual`, area-averaged to ``shape`` (the working copy's)."""
+    import cv2
+
+    g = _grain_of(residual, window)
+    return g if g.shape == tuple(shape) else cv2.resize(g, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
 
 
 def _residual(image: np.ndarray) -> np.ndarray:
