@@ -357,7 +357,7 @@ def figure_growths(
     # (skimage's labels, faster; one graph for both cuts)
     from veil.segment.graph import felzenszwalb_graph
 
-    key = (image.shape, int(size), float(sigma), float(scale), int(texture_window), denoise, float(noise_floor))
+    key = (image.shape, int(size), float(sigma), float(scale), int(texture_window), denoise)
     if scene is None or scene.get("key") != key:  # (what depends on the image alone, made once per scene)
         import cv2
 
@@ -372,9 +372,7 @@ def figure_growths(
         graph = felzenszwalb_graph(small, sigma=sigma)
         made: dict[str, Any] = {"key": key, "small": small, "lab": rgb_to_lab(small), "graph": graph,
                                  "seg": graph(scale, max(10, hs.size // 4000)), "residual": residual,
-                                 "grained": grained, "finer": {}, "grained_thin": {},
-                                 "floor": float(np.quantile(grained, noise_floor))
-                                 if grained is not None and noise_floor > 0 else 0.0}
+                                 "grained": grained, "finer": {}, "grained_thin": {}}
         if scene is None:
             scene = made
         else:
@@ -394,10 +392,9 @@ def figure_growths(
             return _grain_at(scene["residual"], window, hs.shape)
 
         if scene["grained"] is None:  # (a scene made without smooth patches)
-            grained_now = grain_at(int(texture_window))
-            scene["grained"] = grained_now
-            scene["floor"] = float(np.quantile(grained_now, noise_floor)) if noise_floor > 0 else 0.0
-        smooth = smooth + scene["floor"]  # (the grain of the flattest places: the sensor's noise)
+            scene["grained"] = grain_at(int(texture_window))
+        if noise_floor > 0:  # (the grain of the flattest places: the sensor's noise)
+            smooth = smooth + float(np.quantile(scene["grained"], noise_floor))
         patches = _smooth_patches(scene["grained"], hs, grow=grow, smooth=smooth, contrast=texture_contrast,
                                   max_region=max_region, edge_solidity=edge_solidity, thin=thin)
         if thin is not None and thin_window:  # (thin, straight ones on a narrower window's map too)
