@@ -37,6 +37,8 @@ Steps::
     python bench/extent.py run --data kit --archs kit-resnet18 --seeds 2024 2025 ...
     python bench/extent.py run --photo ...                      # the same images made photographic (shaded,
                                                                 # grained objects, sensor noise, JPEG)
+    python bench/extent.py train --arch resnet18 --photo 0.5    # a card that trained on photographic images too
+    python bench/extent.py run --photo --archs resnet18-photo ...
 
 Training backgrounds are BSDS500 train/val photos and scikit-image's training samples;
 benchmark backgrounds are BSDS500 *test* photos and scikit-image's held-out samples.
@@ -541,10 +543,12 @@ def sample(bgs: list[np.ndarray], rng: np.random.Generator, side: int, *, unsafe
 
 
 def synthesize(out: Path, n: int, seed: int, side: int, safe_band: float = SAFE_BAND,
-               family: str = "objects") -> None:
+               family: str = "objects", photo: float = 0.0) -> None:
     """``n`` training composites (half unsafe) of ``family`` as an ImageFolder ``out/{safe,unsafe}``; skipped if
     done. Otherwise the folder's images of before are removed first, so that a card never trains on a mix of two
-    drawings or sizes, and the stamp is written only once every image is."""
+    drawings or sizes, and the stamp is written only once every image is. With ``photo``, that share of the
+    images (safe and unsafe alike) is made :func:`photographic`, each by its own random numbers, so the
+    layouts are those drawn without."""
     stamp = out / "DONE.json"
     meta: dict[str, Any] = {"n": n, "seed": seed, "side": side}
     if safe_band:
@@ -553,6 +557,8 @@ def synthesize(out: Path, n: int, seed: int, side: int, safe_band: float = SAFE_
         meta["family"] = family
     if FAMILIES[family].drawing > 1:
         meta["drawing"] = FAMILIES[family].drawing
+    if photo:
+        meta["photo"] = photo
     if stamp.is_file() and json.loads(stamp.read_text()) == meta:
         return
     stamp.unlink(missing_ok=True)
@@ -563,7 +569,12 @@ def synthesize(out: Path, n: int, seed: int, side: int, safe_band: float = SAFE_
     bgs = backgrounds("train")
     rng = np.random.default_rng(seed)
     for i in range(n):
-        img, _, _ = sample(bgs, rng, side, unsafe=bool(i % 2), safe_band=safe_band, family=family)
+        harmless: list[np.ndarray] = []
+        img, mask, _ = sample(bgs, rng, side, unsafe=bool(i % 2), safe_band=safe_band, family=family,
+                              harmless=harmless)
+        prng = np.random.default_rng([seed, i, PHOTO_STREAM])
+        if photo and prng.random() < photo:
+            img = photographic(img, np.any([mask, *harmless], axis=0), prng)
         Image.fromarray(img).save(out / ("unsafe" if i % 2 else "safe") / f"{i:05d}.png", compress_level=1)
     stamp.write_text(json.dumps(meta))
 
@@ -689,12 +700,14 @@ def train_cmd(args: argparse.Namespace) -> None:
     args.n = fam.train_images if args.n is None else args.n
     args.epochs = epochs if args.epochs is None else args.epochs
     args.batch_size = batch if args.batch_size is None else args.batch_size
-    data = CACHE / ("data" if args.data == "objects" else f"data-{args.data}")
+    photo = "-photo" if args.photo else ""  # (photographic data and its cards have folders of their own)
+    data = CACHE / (("data" if args.data == "objects" else f"data-{args.data}") + photo)
     t = time.monotonic()
-    synthesize(data, args.n, args.seed, args.side, args.safe_band, family=args.data)
+    synthesize(data, args.n, args.seed, args.side, args.safe_band, family=args.data, photo=args.photo)
     print(f"data: {data} ({args.n} images, {time.monotonic() - t:.0f} s)", flush=True)
     # (a card of another family never takes the folder of the benchmark's own cards)
-    card = CACHE / (args.name or (args.arch if args.data == "objects" else f"{args.data}-{args.arch}")) / "model.json"
+    card = CACHE / (args.name or ((args.arch if args.data == "objects" else f"{args.data}-{args.arch}") + photo)) \
+        / "model.json"
     cmd = [sys.executable, "-m", "veil.cli", "train", str(data), "--arch", args.arch, "--out", str(card),
            "--input-size", str(args.input_size), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
            "--lr", str(args.lr), "--seed", str(args.seed), "--patience", str(args.epochs), "--no-progress",
@@ -1580,7 +1593,7 @@ def show_cmd(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     clf = load_classifier(str(card_path(args.arch)))
-    items = {it["id"]: it for it in benchmark_set(args.seed, args.n, cut=args.cut)}
+    items = {it["id"]: it for it in benchmark_set(args.seed, args.n, cut=args.cut, photo=args.photo)}
     options = [json.loads(o) if o else {} for o in args.options]
     labels = args.labels or [o or "default" for o in args.options]
     runs = [Safeguarder(SafeguardConfig(models=(clf,), segmentation="bass", extent="object", rationale=None,
@@ -1787,6 +1800,9 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--data", choices=sorted(FAMILIES), default="objects",
                    help="the object family to train on: objects (bombs and blades, the benchmark's cards) or kit "
                         "(syringes and handguns; the card goes to kit-ARCH unless --name says otherwise)")
+    t.add_argument("--photo", type=float, nargs="?", const=1.0, default=0.0, metavar="SHARE",
+                   help="make that share of the training images photographic, as run's --photo does (alone: all of "
+                        "them); the data and the card get folders of their own (data-photo, ARCH-photo)")
     t.add_argument("--safe-band", type=float, default=SAFE_BAND,
                    help="share of safe training images with a band of a blade's (kit: a barrel's) colour across them "
                         "(0: bands only under blades, the cards before 2026-12-03)")
@@ -1887,6 +1903,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="JSON extent options per column ('' for the defaults)")
     w.add_argument("--labels", nargs="*", help="a title per option set")
     w.add_argument("--cut", type=float, default=0.0, help="as run's --cut (the images of that set)")
+    w.add_argument("--photo", action="store_true", help="as run's --photo (the images of that set)")
     w.add_argument("--threads", type=int, default=1)
     w.add_argument("--out", type=Path, required=True)
     c = sub.add_parser("cards", help="the same images under several cards: attribution and what the default hides")

@@ -394,3 +394,64 @@ def test_training_data_of_an_older_drawing_is_drawn_again(gen, monkeypatch, tmp_
     objects = tmp_path / "data"  # (the bombs and blades keep the stamp of before: their cached data is not redrawn)
     gen.synthesize(objects, 2, 0, 96)
     assert json.loads((objects / "DONE.json").read_text()) == {"n": 2, "seed": 0, "side": 96, "safe_band": 0.2}
+
+
+def test_photo_training_data_is_the_same_layouts_made_photographic(gen, monkeypatch, tmp_path):
+    """``synthesize(photo=share)`` makes that share of the training images photographic, safe and unsafe alike, each
+    from its own stream: the layouts are those drawn without, and ``photo=0`` draws the images of before."""
+    yy, xx = np.mgrid[0:120, 0:160]  # (a smooth photo, as in the benchmark's --photo test)
+    smooth = np.stack([60 + xx // 2, 90 + yy // 2, 120 + 0 * xx], axis=2).astype(np.uint8)
+    monkeypatch.setattr(gen, "backgrounds", lambda split, max_side=500: [smooth])
+    from PIL import Image
+
+    def images(out):
+        return {f"{c}/{f.name}": np.asarray(Image.open(f)).astype(int)
+                for c in ("safe", "unsafe") for f in sorted((out / c).glob("*.png"))}
+
+    gen.synthesize(tmp_path / "plain", 8, 0, 96)
+    gen.synthesize(tmp_path / "all", 8, 0, 96, photo=1.0)
+    gen.synthesize(tmp_path / "none", 8, 0, 96, photo=0.0)
+    plain, photo, none = images(tmp_path / "plain"), images(tmp_path / "all"), images(tmp_path / "none")
+    assert plain.keys() == photo.keys() and len(plain) == 8
+    assert all(np.array_equal(plain[k], none[k]) for k in plain)
+    for k in plain:  # (the same layout: the photographic image differs by the light, grain, noise and JPEG only)
+        assert plain[k].shape == photo[k].shape and 0 < np.abs(plain[k] - photo[k]).mean() < 12
+    assert json.loads((tmp_path / "all" / "DONE.json").read_text())["photo"] == 1.0
+    assert "photo" not in json.loads((tmp_path / "plain" / "DONE.json").read_text())
+    gen.synthesize(tmp_path / "half", 40, 0, 96, photo=0.5)
+    gen.synthesize(tmp_path / "plain40", 40, 0, 96)
+    half, plain40 = images(tmp_path / "half"), images(tmp_path / "plain40")
+    changed = sum(not np.array_equal(half[k], plain40[k]) for k in half)
+    assert 8 <= changed <= 32  # (about half of them)
+
+
+def test_train_photo_takes_folders_of_its_own(gen, monkeypatch, tmp_path):
+    monkeypatch.setattr(gen, "CACHE", tmp_path)
+    made, outs = [], []
+    monkeypatch.setattr(gen, "synthesize", lambda out, n, *a, **k: made.append((out.name, k.get("photo"))))
+    monkeypatch.setattr(gen.subprocess, "run", lambda cmd, **k: outs.append(cmd[cmd.index("--out") + 1]))
+    gen.main(["train", "--arch", "resnet18", "--photo", "0.5"])
+    gen.main(["train", "--data", "kit", "--arch", "resnet18", "--photo"])
+    gen.main(["train", "--arch", "resnet18"])
+    assert made == [("data-photo", 0.5), ("data-kit-photo", 1.0), ("data", 0.0)]
+    assert [o.split("/")[-2] for o in outs] == ["resnet18-photo", "kit-resnet18-photo", "resnet18"]
+
+
+def test_show_draws_the_photographic_set_with_photo(gen, monkeypatch, tmp_path):
+    import veil.classify
+
+    asked = []
+
+    class Drawn(Exception):
+        pass
+
+    def drawn(seed, n, cut=0.0, family="objects", photo=False):
+        asked.append((seed, n, photo))
+        raise Drawn
+
+    monkeypatch.setattr(veil.classify, "load_classifier", lambda path: None)
+    monkeypatch.setattr(gen, "benchmark_set", drawn)
+    for extra in ([], ["--photo"]):
+        with pytest.raises(Drawn):
+            gen.main(["show", "--seed", "2025", "--ids", "2025-013", "--out", str(tmp_path / "s.png"), *extra])
+    assert asked == [(2025, 40, False), (2025, 40, True)]

@@ -561,7 +561,8 @@ def test_auto_cuts_a_mean_shift_copy_of_a_noisy_image_only():
 
 
 @pytest.mark.parametrize("bad", [{"noise_floor": 1.0}, {"noise_floor": float("nan")}, {"faint": -1.0},
-                                 {"faint_elongation": 0.5}, {"faint_ragged": 0.9}, {"denoise": "median"}])
+                                 {"faint_elongation": 0.5}, {"faint_ragged": 0.9}, {"denoise": "median"},
+                                 {"fine_again": -1.0}, {"fine_again_contrast": float("nan")}])
 def test_the_photograph_parameters_are_checked(bad):
     img = _canvas()
     with pytest.raises(InvalidParameterError, match=next(iter(bad)).split("_")[0]):
@@ -939,3 +940,58 @@ def test_a_bridge_reaches_a_body_beyond_the_unhidden_end_of_a_segment_the_seed_m
     short = np.zeros(img.shape[:2], bool)
     short[76:84, 38:60] = True  # a third of the fuse
     assert (attached_figures(img, short, bridge=True) & ~short)[65:95, 100:130].mean() < 0.1  # (its soft edge at most)
+
+
+def test_every_looks_into_a_touching_segment_the_first_cut_left_as_no_figure():
+    """A bomb's body and a stretch of dark ground are one segment of the first cut: small and off the image's edge,
+    so the finer cut is not asked for it (it is no figure only because it is ragged). With ``every`` its pieces are
+    looked at: the round body is taken, the ragged ground piece beside it is not (under the least solidity)."""
+    h, w = 120, 160
+    yy, xx = np.mgrid[:h, :w]
+    spark = (np.abs(yy - 40) < 4) & (np.abs(xx - 80) < 4)
+    body = ((yy - 58) ** 2 + (xx - 80) ** 2 < 14**2) & ~spark
+    ground = np.zeros((h, w), bool)  # a ragged dark stretch joined to the body
+    ground[54:62, 94:130] = True
+    ground[62:80, 118:122] = True
+    ground &= ~body
+    lab = np.zeros((h, w, 3))
+    lab[...] = (70, 0, 0)
+    lab[body] = (25, 2, -4)
+    lab[ground] = (45, 0, 0)
+    lab[spark] = (90, -5, 80)
+    coarse = np.ones((h, w), np.int64)
+    coarse[spark], coarse[body | ground] = 2, 3
+    fine = coarse.copy()
+    fine[ground] = 4
+    kw = {"grow": 5.0, "contrast": 15.0, "max_region": 0.1, "through": 0.35, "solidity": 0.9}
+    assert np.array_equal(_finer_figures(coarse, fine, lab, spark, **kw), spark)  # (not too large, off the edge)
+    out = _finer_figures(coarse, fine, lab, spark, every=True, **kw)
+    assert np.array_equal(out, spark | body)
+
+
+def test_fine_again_cuts_again_only_an_image_cut_from_the_mean_shift_copy():
+    """``fine_again`` cuts the finer cut's pieces again only on a scene cut from the mean-shift copy: on a copy cut
+    as it is, nothing changes and no third cut is made; on a filtered one the cut at the ``fine_again`` scale is
+    made when a finer piece touching the growth is no figure."""
+    rng = np.random.default_rng(0)
+    h, w = 160, 200
+    yy, xx = np.mgrid[:h, :w]
+    img = np.zeros((h, w, 3))
+    img[...] = (90, 80, 70)
+    img[:, :60] = (150, 160, 170)
+    img[(yy - 90) ** 2 + (xx - 120) ** 2 < 20**2] = (60, 50, 40)
+    spark = (np.abs(yy - 70) < 5) & (np.abs(xx - 120) < 5)
+    img[spark] = (250, 200, 40)
+    img = np.clip(img + rng.normal(0, 8, (h, w, 1)), 0, 255).astype(np.uint8)
+    kw = {"grow": 5.0, "smooth": 0.0, "fine_solidity": 0.9, "fine_contrast": 5.0}
+    tries = [(0.35, 2, 200.0)]
+    plain: dict = {}
+    out = next(figure_growths(img, spark, tries, denoise="none", fine_again=100.0, scene=plain, **kw))
+    assert np.array_equal(out, next(figure_growths(img, spark, tries, denoise="none", **kw)))
+    assert not plain["denoised"] and set(plain["finer"]) == {200.0}  # (the finer cut, not the third)
+    filtered: dict = {}
+    next(figure_growths(img, spark, tries, denoise="meanshift", fine_again=100.0, scene=filtered, **kw))
+    assert filtered["denoised"] and set(filtered["finer"]) == {200.0, 100.0}
+    off: dict = {}
+    next(figure_growths(img, spark, tries, denoise="meanshift", scene=off, **kw))
+    assert set(off["finer"]) == {200.0}

@@ -358,6 +358,8 @@ def object_extent(
     complete_faint_elongation: float = 3.0,
     complete_faint_ragged: float = 1.35,
     complete_denoise: str = "auto",
+    complete_fine_again: float = 100.0,
+    complete_fine_again_contrast: float = 15.0,
     complete_evidence: float = 0.8,
     complete_evidence_relative: float = 0.75,
     complete_evidence_solidity: float = 0.0,
@@ -575,6 +577,14 @@ def object_extent(
         30 ms per image, docs/extent-history.md); ``"auto"`` (the default since 2026-12-07) does so only when the
         grain of the image's flattest 2 % exceeds :data:`~veil.segment.figures.NOISY`, as a photograph's does and
         a drawing in flat colours does not; ``"none"`` cuts the copy as it is.
+    complete_fine_again, complete_fine_again_contrast : float
+        Figures only, with ``complete_fine``, on an image cut from the mean-shift copy (``complete_denoise``): the
+        finer cut's pieces that touch the growth and are not taken are cut again at this scale, and the compact
+        or thin, straight pieces standing out by this contrast are taken too (``fine_again`` of
+        :func:`~veil.segment.figures.figure_growths`; 0: off; 100 and 15 by default since 2026-12-07). Filtered, a
+        grained bomb body and a dark ground of its tone flatten alike, and the cut at 200 still joins them; on
+        drawn images, where no copy is filtered, nothing changes (cut again there, the pieces freed were mostly
+        ground: docs/extent-history.md).
     complete_evidence : float
         Figures only: a colour figure (not a smooth patch) is taken only if its mean attribution is at
         least this quantile of the image's attribution (``min_weight`` of
@@ -724,6 +734,10 @@ def object_extent(
             and complete_fine_contrast >= 0):
         raise InvalidParameterError(f"complete_fine and complete_fine_contrast must be finite numbers >= 0, got "
                                     f"{complete_fine!r}, {complete_fine_contrast!r}")
+    if not (np.isfinite(complete_fine_again) and complete_fine_again >= 0 and np.isfinite(complete_fine_again_contrast)
+            and complete_fine_again_contrast >= 0):
+        raise InvalidParameterError(f"complete_fine_again and complete_fine_again_contrast must be finite numbers >= 0, "
+                                    f"got {complete_fine_again!r}, {complete_fine_again_contrast!r}")
     if complete_denoise not in ("none", "meanshift", "auto"):
         raise InvalidParameterError(f"complete_denoise must be 'none', 'meanshift' or 'auto', got {complete_denoise!r}")
     if not (np.isfinite(complete_noise_floor) and 0 <= complete_noise_floor < 1):
@@ -1059,7 +1073,9 @@ def object_extent(
                                          through_solidity=complete_through_solidity,
                                          bridge=bool(complete_bridge), noise_floor=complete_noise_floor,
                                          faint=complete_faint, faint_elongation=complete_faint_elongation,
-                                         faint_ragged=complete_faint_ragged, denoise=complete_denoise, scene=scene,
+                                         faint_ragged=complete_faint_ragged, denoise=complete_denoise,
+                                         fine_again=complete_fine_again,
+                                         fine_again_contrast=complete_fine_again_contrast, scene=scene,
                                          max_region=min(MAX_FIGURE, max(complete_max_figure, complete_max_figure_relative
                                                                          * float(hidden_px.mean()))))
         refused: list[np.ndarray] = []

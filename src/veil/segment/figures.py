@@ -41,6 +41,7 @@ segments are cut again, so the background elsewhere is not broken into more figu
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -265,6 +266,8 @@ def figure_growths(
     faint_elongation: float = 3.0,
     faint_ragged: float = 1.35,
     denoise: str = "none",
+    fine_again: float = 0.0,
+    fine_again_contrast: float = 15.0,
     scene: dict[str, Any] | None = None,
 ) -> Iterator[np.ndarray]:
     """:func:`attached_figures` for each ``(through, rounds)`` or ``(through, rounds, fine)`` of ``tries`` in
@@ -287,6 +290,11 @@ def figure_growths(
       spatial radius 5, colour radius 15), which flattens grain before the cut; ``"auto"`` does so only when the
       grain of the image's flattest 2 % exceeds :data:`NOISY` (a photograph, not a drawing of flat colours);
       ``"none"`` cuts the copy as it is.
+    * ``fine_again``: on an image cut from the mean-shift copy, the pieces of the finer cut (a try's ``fine``)
+      that touch the growth and were not taken are cut again at this scale, and their compact or thin, straight
+      pieces that stand out by ``fine_again_contrast`` are taken too: filtered, a grained body and a ground of its
+      tone flatten alike, and the finer cut still joins them. Not on other images, where the pieces so freed are
+      mostly ground. 0: off.
 
     Examples
     --------
@@ -330,6 +338,10 @@ def figure_growths(
             and np.isfinite(faint_ragged) and faint_ragged >= 1):
         raise InvalidParameterError(f"faint must be a finite number >= 0, faint_elongation and faint_ragged >= 1, got "
                                     f"{faint!r}, {faint_elongation!r}, {faint_ragged!r}")
+    if not (np.isfinite(fine_again) and fine_again >= 0 and np.isfinite(fine_again_contrast)
+            and fine_again_contrast >= 0):
+        raise InvalidParameterError(f"fine_again and fine_again_contrast must be finite numbers >= 0, got "
+                                    f"{fine_again!r}, {fine_again_contrast!r}")
     if denoise not in ("none", "meanshift", "auto"):
         raise InvalidParameterError(f"denoise must be 'none', 'meanshift' or 'auto', got {denoise!r}")
     if int(texture_window) < 2:
@@ -366,13 +378,14 @@ def figure_growths(
         if denoise == "auto" or smooth > 0:  # (the grain map at the working size, for both)
             residual = _residual(image)
             grained = _grain_at(residual, int(texture_window), hs.shape)
-        if denoise == "meanshift" or (denoise == "auto" and grained is not None
-                                      and float(np.quantile(grained, FLATTEST)) > NOISY):
+        denoised = denoise == "meanshift" or (denoise == "auto" and grained is not None
+                                              and float(np.quantile(grained, FLATTEST)) > NOISY)
+        if denoised:
             small = cv2.pyrMeanShiftFiltering(np.ascontiguousarray(small), 5, 15)
         graph = felzenszwalb_graph(small, sigma=sigma)
         made: dict[str, Any] = {"key": key, "small": small, "lab": rgb_to_lab(small), "graph": graph,
                                  "seg": graph(scale, max(10, hs.size // 4000)), "residual": residual,
-                                 "grained": grained, "finer": {}, "grained_thin": {}}
+                                 "grained": grained, "finer": {}, "grained_thin": {}, "denoised": denoised}
         if scene is None:
             scene = made
         else:
@@ -434,6 +447,10 @@ def figure_growths(
             out = _finer_figures(seg, cut, lab, out, grow=grow, contrast=fine_contrast, solidity=fine_solidity,
                                  max_region=max_region, through=through, weighed=weighed, thin=thin,
                                  edge=bool(fine_edge))
+            if fine_again > 0 and scene["denoised"] and fine in finer:  # (its pieces that are no figures, finer)
+                out = _finer_figures(finer[fine], functools.partial(cut, fine_again), lab, out, grow=grow,
+                                     contrast=fine_again_contrast, solidity=fine_solidity, max_region=max_region,
+                                     through=through, weighed=weighed, thin=thin, edge=bool(fine_edge), every=True)
         yield resize_mask(out, (h, w)) | seed
 
 
@@ -746,9 +763,11 @@ def _figures(seg: np.ndarray, lab: np.ndarray, hs: np.ndarray, *, grow: float, c
 def _finer_figures(seg: np.ndarray, fine: np.ndarray | Callable[[], np.ndarray], lab: np.ndarray, out: np.ndarray,
                    *, grow: float, contrast: float, max_region: float, through: float,
                    weighed: tuple[np.ndarray, float, float, float] | None = None, solidity: float = 0.0,
-                   thin: tuple[float, float, float] | None = None, edge: bool = False) -> np.ndarray:
+                   thin: tuple[float, float, float] | None = None, edge: bool = False,
+                   every: bool = False) -> np.ndarray:
     """``out`` with the figures among the pieces of ``fine`` (a finer cut) that lie in the segments of ``seg``
-    touching ``out`` that could not be figures: larger than ``max_region`` or reaching the image's edge. With
+    touching ``out`` that could not be figures: larger than ``max_region`` or reaching the image's edge (with
+    ``every``, any touching segment ``out`` does not mostly cover). With
     ``edge``, a piece may reach the image's edge itself (an object cut by the frame).
     ``fine`` may be a function that makes the finer cut: it is called only when there are such segments."""
     from scipy import ndimage as ndi
@@ -760,7 +779,7 @@ def _finer_figures(seg: np.ndarray, fine: np.ndarray | Callable[[], np.ndarray],
     boxes = ndi.find_objects(seg + 1)
     touching = np.unique(seg[dilate(out, 2) & ~out])
     coarse = [int(t) for t in touching if hidden[t] < 0.5 * count[t] and boxes[t] is not None and (
-        count[t] > max_region * sh * sw or boxes[t][0].start == 0 or boxes[t][1].start == 0
+        every or count[t] > max_region * sh * sw or boxes[t][0].start == 0 or boxes[t][1].start == 0
         or boxes[t][0].stop == sh or boxes[t][1].stop == sw)]
     if not coarse:
         return out
