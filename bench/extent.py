@@ -700,6 +700,8 @@ def train_cmd(args: argparse.Namespace) -> None:
     args.n = fam.train_images if args.n is None else args.n
     args.epochs = epochs if args.epochs is None else args.epochs
     args.batch_size = batch if args.batch_size is None else args.batch_size
+    if not 0 <= args.photo <= 1:
+        raise SystemExit(f"--photo is a share of the training images, from 0 to 1; got {args.photo}")
     photo = "-photo" if args.photo else ""  # (photographic data and its cards have folders of their own)
     data = CACHE / (("data" if args.data == "objects" else f"data-{args.data}") + photo)
     t = time.monotonic()

@@ -433,8 +433,12 @@ def test_train_photo_takes_folders_of_its_own(gen, monkeypatch, tmp_path):
     gen.main(["train", "--arch", "resnet18", "--photo", "0.5"])
     gen.main(["train", "--data", "kit", "--arch", "resnet18", "--photo"])
     gen.main(["train", "--arch", "resnet18"])
-    assert made == [("data-photo", 0.5), ("data-kit-photo", 1.0), ("data", 0.0)]
-    assert [o.split("/")[-2] for o in outs] == ["resnet18-photo", "kit-resnet18-photo", "resnet18"]
+    gen.main(["train", "--arch", "resnet18", "--photo", "0.5", "--name", "rn-photo20"])  # (the name is the card's)
+    assert made == [("data-photo", 0.5), ("data-kit-photo", 1.0), ("data", 0.0), ("data-photo", 0.5)]
+    assert [o.split("/")[-2] for o in outs] == ["resnet18-photo", "kit-resnet18-photo", "resnet18", "rn-photo20"]
+    for bad in ("-0.5", "2"):
+        with pytest.raises(SystemExit, match="share"):
+            gen.main(["train", "--arch", "resnet18", "--photo", bad])
 
 
 def test_show_draws_the_photographic_set_with_photo(gen, monkeypatch, tmp_path):

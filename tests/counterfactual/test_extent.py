@@ -945,7 +945,8 @@ def test_the_photograph_options_reach_the_figure_search(monkeypatch):
 
 
 def test_the_cut_again_reaches_the_figure_search(monkeypatch):
-    # on by default since 2026-12-07 (veil.segment.figures has the known answers of `every` and `fine_again`)
+    # on by default since 2026-12-07 (tests/segment/test_figures.py: `every`'s known answer, and when `fine_again`
+    # cuts)
     calls, out, body = _figure_search_kwargs(monkeypatch)
     assert calls and all((c["fine_again"], c["fine_again_contrast"]) == (100.0, 15.0) for c in calls)
     calls, out, body = _figure_search_kwargs(monkeypatch, complete_fine_again=0.0, complete_fine_again_contrast=20.0)

@@ -565,7 +565,7 @@ def test_auto_cuts_a_mean_shift_copy_of_a_noisy_image_only():
                                  {"fine_again": -1.0}, {"fine_again_contrast": float("nan")}])
 def test_the_photograph_parameters_are_checked(bad):
     img = _canvas()
-    with pytest.raises(InvalidParameterError, match=next(iter(bad)).split("_")[0]):
+    with pytest.raises(InvalidParameterError, match=next(iter(bad))):  # (each message names its parameter)
         next(figure_growths(img, np.zeros(img.shape[:2], bool), [(0.0, 1)], **bad))
 
 
@@ -971,8 +971,9 @@ def test_every_looks_into_a_touching_segment_the_first_cut_left_as_no_figure():
 
 def test_fine_again_cuts_again_only_an_image_cut_from_the_mean_shift_copy():
     """``fine_again`` cuts the finer cut's pieces again only on a scene cut from the mean-shift copy: on a copy cut
-    as it is, nothing changes and no third cut is made; on a filtered one the cut at the ``fine_again`` scale is
-    made when a finer piece touching the growth is no figure."""
+    as it is, nothing changes and no third cut is made; on a filtered one the third cut is made, and what a call
+    grows does not depend on what an earlier call on the same scene cut; a ``fine_again`` not finer than the try's
+    ``fine`` makes no third cut."""
     rng = np.random.default_rng(0)
     h, w = 160, 200
     yy, xx = np.mgrid[:h, :w]
@@ -993,5 +994,16 @@ def test_fine_again_cuts_again_only_an_image_cut_from_the_mean_shift_copy():
     next(figure_growths(img, spark, tries, denoise="meanshift", fine_again=100.0, scene=filtered, **kw))
     assert filtered["denoised"] and set(filtered["finer"]) == {200.0, 100.0}
     off: dict = {}
-    next(figure_growths(img, spark, tries, denoise="meanshift", scene=off, **kw))
+    alone = next(figure_growths(img, spark, tries, denoise="meanshift", scene=off, **kw))
     assert set(off["finer"]) == {200.0}
+    coarser: dict = {}
+    out = next(figure_growths(img, spark, tries, denoise="meanshift", fine_again=300.0, scene=coarser, **kw))
+    assert set(coarser["finer"]) == {200.0} and np.array_equal(out, alone)
+    first = next(figure_growths(img, spark, tries, denoise="meanshift", fine_again=100.0, **kw))
+    used: dict = {}  # (a scene an earlier call with another seed, and no finer cut, has cut already)
+    other = np.zeros_like(spark)
+    other[5:10, 5:10] = True
+    next(figure_growths(img, other, [(0.35, 1, 0.0)], denoise="meanshift", fine_again=100.0, scene=used, **kw))
+    assert not used["finer"]
+    assert np.array_equal(next(figure_growths(img, spark, tries, denoise="meanshift", fine_again=100.0, scene=used,
+                                              **kw)), first)

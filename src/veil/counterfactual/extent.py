@@ -579,12 +579,12 @@ def object_extent(
         a drawing in flat colours does not; ``"none"`` cuts the copy as it is.
     complete_fine_again, complete_fine_again_contrast : float
         Figures only, with ``complete_fine``, on an image cut from the mean-shift copy (``complete_denoise``): the
-        finer cut's pieces that touch the growth and are not taken are cut again at this scale, and the compact
-        or thin, straight pieces standing out by this contrast are taken too (``fine_again`` of
-        :func:`~veil.segment.figures.figure_growths`; 0: off; 100 and 15 by default since 2026-12-07). Filtered, a
-        grained bomb body and a dark ground of its tone flatten alike, and the cut at 200 still joins them; on
-        drawn images, where no copy is filtered, nothing changes (cut again there, the pieces freed were mostly
-        ground: docs/extent-history.md).
+        finer cut's pieces that touch the growth and are not taken are cut again at this scale (when it is finer
+        than ``complete_fine``), and their compact or thin, straight pieces standing out by this contrast are taken
+        too (``fine_again`` of :func:`~veil.segment.figures.figure_growths`; 0: off; 100 and 15 by default since
+        2026-12-07). Filtered, a grained bomb body and a dark ground of its tone flatten alike, and the cut at 200
+        still joins them. Other images are not cut again: on drawn images the pieces so freed were mostly ground
+        (docs/extent-history.md).
     complete_evidence : float
         Figures only: a colour figure (not a smooth patch) is taken only if its mean attribution is at
         least this quantile of the image's attribution (``min_weight`` of

@@ -294,7 +294,7 @@ def figure_growths(
       that touch the growth and were not taken are cut again at this scale, and their compact or thin, straight
       pieces that stand out by ``fine_again_contrast`` are taken too: filtered, a grained body and a ground of its
       tone flatten alike, and the finer cut still joins them. Not on other images, where the pieces so freed are
-      mostly ground. 0: off.
+      mostly ground, nor in a try whose ``fine`` is not coarser than this. 0: off.
 
     Examples
     --------
@@ -447,8 +447,10 @@ def figure_growths(
             out = _finer_figures(seg, cut, lab, out, grow=grow, contrast=fine_contrast, solidity=fine_solidity,
                                  max_region=max_region, through=through, weighed=weighed, thin=thin,
                                  edge=bool(fine_edge))
-            if fine_again > 0 and scene["denoised"] and fine in finer:  # (its pieces that are no figures, finer)
-                out = _finer_figures(finer[fine], functools.partial(cut, fine_again), lab, out, grow=grow,
+            if 0 < fine_again < fine and scene["denoised"]:  # (its pieces that are no figures, finer; the finer
+                # cut is made here even if no segment of the first cut asked for it, so that whether the third cut
+                # is made does not depend on what another try or step cut before)
+                out = _finer_figures(cut(), functools.partial(cut, fine_again), lab, out, grow=grow,
                                      contrast=fine_again_contrast, solidity=fine_solidity, max_region=max_region,
                                      through=through, weighed=weighed, thin=thin, edge=bool(fine_edge), every=True)
         yield resize_mask(out, (h, w)) | seed
