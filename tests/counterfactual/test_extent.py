@@ -954,6 +954,16 @@ def test_the_cut_again_reaches_the_figure_search(monkeypatch):
     assert regions_mask(out.labels, list(out.selected))[body].mean() > 0.9
 
 
+def test_the_aligned_pieces_reach_the_figure_search(monkeypatch):
+    # on by default since 2026-12-07 15:00 (tests/segment/test_figures.py has the known answers), and 0 turns it off
+    calls, out, body = _figure_search_kwargs(monkeypatch)
+    assert calls and all(c["aligned"] == 5.0 for c in calls)
+    assert regions_mask(out.labels, list(out.selected))[body].mean() > 0.9
+    calls, out, body = _figure_search_kwargs(monkeypatch, complete_aligned=0.0)
+    assert calls and all(c["aligned"] == 0.0 for c in calls)
+    assert regions_mask(out.labels, list(out.selected))[body].mean() > 0.9
+
+
 @pytest.mark.parametrize("bad", [{"rescore": -1}, {"rescore": True}, {"rescore": 1.5}, {"complete_fine": -1.0}, {"margin_area": -1.0},
                                  {"complete_fine_contrast": float("nan")}, {"complete_evidence": 1.0},
                                  {"complete_evidence": -0.5}, {"complete_evidence_relative": -1.0},
@@ -970,7 +980,8 @@ def test_the_cut_again_reaches_the_figure_search(monkeypatch):
                                  {"complete_noise_floor": 1.0}, {"complete_noise_floor": -0.1},
                                  {"complete_faint": -1.0}, {"complete_faint_elongation": 0.5},
                                  {"complete_faint_ragged": float("nan")}, {"complete_denoise": "median"},
-                                 {"complete_fine_again": -1.0}, {"complete_fine_again_contrast": float("inf")}])
+                                 {"complete_fine_again": -1.0}, {"complete_fine_again_contrast": float("inf")},
+                                 {"complete_aligned": 0.5}, {"complete_aligned": float("nan")}])
 def test_rescore_and_the_finer_cut_are_validated(bad):
     img, body, spark = bomb()
     with pytest.raises(InvalidParameterError, match=next(iter(bad)).split("_contrast")[0]):

@@ -360,6 +360,7 @@ def object_extent(
     complete_denoise: str = "auto",
     complete_fine_again: float = 100.0,
     complete_fine_again_contrast: float = 15.0,
+    complete_aligned: float = 5.0,
     complete_evidence: float = 0.8,
     complete_evidence_relative: float = 0.75,
     complete_evidence_solidity: float = 0.0,
@@ -585,6 +586,14 @@ def object_extent(
         2026-12-07). Filtered, a grained bomb body and a dark ground of its tone flatten alike, and the cut at 200
         still joins them. Other images are not cut again: on drawn images the pieces so freed were mostly ground
         (docs/extent-history.md).
+    complete_aligned : float
+        Figures only, with ``complete_fine``: a thin, straight piece of the finer cut, at least this many times
+        longer than wide, that touches a hidden piece end-on and continues it along its own axis is taken whatever
+        its colour (``aligned`` of :func:`~veil.segment.figures.figure_growths`,
+        :func:`~veil.segment.figures.aligned_pieces`; 0: off; 5 by default since 2026-12-07 15:00). A blade grained
+        like the band of its colour it lies on stands out by its outline and shading only, which the finer cut
+        follows and no contrast test reads; its hidden handle gives the axis. A strip of ground touching a round
+        or crosswise hidden piece, or off its axis, is not taken (docs/extent-history.md).
     complete_evidence : float
         Figures only: a colour figure (not a smooth patch) is taken only if its mean attribution is at
         least this quantile of the image's attribution (``min_weight`` of
@@ -734,6 +743,9 @@ def object_extent(
             and complete_fine_contrast >= 0):
         raise InvalidParameterError(f"complete_fine and complete_fine_contrast must be finite numbers >= 0, got "
                                     f"{complete_fine!r}, {complete_fine_contrast!r}")
+    if not (np.isfinite(complete_aligned) and (complete_aligned == 0 or complete_aligned >= 1)):
+        raise InvalidParameterError(f"complete_aligned must be 0 (off) or a length-to-width ratio >= 1, "
+                                    f"got {complete_aligned!r}")
     if not (np.isfinite(complete_fine_again) and complete_fine_again >= 0 and np.isfinite(complete_fine_again_contrast)
             and complete_fine_again_contrast >= 0):
         raise InvalidParameterError(f"complete_fine_again and complete_fine_again_contrast must be finite numbers >= 0, "
@@ -1075,7 +1087,8 @@ def object_extent(
                                          faint=complete_faint, faint_elongation=complete_faint_elongation,
                                          faint_ragged=complete_faint_ragged, denoise=complete_denoise,
                                          fine_again=complete_fine_again,
-                                         fine_again_contrast=complete_fine_again_contrast, scene=scene,
+                                         fine_again_contrast=complete_fine_again_contrast,
+                                         aligned=complete_aligned, scene=scene,
                                          max_region=min(MAX_FIGURE, max(complete_max_figure, complete_max_figure_relative
                                                                          * float(hidden_px.mean()))))
         refused: list[np.ndarray] = []

@@ -37,6 +37,11 @@ are too large or run on to the image's edge are cut again, finer (Felzenszwalb a
 and the figures among their pieces are taken too (contrast at least ``fine_contrast``): a body
 that the coarse cut joined to a pole or a ground of its own tone running to the edge. Only those
 segments are cut again, so the background elsewhere is not broken into more figures.
+
+With ``aligned`` > 0 (and a ``fine`` cut), a thin, straight piece of the finer cut that touches a hidden
+piece end-on and *continues it along its own axis* is taken whatever its colour (:func:`aligned_pieces`): a
+blade on a band of its own colour, beyond its hidden handle, which stands out from the band by its outline
+and shading only.
 """
 
 from __future__ import annotations
@@ -268,6 +273,7 @@ def figure_growths(
     denoise: str = "none",
     fine_again: float = 0.0,
     fine_again_contrast: float = 15.0,
+    aligned: float = 0.0,
     scene: dict[str, Any] | None = None,
 ) -> Iterator[np.ndarray]:
     """:func:`attached_figures` for each ``(through, rounds)`` or ``(through, rounds, fine)`` of ``tries`` in
@@ -295,6 +301,10 @@ def figure_growths(
       pieces that stand out by ``fine_again_contrast`` are taken too: filtered, a grained body and a ground of its
       tone flatten alike, and the finer cut still joins them. Not on other images, where the pieces so freed are
       mostly ground, nor in a try whose ``fine`` is not coarser than this. 0: off.
+    * ``aligned``: in a try with a ``fine`` cut, the pieces of that cut that continue a piece of the growth along
+      its own axis, at least this many times longer than wide, are taken whatever their contrast
+      (:func:`aligned_pieces`): a blade grained like the band of its colour it lies on, beyond its hidden
+      handle. 0: off.
 
     Examples
     --------
@@ -342,6 +352,8 @@ def figure_growths(
             and fine_again_contrast >= 0):
         raise InvalidParameterError(f"fine_again and fine_again_contrast must be finite numbers >= 0, got "
                                     f"{fine_again!r}, {fine_again_contrast!r}")
+    if not (np.isfinite(aligned) and (aligned == 0 or aligned >= 1)):
+        raise InvalidParameterError(f"aligned must be 0 (off) or a length-to-width ratio >= 1, got {aligned!r}")
     if denoise not in ("none", "meanshift", "auto"):
         raise InvalidParameterError(f"denoise must be 'none', 'meanshift' or 'auto', got {denoise!r}")
     if int(texture_window) < 2:
@@ -453,6 +465,9 @@ def figure_growths(
                 out = _finer_figures(cut(), functools.partial(cut, fine_again), lab, out, grow=grow,
                                      contrast=fine_again_contrast, solidity=fine_solidity, max_region=max_region,
                                      through=through, weighed=weighed, thin=thin, edge=bool(fine_edge), every=True)
+            if aligned > 0:  # (thin, straight pieces continuing a hidden piece, whatever their colour)
+                out = aligned_pieces(cut(), out, elongation=float(aligned), length=max(hs.shape) / 12.0,
+                                     max_region=max_region)
         yield resize_mask(out, (h, w)) | seed
 
 
@@ -791,6 +806,85 @@ def _finer_figures(seg: np.ndarray, fine: np.ndarray | Callable[[], np.ndarray],
     pieces = np.where(inside, fine + 1, 0)  # 0: not looked at again
     return _figures(pieces, lab, out, grow=grow, contrast=contrast, max_region=max_region, through=through,
                     background=0, weighed=weighed, solidity=solidity, thin=thin, edge=edge)
+
+
+def aligned_pieces(pieces: np.ndarray, hidden: np.ndarray, *, elongation: float, length: float,
+                   max_region: float = MAX_FIGURE, ragged: float = 1.35, end: float = 0.6, angle: float = 10.0,
+                   offset: float = 0.5, reach: int = 2) -> np.ndarray:
+    """``hidden`` with the pieces of the label map ``pieces`` that continue one of its pieces along its axis.
+
+    A piece is taken when it is not mostly hidden, at most ``max_region`` of the image, off the image's edge,
+    thin and straight (:func:`straight`: at least ``elongation`` times longer than wide, ``length`` pixels long,
+    an outline at most ``ragged`` times its hull's), and touches ``hidden`` *end-on*: the hidden pixels within
+    ``reach`` of it lie at one of its ends (their distance from its centre along its axis at least ``end`` times
+    its half-length, measured as twice the axis' standard deviation) and within its width of its axis. The
+    hidden piece it touches (``hidden``'s 8-connected components at those pixels) must be elongated (its axes
+    at least 1.25 apart) along the same axis, within ``angle`` degrees, with its centroid at most ``offset``
+    times the piece's width off that axis: so the piece continues the hidden piece, as a blade continues its
+    hidden handle. Colour is not asked: a blade on a band of its own colour stands out by its outline only,
+    and the finer cut follows the outline; a strip of ground beside a round or a crosswise hidden piece,
+    or one touching it off its axis, is not taken (docs/extent-history.md, 2026-12-07 15:00).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pieces = np.zeros((60, 90), int)
+    >>> pieces[28:32, 40:80] = 1                    # a thin piece, continuing ...
+    >>> hidden = np.zeros((60, 90), bool); hidden[27:33, 20:40] = True   # ... a hidden bar along its axis
+    >>> bool(aligned_pieces(pieces, hidden, elongation=5, length=10)[30, 60])
+    True
+    >>> across = np.zeros((60, 90), bool); across[10:50, 34:40] = True  # a bar across its axis
+    >>> bool(aligned_pieces(pieces, across, elongation=5, length=10)[30, 60])
+    False
+    """
+    from scipy import ndimage as ndi
+
+    sh, sw = hidden.shape
+    out = hidden.copy()
+    n = int(pieces.max()) + 1 if pieces.size else 0
+    if n == 0 or not hidden.any():
+        return out
+    count = np.bincount(pieces.ravel(), minlength=n)
+    covered = np.bincount(pieces.ravel(), weights=hidden.ravel().astype(np.float64), minlength=n)
+    boxes = ndi.find_objects(pieces + 1)
+    components: np.ndarray | None = None  # (hidden's 8-connected pieces, labelled when first asked)
+    for s in np.unique(pieces[dilate(hidden, reach) & ~hidden]).tolist():
+        box = boxes[s]
+        if box is None or covered[s] >= 0.5 * count[s] or count[s] > max_region * sh * sw:
+            continue
+        if box[0].start == 0 or box[1].start == 0 or box[0].stop == sh or box[1].stop == sw:
+            continue
+        y0, y1 = max(0, box[0].start - reach), min(sh, box[0].stop + reach)
+        x0, x1 = max(0, box[1].start - reach), min(sw, box[1].stop + reach)
+        cm = pieces[y0:y1, x0:x1] == s
+        if not straight(cm, elongation, length, ragged):
+            continue
+        cy_, cx_ = np.nonzero(dilate(cm, reach) & hidden[y0:y1, x0:x1] & ~cm)  # (the hidden pixels it touches)
+        if not cy_.size:
+            continue
+        ys, xs = np.nonzero(cm)
+        cy, cx = ys.mean() + y0, xs.mean() + x0
+        lam, vec = np.linalg.eigh(np.cov(np.stack([ys, xs]).astype(np.float64), bias=True))
+        axis = vec[:, 1]
+        half, width = 2.0 * np.sqrt(max(float(lam[1]), 0.0)), 2.0 * np.sqrt(max(float(lam[0]), 1.0 / 12.0))
+        py, px = cy_ + y0 - cy, cx_ + x0 - cx
+        along, across = np.abs(py * axis[0] + px * axis[1]), np.abs(py * axis[1] - px * axis[0])
+        if not (np.median(along) >= end * half and np.median(across) <= width + reach):
+            continue  # (not end-on)
+        if components is None:
+            components = ndi.label(hidden, structure=np.ones((3, 3), bool))[0]
+        ids = np.unique(components[cy_ + y0, cx_ + x0])
+        hy, hx = np.nonzero(np.isin(components, ids[ids > 0]))
+        if hy.size < 3:
+            continue
+        hlam, hvec = np.linalg.eigh(np.cov(np.stack([hy, hx]).astype(np.float64), bias=True))
+        if hlam[1] < 1.25**2 * max(float(hlam[0]), 1.0 / 12.0):
+            continue  # (a round hidden piece has no axis to continue)
+        tilt = float(np.degrees(np.arccos(min(1.0, abs(float(hvec[:, 1] @ axis))))))
+        off = abs((hy.mean() - cy) * axis[1] - (hx.mean() - cx) * axis[0]) / width
+        if tilt <= angle and off <= offset:
+            out[y0:y1, x0:x1] |= cm
+    return out
 
 
 def _smooth_patches(grained: np.ndarray, hs: np.ndarray, *, grow: float, smooth: float, contrast: float,
