@@ -1055,14 +1055,44 @@ def test_aligned_pieces_take_only_a_thin_straight_piece_continuing_the_hidden_pi
     assert np.array_equal(out, hidden | piece) if taken else np.array_equal(out, hidden)
 
 
-def test_aligned_pieces_leave_a_mostly_hidden_piece_and_an_empty_mask_alone():
+def test_aligned_pieces_ask_each_of_their_tests():
+    """Each case passes every test of :func:`aligned_pieces` but one; with that one relaxed it is taken."""
+    shape = (80, 140)
+    piece = _bar(shape, 38, 43, 50, 110)
+    handle = _bar(shape, 37, 44, 20, 50)
+
+    def run(hidden: np.ndarray, **kw: float) -> bool:
+        pieces = np.zeros(shape, np.int64)
+        pieces[piece] = 1
+        pieces[~piece & ~hidden] = 2
+        return bool(aligned_pieces(pieces, hidden, elongation=5, length=10, **{"max_region": 0.5, **kw})[
+            piece & ~hidden].all())
+
+    # end-on: two hidden bars along the piece's sides, joined behind it: aligned with it, centred on its axis,
+    # but touching it along its length
+    sides = _bar(shape, 31, 37, 20, 100) | _bar(shape, 44, 50, 20, 100) | _bar(shape, 31, 50, 20, 26)
+    assert not run(sides) and run(sides, end=0.0)
+    # not mostly hidden: the handle, and a hidden stretch over 60 % of the piece that touches nothing else
+    covered = handle | _bar(shape, 38, 43, 74, 110)
+    assert not bool(aligned_pieces(np.where(piece, 1, 2), covered, elongation=5, length=10, max_region=0.5)[
+        38:43, 50:74].any())
+    # at most max_region of the image (the piece is 2.7 % of it)
+    assert not run(handle, max_region=0.02) and run(handle, max_region=0.03)
+
+
+def test_aligned_pieces_leave_an_empty_mask_alone_and_check_their_label_map():
     shape = (60, 120)
     pieces = np.zeros(shape, np.int64)
     pieces[28:33, 40:100] = 1
-    hidden = _bar(shape, 27, 34, 10, 90)          # covers most of the piece already
-    assert np.array_equal(aligned_pieces(pieces, hidden, elongation=5, length=10), hidden)
     empty = np.zeros(shape, bool)
     assert np.array_equal(aligned_pieces(pieces, empty, elongation=5, length=10), empty)
+    small = np.zeros(shape, np.uint8)             # (a narrow dtype: label 255 + 1 must not wrap to 0)
+    small[28:33, 40:100] = 255
+    hidden = _bar(shape, 27, 34, 10, 40)
+    assert aligned_pieces(small, hidden, elongation=5, length=10, max_region=0.5)[30, 70]
+    for bad in (pieces[:, :-1], pieces.astype(float), pieces - 2):
+        with pytest.raises(InvalidParameterError, match="label map"):
+            aligned_pieces(bad, hidden, elongation=5, length=10)
 
 
 @pytest.mark.parametrize("seed_shape", ["handle", "crosswise", "round"])

@@ -816,14 +816,21 @@ def aligned_pieces(pieces: np.ndarray, hidden: np.ndarray, *, elongation: float,
     A piece is taken when it is not mostly hidden, at most ``max_region`` of the image, off the image's edge,
     thin and straight (:func:`straight`: at least ``elongation`` times longer than wide, ``length`` pixels long,
     an outline at most ``ragged`` times its hull's), and touches ``hidden`` *end-on*: the hidden pixels within
-    ``reach`` of it lie at one of its ends (their distance from its centre along its axis at least ``end`` times
-    its half-length, measured as twice the axis' standard deviation) and within its width of its axis. The
-    hidden piece it touches (``hidden``'s 8-connected components at those pixels) must be elongated (its axes
-    at least 1.25 apart) along the same axis, within ``angle`` degrees, with its centroid at most ``offset``
-    times the piece's width off that axis: so the piece continues the hidden piece, as a blade continues its
-    hidden handle. Colour is not asked: a blade on a band of its own colour stands out by its outline only,
-    and the finer cut follows the outline; a strip of ground beside a round or a crosswise hidden piece,
-    or one touching it off its axis, is not taken (docs/extent-history.md, 2026-12-07 15:00).
+    ``reach`` of it lie at one of its ends (their median distance from its centre along its axis at least ``end``
+    times its half-length) and near its axis (their median distance from it at most its width plus ``reach``).
+    Half-length and width are twice the standard deviations of the piece's pixels along and across its axis
+    (for a straight bar, 1.15 times its half-length and 0.58 times its width). The hidden piece it touches
+    (``hidden``'s 8-connected components at those pixels) must be elongated (its axes at least 1.25 apart) along
+    the same axis, within ``angle`` degrees, with its centroid at most ``offset`` times the piece's width off
+    that axis: so the piece continues the hidden piece, as a blade continues its hidden handle. Neither colour
+    nor attribution is asked: a blade on a band of its own colour stands out by its outline only, and the finer
+    cut follows the outline; a strip of ground beside a round or a crosswise hidden piece, or one touching it
+    off its axis, is not taken (docs/extent-history.md, 2026-12-07 15:00).
+
+    Raises
+    ------
+    InvalidParameterError
+        ``pieces`` is not a label map of integers >= 0 of ``hidden``'s shape.
 
     Examples
     --------
@@ -839,6 +846,12 @@ def aligned_pieces(pieces: np.ndarray, hidden: np.ndarray, *, elongation: float,
     """
     from scipy import ndimage as ndi
 
+    hidden = np.asarray(hidden, bool)
+    pieces = np.asarray(pieces)
+    if pieces.shape != hidden.shape or not np.issubdtype(pieces.dtype, np.integer) or (pieces.size and pieces.min() < 0):
+        raise InvalidParameterError(f"pieces (shape {pieces.shape}, {pieces.dtype}) must be a label map of integers "
+                                    f">= 0 of the hidden mask's shape {hidden.shape}")
+    pieces = pieces.astype(np.int64, copy=False)  # (pieces + 1 below must not wrap)
     sh, sw = hidden.shape
     out = hidden.copy()
     n = int(pieces.max()) + 1 if pieces.size else 0
