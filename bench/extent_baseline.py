@@ -11,7 +11,8 @@ package is imported from its checkout), alternating the order over ``--passes``:
     python bench/extent_baseline.py --baseline /tmp/veil-6df7c81 --archs resnet18 mobilenet_v3_small \\
         --seeds 2024 2025 --n 40 --json baseline.json
 
-The images are ``bench/extent.py``'s benchmark set and the cards its ``train`` command wrote. Each
+The images are ``bench/extent.py``'s benchmark set (with ``--photo``, made photographic as ``run --photo``
+makes them) and the cards its ``train`` command wrote. Each
 process times ``Safeguarder.run`` per image with one torch thread, after one untimed run (numba's
 compilation, the first forward pass); only the images its model flags count, as in ``run``.
 
@@ -139,6 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", choices=["objects", "kit"], default="objects",
                    help="the object family of bench/extent.py's images (kit: for cards trained with "
                         "`train --data kit`)")
+    p.add_argument("--photo", action="store_true",
+                   help="the same images made photographic, as bench/extent.py run --photo draws them")
     p.add_argument("--passes", type=int, default=2, help="each pipeline this many times, the order reversed each pass")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--paired", action="store_true",
@@ -178,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         cards[arch] = "+".join(map(str, paths))
     t0 = time.monotonic()
     items = [{"id": it["id"], "image": it["image"], "mask": it["mask"]}
-             for seed in a.seeds for it in bx.benchmark_set(seed, a.n, family=a.data)]
+             for seed in a.seeds for it in bx.benchmark_set(seed, a.n, family=a.data, photo=a.photo)]
     print(f"{len(items)} images ({time.monotonic() - t0:.0f} s to draw)", flush=True)
     result: dict[str, Any] = {"command": " ".join(sys.argv), "machine": platform.platform(),
                               "baseline": str(a.baseline), "extent_options": options, "models": {}}

@@ -98,7 +98,7 @@ def timed_graph(clock: Clock, build: Callable[..., Any], name: str, parent: str)
     return made
 
 
-def profile(arch: str, seeds: list[int], n: int, threads: int) -> dict[str, Any]:
+def profile(arch: str, seeds: list[int], n: int, threads: int, *, photo: bool = False) -> dict[str, Any]:
     import extent as bx
     import torch
 
@@ -110,7 +110,7 @@ def profile(arch: str, seeds: list[int], n: int, threads: int) -> dict[str, Any]
     torch.set_num_threads(threads)
     clf = load_classifier(str(bx.card_path(arch)))
     sg = Safeguarder(SafeguardConfig(models=(clf,), rationale=None), classifiers=[clf])
-    items = [it for s in seeds for it in bx.benchmark_set(s, n)]
+    items = [it for s in seeds for it in bx.benchmark_set(s, n, photo=photo)]
     sg.run(items[0]["image"])  # untimed: compilation and the first forward pass
 
     clock = Clock()
@@ -186,10 +186,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[11])
     p.add_argument("--n", type=int, default=40, help="images per seed")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1, as bench/extent_baseline.py)")
+    p.add_argument("--photo", action="store_true",
+                   help="the same images made photographic, as bench/extent.py run --photo draws them")
     p.add_argument("--plot", type=Path, help="PNG: one stacked bar per card")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
-    rows = [profile(a, args.seeds, args.n, args.threads) for a in args.archs]
+    rows = [profile(a, args.seeds, args.n, args.threads, photo=args.photo) for a in args.archs]
     print("| card | flagged | images classified | s/img | " + " | ".join(PARTS) + " |")
     print("|---" * (4 + len(PARTS)) + "|")
     for r in rows:

@@ -88,3 +88,28 @@ def test_a_joined_pair_needs_cards_with_names_of_their_own(baseline, tmp_path, c
     with pytest.raises(SystemExit):
         baseline.main(["--baseline", str(tmp_path), "--archs", archs.replace("A", str(card))])
     assert why in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("photo", [False, True])
+def test_photo_times_the_photographic_images(baseline, tmp_path, monkeypatch, photo):
+    # --photo draws run --photo's images; stopped once they are drawn, before any pipeline is timed
+    import sys
+    import types
+
+    (tmp_path / "src" / "veil").mkdir(parents=True)
+    (tmp_path / "src" / "veil" / "pipeline.py").write_text("")
+    card = tmp_path / "a" / "model.json"
+    card.parent.mkdir()
+    card.write_text("{}")
+    asked: list[dict] = []
+
+    def benchmark_set(seed, n, **kw):
+        asked.append({"seed": seed, "n": n, **kw})
+        raise SystemExit(0)
+
+    fake = types.SimpleNamespace(card_path=lambda arch: card, card_name=lambda arch: "a", benchmark_set=benchmark_set)
+    monkeypatch.setitem(sys.modules, "extent", fake)
+    with pytest.raises(SystemExit):
+        baseline.main(["--baseline", str(tmp_path), "--archs", "a", "--seeds", "7", "--n", "3",
+                       *(["--photo"] if photo else [])])
+    assert asked == [{"seed": 7, "n": 3, "family": "objects", "photo": photo}]

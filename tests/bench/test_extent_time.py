@@ -84,3 +84,13 @@ def test_the_felzenszwalb_part_wraps_what_the_figure_search_calls(et, monkeypatc
     seed[20:30, 10:20] = True
     clock.wrap("search", lambda: attached_figures(img, seed), None)()
     assert clock.calls["cut"] == 2 and clock.spent["cut"] > 0  # the graph, and one cut of it
+
+
+@pytest.mark.parametrize("photo", [False, True])
+def test_photo_reaches_each_cards_profile(et, monkeypatch, photo):
+    # --photo profiles run --photo's images: main hands it to each card's profile (whose drawing takes it on)
+    calls = []
+    monkeypatch.setattr(et, "profile", lambda arch, seeds, n, threads, photo=False: calls.append((arch, photo)) or {
+        "arch": arch, "flagged": 0, "images": 0, "classified": 0.0, "seconds": 0.0, "parts": dict.fromkeys(et.PARTS, 0.0)})
+    et.main(["--archs", "a", "b", *(["--photo"] if photo else [])])
+    assert calls == [("a", photo), ("b", photo)]
