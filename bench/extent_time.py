@@ -18,7 +18,9 @@ wrappers around the functions that do them::
   maps, adjacency, colour groups).
 
 Only the flagged images count (a safe image never reaches the extent). The images classified per
-flagged image are the pipeline's own count (search and extent).
+flagged image are the pipeline's own count (search and extent); a second table splits it by the step that
+asked for them (:data:`STEPS`: the search, then the extent's own count of each of its steps; the first and the
+last verdict on the image, one classification each, are not in it).
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "src"))
+
+#: The steps a flagged image's classifications are counted under: the search, then the extent's steps
+#: (``ExtentOutcome.evaluated_by_step``; "prune" with its second complete step, "look" with its runs).
+STEPS = ("search", "split", "closure", "margin", "trim", "complete", "prune", "look")
 
 PARTS = ("outside the extent", "scoring candidates", "full-size checks", "figure search: Felzenszwalb",
          "figure search: the rest", "second look", "rest of the extent")
@@ -98,6 +104,44 @@ def timed_graph(clock: Clock, build: Callable[..., Any], name: str, parent: str)
     return made
 
 
+class StepCounts:
+    """Wraps the pipeline's ``extend`` to keep the outcome of its outermost call (the second look runs the
+    pipeline on tiles, and so calls ``extend`` again from inside it)."""
+
+    def __init__(self, extend: Callable[..., Any]) -> None:
+        self.extend = extend
+        self.depth = 0
+        self.last: Any = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.depth += 1
+        try:
+            out = self.extend(*args, **kwargs)
+        finally:
+            self.depth -= 1
+        if self.depth == 0:
+            self.last = out
+        return out
+
+    def take(self) -> Any:
+        """The outermost outcome since the last take (None: the image reached no extent)."""
+        out, self.last = self.last, None
+        return out
+
+
+def by_step(n_evaluated: int, outcome: Any) -> dict[str, int]:
+    """A run's ``n_evaluated`` split over :data:`STEPS`: what the extent's ``outcome`` (None: none ran) did
+    not classify is the search's."""
+    counts = dict.fromkeys(STEPS, 0)
+    if outcome is not None:
+        for step, k in outcome.evaluated_by_step.items():
+            counts[step] = counts.get(step, 0) + int(k)
+        counts["search"] = int(n_evaluated) - int(outcome.n_evaluated)
+    else:
+        counts["search"] = int(n_evaluated)
+    return counts
+
+
 def profile(arch: str, seeds: list[int], n: int, threads: int, *, photo: bool = False) -> dict[str, Any]:
     import extent as bx
     import torch
@@ -119,8 +163,9 @@ def profile(arch: str, seeds: list[int], n: int, threads: int, *, photo: bool = 
     pipeline_mod = sys.modules["veil.pipeline"]
     saved = (pipeline_mod.extend, ext._Work.excess, ext._Work.full_excess, figures.figure_growths,  # type: ignore[attr-defined]
              graph.felzenszwalb_graph, Safeguarder._look, Safeguarder.unsafe_scores)
+    counter = StepCounts(saved[0])
     try:
-        pipeline_mod.extend = clock.wrap("extent", saved[0], None)  # type: ignore[attr-defined]
+        pipeline_mod.extend = clock.wrap("extent", counter, None)  # type: ignore[attr-defined]
         ext._Work.excess = clock.wrap("scoring candidates", saved[1], "extent")  # type: ignore[method-assign]
         ext._Work.full_excess = clock.wrap("full-size checks", saved[2], "extent")  # type: ignore[method-assign]
         figures.figure_growths = clock.wrap_generator("figure search", saved[3], "extent")
@@ -129,14 +174,18 @@ def profile(arch: str, seeds: list[int], n: int, threads: int, *, photo: bool = 
         # (the extent classifies the tiles of the second look itself, with the pipeline's scorer)
         Safeguarder.unsafe_scores = clock.wrap("second look: tiles", saved[6], "extent")  # type: ignore[method-assign]
         flagged, total, classified = 0, 0.0, 0
+        steps = dict.fromkeys(STEPS, 0)
         for it in items:
             t = time.perf_counter()
             res = sg.run(it["image"])
             secs = time.perf_counter() - t
+            outcome = counter.take()
             if res.unsafe:
                 flagged += 1
                 total += secs
                 classified += int(res.n_evaluated)
+                for step, k in by_step(res.n_evaluated, outcome).items():
+                    steps[step] = steps.get(step, 0) + k
     finally:
         (pipeline_mod.extend, ext._Work.excess, ext._Work.full_excess, figures.figure_growths,  # type: ignore[attr-defined]
          graph.felzenszwalb_graph, Safeguarder._look, Safeguarder.unsafe_scores) = saved
@@ -152,7 +201,8 @@ def profile(arch: str, seeds: list[int], n: int, threads: int, *, photo: bool = 
     }
     parts["rest of the extent"] = s.get("extent", 0.0) - sum(v for k, v in parts.items() if k != "outside the extent")
     return {"arch": arch, "seeds": seeds, "images": len(items), "flagged": flagged, "threads": threads,
-            "seconds": total / max(flagged, 1), "classified": classified / max(flagged, 1), "parts": parts}
+            "seconds": total / max(flagged, 1), "classified": classified / max(flagged, 1), "parts": parts,
+            "classified_by_step": {k: v / max(flagged, 1) for k, v in steps.items()}}
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
@@ -197,6 +247,12 @@ def main(argv: list[str] | None = None) -> None:
     for r in rows:
         print(f"| {r['arch']} | {r['flagged']} of {r['images']} | {r['classified']:.1f} | {r['seconds']:.3f} | "
               + " | ".join(f"{r['parts'][k]:.3f}" for k in PARTS) + " |")
+    print()
+    print("| card | images classified | " + " | ".join(STEPS) + " |")
+    print("|---" * (2 + len(STEPS)) + "|")
+    for r in rows:
+        per = r.get("classified_by_step", {})
+        print(f"| {r['arch']} | {r['classified']:.1f} | " + " | ".join(f"{per.get(k, 0.0):.1f}" for k in STEPS) + " |")
     if args.plot:
         plot(rows, args.plot)
     if args.json:

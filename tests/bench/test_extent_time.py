@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from tests.bench.conftest import bench_script
@@ -72,8 +73,6 @@ def test_a_generator_part_times_each_item_it_is_asked_for(et):
 def test_the_felzenszwalb_part_wraps_what_the_figure_search_calls(et, monkeypatch):
     # extent_time times the cut by replacing veil.segment.graph.felzenszwalb_graph: the figure search must
     # look it up there when it runs, or the part would read 0 s; the graph's making and each cut count
-    import numpy as np
-
     import veil.segment.graph as graph
     from veil.segment.figures import attached_figures
 
@@ -94,3 +93,24 @@ def test_photo_reaches_each_cards_profile(et, monkeypatch, photo):
         "arch": arch, "flagged": 0, "images": 0, "classified": 0.0, "seconds": 0.0, "parts": dict.fromkeys(et.PARTS, 0.0)})
     et.main(["--archs", "a", "b", *(["--photo"] if photo else [])])
     assert calls == [("a", photo), ("b", photo)]
+
+
+def test_step_counts_keep_the_outermost_extent_and_split_the_rest_to_the_search(et):
+    from veil.counterfactual.extent import ExtentOutcome
+
+    def outcome(n: int, by: dict[str, int]) -> ExtentOutcome:
+        return ExtentOutcome(np.zeros((2, 2), np.int32), (), (), n, [], by)
+
+    inner, outer = outcome(3, {"closure": 3}), outcome(10, {"closure": 6, "look": 4})
+
+    def extend(nested: bool) -> ExtentOutcome:  # (the second look calls extend again, from inside it)
+        if nested:
+            counter(False)
+            return outer
+        return inner
+
+    counter = et.StepCounts(extend)
+    assert counter(True) is outer and counter.take() is outer and counter.take() is None
+    steps = et.by_step(14, outer)  # the pipeline's count: the search's 4 and the extent's 10
+    assert steps == {**dict.fromkeys(et.STEPS, 0), "search": 4, "closure": 6, "look": 4}
+    assert et.by_step(5, None) == {**dict.fromkeys(et.STEPS, 0), "search": 5}  # no counterfactual: all the search's

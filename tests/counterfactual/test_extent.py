@@ -710,6 +710,15 @@ def test_the_object_extent_classifies_each_candidate_once():
     assert out.selected[:2] == (5, 4)
     assert len(seen) == out.n_evaluated > 0
     assert len(set(seen)) == len(seen)
+    # each classification is charged to the step that asked for it, in the order the steps run: the trace's
+    # running count at the end of closure and of margin is the sum of the steps up to them
+    by = out.evaluated_by_step
+    assert sum(by.values()) == out.n_evaluated and set(by) <= {"split", "closure", "margin", "trim", "complete",
+                                                             "prune", "look"}
+    assert by["closure"] > 0 and by["margin"] > 0 and all(v > 0 for v in by.values())
+    ends = {t["step"]: t["evaluated"] for t in out.trace if t["step"] in ("closure", "margin")}
+    assert ends["closure"] == by.get("split", 0) + by["closure"]
+    assert ends["margin"] == ends["closure"] + by["margin"]
 
 
 def outlined_bomb() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -1081,10 +1090,16 @@ def test_the_second_look_hides_an_object_seen_only_in_a_tile():
     assert len(calls) == 1 and calls[0].shape == (side, side, 3)  # one tile, the default share of the sides
     assert side <= 60  # (small enough for ZoomModel to see the magenta block in it)
     assert [t["step"] for t in out.trace if t["step"] == "tile"] == ["tile"]
+    # the tiles classified and the run on the tile (1 image, as this stand-in says) are the second look's
+    first_round = len(tile_boxes((96, 96), *(inspect.signature(object_extent).parameters[k].default
+                                            for k in ("tiles", "tile_fraction"))))
+    assert out.evaluated_by_step["look"] >= first_round + len(calls)
+    assert sum(out.evaluated_by_step.values()) == out.n_evaluated
     # no look (the minimal pipeline, a direct call) or no tiles: the magenta block stays in sight
     for opts in ({}, {"look": magenta_look([]), "tiles": 0}):
         plain = object_extent(img, styled, labels, (4,), model, np.array([0.5]), **kw, **opts)
         assert not np.isin(plain.labels, plain.selected)[second].any()
+        assert "look" not in plain.evaluated_by_step
     assert "look" not in inspect.signature(minimal).parameters
 
 

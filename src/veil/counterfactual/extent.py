@@ -94,13 +94,19 @@ REASONS = ("counterfactual", "split", "margin", "closure", "object", "tile")
 
 @dataclass
 class ExtentOutcome:
-    """The regions to hide: ids into ``labels``, in the order chosen, with the reason for each."""
+    """The regions to hide: ids into ``labels``, in the order chosen, with the reason for each.
+
+    ``n_evaluated`` counts the images the extent classified; ``evaluated_by_step`` splits that count by the step
+    that asked for them (``split``, ``closure``, ``margin``, ``trim``, ``complete``, ``prune`` with its second
+    complete step, ``look`` with its tiles and its runs on them), where the extent keeps such a count.
+    """
 
     labels: np.ndarray
     selected: tuple[int, ...]
     reasons: tuple[str, ...]
     n_evaluated: int = 0
     trace: list[dict[str, Any]] = field(default_factory=list)
+    evaluated_by_step: dict[str, int] = field(default_factory=dict)
 
 
 Extent = Callable[..., ExtentOutcome]
@@ -268,7 +274,14 @@ class _Work:
     thr_logit: np.ndarray
     views: bool
     n_evaluated: int = 0
+    step: str = ""  # (the step now classifying, which :meth:`count` charges)
+    by_step: dict[str, int] = field(default_factory=dict)
     _seen: dict[tuple[tuple[int, ...], int], float] = field(default_factory=dict)
+
+    def count(self, k: int) -> None:
+        """``k`` more images classified, charged to the step now running."""
+        self.n_evaluated += int(k)
+        self.by_step[self.step] = self.by_step.get(self.step, 0) + int(k)
 
     def relabel(self, labels: np.ndarray) -> None:
         self.labels = labels
@@ -278,7 +291,7 @@ class _Work:
         """Worst model's logit minus its threshold's on the full-size image hidden under ``mask`` (the
         delivered image the pipeline judges), counted among the images classified."""
         full = apply_mask(image, styled, mask)
-        self.n_evaluated += 1
+        self.count(1)
         return float((logit(np.asarray(self.score([full]), dtype=np.float64)[0]) - self.thr_logit).max())
 
     def compose(self, ids: Sequence[int]) -> np.ndarray:
@@ -301,7 +314,7 @@ class _Work:
                     composed[key] = light_views(img) if k > 1 else [img]
                 imgs.append(composed[key][v])
             s = np.asarray(self.score(imgs), dtype=np.float64)
-            self.n_evaluated += len(imgs)
+            self.count(len(imgs))
             for (key, v), e in zip(todo, (logit(s) - self.thr_logit[None, :]).max(axis=1), strict=True):
                 self._seen[(key, v)] = float(e)
         return np.asarray([max(self._seen[(key, v)] for v in range(k)) for key in keys])
@@ -847,7 +860,7 @@ def object_extent(
 
     shape = fit_within((h, w), work_size)
     work = _Work(_small(image, shape), _small(styled, shape), _nearest(labels, shape), score,
-                 logit(thresholds), views)
+                 logit(thresholds), views, step="split")
 
     chosen: list[int] = []
     reasons: list[str] = []
@@ -958,6 +971,7 @@ def object_extent(
         return list(out)
 
     # -- 2. closure: touching regions that still carry evidence -------------------------------
+    work.step = "closure"
     cf = [r for r, why in zip(chosen, reasons, strict=True) if why in ("counterfactual", "split")]
     cf_att = float(np.average(mean_att[cf], weights=area[cf])) if cf and float(area[cf].sum()) > 0 else 0.0
     base = float(work.excess([chosen])[0])
@@ -1003,6 +1017,7 @@ def object_extent(
         trace.append({"step": "closure", "added": added, "excess": round(base, 4), "evaluated": work.n_evaluated})
 
     # -- 3. margin: a harder verdict (margin under the threshold, also under light views) ------
+    work.step = "margin"
     # candidates are ranked on the image itself (by logit drop, or drop per area hidden); only the best
     # one is checked under the views
     # (after the first step, with ``rescore``, only the best few of the step before and the new ones)
@@ -1036,6 +1051,7 @@ def object_extent(
     trace.append({"step": "margin", "excess": round(current, 4), "added": steps, "evaluated": work.n_evaluated})
 
     # -- 4. trim: drop closure regions whose removal now costs (almost) no evidence -------------
+    work.step = "trim"
     extra = [i for i, why in enumerate(reasons) if why == "closure"] if trim else []
     if extra:
         limit = -margin if current <= -margin else 0.0
@@ -1050,6 +1066,7 @@ def object_extent(
                 trace.append({"step": "trim", "dropped": len(drop)})
 
     # -- 5. complete: the objects the hidden mask lies on, class-agnostically ------------------
+    work.step = "complete"
     # (the largest growth first: figures followed for ``complete_rounds`` rounds, behind outlines and
     # into a finer cut of the segments too large or running to the edge; if it is refused, by the
     # verdict or the bound on the hidden share, the same without the finer cut, then one round, then
@@ -1141,6 +1158,7 @@ def object_extent(
     completed = complete_step()
 
     # -- 6. prune: split and margin regions the verdict no longer needs once the object is hidden -----
+    work.step = "prune"
     # (each of the largest weighed alone, and kept if it carries evidence of its own; then the longest run
     # of those that may go alone, the largest first, that may go together; the object parts they hid are
     # found again inside them by a second complete step)
@@ -1177,6 +1195,7 @@ def object_extent(
             complete_step(freed)
 
     # -- 7. look again: tiles of the delivered image that a classifier still finds unsafe -------
+    work.step = "look"
     # (each safeguarded on its own, larger than the classifier saw it in the whole image)
     if look is not None and tiles >= 2 and chosen:
         hidden_px = regions_mask(labels, chosen)
@@ -1189,7 +1208,7 @@ def object_extent(
             if not crops:
                 break
             sc = np.asarray(score(list(crops.values())), dtype=np.float64)
-            work.n_evaluated += len(crops)
+            work.count(len(crops))
             ex = (logit(sc) - work.thr_logit[None, :]).max(axis=1)
             if ex.max() <= 0:
                 break
@@ -1197,7 +1216,7 @@ def object_extent(
             looked.add(j)
             y, x, th, tw = boxes[j]
             sub, used = look(crops[j])
-            work.n_evaluated += int(used)
+            work.count(int(used))
             new_px = np.zeros((h, w), bool)
             new_px[y : y + th, x : x + tw] = True if sub is None else np.asarray(sub, bool)  # (none found: all of it)
             new_px &= ~hidden_px
@@ -1214,7 +1233,8 @@ def object_extent(
             trace.append({"step": "tile", "box": [y, x, th, tw], "added": len(ids), "pixels": int(new_px.sum()),
                           "found": sub is not None, "evaluated": work.n_evaluated})
 
-    return ExtentOutcome(labels.astype(np.int32), tuple(chosen), tuple(reasons), work.n_evaluated, trace)
+    return ExtentOutcome(labels.astype(np.int32), tuple(chosen), tuple(reasons), work.n_evaluated, trace,
+                         {k: v for k, v in work.by_step.items() if v})
 
 
 def _weigh(work: _Work, hidden: list[int], cands: Sequence[Sequence[int]], batch_size: int) -> np.ndarray:
