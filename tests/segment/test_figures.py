@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -607,6 +608,39 @@ def test_with_edge_a_piece_of_the_finer_cut_may_reach_the_image_s_edge():
     assert not _finer_figures(coarse, fine, lab, spark, **kw)[body].any()
     out = _finer_figures(coarse, fine, lab, spark, edge=True, **kw)
     assert np.array_equal(out, spark | body)
+
+
+def test_every_cuts_finer_an_enclosed_touching_segment_and_figure_growths_asks_for_it_with_fine_every(monkeypatch):
+    """With ``every`` the finer cut also looks into a touching segment that is neither too large nor on the edge (a
+    body joined to a piece of its ground, too ragged to be a figure): its body piece is taken, the piece of ground
+    that made it ragged is not. ``figure_growths(fine_every=True)`` asks the first finer cut for it; by default not."""
+    lab, coarse, fine, spark, body, pole = _joined_body_scene()
+    enclosed = coarse.copy()
+    enclosed[pole & (np.mgrid[:120, :160][0] > 100)] = 0  # the pole stops short of the edge: an enclosed segment
+    kw: dict[str, Any] = {"grow": 3.0, "contrast": 20.0, "max_region": 0.1, "through": 0.35}
+    assert not _finer_figures(enclosed, fine, lab, spark, **kw)[body].any()
+    out = _finer_figures(enclosed, fine, lab, spark, every=True, **kw)
+    assert out[body].all() and not (out & pole).any()
+
+    import veil.segment.figures as figures
+
+    seen: list[bool] = []
+    real = figures._finer_figures
+
+    def spy(*args: Any, **kwargs: Any) -> np.ndarray:
+        seen.append(bool(kwargs.get("every", False)))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(figures, "_finer_figures", spy)
+    img = _canvas()
+    seed_mask = np.zeros(img.shape[:2], bool)
+    seed_mask[40:48, 60:70] = True
+    for every in (False, True):
+        seen.clear()
+        next(figures.figure_growths(img, seed_mask, [(0.35, 1, 200.0)], fine_every=every))
+        assert seen and seen[0] is every  # the first finer cut (the third cut, if any, always looks into every one)
+    with pytest.raises(InvalidParameterError, match="fine_every"):
+        next(figures.figure_growths(img, seed_mask, [(0.35, 1, 200.0)], fine_every=1))
 
 
 def test_the_finer_cut_is_made_only_when_a_touching_segment_needs_it():

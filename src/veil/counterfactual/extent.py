@@ -363,6 +363,7 @@ def object_extent(
     complete_fine_solidity: float = 0.9,
     complete_fine_thin: float = 10.0,
     complete_fine_edge: bool = True,
+    complete_fine_every: bool = True,
     complete_edge_solidity: float = 0.9,
     complete_later_solidity: float = 0.85,
     complete_compact_contrast: float = 5.0,
@@ -552,6 +553,12 @@ def object_extent(
         2026-12-05; False: off). An object cut by the frame runs to the edge, so no part of it the coarse cut
         joined to the ground could be taken before: on images with half the objects cut by the frame, recall
         0.47 of those objects (docs/extent-history.md).
+    complete_fine_every : bool
+        With ``complete_fine``: the finer cut looks into every segment of the first cut that touches the growth and
+        was not taken, not only those too large or reaching the image's edge (``fine_every`` of
+        :func:`~veil.segment.figures.figure_growths`; on by default since 2026-12-07, False: the default of before).
+        A photographed bomb's body joined to a piece of its dark ground is a small, ragged segment, and a piece of
+        its own at the finer scale (docs/extent-history.md, the 2026-12-07 17:15 block).
     complete_edge_solidity : float
         Figures only: a segment of the first cut or a smooth patch may reach the image's edge if it meets the
         frame on one side only, reaching in from it at least half as far as it runs along it
@@ -783,6 +790,8 @@ def object_extent(
             raise InvalidParameterError(f"{name} must lie in [0, 1], got {v!r}")
     if not isinstance(complete_fine_edge, (bool, np.bool_)):
         raise InvalidParameterError(f"complete_fine_edge must be True or False, got {complete_fine_edge!r}")
+    if not isinstance(complete_fine_every, (bool, np.bool_)):
+        raise InvalidParameterError(f"complete_fine_every must be True or False, got {complete_fine_every!r}")
     if not isinstance(complete_bridge, (bool, np.bool_)):
         raise InvalidParameterError(f"complete_bridge must be True or False, got {complete_bridge!r}")
     if not (np.isfinite(complete_fine_thin) and (complete_fine_thin == 0 or complete_fine_thin >= 1)):
@@ -1092,6 +1101,7 @@ def object_extent(
                                          fine_contrast=complete_fine_contrast,  # each ≤ 10 %
                                          fine_solidity=complete_fine_solidity, fine_thin=complete_fine_thin,
                                          fine_edge=bool(complete_fine_edge), edge_solidity=complete_edge_solidity,
+                                         fine_every=bool(complete_fine_every),
                                          later_solidity=complete_later_solidity,
                                          compact_contrast=complete_compact_contrast,
                                          compact_solidity=complete_fine_solidity,

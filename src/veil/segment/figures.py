@@ -274,6 +274,7 @@ def figure_growths(
     fine_again: float = 0.0,
     fine_again_contrast: float = 15.0,
     aligned: float = 0.0,
+    fine_every: bool = False,
     scene: dict[str, Any] | None = None,
 ) -> Iterator[np.ndarray]:
     """:func:`attached_figures` for each ``(through, rounds)`` or ``(through, rounds, fine)`` of ``tries`` in
@@ -305,6 +306,10 @@ def figure_growths(
       its own axis, at least this many times longer than wide, are taken whatever their contrast
       (:func:`aligned_pieces`): a blade grained like the band of its colour it lies on, beyond its hidden
       handle. 0: off.
+    * ``fine_every``: a try's ``fine`` cut looks into every segment of the first cut that touches the growth and
+      was not taken, not only those too large or reaching the image's edge: a body joined to a piece of its dark
+      ground in a segment too ragged to be a figure, yet small and off the edge, is a piece of its own in the
+      finer cut. False: off.
 
     Examples
     --------
@@ -356,6 +361,8 @@ def figure_growths(
         raise InvalidParameterError(f"aligned must be 0 (off) or a length-to-width ratio >= 1, got {aligned!r}")
     if denoise not in ("none", "meanshift", "auto"):
         raise InvalidParameterError(f"denoise must be 'none', 'meanshift' or 'auto', got {denoise!r}")
+    if not isinstance(fine_every, (bool, np.bool_)):
+        raise InvalidParameterError(f"fine_every must be True or False, got {fine_every!r}")
     if int(texture_window) < 2:
         raise InvalidParameterError(f"texture_window must be at least 2 pixels, got {texture_window!r}")
     if isinstance(thin_window, bool) or not isinstance(thin_window, (int, np.integer)) or thin_window == 1 or thin_window < 0:
@@ -458,7 +465,7 @@ def figure_growths(
 
             out = _finer_figures(seg, cut, lab, out, grow=grow, contrast=fine_contrast, solidity=fine_solidity,
                                  max_region=max_region, through=through, weighed=weighed, thin=thin,
-                                 edge=bool(fine_edge))
+                                 edge=bool(fine_edge), every=bool(fine_every))
             if 0 < fine_again < fine and scene["denoised"]:  # (its pieces that are no figures, finer; the finer
                 # cut is made here even if no segment of the first cut asked for it, so that whether the third cut
                 # is made does not depend on what another try or step cut before)
