@@ -36,7 +36,9 @@ With ``fine`` > 0, the segments that touch what was found but could not be figur
 are too large or run on to the image's edge are cut again, finer (Felzenszwalb at scale ``fine``),
 and the figures among their pieces are taken too (contrast at least ``fine_contrast``): a body
 that the coarse cut joined to a pole or a ground of its own tone running to the edge. Only those
-segments are cut again, so the background elsewhere is not broken into more figures.
+segments are cut again, so the background elsewhere is not broken into more figures; with
+``figure_growths(fine_every=True)`` (the object extent's default since 2026-12-07) every touching segment
+that was not taken is, which frees a body joined to a small, ragged piece of its ground.
 
 With ``aligned`` > 0 (and a ``fine`` cut), a thin, straight piece of the finer cut that touches a hidden
 piece end-on and *continues it along its own axis* is taken whatever its colour (:func:`aligned_pieces`): a
@@ -457,7 +459,7 @@ def figure_growths(
             if not (more & ~out).any():
                 break
             out = more
-        if fine > 0:  # the segments that touch it but are too large or run on to the edge, cut finer
+        if fine > 0:  # the touching segments too large or running on to the edge (fine_every: all not taken), cut finer
             def cut(fine: float = fine) -> np.ndarray:  # (only when there is such a segment)
                 if fine not in finer:
                     finer[fine] = graph(fine, max(10, hs.size // 16000))
