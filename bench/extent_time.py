@@ -105,23 +105,16 @@ def timed_graph(clock: Clock, build: Callable[..., Any], name: str, parent: str)
 
 
 class StepCounts:
-    """Wraps the pipeline's ``extend`` to keep the outcome of its outermost call (the second look runs the
-    pipeline on tiles, and so calls ``extend`` again from inside it)."""
+    """Wraps the pipeline's ``extend`` to keep the outcome of its outermost call: the second look runs the
+    pipeline on tiles, and so calls ``extend`` again from inside it, but the outermost call returns last."""
 
     def __init__(self, extend: Callable[..., Any]) -> None:
         self.extend = extend
-        self.depth = 0
         self.last: Any = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self.depth += 1
-        try:
-            out = self.extend(*args, **kwargs)
-        finally:
-            self.depth -= 1
-        if self.depth == 0:
-            self.last = out
-        return out
+        self.last = self.extend(*args, **kwargs)
+        return self.last
 
     def take(self) -> Any:
         """The outermost outcome since the last take (None: the image reached no extent)."""
