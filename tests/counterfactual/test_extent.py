@@ -981,24 +981,17 @@ def test_the_cut_again_reaches_the_figure_search(monkeypatch):
     assert regions_mask(out.labels, list(out.selected))[body].mean() > 0.9
 
 
-def test_the_aligned_pieces_reach_the_figure_search(monkeypatch):
-    # on by default since 2026-12-07 15:00 (tests/segment/test_figures.py has the known answers), and 0 turns it off
-    calls, out, body = _figure_search_kwargs(monkeypatch)
-    assert calls and all(c["aligned"] == 5.0 for c in calls)
-    assert regions_mask(out.labels, list(out.selected))[body].mean() > 0.9
-    calls, out, body = _figure_search_kwargs(monkeypatch, complete_aligned=0.0)
-    assert calls and all(c["aligned"] == 0.0 for c in calls)
-    assert regions_mask(out.labels, list(out.selected))[body].mean() > 0.9
-
-
-def test_the_finer_cut_of_every_touching_segment_reaches_the_figure_search(monkeypatch):
-    # on by default since 2026-12-07 17:15 (tests/segment/test_figures.py has the known answers), and False turns it off
-    calls, out, body = _figure_search_kwargs(monkeypatch)
-    assert calls and all(c["fine_every"] is True for c in calls)
-    assert regions_mask(out.labels, list(out.selected))[body].mean() > 0.9
-    calls, out, body = _figure_search_kwargs(monkeypatch, complete_fine_every=False)
-    assert calls and all(c["fine_every"] is False for c in calls)
-    assert regions_mask(out.labels, list(out.selected))[body].mean() > 0.9
+@pytest.mark.parametrize(("option", "name", "default", "other"), [
+    ("complete_aligned", "aligned", 5.0, 0.0),          # on since 2026-12-07 15:00; 0 turns it off
+    ("complete_aligned_gap", "aligned_gap", 0.02, 0.0),  # since 19:30; 0: the pieces must touch the growth
+    ("complete_fine_every", "fine_every", True, False),  # since 17:15; False: only large or framed segments
+])
+def test_the_later_figure_options_reach_the_figure_search(monkeypatch, option, name, default, other):
+    # tests/segment/test_figures.py has their known answers; the bomb's drawn body is found either way
+    for kw, value in (({}, default), ({option: other}, other)):
+        calls, out, body = _figure_search_kwargs(monkeypatch, **kw)
+        assert calls and all(type(c[name]) is type(value) and c[name] == value for c in calls)
+        assert regions_mask(out.labels, list(out.selected))[body].mean() > 0.9
 
 
 @pytest.mark.parametrize("bad", [{"rescore": -1}, {"rescore": True}, {"rescore": 1.5}, {"complete_fine": -1.0}, {"margin_area": -1.0},
@@ -1019,7 +1012,9 @@ def test_the_finer_cut_of_every_touching_segment_reaches_the_figure_search(monke
                                  {"complete_faint_ragged": float("nan")}, {"complete_denoise": "median"},
                                  {"complete_fine_again": -1.0}, {"complete_fine_again_contrast": float("inf")},
                                  {"complete_aligned": 0.5}, {"complete_aligned": float("nan")},
-                                 {"complete_fine_every": 1}, {"complete_fine_every": "yes"}])
+                                 {"complete_fine_every": 1}, {"complete_fine_every": "yes"},
+                                 {"complete_aligned_gap": -0.1}, {"complete_aligned_gap": 0.5},
+                                 {"complete_aligned_gap": float("nan")}])
 def test_rescore_and_the_finer_cut_are_validated(bad):
     img, body, spark = bomb()
     with pytest.raises(InvalidParameterError, match=next(iter(bad)).split("_contrast")[0]):

@@ -565,7 +565,8 @@ def test_auto_cuts_a_mean_shift_copy_of_a_noisy_image_only():
 @pytest.mark.parametrize("bad", [{"noise_floor": 1.0}, {"noise_floor": float("nan")}, {"faint": -1.0},
                                  {"faint_elongation": 0.5}, {"faint_ragged": 0.9}, {"denoise": "median"},
                                  {"fine_again": -1.0}, {"fine_again_contrast": float("nan")}, {"aligned": 0.5},
-                                 {"aligned": float("inf")}])
+                                 {"aligned": float("inf")}, {"aligned_gap": -0.01}, {"aligned_gap": 0.3},
+                                 {"aligned_gap": float("nan")}, {"aligned_gap": "0.02"}])
 def test_the_photograph_parameters_are_checked(bad):
     img = _canvas()
     with pytest.raises(InvalidParameterError, match=next(iter(bad))):  # (each message names its parameter)
@@ -1087,6 +1088,8 @@ def test_aligned_pieces_take_only_a_thin_straight_piece_continuing_the_hidden_pi
     pieces[~piece & ~hidden] = 2                  # the ground: one large piece
     out = aligned_pieces(pieces, hidden, elongation=5, length=10, max_region=0.5)
     assert np.array_equal(out, hidden | piece) if taken else np.array_equal(out, hidden)
+    # a piece that touches the hidden mask is weighed by what it touches, whatever the gap
+    assert np.array_equal(aligned_pieces(pieces, hidden, elongation=5, length=10, max_region=0.5, gap=6), out)
 
 
 def test_aligned_pieces_ask_each_of_their_tests():
@@ -1114,6 +1117,41 @@ def test_aligned_pieces_ask_each_of_their_tests():
     assert not run(handle, max_region=0.02) and run(handle, max_region=0.03)
 
 
+@pytest.mark.parametrize(("case", "gap", "taken"), [
+    ("guard", 0, False),        # a guard between the hidden handle and the piece: nothing touches
+    ("guard", 6, True),         # ... taken across a gap of 6 (the guard is 6 pixels wide)
+    ("guard", 4, False),        # ... not across a gap of 4
+    ("far", 6, False),          # the hidden handle 20 pixels short of the piece
+    ("crosswise", 6, False),    # a hidden bar across the piece's axis, beyond the guard
+    ("beside", 6, False),       # a hidden bar parallel to the piece, beyond the guard, off its axis
+])
+def test_aligned_pieces_reach_across_a_gap_only_within_gap(case, gap, taken):
+    shape = (80, 140)
+    pieces = np.zeros(shape, np.int64)
+    piece = _bar(shape, 38, 43, 50, 110)
+    guard = _bar(shape, 30, 51, 44, 50)           # not hidden: its own piece, 6 pixels wide, across the axis
+    hidden = {"guard": _bar(shape, 37, 44, 14, 44), "far": _bar(shape, 37, 44, 4, 30),
+              "crosswise": _bar(shape, 18, 63, 36, 44), "beside": _bar(shape, 20, 28, 4, 44)}[case]
+    pieces[piece] = 1
+    pieces[guard] = 3
+    pieces[~piece & ~guard & ~hidden] = 2
+    out = aligned_pieces(pieces, hidden, elongation=5, length=10, max_region=0.5, gap=gap)
+    assert np.array_equal(out, hidden | piece) if taken else np.array_equal(out, hidden)
+    assert not out[guard].any()                   # (the guard is no thin piece continuing the axis)
+
+
+def test_aligned_pieces_weigh_a_piece_by_what_it_touches_first_so_a_gap_takes_nothing_away():
+    """A piece touching its hidden handle end-on, with a hidden bar along its side 5 pixels off: within a gap of 6
+    the bar's pixels make the contact side-on, but the piece is weighed first by what it touches, and taken."""
+    shape = (80, 140)
+    piece = _bar(shape, 38, 43, 50, 110)
+    hidden = _bar(shape, 37, 44, 20, 50) | _bar(shape, 48, 53, 60, 100)
+    pieces = np.where(piece, 1, 2)
+    pieces[hidden] = 3
+    for gap in (0, 6):
+        assert aligned_pieces(pieces, hidden, elongation=5, length=10, max_region=0.5, gap=gap)[piece].all()
+
+
 def test_aligned_pieces_leave_an_empty_mask_alone_and_check_their_label_map():
     shape = (60, 120)
     pieces = np.zeros(shape, np.int64)
@@ -1127,6 +1165,32 @@ def test_aligned_pieces_leave_an_empty_mask_alone_and_check_their_label_map():
     for bad in (pieces[:, :-1], pieces.astype(float), pieces - 2):
         with pytest.raises(InvalidParameterError, match="label map"):
             aligned_pieces(bad, hidden, elongation=5, length=10)
+    for kw in ({"gap": -1}, {"gap": 1.5}, {"gap": True}, {"reach": -2}):
+        with pytest.raises(InvalidParameterError, match="reach and gap"):
+            aligned_pieces(pieces, hidden, elongation=5, length=10, **kw)
+
+
+@pytest.mark.parametrize("gap", [0.0, 0.02, 0.05])
+def test_aligned_gap_takes_a_blade_beyond_a_collar_of_ground_between_it_and_its_hidden_handle(gap):
+    """A blade of the ground's grey beyond 6 pixels of ground (a collar, a guard the growth did not take) from its
+    hidden handle, on a 200-pixel copy: ``aligned`` alone does not reach it; with ``aligned_gap`` 0.05 (10 pixels)
+    it is taken, and at 0.02 (4 pixels) not."""
+    rng = np.random.default_rng(0)
+    h, w = 120, 200
+    yy, xx = np.mgrid[:h, :w]
+    img = np.full((h, w, 3), 128.0)
+    blade = (np.abs(yy - 60) <= 4) & (xx >= 60) & (xx < 150)
+    img[(np.abs(yy - 60) <= 5) & (xx >= 59) & (xx < 151) & ~blade] = (108, 108, 108)  # the outline, all round
+    seed = (np.abs(yy - 60) <= 5) & (xx >= 30) & (xx < 53)                            # 6 pixels short of it
+    img[seed] = (90, 40, 20)
+    img = np.clip(img + rng.normal(0, 6, (h, w, 1)), 0, 255).astype(np.uint8)
+    kw = {"grow": 5.0, "smooth": 0.0, "fine_solidity": 0.9, "fine_thin": 10.0, "fine_contrast": 5.0, "size": 200}
+    out = next(figure_growths(img, seed, [(0.35, 2, 200.0)], aligned=5.0, aligned_gap=gap, **kw))
+    if gap == 0.05:
+        assert out[blade].mean() > 0.9
+        assert (out & ~seed & ~dilate(blade, 2)).sum() <= 0.02 * blade.sum()  # (the blade and its outline only)
+    else:
+        assert out[blade].mean() < 0.1
 
 
 @pytest.mark.parametrize("seed_shape", ["handle", "crosswise", "round"])

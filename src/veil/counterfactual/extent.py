@@ -375,6 +375,7 @@ def object_extent(
     complete_fine_again: float = 100.0,
     complete_fine_again_contrast: float = 15.0,
     complete_aligned: float = 5.0,
+    complete_aligned_gap: float = 0.02,
     complete_evidence: float = 0.8,
     complete_evidence_relative: float = 0.75,
     complete_evidence_solidity: float = 0.0,
@@ -614,7 +615,12 @@ def object_extent(
         like the band of its colour it lies on stands out by its outline and shading only, which the finer cut
         follows and no contrast test reads; its hidden handle gives the axis. A strip of ground touching a round
         or crosswise hidden piece, or off its axis, is not taken (docs/extent-history.md).
-    complete_evidence : float
+    complete_aligned_gap : float
+        With ``complete_aligned``: such a piece may lie this far from the growth, a share of the figure search's
+        copy's longer side (``aligned_gap`` of :func:`~veil.segment.figures.figure_growths`; 0: it must touch it,
+        as before 2026-12-07 19:30; 0.02 by default since): a blade beyond the dark guard between it and its hidden
+        handle, which no figure test took. A piece that touches the growth is weighed first by what it touches, so
+        the gap only ever takes more (docs/extent-history.md).
         Figures only: a colour figure (not a smooth patch) is taken only if its mean attribution is at
         least this quantile of the image's attribution (``min_weight`` of
         :func:`~veil.segment.figures.attached_figures`, with ``attribution`` as the weight; 0: off;
@@ -766,6 +772,10 @@ def object_extent(
     if not (np.isfinite(complete_aligned) and (complete_aligned == 0 or complete_aligned >= 1)):
         raise InvalidParameterError(f"complete_aligned must be 0 (off) or a length-to-width ratio >= 1, "
                                     f"got {complete_aligned!r}")
+    if not (isinstance(complete_aligned_gap, (int, float)) and np.isfinite(complete_aligned_gap)
+            and 0 <= complete_aligned_gap <= 0.25):
+        raise InvalidParameterError(f"complete_aligned_gap must be a share of the image's longer side in [0, 0.25], "
+                                    f"got {complete_aligned_gap!r}")
     if not (np.isfinite(complete_fine_again) and complete_fine_again >= 0 and np.isfinite(complete_fine_again_contrast)
             and complete_fine_again_contrast >= 0):
         raise InvalidParameterError(f"complete_fine_again and complete_fine_again_contrast must be finite numbers >= 0, "
@@ -1115,7 +1125,7 @@ def object_extent(
                                          faint_ragged=complete_faint_ragged, denoise=complete_denoise,
                                          fine_again=complete_fine_again,
                                          fine_again_contrast=complete_fine_again_contrast,
-                                         aligned=complete_aligned, scene=scene,
+                                         aligned=complete_aligned, aligned_gap=complete_aligned_gap, scene=scene,
                                          max_region=min(MAX_FIGURE, max(complete_max_figure, complete_max_figure_relative
                                                                          * float(hidden_px.mean()))))
         refused: list[np.ndarray] = []

@@ -43,7 +43,8 @@ that was not taken is, which frees a body joined to a small, ragged piece of its
 With ``aligned`` > 0 (and a ``fine`` cut), a thin, straight piece of the finer cut that touches a hidden
 piece end-on and *continues it along its own axis* is taken whatever its colour (:func:`aligned_pieces`): a
 blade on a band of its own colour, beyond its hidden handle, which stands out from the band by its outline
-and shading only.
+and shading only. With ``aligned_gap`` the piece may lie that far from the hidden piece (a share of the working
+copy's longer side), across a guard or a collar between them that is not hidden.
 """
 
 from __future__ import annotations
@@ -276,6 +277,7 @@ def figure_growths(
     fine_again: float = 0.0,
     fine_again_contrast: float = 15.0,
     aligned: float = 0.0,
+    aligned_gap: float = 0.0,
     fine_every: bool = False,
     scene: dict[str, Any] | None = None,
 ) -> Iterator[np.ndarray]:
@@ -308,6 +310,9 @@ def figure_growths(
       its own axis, at least this many times longer than wide, are taken whatever their contrast
       (:func:`aligned_pieces`): a blade grained like the band of its colour it lies on, beyond its hidden
       handle. 0: off.
+    * ``aligned_gap``: with ``aligned``, such a piece may lie this far from the growth (a share of the working
+      copy's longer side; ``gap`` of :func:`aligned_pieces`): a blade beyond the dark guard between it and its
+      hidden handle, which the growth did not take. 0: it must touch the growth.
     * ``fine_every``: a try's ``fine`` cut looks into every segment of the first cut that touches the growth and
       was not taken, not only those too large or reaching the image's edge: a body joined to a piece of its dark
       ground in a segment too ragged to be a figure, yet small and off the edge, is a piece of its own in the
@@ -361,6 +366,9 @@ def figure_growths(
                                     f"{fine_again!r}, {fine_again_contrast!r}")
     if not (np.isfinite(aligned) and (aligned == 0 or aligned >= 1)):
         raise InvalidParameterError(f"aligned must be 0 (off) or a length-to-width ratio >= 1, got {aligned!r}")
+    if not (isinstance(aligned_gap, (int, float)) and np.isfinite(aligned_gap) and 0 <= aligned_gap <= 0.25):
+        raise InvalidParameterError(f"aligned_gap must be a share of the image's longer side in [0, 0.25], "
+                                    f"got {aligned_gap!r}")
     if denoise not in ("none", "meanshift", "auto"):
         raise InvalidParameterError(f"denoise must be 'none', 'meanshift' or 'auto', got {denoise!r}")
     if not isinstance(fine_every, (bool, np.bool_)):
@@ -476,7 +484,7 @@ def figure_growths(
                                      through=through, weighed=weighed, thin=thin, edge=bool(fine_edge), every=True)
             if aligned > 0:  # (thin, straight pieces continuing a hidden piece, whatever their colour)
                 out = aligned_pieces(cut(), out, elongation=float(aligned), length=max(hs.shape) / 12.0,
-                                     max_region=max_region)
+                                     max_region=max_region, gap=round(aligned_gap * max(hs.shape)))
         yield resize_mask(out, (h, w)) | seed
 
 
@@ -819,7 +827,7 @@ def _finer_figures(seg: np.ndarray, fine: np.ndarray | Callable[[], np.ndarray],
 
 def aligned_pieces(pieces: np.ndarray, hidden: np.ndarray, *, elongation: float, length: float,
                    max_region: float = MAX_FIGURE, ragged: float = 1.35, end: float = 0.6, angle: float = 10.0,
-                   offset: float = 0.5, reach: int = 2) -> np.ndarray:
+                   offset: float = 0.5, reach: int = 2, gap: int = 0) -> np.ndarray:
     """``hidden`` with the pieces of the label map ``pieces`` that continue one of its pieces along its axis.
 
     A piece is taken when it is not mostly hidden, at most ``max_region`` of the image, off the image's edge,
@@ -828,7 +836,10 @@ def aligned_pieces(pieces: np.ndarray, hidden: np.ndarray, *, elongation: float,
     ``reach`` of it lie at one of its ends (their median distance from its centre along its axis at least ``end``
     times its half-length) and near its axis (their median distance from it at most its width plus ``reach``).
     Half-length and width are twice the standard deviations of the piece's pixels along and across its axis
-    (for a straight bar, 1.15 times its half-length and 0.58 times its width). The hidden piece it touches
+    (for a straight bar, 1.15 times its half-length and 0.58 times its width). With ``gap``, a piece that fails
+    these tests with the hidden pixels within ``reach`` is weighed again by those within ``reach + gap`` pixels (a
+    blade beyond the guard between it and its hidden handle), so that ``gap`` only ever takes more. The hidden
+    piece it touches
     (``hidden``'s 8-connected components at those pixels) must be elongated (its axes at least 1.25 apart) along
     the same axis, within ``angle`` degrees, with its centroid at most ``offset`` times the piece's width off
     that axis: so the piece continues the hidden piece, as a blade continues its hidden handle. Neither colour
@@ -839,7 +850,8 @@ def aligned_pieces(pieces: np.ndarray, hidden: np.ndarray, *, elongation: float,
     Raises
     ------
     InvalidParameterError
-        ``pieces`` is not a label map of integers >= 0 of ``hidden``'s shape.
+        ``pieces`` is not a label map of integers >= 0 of ``hidden``'s shape, or ``reach`` or ``gap`` is not an
+        integer >= 0.
 
     Examples
     --------
@@ -852,6 +864,9 @@ def aligned_pieces(pieces: np.ndarray, hidden: np.ndarray, *, elongation: float,
     >>> across = np.zeros((60, 90), bool); across[10:50, 34:40] = True  # a bar across its axis
     >>> bool(aligned_pieces(pieces, across, elongation=5, length=10)[30, 60])
     False
+    >>> short = np.zeros((60, 90), bool); short[27:33, 20:34] = True    # ... a hidden bar 6 pixels short of it
+    >>> [bool(aligned_pieces(pieces, short, elongation=5, length=10, gap=g)[30, 60]) for g in (0, 6)]
+    [False, True]
     """
     from scipy import ndimage as ndi
 
@@ -860,6 +875,8 @@ def aligned_pieces(pieces: np.ndarray, hidden: np.ndarray, *, elongation: float,
     if pieces.shape != hidden.shape or not np.issubdtype(pieces.dtype, np.integer) or (pieces.size and pieces.min() < 0):
         raise InvalidParameterError(f"pieces (shape {pieces.shape}, {pieces.dtype}) must be a label map of integers "
                                     f">= 0 of the hidden mask's shape {hidden.shape}")
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0 for v in (reach, gap)):
+        raise InvalidParameterError(f"reach and gap must be integers >= 0, got {reach!r}, {gap!r}")
     pieces = pieces.astype(np.int64, copy=False)  # (pieces + 1 below must not wrap)
     sh, sw = hidden.shape
     out = hidden.copy()
@@ -870,43 +887,54 @@ def aligned_pieces(pieces: np.ndarray, hidden: np.ndarray, *, elongation: float,
     covered = np.bincount(pieces.ravel(), weights=hidden.ravel().astype(np.float64), minlength=n)
     boxes = ndi.find_objects(pieces + 1)
     components: np.ndarray | None = None  # (hidden's 8-connected pieces, labelled when first asked)
-    for s in np.unique(pieces[dilate(hidden, reach) & ~hidden]).tolist():
+    near = int(reach) + int(gap)
+    for s in np.unique(pieces[dilate(hidden, near) & ~hidden]).tolist():
         box = boxes[s]
         if box is None or covered[s] >= 0.5 * count[s] or count[s] > max_region * sh * sw:
             continue
         if box[0].start == 0 or box[1].start == 0 or box[0].stop == sh or box[1].stop == sw:
             continue
-        y0, y1 = max(0, box[0].start - reach), min(sh, box[0].stop + reach)
-        x0, x1 = max(0, box[1].start - reach), min(sw, box[1].stop + reach)
+        y0, y1 = max(0, box[0].start - near), min(sh, box[0].stop + near)
+        x0, x1 = max(0, box[1].start - near), min(sw, box[1].stop + near)
         cm = pieces[y0:y1, x0:x1] == s
         if not straight(cm, elongation, length, ragged):
             continue
-        cy_, cx_ = np.nonzero(dilate(cm, reach) & hidden[y0:y1, x0:x1] & ~cm)  # (the hidden pixels it touches)
-        if not cy_.size:
-            continue
-        ys, xs = np.nonzero(cm)
-        cy, cx = ys.mean() + y0, xs.mean() + x0
-        lam, vec = np.linalg.eigh(np.cov(np.stack([ys, xs]).astype(np.float64), bias=True))
-        axis = vec[:, 1]
-        half, width = 2.0 * np.sqrt(max(float(lam[1]), 0.0)), 2.0 * np.sqrt(max(float(lam[0]), 1.0 / 12.0))
-        py, px = cy_ + y0 - cy, cx_ + x0 - cx
-        along, across = np.abs(py * axis[0] + px * axis[1]), np.abs(py * axis[1] - px * axis[0])
-        if not (np.median(along) >= end * half and np.median(across) <= width + reach):
-            continue  # (not end-on)
         if components is None:
             components = ndi.label(hidden, structure=np.ones((3, 3), bool))[0]
-        ids = np.unique(components[cy_ + y0, cx_ + x0])
-        hy, hx = np.nonzero(np.isin(components, ids[ids > 0]))
-        if hy.size < 3:
-            continue
-        hlam, hvec = np.linalg.eigh(np.cov(np.stack([hy, hx]).astype(np.float64), bias=True))
-        if hlam[1] < 1.25**2 * max(float(hlam[0]), 1.0 / 12.0):
-            continue  # (a round hidden piece has no axis to continue)
-        tilt = float(np.degrees(np.arccos(min(1.0, abs(float(hvec[:, 1] @ axis))))))
-        off = abs((hy.mean() - cy) * axis[1] - (hx.mean() - cx) * axis[0]) / width
-        if tilt <= angle and off <= offset:
+        if any(_continues(cm, (y0, x0), hidden, components, span, end=end, angle=angle, offset=offset)
+               for span in ((reach, near) if gap > 0 else (reach,))):
             out[y0:y1, x0:x1] |= cm
     return out
+
+
+def _continues(cm: np.ndarray, origin: tuple[int, int], hidden: np.ndarray, components: np.ndarray, span: int, *,
+               end: float, angle: float, offset: float) -> bool:
+    """Whether the piece ``cm`` (a crop placed at ``origin``) continues a piece of ``hidden`` (labelled in
+    ``components``) along its axis, by the hidden pixels within ``span`` of it (:func:`aligned_pieces`)."""
+    y0, x0 = origin
+    h, w = cm.shape
+    cy_, cx_ = np.nonzero(dilate(cm, span) & hidden[y0 : y0 + h, x0 : x0 + w] & ~cm)
+    if not cy_.size:
+        return False
+    ys, xs = np.nonzero(cm)
+    cy, cx = ys.mean() + y0, xs.mean() + x0
+    lam, vec = np.linalg.eigh(np.cov(np.stack([ys, xs]).astype(np.float64), bias=True))
+    axis = vec[:, 1]
+    half, width = 2.0 * np.sqrt(max(float(lam[1]), 0.0)), 2.0 * np.sqrt(max(float(lam[0]), 1.0 / 12.0))
+    py, px = cy_ + y0 - cy, cx_ + x0 - cx
+    along, across = np.abs(py * axis[0] + px * axis[1]), np.abs(py * axis[1] - px * axis[0])
+    if not (np.median(along) >= end * half and np.median(across) <= width + span):
+        return False  # (not end-on)
+    ids = np.unique(components[cy_ + y0, cx_ + x0])
+    hy, hx = np.nonzero(np.isin(components, ids[ids > 0]))
+    if hy.size < 3:
+        return False
+    hlam, hvec = np.linalg.eigh(np.cov(np.stack([hy, hx]).astype(np.float64), bias=True))
+    if hlam[1] < 1.25**2 * max(float(hlam[0]), 1.0 / 12.0):
+        return False  # (a round hidden piece has no axis to continue)
+    tilt = float(np.degrees(np.arccos(min(1.0, abs(float(hvec[:, 1] @ axis))))))
+    off = abs((hy.mean() - cy) * axis[1] - (hx.mean() - cx) * axis[0]) / width
+    return tilt <= angle and off <= offset
 
 
 def _smooth_patches(grained: np.ndarray, hs: np.ndarray, *, grow: float, smooth: float, contrast: float,
