@@ -616,11 +616,12 @@ def object_extent(
         follows and no contrast test reads; its hidden handle gives the axis. A strip of ground touching a round
         or crosswise hidden piece, or off its axis, is not taken (docs/extent-history.md).
     complete_aligned_gap : float
-        With ``complete_aligned``: such a piece may lie this far from the growth, a share of the figure search's
-        copy's longer side (``aligned_gap`` of :func:`~veil.segment.figures.figure_growths`; 0: it must touch it,
+        With ``complete_aligned``: such a piece may lie this much farther from the growth than a touching one (2
+        pixels), a share of the figure search's copy's longer side (``aligned_gap`` of :func:`~veil.segment.figures.figure_growths`; 0: it must touch it,
         as before 2026-12-07 19:30; 0.02 by default since): a blade beyond the dark guard between it and its hidden
         handle, which no figure test took. A piece that touches the growth is weighed first by what it touches, so
         the gap only ever takes more (docs/extent-history.md).
+    complete_evidence : float
         Figures only: a colour figure (not a smooth patch) is taken only if its mean attribution is at
         least this quantile of the image's attribution (``min_weight`` of
         :func:`~veil.segment.figures.attached_figures`, with ``attribution`` as the weight; 0: off;
@@ -772,10 +773,11 @@ def object_extent(
     if not (np.isfinite(complete_aligned) and (complete_aligned == 0 or complete_aligned >= 1)):
         raise InvalidParameterError(f"complete_aligned must be 0 (off) or a length-to-width ratio >= 1, "
                                     f"got {complete_aligned!r}")
-    if not (isinstance(complete_aligned_gap, (int, float)) and np.isfinite(complete_aligned_gap)
+    if not (isinstance(complete_aligned_gap, (int, float, np.integer, np.floating))
+            and not isinstance(complete_aligned_gap, bool) and np.isfinite(complete_aligned_gap)
             and 0 <= complete_aligned_gap <= 0.25):
-        raise InvalidParameterError(f"complete_aligned_gap must be a share of the image's longer side in [0, 0.25], "
-                                    f"got {complete_aligned_gap!r}")
+        raise InvalidParameterError(f"complete_aligned_gap must be a share of the figure search's copy's longer side "
+                                    f"in [0, 0.25], got {complete_aligned_gap!r}")
     if not (np.isfinite(complete_fine_again) and complete_fine_again >= 0 and np.isfinite(complete_fine_again_contrast)
             and complete_fine_again_contrast >= 0):
         raise InvalidParameterError(f"complete_fine_again and complete_fine_again_contrast must be finite numbers >= 0, "

@@ -310,8 +310,8 @@ def figure_growths(
       its own axis, at least this many times longer than wide, are taken whatever their contrast
       (:func:`aligned_pieces`): a blade grained like the band of its colour it lies on, beyond its hidden
       handle. 0: off.
-    * ``aligned_gap``: with ``aligned``, such a piece may lie this far from the growth (a share of the working
-      copy's longer side; ``gap`` of :func:`aligned_pieces`): a blade beyond the dark guard between it and its
+    * ``aligned_gap``: with ``aligned``, such a piece may lie this much farther from the growth than a touching
+      one (a share of the working copy's longer side; in pixels, ``gap`` of :func:`aligned_pieces`): a blade beyond the dark guard between it and its
       hidden handle, which the growth did not take. 0: it must touch the growth.
     * ``fine_every``: a try's ``fine`` cut looks into every segment of the first cut that touches the growth and
       was not taken, not only those too large or reaching the image's edge: a body joined to a piece of its dark
@@ -366,8 +366,9 @@ def figure_growths(
                                     f"{fine_again!r}, {fine_again_contrast!r}")
     if not (np.isfinite(aligned) and (aligned == 0 or aligned >= 1)):
         raise InvalidParameterError(f"aligned must be 0 (off) or a length-to-width ratio >= 1, got {aligned!r}")
-    if not (isinstance(aligned_gap, (int, float)) and np.isfinite(aligned_gap) and 0 <= aligned_gap <= 0.25):
-        raise InvalidParameterError(f"aligned_gap must be a share of the image's longer side in [0, 0.25], "
+    if not (isinstance(aligned_gap, (int, float, np.integer, np.floating)) and not isinstance(aligned_gap, bool)
+            and np.isfinite(aligned_gap) and 0 <= aligned_gap <= 0.25):
+        raise InvalidParameterError(f"aligned_gap must be a share of the working copy's longer side in [0, 0.25], "
                                     f"got {aligned_gap!r}")
     if denoise not in ("none", "meanshift", "auto"):
         raise InvalidParameterError(f"denoise must be 'none', 'meanshift' or 'auto', got {denoise!r}")
@@ -834,8 +835,8 @@ def aligned_pieces(pieces: np.ndarray, hidden: np.ndarray, *, elongation: float,
     thin and straight (:func:`straight`: at least ``elongation`` times longer than wide, ``length`` pixels long,
     an outline at most ``ragged`` times its hull's), and touches ``hidden`` *end-on*: the hidden pixels within
     ``reach`` of it lie at one of its ends (their median distance from its centre along its axis at least ``end``
-    times its half-length) and near its axis (their median distance from it at most its width plus ``reach``).
-    Half-length and width are twice the standard deviations of the piece's pixels along and across its axis
+    times its half-length) and near its axis (their median distance from it at most its width plus ``reach``, or
+    plus ``reach + gap`` across a gap). Half-length and width are twice the standard deviations of the piece's pixels along and across its axis
     (for a straight bar, 1.15 times its half-length and 0.58 times its width). With ``gap``, a piece that fails
     these tests with the hidden pixels within ``reach`` is weighed again by those within ``reach + gap`` pixels (a
     blade beyond the guard between it and its hidden handle), so that ``gap`` only ever takes more. The hidden
@@ -850,8 +851,8 @@ def aligned_pieces(pieces: np.ndarray, hidden: np.ndarray, *, elongation: float,
     Raises
     ------
     InvalidParameterError
-        ``pieces`` is not a label map of integers >= 0 of ``hidden``'s shape, or ``reach`` or ``gap`` is not an
-        integer >= 0.
+        ``pieces`` is not a label map of integers >= 0 of ``hidden``'s shape, ``reach`` is not an integer >= 1 or
+        ``gap`` not one >= 0.
 
     Examples
     --------
@@ -875,8 +876,9 @@ def aligned_pieces(pieces: np.ndarray, hidden: np.ndarray, *, elongation: float,
     if pieces.shape != hidden.shape or not np.issubdtype(pieces.dtype, np.integer) or (pieces.size and pieces.min() < 0):
         raise InvalidParameterError(f"pieces (shape {pieces.shape}, {pieces.dtype}) must be a label map of integers "
                                     f">= 0 of the hidden mask's shape {hidden.shape}")
-    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0 for v in (reach, gap)):
-        raise InvalidParameterError(f"reach and gap must be integers >= 0, got {reach!r}, {gap!r}")
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= low
+               for v, low in ((reach, 1), (gap, 0))):
+        raise InvalidParameterError(f"reach and gap must be integers >= 1 and >= 0, got {reach!r}, {gap!r}")
     pieces = pieces.astype(np.int64, copy=False)  # (pieces + 1 below must not wrap)
     sh, sw = hidden.shape
     out = hidden.copy()
