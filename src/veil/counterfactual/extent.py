@@ -617,10 +617,11 @@ def object_extent(
         or crosswise hidden piece, or off its axis, is not taken (docs/extent-history.md).
     complete_aligned_gap : float
         With ``complete_aligned``: such a piece may lie this much farther from the growth than a touching one (2
-        pixels), a share of the figure search's copy's longer side (``aligned_gap`` of :func:`~veil.segment.figures.figure_growths`; 0: it must touch it,
-        as before 2026-12-07 19:30; 0.02 by default since): a blade beyond the dark guard between it and its hidden
-        handle, which no figure test took. A piece that touches the growth is weighed first by what it touches, so
-        the gap only ever takes more (docs/extent-history.md).
+        pixels), a share of the figure search's copy's longer side (``aligned_gap`` of
+        :func:`~veil.segment.figures.figure_growths`; 0: it must touch it, as before 2026-12-07 19:30; 0.02 by
+        default since): a blade beyond the dark guard between it and its hidden handle, which no figure test took.
+        A piece is weighed first by the hidden pixels it touches, so the gap only ever takes more
+        (docs/extent-history.md).
     complete_evidence : float
         Figures only: a colour figure (not a smooth patch) is taken only if its mean attribution is at
         least this quantile of the image's attribution (``min_weight`` of

@@ -43,8 +43,8 @@ that was not taken is, which frees a body joined to a small, ragged piece of its
 With ``aligned`` > 0 (and a ``fine`` cut), a thin, straight piece of the finer cut that touches a hidden
 piece end-on and *continues it along its own axis* is taken whatever its colour (:func:`aligned_pieces`): a
 blade on a band of its own colour, beyond its hidden handle, which stands out from the band by its outline
-and shading only. With ``aligned_gap`` the piece may lie that far from the hidden piece (a share of the working
-copy's longer side), across a guard or a collar between them that is not hidden.
+and shading only. With ``aligned_gap`` the piece may lie that much farther from the hidden piece (a share of the
+working copy's longer side), across a guard or a collar between them that is not hidden.
 """
 
 from __future__ import annotations
@@ -311,8 +311,9 @@ def figure_growths(
       (:func:`aligned_pieces`): a blade grained like the band of its colour it lies on, beyond its hidden
       handle. 0: off.
     * ``aligned_gap``: with ``aligned``, such a piece may lie this much farther from the growth than a touching
-      one (a share of the working copy's longer side; in pixels, ``gap`` of :func:`aligned_pieces`): a blade beyond the dark guard between it and its
-      hidden handle, which the growth did not take. 0: it must touch the growth.
+      one (a share of the working copy's longer side; in pixels, ``gap`` of :func:`aligned_pieces`): a blade
+      beyond the dark guard between it and its hidden handle, which the growth did not take. 0: it must touch
+      the growth.
     * ``fine_every``: a try's ``fine`` cut looks into every segment of the first cut that touches the growth and
       was not taken, not only those too large or reaching the image's edge: a body joined to a piece of its dark
       ground in a segment too ragged to be a figure, yet small and off the edge, is a piece of its own in the
@@ -836,17 +837,17 @@ def aligned_pieces(pieces: np.ndarray, hidden: np.ndarray, *, elongation: float,
     an outline at most ``ragged`` times its hull's), and touches ``hidden`` *end-on*: the hidden pixels within
     ``reach`` of it lie at one of its ends (their median distance from its centre along its axis at least ``end``
     times its half-length) and near its axis (their median distance from it at most its width plus ``reach``, or
-    plus ``reach + gap`` across a gap). Half-length and width are twice the standard deviations of the piece's pixels along and across its axis
-    (for a straight bar, 1.15 times its half-length and 0.58 times its width). With ``gap``, a piece that fails
-    these tests with the hidden pixels within ``reach`` is weighed again by those within ``reach + gap`` pixels (a
-    blade beyond the guard between it and its hidden handle), so that ``gap`` only ever takes more. The hidden
-    piece it touches
-    (``hidden``'s 8-connected components at those pixels) must be elongated (its axes at least 1.25 apart) along
-    the same axis, within ``angle`` degrees, with its centroid at most ``offset`` times the piece's width off
-    that axis: so the piece continues the hidden piece, as a blade continues its hidden handle. Neither colour
-    nor attribution is asked: a blade on a band of its own colour stands out by its outline only, and the finer
-    cut follows the outline; a strip of ground beside a round or a crosswise hidden piece, or one touching it
-    off its axis, is not taken (docs/extent-history.md, 2026-12-07 15:00).
+    plus ``reach + gap`` across a gap). Half-length and width are twice the standard deviations of the piece's
+    pixels along and across its axis (for a straight bar, 1.15 times its half-length and 0.58 times its width).
+    With ``gap``, a piece that fails these tests with the hidden pixels within ``reach`` is weighed again by those
+    within ``reach + gap`` pixels (a blade beyond the guard between it and its hidden handle), so that ``gap`` only
+    ever takes more. The hidden piece it touches (``hidden``'s 8-connected components at those pixels) must be
+    elongated (its axes at least 1.25 apart) along the same axis, within ``angle`` degrees, with its centroid at
+    most ``offset`` times the piece's width off that axis: so the piece continues the hidden piece, as a blade
+    continues its hidden handle. Neither colour nor attribution is asked: a blade on a band of its own colour
+    stands out by its outline only, and the finer cut follows the outline; a strip of ground beside a round or a
+    crosswise hidden piece, or one touching it off its axis, is not taken (docs/extent-history.md, 2026-12-07
+    15:00; the gap, 19:30).
 
     Raises
     ------
