@@ -770,7 +770,7 @@ def evaluate(clf: Any, items: list[dict[str, Any]], extent: str, segmentation: s
         row: dict[str, Any] = {"id": it["id"], "kinds": it["kinds"], "side": max(it["image"].shape[:2]),
                                "seconds": secs, "found": res.counterfactual_found,
                                "verified": bool(res.models_after) and not any(m.unsafe for m in res.models_after),
-                               "fail_closed": res.fail_closed, "depth": res.depth,
+                               "fail_closed": res.fail_closed, "error": res.error, "depth": res.depth,
                                "area": res.obfuscated_fraction, "gt": float(it["mask"].mean()),
                                "evaluated": res.n_evaluated}
         if res.counterfactual_found:
@@ -868,6 +868,9 @@ def summarize(per: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "n_flagged": len(per), "cf": mean([float(r["found"]) for r in per]),
         "verified": mean([float(r["found"] and r["verified"]) for r in per]),
+        # fully obscured for an error, not for want of a counterfactual (the delivered image, judged at its own
+        # size, still unsafe where the extent's working copy was safe; a model that failed)
+        "failed": mean([float(bool(r.get("error"))) for r in per]),
         "depth": mean([float(r["depth"]) for r in found]), "obfuscated": mean([r["area"] for r in found]),
         "ratio_mean": mean(ratio), "ratio_median": float(np.median(ratio)) if ratio else float("nan"),
         "recall": mean(rec), "recall_50": mean([float(x >= 0.5) for x in rec]),
@@ -1291,6 +1294,7 @@ def run_cmd(args: argparse.Namespace) -> None:
     steps_out: list[str] = []
     looks_out: list[str] = []
     seen_out: list[str] = []
+    failed_out: list[str] = []
     part_runs: dict[str, dict[str, list[float]]] = {}
     for arch in args.archs:
         clfs = load_cards(arch)  # (one card, or several run together: A+B)
@@ -1301,6 +1305,7 @@ def run_cmd(args: argparse.Namespace) -> None:
                                   cfg_opts if extent != "minimal" else None)
                 out["rows"].append({"model": arch, "extent": extent, "segmentation": seg, **m, "per_image": per})
                 print(table_row(name, extent, seg, m), flush=True)
+                failed_out.extend(f"{name} / {extent} / {seg}: {r['id']} ({r['error']})" for r in per if r.get("error"))
                 if args.by_kind:
                     for kind in sorted({k for r in per for k in r["kinds"]}):
                         sub = [r for r in per if set(r["kinds"]) == {kind}]
@@ -1325,6 +1330,9 @@ def run_cmd(args: argparse.Namespace) -> None:
         if args.worst:
             worst_cases(clfs, items, per_all[f"{arch}/{args.segmentations[0]}"],
                         args.worst.with_name(f"{args.worst.stem}-{name}{args.worst.suffix}"), args.segmentations[0])
+    if failed_out:
+        print("\nFully obscured for an error, not for want of a counterfactual (counted as no counterfactual in CF %):")
+        print("\n".join(f"* {line}" for line in failed_out))
     if steps_out:
         print("\nWhere the hidden area comes from, per step (means over the images with a counterfactual):\n")
         print(STEP_HEADER)

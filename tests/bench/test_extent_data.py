@@ -459,3 +459,44 @@ def test_show_draws_the_photographic_set_with_photo(gen, monkeypatch, tmp_path):
         with pytest.raises(Drawn):
             gen.main(["show", "--seed", "2025", "--ids", "2025-013", "--out", str(tmp_path / "s.png"), *extra])
     assert asked == [(2025, 40, False), (2025, 40, True)]
+
+
+def test_an_image_obscured_for_an_error_is_counted_apart_from_one_without_a_counterfactual(gen, monkeypatch, tmp_path,
+                                                                                          capsys):
+    """``summarize``'s ``failed``: flagged images delivered fully obscured for an error (the delivered image, judged
+    at its own size, still unsafe), not for want of a counterfactual; ``run`` lists them under its table."""
+    rest = {"verified": False, "depth": None, "area": 1.0, "seconds": 1.0, "evaluated": 9}
+    per = [{"id": "1-000", "found": False, "error": "delivered image still classified unsafe", **rest},
+           {"id": "1-001", "found": False, "error": None, **rest},  # (no counterfactual: fully obscured, no error)
+           {"id": "1-002", "found": True, "error": None, "recall": 1.0, "ratio": 1.0, "precision": 1.0,
+            **{**rest, "verified": True, "depth": 2, "area": 0.1}}]
+    m = gen.summarize(per)
+    assert m["failed"] == pytest.approx(1 / 3) and m["cf"] == pytest.approx(1 / 3)
+    assert gen.summarize(per[1:])["failed"] == 0.0
+    monkeypatch.setattr(gen, "benchmark_set",
+                        lambda seed, n, cut=0.0, family="objects", photo=False: [{"id": f"{seed}-{i:03d}"} for i in range(n)])
+    monkeypatch.setattr(gen, "load_cards", lambda arch: [])
+    monkeypatch.setattr(gen, "evaluate", lambda *a: (gen.summarize(per), per))
+    gen.main(["run", "--archs", "x", "--extents", "object", "--seeds", "1", "--n", "3", "--json", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert "* x / object / bass: 1-000 (delivered image still classified unsafe)" in out
+    assert "1-001 (" not in out and "1-002 (" not in out
+
+
+def test_evaluate_records_the_pipelines_error(gen, monkeypatch):
+    """``evaluate`` keeps each flagged image's error (None when there is none)."""
+    from types import SimpleNamespace
+
+    import veil.pipeline
+
+    results = iter([SimpleNamespace(unsafe=True, counterfactual_found=False, models_after=[], fail_closed=True,
+                                    error="delivered image still classified unsafe", depth=None,
+                                    obfuscated_fraction=1.0, n_evaluated=5),
+                    SimpleNamespace(unsafe=False)])
+    monkeypatch.setattr(veil.pipeline, "Safeguarder",
+                        lambda cfg, classifiers: SimpleNamespace(run=lambda image: next(results)))
+    items = [{"id": f"1-00{i}", "kinds": ["bomb"], "image": np.zeros((8, 8, 3), np.uint8),
+              "mask": np.ones((8, 8), bool)} for i in range(2)]
+    m, per = gen.evaluate([object()], items, "object", "bass")
+    assert [r["id"] for r in per] == ["1-000"] and per[0]["error"] == "delivered image still classified unsafe"
+    assert m["failed"] == 1.0 and m["cf"] == 0.0

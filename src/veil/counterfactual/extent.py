@@ -289,7 +289,8 @@ class _Work:
 
     def full_excess(self, mask: np.ndarray, image: np.ndarray, styled: np.ndarray) -> float:
         """Worst model's logit minus its threshold's on the full-size image hidden under ``mask`` (the
-        delivered image the pipeline judges), counted among the images classified."""
+        delivered image the pipeline judges; for an image larger than the pipeline's working copy, that copy:
+        see ``work_size`` of :func:`object_extent`), counted among the images classified."""
         full = apply_mask(image, styled, mask)
         self.count(1)
         return float((logit(np.asarray(self.score([full]), dtype=np.float64)[0]) - self.thr_logit).max())
@@ -712,7 +713,12 @@ def object_extent(
         (:class:`veil.pipeline.Safeguarder` passes one); None: no second look.
     work_size : int
         Longer side of the copy the extent classifies (the pipeline re-classifies the
-        full-size delivered image).
+        full-size delivered image). "Full size" here is the size of ``image``: the pipeline's working copy (at
+        most ``search_size``, 1024 pixels by default). For a larger image the pipeline judges the delivered image
+        at its own size again, and a mask at the verdict's edge can pass one and fail the other (0.491 on the
+        working copy, 0.507 delivered: one of 1,201 flagged images in sixteen runs of the benchmark, seeds 11-13
+        and 44-49, both cards, drawn and photographed): that image is delivered fully obscured
+        (docs/extent-history.md, 2026-12-07 21:30).
     batch_size : int
         Candidates per call of ``score``.
 
