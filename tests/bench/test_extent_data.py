@@ -473,11 +473,12 @@ def test_an_image_obscured_for_an_error_is_counted_apart_from_one_without_a_coun
     m = gen.summarize(per)
     assert m["failed"] == pytest.approx(1 / 3) and m["cf"] == pytest.approx(1 / 3)
     assert gen.summarize(per[1:])["failed"] == 0.0
-    monkeypatch.setattr(gen, "benchmark_set",
-                        lambda seed, n, cut=0.0, family="objects", photo=False: [{"id": f"{seed}-{i:03d}"} for i in range(n)])
+    monkeypatch.setattr(gen, "benchmark_set", lambda seed, n, cut=0.0, family="objects", photo=False:
+                        [{"id": f"{seed}-{i:03d}"} for i in range(n)])
     monkeypatch.setattr(gen, "load_cards", lambda arch: [])
     monkeypatch.setattr(gen, "evaluate", lambda *a: (gen.summarize(per), per))
-    gen.main(["run", "--archs", "x", "--extents", "object", "--seeds", "1", "--n", "3", "--json", str(tmp_path / "r.json")])
+    gen.main(["run", "--archs", "x", "--extents", "object", "--seeds", "1", "--n", "3",
+              "--json", str(tmp_path / "r.json")])
     out = capsys.readouterr().out
     assert "* x / object / bass: 1-000 (delivered image still classified unsafe)" in out
     assert "1-001 (" not in out and "1-002 (" not in out

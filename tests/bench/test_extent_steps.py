@@ -84,7 +84,8 @@ def test_evaluate_records_the_distractors_hidden(bench, monkeypatch):
     hidden = gt.copy()
     hidden[4:6, 4:6] = True
     res = SimpleNamespace(unsafe=True, counterfactual_found=True, models_after=[SimpleNamespace(unsafe=False)],
-                          fail_closed=False, error=None, depth=1, obfuscated_fraction=float(hidden.mean()), n_evaluated=3,
+                          fail_closed=False, error=None, depth=1, obfuscated_fraction=float(hidden.mean()),
+                          n_evaluated=3,
                           mask=hidden, regions=[SimpleNamespace(id=1, reason="counterfactual")],
                           segments=np.where(hidden, 1, 0).astype(np.int32))
 

@@ -655,7 +655,8 @@ def object_extent(
         inside is hidden, as a hole, and the outline stays in sight (docs/extent-history.md).
     complete_limit : str
         Figures and GrabCut: what a growth must keep. ``"safe"`` (default): every model under its
-        threshold on the working copy, under the light views and at full size; ``"margin"``: the
+        threshold on the extent's copy (``work_size``), under the light views and at full size (see
+        ``work_size``); ``"margin"``: the
         margin too, if the margin step reached it (until 2026-12-03). A body the counterfactual did
         not need often lowers the margin a little when it is hidden, and an object left in sight
         breaks Veil's promise where a smaller margin does not (docs/extent-history.md).
@@ -715,10 +716,11 @@ def object_extent(
         Longer side of the copy the extent classifies (the pipeline re-classifies the
         full-size delivered image). "Full size" here is the size of ``image``: the pipeline's working copy (at
         most ``search_size``, 1024 pixels by default). For a larger image the pipeline judges the delivered image
-        at its own size again, and a mask at the verdict's edge can pass one and fail the other (0.491 on the
-        working copy, 0.507 delivered: one of 1,201 flagged images in sixteen runs of the benchmark, seeds 11-13
-        and 44-49, both cards, drawn and photographed): that image is delivered fully obscured
-        (docs/extent-history.md, 2026-12-07 21:30).
+        at its own size again, and a mask at the verdict's edge can pass one and fail the other (an unsafe score
+        of 0.491 on the working copy, 0.507 delivered, threshold 0.5: one of 1,201 flagged images in sixteen runs
+        of the benchmark, seeds 11-13 and 44-49, both cards, drawn and photographed): that image is delivered
+        fully obscured
+        (docs/extent-history.md, 2026-12-07 20:45).
     batch_size : int
         Candidates per call of ``score``.
 
@@ -1162,7 +1164,8 @@ def object_extent(
             work.relabel(_nearest(grown_labels, shape))
             # still safe: a pixel-fine mask keeps the object's outline, which a model (and a person) may
             # still recognise, so the verdict is asked again, under the light views if the margin step
-            # reached its margin (on the working copy, and once at full size, which the pipeline judges);
+            # reached its margin (on the extent's copy, and once at the size of ``image``, the pipeline's
+            # working copy: see work_size);
             # with complete_limit "margin" the margin too
             limit = -margin if current <= -margin and complete_limit == "margin" else 0.0
             full_ex = work.full_excess(hidden_px | new_px, image, styled)
