@@ -984,6 +984,7 @@ def test_the_cut_again_reaches_the_figure_search(monkeypatch):
 @pytest.mark.parametrize(("option", "name", "default", "other"), [
     ("complete_aligned", "aligned", 5.0, 0.0),          # on since 2026-12-07 15:00; 0 turns it off
     ("complete_aligned_gap", "aligned_gap", 0.02, 0.0),  # since 19:30; 0: the pieces must touch the growth
+    ("complete_aligned_run", "aligned_run", 5.0, 0.0),   # since 21:45; 0: the hidden piece must have the axis
     ("complete_fine_every", "fine_every", True, False),  # since 17:15; False: only large or framed segments
 ])
 def test_the_later_figure_options_reach_the_figure_search(monkeypatch, option, name, default, other):
@@ -1014,7 +1015,8 @@ def test_the_later_figure_options_reach_the_figure_search(monkeypatch, option, n
                                  {"complete_aligned": 0.5}, {"complete_aligned": float("nan")},
                                  {"complete_fine_every": 1}, {"complete_fine_every": "yes"},
                                  {"complete_aligned_gap": -0.1}, {"complete_aligned_gap": 0.5},
-                                 {"complete_aligned_gap": float("nan")}])
+                                 {"complete_aligned_gap": float("nan")}, {"complete_aligned_run": -1.0},
+                                 {"complete_aligned_run": float("nan")}, {"complete_aligned_run": True}])
 def test_rescore_and_the_finer_cut_are_validated(bad):
     img, body, spark = bomb()
     with pytest.raises(InvalidParameterError, match=next(iter(bad)).split("_contrast")[0]):

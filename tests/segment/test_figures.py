@@ -566,7 +566,8 @@ def test_auto_cuts_a_mean_shift_copy_of_a_noisy_image_only():
                                  {"faint_elongation": 0.5}, {"faint_ragged": 0.9}, {"denoise": "median"},
                                  {"fine_again": -1.0}, {"fine_again_contrast": float("nan")}, {"aligned": 0.5},
                                  {"aligned": float("inf")}, {"aligned_gap": -0.01}, {"aligned_gap": 0.3},
-                                 {"aligned_gap": float("nan")}, {"aligned_gap": "0.02"}])
+                                 {"aligned_gap": float("nan")}, {"aligned_gap": "0.02"}, {"aligned_run": -1.0},
+                                 {"aligned_run": float("nan")}, {"aligned_run": True}])
 def test_the_photograph_parameters_are_checked(bad):
     img = _canvas()
     with pytest.raises(InvalidParameterError, match=next(iter(bad))):  # (each message names its parameter)
@@ -1154,6 +1155,38 @@ def test_aligned_pieces_weigh_a_piece_by_what_it_touches_first_so_a_gap_takes_no
         assert aligned_pieces(pieces, hidden, elongation=5, length=10, max_region=0.5, gap=gap)[piece].all()
 
 
+@pytest.mark.parametrize(("case", "plain", "with_run"), [
+    ("handle", True, True),        # a hidden bar along the piece: taken either way
+    ("guarded", False, True),      # the handle hidden with a crosswise guard and a patch of ground beside it: one
+                                   # component with no axis along the piece, yet the piece's axis runs down it
+    ("disc-large", False, True),   # a hidden disc 27 pixels across: the axis runs 27 pixels through it, over 5 widths
+    ("disc-small", False, False),  # ... 11 pixels across: under 5 widths (the piece's width is 2.9 pixels)
+    ("beside", False, False),      # a hidden bar off the piece's axis: the axis runs past it
+    ("crossbar", False, False),    # a hidden bar across the axis, 6 pixels thick: the axis leaves it at once
+])
+def test_aligned_pieces_with_run_follow_the_pieces_axis_down_the_hidden_mask(case, plain, with_run):
+    """With ``run``, a piece end-on to the hidden mask is taken when its axis, carried on beyond its touching end,
+    runs through hidden pixels for ``run`` of its widths, whatever the shape of the hidden component; without it,
+    that component must be elongated along the piece's axis."""
+    shape = (90, 140)
+    piece = _bar(shape, 38, 43, 50, 110)          # 5 px wide (a width of 2.9 as measured), its left end at x = 50
+    handle = _bar(shape, 37, 44, 20, 50)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    hidden = {"handle": handle, "guarded": handle | _bar(shape, 28, 53, 46, 50) | _bar(shape, 44, 80, 8, 44),
+              "disc-large": (yy - 40) ** 2 + (xx - 37) ** 2 <= 13**2,
+              "disc-small": (yy - 40) ** 2 + (xx - 45) ** 2 <= 5**2,
+              "beside": _bar(shape, 22, 30, 10, 51), "crossbar": _bar(shape, 15, 65, 44, 50)}[case]
+    pieces = np.where(piece, 1, 2)
+    pieces[hidden & ~piece] = 3
+
+    def taken(**kw: float) -> bool:
+        return bool(aligned_pieces(pieces, hidden, elongation=5, length=10, max_region=0.5, **kw)[piece & ~hidden].all())
+
+    assert taken() is plain and taken(run=5.0) is with_run
+    if case == "disc-large":  # (27 pixels of run: taken at 9 widths, not at 10)
+        assert taken(run=9.0) and not taken(run=10.0)
+
+
 def test_aligned_pieces_leave_an_empty_mask_alone_and_check_their_label_map():
     shape = (60, 120)
     pieces = np.zeros(shape, np.int64)
@@ -1170,6 +1203,9 @@ def test_aligned_pieces_leave_an_empty_mask_alone_and_check_their_label_map():
     for kw in ({"gap": -1}, {"gap": 1.5}, {"gap": True}, {"reach": -2}, {"reach": 0}):
         with pytest.raises(InvalidParameterError, match="reach and gap"):
             aligned_pieces(pieces, hidden, elongation=5, length=10, **kw)
+    for bad in (-1.0, float("nan"), float("inf"), True, "5"):
+        with pytest.raises(InvalidParameterError, match="run must be"):
+            aligned_pieces(pieces, hidden, elongation=5, length=10, run=bad)
 
 
 @pytest.mark.parametrize("gap", [0.0, 0.02, 0.05])
@@ -1225,3 +1261,25 @@ def test_aligned_takes_a_blade_of_its_grounds_own_colour_beyond_its_hidden_handl
                               next(figure_growths(img, seed, [(0.35, 2, 0.0)], **kw)))
     else:
         assert np.array_equal(out, without)
+
+
+def test_aligned_run_takes_a_blade_beyond_a_handle_hidden_with_its_crosswise_guard():
+    """The blade of the test above, its handle hidden together with a crosswise guard twice as large: the hidden
+    component's axis runs across the blade, so ``aligned`` alone refuses it; with ``aligned_run`` the blade's axis,
+    carried on, runs 40 pixels through the guard and the handle (about 8 of its widths), and it is taken."""
+    rng = np.random.default_rng(0)
+    h, w = 120, 200
+    yy, xx = np.mgrid[:h, :w]
+    img = np.full((h, w, 3), 128.0)
+    blade = (np.abs(yy - 60) <= 4) & (xx >= 60) & (xx < 150)
+    img[(np.abs(yy - 60) <= 5) & (xx >= 60) & (xx < 151) & ~blade] = (108, 108, 108)  # the outline
+    seed = ((np.abs(yy - 60) <= 5) & (xx >= 20) & (xx < 50)) | ((np.abs(yy - 60) <= 25) & (xx >= 50) & (xx < 60))
+    img[seed] = (90, 40, 20)
+    img = np.clip(img + rng.normal(0, 6, (h, w, 1)), 0, 255).astype(np.uint8)
+    kw = {"grow": 5.0, "smooth": 0.0, "fine_solidity": 0.9, "fine_thin": 10.0, "fine_contrast": 5.0, "aligned": 5.0}
+    tries = [(0.35, 2, 200.0)]
+    assert next(figure_growths(img, seed, tries, **kw))[blade].mean() < 0.1
+    out = next(figure_growths(img, seed, tries, aligned_run=5.0, **kw))
+    assert out[blade].mean() > 0.9
+    assert (out & ~seed & ~dilate(blade, 2)).sum() <= 0.02 * blade.sum()  # (the blade and its outline only)
+    assert next(figure_growths(img, seed, tries, aligned_run=9.0, **kw))[blade].mean() < 0.1  # (not 9 widths)

@@ -44,7 +44,10 @@ With ``aligned`` > 0 (and a ``fine`` cut), a thin, straight piece of the finer c
 piece end-on and *continues it along its own axis* is taken whatever its colour (:func:`aligned_pieces`): a
 blade on a band of its own colour, beyond its hidden handle, which stands out from the band by its outline
 and shading only. With ``aligned_gap`` the piece may lie that much farther from the hidden piece (a share of the
-working copy's longer side), across a guard or a collar between them that is not hidden.
+working copy's longer side), across a guard or a collar between them that is not hidden. With ``aligned_run``
+the hidden piece need not be elongated itself: it is enough that the piece's axis, carried on beyond its touching
+end, runs inside the hidden mask for so many of the piece's widths, in a hidden strip not much wider than the
+piece (a handle whose hidden component also holds a crosswise guard or a hidden patch of ground beside it).
 """
 
 from __future__ import annotations
@@ -278,6 +281,7 @@ def figure_growths(
     fine_again_contrast: float = 15.0,
     aligned: float = 0.0,
     aligned_gap: float = 0.0,
+    aligned_run: float = 0.0,
     fine_every: bool = False,
     scene: dict[str, Any] | None = None,
 ) -> Iterator[np.ndarray]:
@@ -314,6 +318,11 @@ def figure_growths(
       one (a share of the working copy's longer side; in pixels, ``gap`` of :func:`aligned_pieces`): a blade
       beyond the dark guard between it and its hidden handle, which the growth did not take. 0: it must touch
       the growth.
+    * ``aligned_run``: with ``aligned``, a piece is also taken when its axis, carried on beyond the end that touches
+      the growth, runs inside the growth for at least this many of the piece's widths along a hidden strip not
+      much wider than the piece (``run`` of :func:`aligned_pieces`), whatever the shape of the hidden piece it
+      enters: a handle hidden with its crosswise guard, or with a patch of ground beside it, whose hidden
+      component as a whole has no axis along the blade's. 0: off.
     * ``fine_every``: a try's ``fine`` cut looks into every segment of the first cut that touches the growth and
       was not taken, not only those too large or reaching the image's edge: a body joined to a piece of its dark
       ground in a segment too ragged to be a figure, yet small and off the edge, is a piece of its own in the
@@ -371,6 +380,9 @@ def figure_growths(
             and np.isfinite(aligned_gap) and 0 <= aligned_gap <= 0.25):
         raise InvalidParameterError(f"aligned_gap must be a share of the working copy's longer side in [0, 0.25], "
                                     f"got {aligned_gap!r}")
+    if not (isinstance(aligned_run, (int, float, np.integer, np.floating)) and not isinstance(aligned_run, bool)
+            and np.isfinite(aligned_run) and aligned_run >= 0):
+        raise InvalidParameterError(f"aligned_run must be a finite number >= 0 (the piece's widths), got {aligned_run!r}")
     if denoise not in ("none", "meanshift", "auto"):
         raise InvalidParameterError(f"denoise must be 'none', 'meanshift' or 'auto', got {denoise!r}")
     if not isinstance(fine_every, (bool, np.bool_)):
@@ -486,7 +498,7 @@ def figure_growths(
                                      through=through, weighed=weighed, thin=thin, edge=bool(fine_edge), every=True)
             if aligned > 0:  # (thin, straight pieces continuing a hidden piece, whatever their colour)
                 out = aligned_pieces(cut(), out, elongation=float(aligned), length=max(hs.shape) / 12.0,
-                                     max_region=max_region, gap=round(aligned_gap * max(hs.shape)))
+                                     max_region=max_region, gap=round(aligned_gap * max(hs.shape)), run=float(aligned_run))
         yield resize_mask(out, (h, w)) | seed
 
 
@@ -829,7 +841,7 @@ def _finer_figures(seg: np.ndarray, fine: np.ndarray | Callable[[], np.ndarray],
 
 def aligned_pieces(pieces: np.ndarray, hidden: np.ndarray, *, elongation: float, length: float,
                    max_region: float = MAX_FIGURE, ragged: float = 1.35, end: float = 0.6, angle: float = 10.0,
-                   offset: float = 0.5, reach: int = 2, gap: int = 0) -> np.ndarray:
+                   offset: float = 0.5, reach: int = 2, gap: int = 0, run: float = 0.0) -> np.ndarray:
     """``hidden`` with the pieces of the label map ``pieces`` that continue one of its pieces along its axis.
 
     A piece is taken when it is not mostly hidden, at most ``max_region`` of the image, off the image's edge,
@@ -844,16 +856,21 @@ def aligned_pieces(pieces: np.ndarray, hidden: np.ndarray, *, elongation: float,
     ever takes more. The hidden piece it touches (``hidden``'s 8-connected components at those pixels) must be
     elongated (its axes at least 1.25 apart) along the same axis, within ``angle`` degrees, with its centroid at
     most ``offset`` times the piece's width off that axis: so the piece continues the hidden piece, as a blade
-    continues its hidden handle. Neither colour nor attribution is asked: a blade on a band of its own colour
-    stands out by its outline only, and the finer cut follows the outline; a strip of ground beside a round or a
-    crosswise hidden piece, or one touching it off its axis, is not taken (docs/extent-history.md, 2026-12-07
-    15:00; the gap, 19:30).
+    continues its hidden handle. With ``run`` > 0 the piece is also taken, whatever the shape of that hidden piece,
+    when its axis, carried on beyond its touching end (from 0.87 of its half-length, the end of a straight bar),
+    runs through hidden pixels for at least ``run`` times its width (at most two pixels missed at a time, after at
+    most ``reach + gap`` + 2 pixels before the first): a handle hidden with its crosswise guard, or with a
+    patch of ground beside it, is no elongated component, yet the blade's axis runs down it. Neither colour nor
+    attribution is asked: a blade on a band of its own colour stands out by its outline only, and the finer cut
+    follows the outline; without ``run``, a strip of ground beside a round or a crosswise hidden piece, or one
+    touching it off its axis, is not taken (docs/extent-history.md, 2026-12-07 15:00; the gap, 19:30; the run,
+    21:45).
 
     Raises
     ------
     InvalidParameterError
-        ``pieces`` is not a label map of integers >= 0 of ``hidden``'s shape, ``reach`` is not an integer >= 1 or
-        ``gap`` not one >= 0.
+        ``pieces`` is not a label map of integers >= 0 of ``hidden``'s shape, ``reach`` is not an integer >= 1,
+        ``gap`` not one >= 0 or ``run`` not a finite number >= 0.
 
     Examples
     --------
@@ -880,6 +897,9 @@ def aligned_pieces(pieces: np.ndarray, hidden: np.ndarray, *, elongation: float,
     if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= low
                for v, low in ((reach, 1), (gap, 0))):
         raise InvalidParameterError(f"reach and gap must be integers >= 1 and >= 0, got {reach!r}, {gap!r}")
+    if isinstance(run, bool) or not isinstance(run, (int, float, np.integer, np.floating)) or not (
+            np.isfinite(run) and run >= 0):
+        raise InvalidParameterError(f"run must be a finite number >= 0 (the piece's widths), got {run!r}")
     pieces = pieces.astype(np.int64, copy=False)  # (pieces + 1 below must not wrap)
     sh, sw = hidden.shape
     out = hidden.copy()
@@ -904,14 +924,14 @@ def aligned_pieces(pieces: np.ndarray, hidden: np.ndarray, *, elongation: float,
             continue
         if components is None:
             components = ndi.label(hidden, structure=np.ones((3, 3), bool))[0]
-        if any(_continues(cm, (y0, x0), hidden, components, span, end=end, angle=angle, offset=offset)
+        if any(_continues(cm, (y0, x0), hidden, components, span, end=end, angle=angle, offset=offset, run=run)
                for span in ((reach, near) if gap > 0 else (reach,))):
             out[y0:y1, x0:x1] |= cm
     return out
 
 
 def _continues(cm: np.ndarray, origin: tuple[int, int], hidden: np.ndarray, components: np.ndarray, span: int, *,
-               end: float, angle: float, offset: float) -> bool:
+               end: float, angle: float, offset: float, run: float = 0.0) -> bool:
     """Whether the piece ``cm`` (a crop placed at ``origin``) continues a piece of ``hidden`` (labelled in
     ``components``) along its axis, by the hidden pixels within ``span`` of it (:func:`aligned_pieces`)."""
     y0, x0 = origin
@@ -928,6 +948,11 @@ def _continues(cm: np.ndarray, origin: tuple[int, int], hidden: np.ndarray, comp
     along, across = np.abs(py * axis[0] + px * axis[1]), np.abs(py * axis[1] - px * axis[0])
     if not (np.median(along) >= end * half and np.median(across) <= width + span):
         return False  # (not end-on)
+    if run > 0:  # (its axis runs on down a hidden piece, whatever that piece's own shape)
+        sign = 1.0 if np.median(py * axis[0] + px * axis[1]) >= 0 else -1.0
+        if _hidden_run(hidden, (cy, cx), (sign * axis[0], sign * axis[1]), 0.87 * half, span + 2,
+                       6.0 * half) >= run * width:
+            return True
     ids = np.unique(components[cy_ + y0, cx_ + x0])
     hy, hx = np.nonzero(np.isin(components, ids[ids > 0]))
     if hy.size < 3:
@@ -938,6 +963,30 @@ def _continues(cm: np.ndarray, origin: tuple[int, int], hidden: np.ndarray, comp
     tilt = float(np.degrees(np.arccos(min(1.0, abs(float(hvec[:, 1] @ axis))))))
     off = abs((hy.mean() - cy) * axis[1] - (hx.mean() - cx) * axis[0]) / width
     return tilt <= angle and off <= offset
+
+
+def _hidden_run(hidden: np.ndarray, centre: tuple[float, float], direction: tuple[float, float], start: float,
+                lead: float, far: float) -> int:
+    """How many hidden pixels the ray from ``centre`` along ``direction`` (a unit vector) meets, one pixel at a
+    time from ``start`` to ``far`` along it: unhidden pixels are skipped up to ``lead`` before the first hidden
+    one, and the run ends at the third unhidden pixel in a row after it (or the image's edge)."""
+    h, w = hidden.shape
+    found = missed = 0
+    for t in np.arange(0.0, far, 1.0):
+        y = int(round(centre[0] + direction[0] * (start + t)))
+        x = int(round(centre[1] + direction[1] * (start + t)))
+        if not (0 <= y < h and 0 <= x < w):
+            break
+        if hidden[y, x]:
+            found += 1
+            missed = 0
+        elif found == 0 and t <= lead:
+            continue
+        else:
+            missed += 1
+            if missed > 2:
+                break
+    return found
 
 
 def _smooth_patches(grained: np.ndarray, hs: np.ndarray, *, grow: float, smooth: float, contrast: float,
