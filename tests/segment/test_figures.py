@@ -1161,7 +1161,8 @@ def test_aligned_pieces_weigh_a_piece_by_what_it_touches_first_so_a_gap_takes_no
                                    # component with no axis along the piece, yet the piece's axis runs down it
     ("disc-large", False, True),   # a hidden disc 27 pixels across: the axis runs 27 pixels through it, over 5 widths
     ("disc-small", False, False),  # ... 11 pixels across: under 5 widths (the piece's width is 2.9 pixels)
-    ("beside", False, False),      # a hidden bar off the piece's axis: the axis runs past it
+    ("beside", False, False),      # a hidden bar touching the piece's end below its axis: the axis runs past it
+    ("mirrored", False, True),     # "guarded" mirrored left to right: the walk goes the other way
     ("crossbar", False, False),    # a hidden bar across the axis, 6 pixels thick: the axis leaves it at once
 ])
 def test_aligned_pieces_with_run_follow_the_pieces_axis_down_the_hidden_mask(case, plain, with_run):
@@ -1175,7 +1176,10 @@ def test_aligned_pieces_with_run_follow_the_pieces_axis_down_the_hidden_mask(cas
     hidden = {"handle": handle, "guarded": handle | _bar(shape, 28, 53, 46, 50) | _bar(shape, 44, 80, 8, 44),
               "disc-large": (yy - 40) ** 2 + (xx - 37) ** 2 <= 13**2,
               "disc-small": (yy - 40) ** 2 + (xx - 45) ** 2 <= 5**2,
-              "beside": _bar(shape, 22, 30, 10, 51), "crossbar": _bar(shape, 15, 65, 44, 50)}[case]
+              "beside": _bar(shape, 42, 52, 10, 50), "crossbar": _bar(shape, 15, 65, 44, 50)}.get(case)
+    if case == "mirrored":
+        piece = _bar(shape, 38, 43, 30, 90)
+        hidden = (_bar(shape, 37, 44, 20, 50) | _bar(shape, 28, 53, 46, 50) | _bar(shape, 44, 80, 8, 44))[:, ::-1]
     pieces = np.where(piece, 1, 2)
     pieces[hidden & ~piece] = 3
 
@@ -1185,6 +1189,29 @@ def test_aligned_pieces_with_run_follow_the_pieces_axis_down_the_hidden_mask(cas
     assert taken() is plain and taken(run=5.0) is with_run
     if case == "disc-large":  # (27 pixels of run: taken at 9 widths, not at 10)
         assert taken(run=9.0) and not taken(run=10.0)
+
+
+def test_the_walk_down_the_hidden_mask_passes_a_short_lead_and_two_pixel_holes_only():
+    """``_hidden_run`` (``aligned_pieces``' ``run``): before the first hidden pixel, the unhidden ones within ``lead``
+    and two more are passed over; after it, a hole of two pixels is crossed and one of three ends the walk."""
+    from veil.segment.figures import _hidden_run
+
+    row = np.zeros((5, 100), bool)
+
+    def walk(hidden_xs: list[int], lead: float = 2.0) -> int:
+        row[:] = False
+        row[2, hidden_xs] = True
+        return _hidden_run(row, (2.0, 0.0), (0.0, 1.0), 0.0, lead, 50.0)
+
+    assert walk(list(range(0, 20))) == 20
+    assert walk(list(range(0, 8)) + list(range(10, 20))) == 18   # a hole of 2: crossed
+    assert walk(list(range(0, 8)) + list(range(11, 20))) == 8    # a hole of 3: the walk ends
+    assert walk(list(range(5, 20))) == 15                         # 5 unhidden first: lead 2 (x 0-2) and 2 more
+    assert walk(list(range(6, 20))) == 0                          # 6: too many
+    assert walk(list(range(6, 20)), lead=3.0) == 14
+    assert walk(list(range(0, 80))) == 50                         # at most `far` pixels
+    assert walk(list(range(0, 80))) == 50 and _hidden_run(row, (2.0, 60.0), (0.0, 1.0), 0.0, 2.0, 50.0) == 20
+    assert _hidden_run(row, (2.0, 0.0), (0.0, -1.0), 0.0, 2.0, 50.0) == 1  # (the image's edge ends the walk)
 
 
 def test_aligned_pieces_leave_an_empty_mask_alone_and_check_their_label_map():
@@ -1266,7 +1293,8 @@ def test_aligned_takes_a_blade_of_its_grounds_own_colour_beyond_its_hidden_handl
 def test_aligned_run_takes_a_blade_beyond_a_handle_hidden_with_its_crosswise_guard():
     """The blade of the test above, its handle hidden together with a crosswise guard twice as large: the hidden
     component's axis runs across the blade, so ``aligned`` alone refuses it; with ``aligned_run`` the blade's axis,
-    carried on, runs 40 pixels through the guard and the handle (about 8 of its widths), and it is taken."""
+    carried on, runs 40 pixels through the guard and the handle (about 6 widths of its piece, which holds the
+    outline: 6.9 pixels as measured), and it is taken at 5, not at 7."""
     rng = np.random.default_rng(0)
     h, w = 120, 200
     yy, xx = np.mgrid[:h, :w]
@@ -1282,4 +1310,4 @@ def test_aligned_run_takes_a_blade_beyond_a_handle_hidden_with_its_crosswise_gua
     out = next(figure_growths(img, seed, tries, aligned_run=5.0, **kw))
     assert out[blade].mean() > 0.9
     assert (out & ~seed & ~dilate(blade, 2)).sum() <= 0.02 * blade.sum()  # (the blade and its outline only)
-    assert next(figure_growths(img, seed, tries, aligned_run=9.0, **kw))[blade].mean() < 0.1  # (not 9 widths)
+    assert next(figure_growths(img, seed, tries, aligned_run=7.0, **kw))[blade].mean() < 0.1  # (not 7 widths)

@@ -46,8 +46,8 @@ blade on a band of its own colour, beyond its hidden handle, which stands out fr
 and shading only. With ``aligned_gap`` the piece may lie that much farther from the hidden piece (a share of the
 working copy's longer side), across a guard or a collar between them that is not hidden. With ``aligned_run``
 the hidden piece need not be elongated itself: it is enough that the piece's axis, carried on beyond its touching
-end, runs inside the hidden mask for so many of the piece's widths, in a hidden strip not much wider than the
-piece (a handle whose hidden component also holds a crosswise guard or a hidden patch of ground beside it).
+end, runs through the hidden mask for so many of the piece's widths (a handle whose hidden component also holds a
+crosswise guard or a hidden patch of ground beside it).
 """
 
 from __future__ import annotations
@@ -319,9 +319,8 @@ def figure_growths(
       beyond the dark guard between it and its hidden handle, which the growth did not take. 0: it must touch
       the growth.
     * ``aligned_run``: with ``aligned``, a piece is also taken when its axis, carried on beyond the end that touches
-      the growth, runs inside the growth for at least this many of the piece's widths along a hidden strip not
-      much wider than the piece (``run`` of :func:`aligned_pieces`), whatever the shape of the hidden piece it
-      enters: a handle hidden with its crosswise guard, or with a patch of ground beside it, whose hidden
+      the growth, runs through the growth for at least this many of the piece's widths (``run`` of
+      :func:`aligned_pieces`), whatever the shape of the hidden piece it enters: a handle hidden with its crosswise guard, or with a patch of ground beside it, whose hidden
       component as a whole has no axis along the blade's. 0: off.
     * ``fine_every``: a try's ``fine`` cut looks into every segment of the first cut that touches the growth and
       was not taken, not only those too large or reaching the image's edge: a body joined to a piece of its dark
@@ -858,8 +857,9 @@ def aligned_pieces(pieces: np.ndarray, hidden: np.ndarray, *, elongation: float,
     most ``offset`` times the piece's width off that axis: so the piece continues the hidden piece, as a blade
     continues its hidden handle. With ``run`` > 0 the piece is also taken, whatever the shape of that hidden piece,
     when its axis, carried on beyond its touching end (from 0.87 of its half-length, the end of a straight bar),
-    runs through hidden pixels for at least ``run`` times its width (at most two pixels missed at a time, after at
-    most ``reach + gap`` + 2 pixels before the first): a handle hidden with its crosswise guard, or with a
+    meets hidden pixels for at least ``run`` times its width, walked one pixel at a time for up to 6 half-lengths
+    (before the first hidden pixel, the unhidden ones within ``reach + gap`` + 2 pixels are passed over and two
+    more may follow; after it, the walk ends at the third unhidden pixel in a row): a handle hidden with its crosswise guard, or with a
     patch of ground beside it, is no elongated component, yet the blade's axis runs down it. Neither colour nor
     attribution is asked: a blade on a band of its own colour stands out by its outline only, and the finer cut
     follows the outline; without ``run``, a strip of ground beside a round or a crosswise hidden piece, or one
@@ -968,8 +968,9 @@ def _continues(cm: np.ndarray, origin: tuple[int, int], hidden: np.ndarray, comp
 def _hidden_run(hidden: np.ndarray, centre: tuple[float, float], direction: tuple[float, float], start: float,
                 lead: float, far: float) -> int:
     """How many hidden pixels the ray from ``centre`` along ``direction`` (a unit vector) meets, one pixel at a
-    time from ``start`` to ``far`` along it: unhidden pixels are skipped up to ``lead`` before the first hidden
-    one, and the run ends at the third unhidden pixel in a row after it (or the image's edge)."""
+    time for ``far`` pixels beyond ``start``: before the first hidden pixel, the unhidden ones within ``lead`` are
+    passed over and two more may follow; the walk ends at the third unhidden pixel in a row (or the image's
+    edge)."""
     h, w = hidden.shape
     found = missed = 0
     for t in np.arange(0.0, far, 1.0):
