@@ -1305,7 +1305,8 @@ def run_cmd(args: argparse.Namespace) -> None:
                                   cfg_opts if extent != "minimal" else None)
                 out["rows"].append({"model": arch, "extent": extent, "segmentation": seg, **m, "per_image": per})
                 print(table_row(name, extent, seg, m), flush=True)
-                failed_out.extend(f"{name} / {extent} / {seg}: {r['id']} ({r['error']})" for r in per if r.get("error"))
+                failed_out.extend(f"{name} / {extent} / {seg}: {r['id']} ({r['error']})"
+                                  for r in per if r.get("error"))
                 if args.by_kind:
                     for kind in sorted({k for r in per for k in r["kinds"]}):
                         sub = [r for r in per if set(r["kinds"]) == {kind}]
@@ -1331,7 +1332,8 @@ def run_cmd(args: argparse.Namespace) -> None:
             worst_cases(clfs, items, per_all[f"{arch}/{args.segmentations[0]}"],
                         args.worst.with_name(f"{args.worst.stem}-{name}{args.worst.suffix}"), args.segmentations[0])
     if failed_out:
-        print("\nFully obscured for an error, not for want of a counterfactual (counted as no counterfactual in CF %):")
+        print("\nFully obscured for an error, not for want of a counterfactual "
+              "(counted as no counterfactual in CF %):")
         print("\n".join(f"* {line}" for line in failed_out))
     if steps_out:
         print("\nWhere the hidden area comes from, per step (means over the images with a counterfactual):\n")

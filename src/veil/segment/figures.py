@@ -320,8 +320,9 @@ def figure_growths(
       the growth.
     * ``aligned_run``: with ``aligned``, a piece is also taken when its axis, carried on beyond the end that touches
       the growth, runs through the growth for at least this many of the piece's widths (``run`` of
-      :func:`aligned_pieces`), whatever the shape of the hidden piece it enters: a handle hidden with its crosswise guard, or with a patch of ground beside it, whose hidden
-      component as a whole has no axis along the blade's. 0: off.
+      :func:`aligned_pieces`), whatever the shape of the hidden piece it enters: a handle hidden with its
+      crosswise guard, or with a patch of ground beside it, whose hidden component as a whole has no axis along
+      the blade's. 0: off.
     * ``fine_every``: a try's ``fine`` cut looks into every segment of the first cut that touches the growth and
       was not taken, not only those too large or reaching the image's edge: a body joined to a piece of its dark
       ground in a segment too ragged to be a figure, yet small and off the edge, is a piece of its own in the
@@ -381,7 +382,8 @@ def figure_growths(
                                     f"got {aligned_gap!r}")
     if not (isinstance(aligned_run, (int, float, np.integer, np.floating)) and not isinstance(aligned_run, bool)
             and np.isfinite(aligned_run) and aligned_run >= 0):
-        raise InvalidParameterError(f"aligned_run must be a finite number >= 0 (the piece's widths), got {aligned_run!r}")
+        raise InvalidParameterError(f"aligned_run must be a finite number >= 0 (the piece's widths), "
+                                    f"got {aligned_run!r}")
     if denoise not in ("none", "meanshift", "auto"):
         raise InvalidParameterError(f"denoise must be 'none', 'meanshift' or 'auto', got {denoise!r}")
     if not isinstance(fine_every, (bool, np.bool_)):
@@ -497,7 +499,8 @@ def figure_growths(
                                      through=through, weighed=weighed, thin=thin, edge=bool(fine_edge), every=True)
             if aligned > 0:  # (thin, straight pieces continuing a hidden piece, whatever their colour)
                 out = aligned_pieces(cut(), out, elongation=float(aligned), length=max(hs.shape) / 12.0,
-                                     max_region=max_region, gap=round(aligned_gap * max(hs.shape)), run=float(aligned_run))
+                                     max_region=max_region, gap=round(aligned_gap * max(hs.shape)),
+                                     run=float(aligned_run))
         yield resize_mask(out, (h, w)) | seed
 
 
@@ -859,8 +862,9 @@ def aligned_pieces(pieces: np.ndarray, hidden: np.ndarray, *, elongation: float,
     when its axis, carried on beyond its touching end (from 0.87 of its half-length, the end of a straight bar),
     meets hidden pixels for at least ``run`` times its width, walked one pixel at a time for up to 6 half-lengths
     (before the first hidden pixel, the unhidden ones within ``reach + gap`` + 2 pixels are passed over and two
-    more may follow; after it, the walk ends at the third unhidden pixel in a row): a handle hidden with its crosswise guard, or with a
-    patch of ground beside it, is no elongated component, yet the blade's axis runs down it. Neither colour nor
+    more may follow; after it, the walk ends at the third unhidden pixel in a row): a handle hidden with its
+    crosswise guard, or with a patch of ground beside it, is no elongated component, yet the blade's axis runs
+    down it. Neither colour nor
     attribution is asked: a blade on a band of its own colour stands out by its outline only, and the finer cut
     follows the outline; without ``run``, a strip of ground beside a round or a crosswise hidden piece, or one
     touching it off its axis, is not taken (docs/extent-history.md, 2026-12-07 15:00; the gap, 19:30; the run,
