@@ -1235,20 +1235,29 @@ def test_aligned_pieces_leave_an_empty_mask_alone_and_check_their_label_map():
             aligned_pieces(pieces, hidden, elongation=5, length=10, run=bad)
 
 
-@pytest.mark.parametrize("gap", [0.0, 0.02, 0.05])
-def test_aligned_gap_takes_a_blade_beyond_a_collar_of_ground_between_it_and_its_hidden_handle(gap):
-    """A blade of the ground's grey beyond 6 pixels of ground (a collar, a guard the growth did not take) from its
-    hidden handle, on a 200-pixel copy: ``aligned`` alone does not reach it; with ``aligned_gap`` 0.05 (10 pixels)
-    it is taken, and at 0.02 (4 pixels) not."""
+def _grey_blade(seed_of: Any, outline_from: int = 60) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A blade of the ground's own grey (rows 56-64, columns 60-149 of a 120 x 200 image), told from it by a faint
+    outline from column ``outline_from`` on, a dark seed ``seed_of(yy, xx)``, all grained: the image, the blade and
+    the seed."""
     rng = np.random.default_rng(0)
     h, w = 120, 200
     yy, xx = np.mgrid[:h, :w]
     img = np.full((h, w, 3), 128.0)
     blade = (np.abs(yy - 60) <= 4) & (xx >= 60) & (xx < 150)
-    img[(np.abs(yy - 60) <= 5) & (xx >= 59) & (xx < 151) & ~blade] = (108, 108, 108)  # the outline, all round
-    seed = (np.abs(yy - 60) <= 5) & (xx >= 30) & (xx < 53)                            # 6 pixels short of it
+    img[(np.abs(yy - 60) <= 5) & (xx >= outline_from) & (xx < 151) & ~blade] = (108, 108, 108)  # the outline
+    seed = seed_of(yy, xx)
     img[seed] = (90, 40, 20)
     img = np.clip(img + rng.normal(0, 6, (h, w, 1)), 0, 255).astype(np.uint8)
+    return img, blade, seed
+
+
+@pytest.mark.parametrize("gap", [0.0, 0.02, 0.05])
+def test_aligned_gap_takes_a_blade_beyond_a_collar_of_ground_between_it_and_its_hidden_handle(gap):
+    """A blade of the ground's grey beyond 6 pixels of ground (a collar, a guard the growth did not take) from its
+    hidden handle, on a 200-pixel copy: ``aligned`` alone does not reach it; with ``aligned_gap`` 0.05 (10 pixels)
+    it is taken, and at 0.02 (4 pixels) not."""
+    img, blade, seed = _grey_blade(lambda yy, xx: (np.abs(yy - 60) <= 5) & (xx >= 30) & (xx < 53),  # 6 px short
+                                   outline_from=59)                                                 # (all round)
     kw = {"grow": 5.0, "smooth": 0.0, "fine_solidity": 0.9, "fine_thin": 10.0, "fine_contrast": 5.0, "size": 200}
     out = next(figure_growths(img, seed, [(0.35, 2, 200.0)], aligned=5.0, aligned_gap=gap, **kw))
     if gap == 0.05:
@@ -1263,18 +1272,9 @@ def test_aligned_takes_a_blade_of_its_grounds_own_colour_beyond_its_hidden_handl
     """A blade of the ground's own grey, told from it by a faint outline only: no contrast test takes it; with
     ``aligned`` the finer cut's blade piece is taken beyond a hidden handle along its axis, not beyond a hidden bar
     across it or a hidden disc."""
-    rng = np.random.default_rng(0)
-    h, w = 120, 200
-    yy, xx = np.mgrid[:h, :w]
-    img = np.zeros((h, w, 3))
-    img[...] = (128, 128, 128)
-    blade = (np.abs(yy - 60) <= 4) & (xx >= 60) & (xx < 150)
-    img[(np.abs(yy - 60) <= 5) & (xx >= 60) & (xx < 151) & ~blade] = (108, 108, 108)  # the outline
-    seed = {"handle": (np.abs(yy - 60) <= 5) & (xx >= 30) & (xx < 60),
-            "crosswise": (np.abs(yy - 60) <= 25) & (xx >= 50) & (xx < 60),
-            "round": (yy - 60) ** 2 + (xx - 47) ** 2 <= 13**2}[seed_shape]
-    img[seed] = (90, 40, 20)
-    img = np.clip(img + rng.normal(0, 6, (h, w, 1)), 0, 255).astype(np.uint8)
+    img, blade, seed = _grey_blade(lambda yy, xx: {"handle": (np.abs(yy - 60) <= 5) & (xx >= 30) & (xx < 60),
+                                                   "crosswise": (np.abs(yy - 60) <= 25) & (xx >= 50) & (xx < 60),
+                                                   "round": (yy - 60) ** 2 + (xx - 47) ** 2 <= 13**2}[seed_shape])
     kw = {"grow": 5.0, "smooth": 0.0, "fine_solidity": 0.9, "fine_thin": 10.0, "fine_contrast": 5.0}
     tries = [(0.35, 2, 200.0)]
     without = next(figure_growths(img, seed, tries, **kw))
@@ -1295,15 +1295,8 @@ def test_aligned_run_takes_a_blade_beyond_a_handle_hidden_with_its_crosswise_gua
     component's axis runs across the blade, so ``aligned`` alone refuses it; with ``aligned_run`` the blade's axis,
     carried on, runs 40 pixels through the guard and the handle (about 6 widths of its piece, which holds the
     outline: 6.9 pixels as measured), and it is taken at 5, not at 7."""
-    rng = np.random.default_rng(0)
-    h, w = 120, 200
-    yy, xx = np.mgrid[:h, :w]
-    img = np.full((h, w, 3), 128.0)
-    blade = (np.abs(yy - 60) <= 4) & (xx >= 60) & (xx < 150)
-    img[(np.abs(yy - 60) <= 5) & (xx >= 60) & (xx < 151) & ~blade] = (108, 108, 108)  # the outline
-    seed = ((np.abs(yy - 60) <= 5) & (xx >= 20) & (xx < 50)) | ((np.abs(yy - 60) <= 25) & (xx >= 50) & (xx < 60))
-    img[seed] = (90, 40, 20)
-    img = np.clip(img + rng.normal(0, 6, (h, w, 1)), 0, 255).astype(np.uint8)
+    img, blade, seed = _grey_blade(lambda yy, xx: ((np.abs(yy - 60) <= 5) & (xx >= 20) & (xx < 50))
+                                   | ((np.abs(yy - 60) <= 25) & (xx >= 50) & (xx < 60)))
     kw = {"grow": 5.0, "smooth": 0.0, "fine_solidity": 0.9, "fine_thin": 10.0, "fine_contrast": 5.0, "aligned": 5.0}
     tries = [(0.35, 2, 200.0)]
     assert next(figure_growths(img, seed, tries, **kw))[blade].mean() < 0.1

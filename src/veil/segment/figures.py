@@ -949,11 +949,12 @@ def _continues(cm: np.ndarray, origin: tuple[int, int], hidden: np.ndarray, comp
     axis = vec[:, 1]
     half, width = 2.0 * np.sqrt(max(float(lam[1]), 0.0)), 2.0 * np.sqrt(max(float(lam[0]), 1.0 / 12.0))
     py, px = cy_ + y0 - cy, cx_ + x0 - cx
-    along, across = np.abs(py * axis[0] + px * axis[1]), np.abs(py * axis[1] - px * axis[0])
+    signed = py * axis[0] + px * axis[1]  # (along the axis, towards the hidden pixels where positive)
+    along, across = np.abs(signed), np.abs(py * axis[1] - px * axis[0])
     if not (np.median(along) >= end * half and np.median(across) <= width + span):
         return False  # (not end-on)
     if run > 0:  # (its axis runs on down a hidden piece, whatever that piece's own shape)
-        sign = 1.0 if np.median(py * axis[0] + px * axis[1]) >= 0 else -1.0
+        sign = 1.0 if np.median(signed) >= 0 else -1.0
         if _hidden_run(hidden, (cy, cx), (sign * axis[0], sign * axis[1]), 0.87 * half, span + 2,
                        6.0 * half) >= run * width:
             return True
