@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from tests.engines.conftest import DEMO_CARD, fast_config
 from veil.engines import ScanOptions, choose_layout, make_engine
+from veil.engines.base import Worker
 from veil.engines.inputs import collect_inputs
 from veil.engines.run import run_scan
 from veil.errors import MissingDependencyError, ModelLoadError, UnknownNameError, VeilError
@@ -93,6 +96,26 @@ def test_worker_start_error_reaches_the_driver(photos, tmp_path):
                           "models": (str(tmp_path / "missing.json"),)})
     with pytest.raises(ModelLoadError, match="missing.json"):
         scan_with(make_engine("process", workers=1, threads=1), photos, tmp_path / "o", bad)
+
+
+def test_workers_remove_their_scratch_folders(photos, tmp_path, monkeypatch):
+    # the process pool never closes its workers: their folders go when the worker processes exit
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))  # read by the spawned worker processes
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # and by this one
+    for name, engine in {"local": make_engine("local", threads=1),
+                         "process": make_engine("process", workers=2, threads=1)}.items():
+        run, recs = scan_with(engine, photos, tmp_path / name)
+        assert run.counts.unsafe == 2 and all(r["error"] is None for r in recs), name
+        assert not list(scratch.glob("veil-worker-*")), name
+    config = fast_config()
+    worker = Worker(ScanOptions(config, settings_hash(config)), threads=1)  # as a Ray actor holds one
+    folder = Path(worker._scratch)
+    assert folder.parent == scratch and folder.is_dir()
+    del worker
+    gc.collect()
+    assert not folder.exists()
 
 
 def test_ray_missing_names_the_extra(monkeypatch):

@@ -24,8 +24,12 @@ def lines(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
 
 
-def veil_scan(*args: str) -> subprocess.Popen:
+def veil_scan(*args: str, tmp: Path | None = None) -> subprocess.Popen:
+    """``veil scan`` in a subprocess; ``tmp`` is its TMPDIR (a killed scan cannot remove its scratch folder)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if tmp is not None:
+        tmp.mkdir(exist_ok=True)
+        env["TMPDIR"] = str(tmp)
     return subprocess.Popen([sys.executable, "-m", "veil.cli", "scan", *args, *FAST, "--threads", "1"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -40,7 +44,7 @@ def test_kill_mid_scan_then_resume_processes_each_input_once(photos, tmp_path):
     n = 6 + 3 * len(extra)
     out = tmp_path / "out"
     results = out / "results.jsonl"
-    proc = veil_scan(*map(str, inputs), "--out", str(out), "--engine", "local")
+    proc = veil_scan(*map(str, inputs), "--out", str(out), "--engine", "local", tmp=tmp_path / "tmp")
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and proc.poll() is None and len(lines(results)) < 2:

@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -150,6 +151,9 @@ class Worker:
         self.options = options
         self.sg = Safeguarder(options.config)
         self._scratch = tempfile.mkdtemp(prefix="veil-worker-")
+        # Removed by close(), when the worker is collected, or at the latest when its process
+        # exits normally: the process pool's and Ray's workers are never closed explicitly.
+        self._remove_scratch = weakref.finalize(self, shutil.rmtree, self._scratch, ignore_errors=True)
         self.writer = ResultWriter(self._scratch, overlays=options.overlays)
         self._background = BackgroundWriter(self.writer) if background else None
 
@@ -194,7 +198,7 @@ class Worker:
     def close(self) -> None:
         if self._background is not None:
             self._background.close()
-        shutil.rmtree(self._scratch, ignore_errors=True)
+        self._remove_scratch()
 
 
 @runtime_checkable
