@@ -76,6 +76,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from veil import checks
 from veil.counterfactual.regions import regions_lut, regions_mask
 from veil.counterfactual.styles import apply_labels, apply_mask
 from veil.errors import InvalidParameterError
@@ -749,130 +750,65 @@ def object_extent(
     """
     image, styled, labels = np.asarray(image), np.asarray(styled), np.asarray(labels)
     _check(image, styled, labels, selected)
-    for name, v in (("margin", margin), ("min_gain", min_gain)):
-        if not (np.isfinite(v) and v >= 0):
-            raise InvalidParameterError(f"{name} must be a finite number >= 0, got {v!r}")
+    for name, v in (("margin", margin), ("min_gain", min_gain), ("margin_area", margin_area),
+                    ("complete_dilate", complete_dilate), ("complete_smooth", complete_smooth),
+                    ("complete_through", complete_through), ("complete_fine", complete_fine),
+                    ("complete_fine_contrast", complete_fine_contrast), ("complete_fine_again", complete_fine_again),
+                    ("complete_fine_again_contrast", complete_fine_again_contrast),
+                    ("complete_compact_contrast", complete_compact_contrast), ("complete_faint", complete_faint),
+                    ("complete_evidence_relative", complete_evidence_relative),
+                    ("complete_max_figure_relative", complete_max_figure_relative), ("prune_gain", prune_gain)):
+        checks.number(name, v, low=0)
     for name, v in (("max_fraction", max_fraction), ("max_region", max_region), ("split_fraction", split_fraction)):
-        if not 0 < v <= 1:
-            raise InvalidParameterError(f"{name} must lie in (0, 1], got {v!r}")
-    if not (np.isfinite(split_refine) and 0 <= split_refine <= 1):
-        raise InvalidParameterError(f"split_refine must be a quantile in [0, 1], got {split_refine!r}")
-    if isinstance(split_rerank, bool) or not isinstance(split_rerank, (int, np.integer)) or split_rerank < 0:
-        raise InvalidParameterError(f"split_rerank must be an integer >= 0, got {split_rerank!r}")
-    if not (np.isfinite(split_cut_area) and 0 <= split_cut_area <= 1):
-        raise InvalidParameterError(f"split_cut_area must be a share of the image in [0, 1], got {split_cut_area!r}")
-    if closure_on not in ("delivered", "original"):
-        raise InvalidParameterError(f"closure_on must be 'delivered' or 'original', got {closure_on!r}")
-    if complete not in ("none", "grabcut", "figures"):
-        raise InvalidParameterError(f"complete must be 'none', 'grabcut' or 'figures', got {complete!r}")
-    if complete_grow is None:
-        complete_grow = 5.0 if complete == "figures" else 2.0
-    if not (np.isfinite(complete_grow) and complete_grow > 0 and np.isfinite(complete_dilate) and complete_dilate >= 0
-            and int(complete_expand) >= 0 and np.isfinite(complete_smooth) and complete_smooth >= 0
-            and np.isfinite(complete_through) and complete_through >= 0):
-        raise InvalidParameterError(
-            f"complete_grow must be > 0, complete_dilate, complete_expand, complete_smooth and complete_through "
-            f">= 0, got {complete_grow!r}, {complete_dilate!r}, {complete_expand!r}, {complete_smooth!r}, "
-            f"{complete_through!r}")
-    if (isinstance(complete_thin_window, bool) or not isinstance(complete_thin_window, (int, np.integer))
-            or complete_thin_window < 0 or complete_thin_window == 1):
-        raise InvalidParameterError(
-            f"complete_thin_window must be 0 (off) or an integer of at least 2 pixels, got {complete_thin_window!r}")
-    if isinstance(complete_size, bool) or not isinstance(complete_size, (int, np.integer)) or complete_size < 32:
-        raise InvalidParameterError(f"complete_size must be an integer of at least 32 pixels, got {complete_size!r}")
-    if not (np.isfinite(complete_through_solidity) and 0 <= complete_through_solidity <= 1):
-        raise InvalidParameterError(
-            f"complete_through_solidity must lie in [0, 1], got {complete_through_solidity!r}")
-    if isinstance(complete_rounds, bool) or not isinstance(complete_rounds, (int, np.integer)) or complete_rounds < 1:
-        raise InvalidParameterError(f"complete_rounds must be an integer >= 1, got {complete_rounds!r}")
-    if complete_limit not in ("safe", "margin"):
-        raise InvalidParameterError(f"complete_limit must be 'safe' or 'margin', got {complete_limit!r}")
-    if not (np.isfinite(complete_fine) and complete_fine >= 0 and np.isfinite(complete_fine_contrast)
-            and complete_fine_contrast >= 0):
-        raise InvalidParameterError(f"complete_fine and complete_fine_contrast must be finite numbers >= 0, got "
-                                    f"{complete_fine!r}, {complete_fine_contrast!r}")
-    if not (np.isfinite(complete_aligned) and (complete_aligned == 0 or complete_aligned >= 1)):
-        raise InvalidParameterError(f"complete_aligned must be 0 (off) or a length-to-width ratio >= 1, "
-                                    f"got {complete_aligned!r}")
-    if not (isinstance(complete_aligned_gap, (int, float, np.integer, np.floating))
-            and not isinstance(complete_aligned_gap, bool) and np.isfinite(complete_aligned_gap)
-            and 0 <= complete_aligned_gap <= 0.25):
-        raise InvalidParameterError(f"complete_aligned_gap must be a share of the figure search's copy's longer side "
-                                    f"in [0, 0.25], got {complete_aligned_gap!r}")
-    if not (isinstance(complete_aligned_run, (int, float, np.integer, np.floating))
-            and not isinstance(complete_aligned_run, bool) and np.isfinite(complete_aligned_run)
-            and complete_aligned_run >= 0):
-        raise InvalidParameterError(f"complete_aligned_run must be a finite number >= 0 (the piece's widths), "
-                                    f"got {complete_aligned_run!r}")
-    if not (np.isfinite(complete_fine_again) and complete_fine_again >= 0 and np.isfinite(complete_fine_again_contrast)
-            and complete_fine_again_contrast >= 0):
-        raise InvalidParameterError(f"complete_fine_again and complete_fine_again_contrast must be finite numbers >= 0, "
-                                    f"got {complete_fine_again!r}, {complete_fine_again_contrast!r}")
-    if complete_denoise not in ("none", "meanshift", "auto"):
-        raise InvalidParameterError(f"complete_denoise must be 'none', 'meanshift' or 'auto', got {complete_denoise!r}")
-    if not (np.isfinite(complete_noise_floor) and 0 <= complete_noise_floor < 1):
-        raise InvalidParameterError(f"complete_noise_floor must be a quantile in [0, 1), got {complete_noise_floor!r}")
-    if not (np.isfinite(complete_faint) and complete_faint >= 0 and np.isfinite(complete_faint_elongation)
-            and complete_faint_elongation >= 1 and np.isfinite(complete_faint_ragged) and complete_faint_ragged >= 1):
-        raise InvalidParameterError(
-            f"complete_faint must be a finite number >= 0, complete_faint_elongation and complete_faint_ragged >= 1, "
-            f"got {complete_faint!r}, {complete_faint_elongation!r}, {complete_faint_ragged!r}")
-    if not (np.isfinite(complete_compact_contrast) and complete_compact_contrast >= 0):
-        raise InvalidParameterError(f"complete_compact_contrast must be a finite number >= 0, got "
-                                    f"{complete_compact_contrast!r}")
-    if not (np.isfinite(complete_fine_solidity) and 0 <= complete_fine_solidity <= 1):
-        raise InvalidParameterError(f"complete_fine_solidity must lie in [0, 1], got {complete_fine_solidity!r}")
-    for name, v in (("complete_edge_solidity", complete_edge_solidity),
-                    ("complete_later_solidity", complete_later_solidity)):
-        if not (np.isfinite(v) and 0 <= v <= 1):
-            raise InvalidParameterError(f"{name} must lie in [0, 1], got {v!r}")
-    if not isinstance(complete_fine_edge, (bool, np.bool_)):
-        raise InvalidParameterError(f"complete_fine_edge must be True or False, got {complete_fine_edge!r}")
-    if not isinstance(complete_fine_every, (bool, np.bool_)):
-        raise InvalidParameterError(f"complete_fine_every must be True or False, got {complete_fine_every!r}")
-    if not isinstance(complete_bridge, (bool, np.bool_)):
-        raise InvalidParameterError(f"complete_bridge must be True or False, got {complete_bridge!r}")
-    if not (np.isfinite(complete_fine_thin) and (complete_fine_thin == 0 or complete_fine_thin >= 1)):
-        raise InvalidParameterError(
-            f"complete_fine_thin must be 0 (off) or a length-to-width ratio >= 1, got {complete_fine_thin!r}")
-    if not (np.isfinite(complete_evidence) and 0 <= complete_evidence < 1):
-        raise InvalidParameterError(f"complete_evidence must be a quantile in [0, 1), got {complete_evidence!r}")
-    if not (np.isfinite(complete_evidence_solidity) and 0 <= complete_evidence_solidity <= 1):
-        raise InvalidParameterError(
-            f"complete_evidence_solidity must lie in [0, 1], got {complete_evidence_solidity!r}")
-    if not (np.isfinite(complete_evidence_relative) and complete_evidence_relative >= 0):
-        raise InvalidParameterError(
-            f"complete_evidence_relative must be a finite number >= 0, got {complete_evidence_relative!r}")
-    if not (np.isfinite(complete_max_figure) and 0 < complete_max_figure <= MAX_FIGURE):
-        raise InvalidParameterError(
-            f"complete_max_figure must lie in (0, {MAX_FIGURE}] (a share of the image), got {complete_max_figure!r}")
-    if not (np.isfinite(complete_max_figure_relative) and complete_max_figure_relative >= 0):
-        raise InvalidParameterError(
-            f"complete_max_figure_relative must be a finite number >= 0, got {complete_max_figure_relative!r}")
-    if isinstance(group_members, bool) or not isinstance(group_members, (int, np.integer)) or group_members < 0:
-        raise InvalidParameterError(f"group_members must be an integer >= 0, got {group_members!r}")
-    if isinstance(rescore, bool) or not isinstance(rescore, (int, np.integer)) or rescore < 0:
-        raise InvalidParameterError(f"rescore must be an integer >= 0, got {rescore!r}")
-    if isinstance(closure_pool, bool) or not isinstance(closure_pool, (int, np.integer)) or closure_pool < 0:
-        raise InvalidParameterError(f"closure_pool must be an integer >= 0, got {closure_pool!r}")
-    if not (np.isfinite(margin_area) and margin_area >= 0):
-        raise InvalidParameterError(f"margin_area must be a finite number >= 0, got {margin_area!r}")
-    for name, v in (("tiles", tiles), ("tile_rounds", tile_rounds), ("complete_secure", complete_secure)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-            raise InvalidParameterError(f"{name} must be an integer >= 0, got {v!r}")
+        checks.number(name, v, low=0, high=1, low_open=True)
+    for name, v in (("complete_through_solidity", complete_through_solidity),
+                    ("complete_fine_solidity", complete_fine_solidity),
+                    ("complete_edge_solidity", complete_edge_solidity),
+                    ("complete_later_solidity", complete_later_solidity),
+                    ("complete_evidence_solidity", complete_evidence_solidity)):
+        checks.number(name, v, low=0, high=1)
+    checks.number("split_refine", split_refine, low=0, high=1, noun="a quantile")
+    checks.number("split_cut_area", split_cut_area, low=0, high=1, noun="a share of the image")
+    checks.number("complete_noise_floor", complete_noise_floor, low=0, high=1, high_open=True, noun="a quantile")
+    checks.number("complete_evidence", complete_evidence, low=0, high=1, high_open=True, noun="a quantile")
+    checks.number("complete_max_figure", complete_max_figure, low=0, high=MAX_FIGURE, low_open=True,
+                  noun="a share of the image")
+    for name, v in (("complete_aligned", complete_aligned), ("complete_fine_thin", complete_fine_thin)):
+        checks.number(name, v, low=1, off=True, noun="a length-to-width ratio")
+    checks.number("complete_aligned_gap", complete_aligned_gap, low=0, high=0.25,
+                  noun="a share of the figure search's copy's longer side")
+    checks.number("complete_aligned_run", complete_aligned_run, low=0, note="the piece's widths")
+    for name, v in (("complete_faint_elongation", complete_faint_elongation),
+                    ("complete_faint_ragged", complete_faint_ragged)):
+        checks.number(name, v, low=1)
+    for name, v in (("split_rerank", split_rerank), ("complete_expand", complete_expand),
+                    ("group_members", group_members), ("rescore", rescore), ("closure_pool", closure_pool),
+                    ("tiles", tiles), ("tile_rounds", tile_rounds), ("complete_secure", complete_secure),
+                    ("prune", prune)):
+        checks.integer(name, v, low=0)
+    for name, v in (("rounds", rounds), ("max_steps", max_steps)):
+        checks.integer(name, v, low=0)
+    checks.integer("batch_size", batch_size, low=1)
+    checks.integer("complete_rounds", complete_rounds, low=1)
+    checks.integer("complete_thin_window", complete_thin_window, low=2, off=True, note="pixels")
+    checks.integer("complete_size", complete_size, low=32, note="pixels")
     if tiles == 1:
         raise InvalidParameterError("tiles must be 0 (no second look) or at least 2, got 1")
-    if isinstance(prune, bool) or not isinstance(prune, (int, np.integer)) or prune < 0:
-        raise InvalidParameterError(f"prune must be an integer >= 0, got {prune!r}")
-    if not (np.isfinite(prune_gain) and prune_gain >= 0):
-        raise InvalidParameterError(f"prune_gain must be a finite number >= 0, got {prune_gain!r}")
+    checks.number("tile_fraction", tile_fraction, low=0, high=1, low_open=True, high_open=True)
+    for name, v in (("views", views), ("trim", trim), ("complete_fine_edge", complete_fine_edge), ("complete_fine_every", complete_fine_every),
+                    ("complete_bridge", complete_bridge)):
+        checks.flag(name, v)
+    checks.choice("closure_on", closure_on, ("delivered", "original"))
+    checks.choice("complete", complete, ("none", "grabcut", "figures"))
+    checks.choice("complete_limit", complete_limit, ("safe", "margin"))
+    checks.choice("complete_denoise", complete_denoise, ("none", "meanshift", "auto"))
+    if complete_grow is None:
+        complete_grow = 5.0 if complete == "figures" else 2.0
+    checks.number("complete_grow", complete_grow, low=0, low_open=True)
     if not isinstance(prune_from, (list, tuple)) or not all(r in ("split", "closure", "margin") for r in prune_from):
         raise InvalidParameterError(
             f"prune_from must be a list of 'split', 'closure' and 'margin', got {prune_from!r}")
-    if not (np.isfinite(tile_fraction) and 0 < tile_fraction < 1):
-        raise InvalidParameterError(f"tile_fraction must lie in (0, 1), got {tile_fraction!r}")
-    if work_size < 32:
-        raise InvalidParameterError(f"work_size must be at least 32 pixels, got {work_size}")
+    checks.integer("work_size", work_size, low=32, note="pixels")
     if segments is not None and np.asarray(segments).shape != labels.shape:
         raise InvalidParameterError(
             f"segments (shape {np.asarray(segments).shape}) must have the labels' shape {labels.shape}")

@@ -58,6 +58,7 @@ from typing import Any
 
 import numpy as np
 
+from veil import checks
 from veil.errors import InvalidParameterError
 from veil.segment.seeded import checked, dilate, resize_mask, seed_pieces, working_copy
 
@@ -342,69 +343,39 @@ def figure_growths(
 
     image, seed = checked(image, seed)
     for name, v in (("grow", grow), ("scale", scale)):
-        if not (np.isfinite(v) and v > 0):
-            raise InvalidParameterError(f"{name} must be a finite number > 0, got {v!r}")
+        checks.number(name, v, low=0, low_open=True)
     asked: list[tuple[float, int, float]] = [(t[0], t[1], float(t[2]) if len(t) > 2 else 0.0)  # type: ignore[misc]
                                              for t in tries]
     for name, v in (("fine_solidity", fine_solidity), ("compact_solidity", compact_solidity),
-                    ("edge_solidity", edge_solidity), ("later_solidity", later_solidity)):
-        if not (np.isfinite(v) and 0 <= v <= 1):
-            raise InvalidParameterError(f"{name} must lie in [0, 1], got {v!r}")
-    if not (np.isfinite(fine_thin) and (fine_thin == 0 or fine_thin >= 1)):
-        raise InvalidParameterError(f"fine_thin must be 0 (off) or a length-to-width ratio >= 1, got {fine_thin!r}")
-    if not (np.isfinite(compact_contrast) and compact_contrast >= 0):
-        raise InvalidParameterError(f"compact_contrast must be a finite number >= 0, got {compact_contrast!r}")
-    compact = (float(compact_contrast), float(compact_solidity)) if compact_contrast > 0 else None
+                    ("edge_solidity", edge_solidity), ("later_solidity", later_solidity),
+                    ("exempt_solidity", exempt_solidity), ("through_solidity", through_solidity)):
+        checks.number(name, v, low=0, high=1)
     for name, v in (("sigma", sigma), ("contrast", contrast), ("smooth", smooth), ("fine_contrast", fine_contrast),
-                    ("texture_contrast", texture_contrast), *(("through", t) for t, _, _ in asked),
+                    ("texture_contrast", texture_contrast), ("compact_contrast", compact_contrast),
+                    ("faint", faint), ("fine_again", fine_again), ("fine_again_contrast", fine_again_contrast),
+                    ("relative_weight", relative_weight), *(("through", t) for t, _, _ in asked),
                     *(("fine", f) for _, _, f in asked)):
-        if not (np.isfinite(v) and v >= 0):
-            raise InvalidParameterError(f"{name} must be a finite number >= 0, got {v!r}")
-    if not 0 < max_region <= 1:
-        raise InvalidParameterError(f"max_region must lie in (0, 1], got {max_region!r}")
-    if size < 32:
-        raise InvalidParameterError(f"size must be at least 32 pixels, got {size}")
-    if not (np.isfinite(noise_floor) and 0 <= noise_floor < 1):
-        raise InvalidParameterError(f"noise_floor must be a quantile in [0, 1), got {noise_floor!r}")
-    if not (np.isfinite(faint) and faint >= 0 and np.isfinite(faint_elongation) and faint_elongation >= 1
-            and np.isfinite(faint_ragged) and faint_ragged >= 1):
-        raise InvalidParameterError(f"faint must be a finite number >= 0, faint_elongation and faint_ragged >= 1, got "
-                                    f"{faint!r}, {faint_elongation!r}, {faint_ragged!r}")
-    if not (np.isfinite(fine_again) and fine_again >= 0 and np.isfinite(fine_again_contrast)
-            and fine_again_contrast >= 0):
-        raise InvalidParameterError(f"fine_again and fine_again_contrast must be finite numbers >= 0, got "
-                                    f"{fine_again!r}, {fine_again_contrast!r}")
-    if not (np.isfinite(aligned) and (aligned == 0 or aligned >= 1)):
-        raise InvalidParameterError(f"aligned must be 0 (off) or a length-to-width ratio >= 1, got {aligned!r}")
-    if not (isinstance(aligned_gap, (int, float, np.integer, np.floating)) and not isinstance(aligned_gap, bool)
-            and np.isfinite(aligned_gap) and 0 <= aligned_gap <= 0.25):
-        raise InvalidParameterError(f"aligned_gap must be a share of the working copy's longer side in [0, 0.25], "
-                                    f"got {aligned_gap!r}")
-    if not (isinstance(aligned_run, (int, float, np.integer, np.floating)) and not isinstance(aligned_run, bool)
-            and np.isfinite(aligned_run) and aligned_run >= 0):
-        raise InvalidParameterError(f"aligned_run must be a finite number >= 0 (the piece's widths), "
-                                    f"got {aligned_run!r}")
-    if denoise not in ("none", "meanshift", "auto"):
-        raise InvalidParameterError(f"denoise must be 'none', 'meanshift' or 'auto', got {denoise!r}")
-    if not isinstance(fine_every, (bool, np.bool_)):
-        raise InvalidParameterError(f"fine_every must be True or False, got {fine_every!r}")
-    if int(texture_window) < 2:
-        raise InvalidParameterError(f"texture_window must be at least 2 pixels, got {texture_window!r}")
-    if isinstance(thin_window, bool) or not isinstance(thin_window, (int, np.integer)) or thin_window == 1 or thin_window < 0:
-        raise InvalidParameterError(f"thin_window must be 0 (off) or an integer of at least 2 pixels, got {thin_window!r}")
-    if not (np.isfinite(min_weight) and 0 <= min_weight < 1):
-        raise InvalidParameterError(f"min_weight must be a quantile in [0, 1), got {min_weight!r}")
-    if not (np.isfinite(exempt_solidity) and 0 <= exempt_solidity <= 1):
-        raise InvalidParameterError(f"exempt_solidity must lie in [0, 1], got {exempt_solidity!r}")
-    if not (np.isfinite(through_solidity) and 0 <= through_solidity <= 1):
-        raise InvalidParameterError(f"through_solidity must lie in [0, 1], got {through_solidity!r}")
-    if not (np.isfinite(relative_weight) and relative_weight >= 0):
-        raise InvalidParameterError(f"relative_weight must be a finite number >= 0, got {relative_weight!r}")
+        checks.number(name, v, low=0)
+    for name, v in (("fine_thin", fine_thin), ("aligned", aligned)):
+        checks.number(name, v, low=1, off=True, noun="a length-to-width ratio")
+    for name, v in (("faint_elongation", faint_elongation), ("faint_ragged", faint_ragged)):
+        checks.number(name, v, low=1)
+    checks.number("max_region", max_region, low=0, high=1, low_open=True)
+    for name, v in (("noise_floor", noise_floor), ("min_weight", min_weight)):
+        checks.number(name, v, low=0, high=1, high_open=True, noun="a quantile")
+    checks.number("aligned_gap", aligned_gap, low=0, high=0.25, noun="a share of the working copy's longer side")
+    checks.number("aligned_run", aligned_run, low=0, note="the piece's widths")
+    checks.integer("size", size, low=32, note="pixels")
+    checks.integer("texture_window", texture_window, low=2, note="pixels")
+    checks.integer("thin_window", thin_window, low=2, off=True, note="pixels")
+    for _, rounds, _ in asked:
+        checks.integer("rounds", rounds, low=1)
+    for name, v in (("fine_edge", fine_edge), ("bridge", bridge), ("fine_every", fine_every)):
+        checks.flag(name, v)
+    checks.choice("denoise", denoise, ("none", "meanshift", "auto"))
+    compact = (float(compact_contrast), float(compact_solidity)) if compact_contrast > 0 else None
     if weight is not None and np.shape(weight) != np.shape(seed):
         raise InvalidParameterError(f"weight (shape {np.shape(weight)}) must have the seed's shape {np.shape(seed)}")
-    for _, rounds, _ in asked:
-        if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
-            raise InvalidParameterError(f"rounds must be an integer >= 1, got {rounds!r}")
     h, w = seed.shape
     if not seed.any():
         for _ in asked:
@@ -898,12 +869,9 @@ def aligned_pieces(pieces: np.ndarray, hidden: np.ndarray, *, elongation: float,
     if pieces.shape != hidden.shape or not np.issubdtype(pieces.dtype, np.integer) or (pieces.size and pieces.min() < 0):
         raise InvalidParameterError(f"pieces (shape {pieces.shape}, {pieces.dtype}) must be a label map of integers "
                                     f">= 0 of the hidden mask's shape {hidden.shape}")
-    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= low
-               for v, low in ((reach, 1), (gap, 0))):
-        raise InvalidParameterError(f"reach and gap must be integers >= 1 and >= 0, got {reach!r}, {gap!r}")
-    if isinstance(run, bool) or not isinstance(run, (int, float, np.integer, np.floating)) or not (
-            np.isfinite(run) and run >= 0):
-        raise InvalidParameterError(f"run must be a finite number >= 0 (the piece's widths), got {run!r}")
+    checks.integer("reach", reach, low=1)
+    checks.integer("gap", gap, low=0)
+    checks.number("run", run, low=0, note="the piece's widths")
     pieces = pieces.astype(np.int64, copy=False)  # (pieces + 1 below must not wrap)
     sh, sw = hidden.shape
     out = hidden.copy()
