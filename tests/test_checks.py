@@ -33,14 +33,23 @@ def test_number_bounds_open_closed_and_off():
         checks.number("q", 1, low=0, high=1, high_open=True, noun="a quantile")
     with pytest.raises(InvalidParameterError, match=r"g must be a finite number > 0, got 0"):
         checks.number("g", 0, low=0, low_open=True)
-    with pytest.raises(InvalidParameterError, match=r"h must be a number <= 2 \(pixels\), got 3"):
+    with pytest.raises(InvalidParameterError, match=r"h must be a finite number <= 2 \(pixels\), got 3"):
         checks.number("h", 3, high=2, note="pixels")
     # off: 0 is taken whatever the bounds, anything else still has to meet them
     assert checks.number("r", 0, low=1, off=True) == 0.0 and checks.number("r", 1.5, low=1, off=True) == 1.5
-    with pytest.raises(InvalidParameterError, match=r"r must be 0 \(off\) or a ratio >= 1, got 0.5"):
+    with pytest.raises(InvalidParameterError, match=r"r must be 0 \(off\) or a finite ratio >= 1, got 0.5"):
         checks.number("r", 0.5, low=1, off=True, noun="a ratio")
     with pytest.raises(InvalidParameterError, match="r must be 0 \\(off\\)"):
         checks.number("r", math.nan, low=1, off=True)
+    # an unbounded side says "finite" whatever the noun; a bound is shown as given
+    with pytest.raises(InvalidParameterError, match=r"a must be a finite length >= 1, got inf"):
+        checks.number("a", math.inf, low=1, noun="a length")
+    with pytest.raises(InvalidParameterError, match=r"b must be a finite number <= 1, got -inf"):
+        checks.number("b", -math.inf, high=1)
+    with pytest.raises(InvalidParameterError, match=r"d must be a number in \[0, 1e-07\], got 2"):
+        checks.number("d", 2, low=0, high=1e-7)
+    with pytest.raises(InvalidParameterError, match=r"e must be a finite number >= 0, got 1000"):
+        checks.number("e", 10**400, low=0)  # (too large for a float)
 
 
 def test_integer():
@@ -63,3 +72,7 @@ def test_flag_and_choice():
         checks.choice("c", "d", ("a", "b", "c"))
     with pytest.raises(InvalidParameterError, match=r"c must be 'a', got None"):
         checks.choice("c", None, ("a",))
+    with pytest.raises(InvalidParameterError, match=r"c must be 'a' or 'b', got 'ab'"):
+        checks.choice("c", "ab", ["a", "b"])
+    with pytest.raises(TypeError, match="options"):
+        checks.choice("c", "a", "abc")  # (a string would match its substrings)

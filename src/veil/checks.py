@@ -38,13 +38,18 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, Real) and not isinstance(value, (bool, np.bool_))
 
 
+def _fmt(x: float) -> str:
+    # (0.25 as 0.25 and 1 as 1; a bound that :g would round is shown in full)
+    return f"{x:g}" if float(f"{x:g}") == x else repr(x)
+
+
 def _bounds(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
     if low is not None and high is not None:
-        return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        return f"in {'(' if low_open else '['}{_fmt(low)}, {_fmt(high)}{')' if high_open else ']'}"
     if low is not None:
-        return f"{'>' if low_open else '>='} {low:g}"
+        return f"{'>' if low_open else '>='} {_fmt(low)}"
     if high is not None:
-        return f"{'<' if high_open else '<='} {high:g}"
+        return f"{'<' if high_open else '<='} {_fmt(high)}"
     return ""
 
 
@@ -69,18 +74,21 @@ def number(name: str, value: Any, *, low: float | None = None, high: float | Non
     note : str
         Added to the message in brackets (a unit, say).
     """
-    ok = _is_number(value) and math.isfinite(float(value))
-    if ok and not (off and float(value) == 0):
-        v = float(value)
+    try:
+        v = float(value) if _is_number(value) else math.nan
+    except OverflowError:  # (an int too large for a float)
+        v = math.nan
+    ok = math.isfinite(v)
+    if ok and not (off and v == 0):
         ok = ((low is None or (v > low if low_open else v >= low))
               and (high is None or (v < high if high_open else v <= high)))
     if not ok:
+        if (low is None or high is None) and noun.startswith("a "):  # (an unbounded side: say that inf is out)
+            noun = "a finite " + noun[2:]
         what = " ".join(p for p in (noun, _bounds(low, high, low_open, high_open)) if p)
-        if noun == "a number" and high is None:
-            what = what.replace("a number", "a finite number", 1)
         raise InvalidParameterError(f"{name} must be {'0 (off) or ' if off else ''}{what}"
                                     f"{f' ({note})' if note else ''}, got {value!r}")
-    return float(value)
+    return v
 
 
 def integer(name: str, value: Any, *, low: int = 0, off: bool = False, note: str = "") -> int:
@@ -101,6 +109,8 @@ def flag(name: str, value: Any) -> bool:
 
 def choice(name: str, value: Any, options: Sequence[str]) -> str:
     """``value`` if it is one of ``options``; the message lists them."""
+    if isinstance(options, str) or not options:
+        raise TypeError("options must be a non-empty sequence of strings")
     if not (isinstance(value, str) and value in options):
         listed = ", ".join(repr(o) for o in options[:-1]) + f" or {options[-1]!r}" if len(options) > 1 else repr(
             options[0])

@@ -340,7 +340,8 @@ def test_extent_options_are_validated():
     # every option is checked before any work, bools and floats where counts are meant included
     for bad in ({"views": "yes"}, {"trim": 1}, {"rounds": -1}, {"max_steps": 2.0}, {"batch_size": 0},
                 {"complete_expand": True}, {"tiles": 3.0}, {"margin": float("nan")}, {"work_size": 16},
-                {"complete_denoise": "median"}, {"complete_bridge": None}):
+                {"complete_denoise": "median"}, {"complete_bridge": None}, {"group_delta": -1}, {"attr_ratio": "x"},
+                {"complete_stable": 2}):
         with pytest.raises(InvalidParameterError, match=f"^{next(iter(bad))} must be"):
             object_extent(img, styled, labels, (5,), scorer(PartModel()), np.array([0.5]), **bad)
     with pytest.raises(InvalidParameterError, match="selected region ids"):

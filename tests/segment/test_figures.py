@@ -306,6 +306,20 @@ def test_rounds_must_be_a_positive_integer(rounds):
         attached_figures(img, np.zeros(img.shape[:2], bool), rounds=rounds)
 
 
+def test_each_try_and_switch_is_checked_before_any_work():
+    img = _canvas()
+    empty = np.zeros(img.shape[:2], bool)  # (an empty seed returns at once, after the checks)
+    for tries, match in (([(0.35, 1, True)], "fine must be"), ([(0.35, 1, "x")], "fine must be"),
+                         ([(-1.0, 1)], "through must be"), ([(0.35, 2.0)], "rounds must be"),
+                         ([(0.35,)], "each try"), ([0.35], "each try")):
+        with pytest.raises(InvalidParameterError, match=match):
+            next(figure_growths(img, empty, tries))
+    for name in ("fine_edge", "bridge", "fine_every"):
+        with pytest.raises(InvalidParameterError, match=f"{name} must be True or False"):
+            next(figure_growths(img, empty, [(0.35, 1)], **{name: 1}))
+    assert not next(figure_growths(img, empty, [(0.35, 1, 200)])).any()  # an int is a number
+
+
 def _joined_body_scene() -> tuple[np.ndarray, ...]:
     """A coarse cut where a body (a disc) is one segment with a pole running to the bottom edge, a finer cut
     where they are apart, the hidden spark above the body, and a wide background segment cut finer too."""
@@ -1233,6 +1247,10 @@ def test_aligned_pieces_leave_an_empty_mask_alone_and_check_their_label_map():
     for bad in (-1.0, float("nan"), float("inf"), True, "5"):
         with pytest.raises(InvalidParameterError, match="run must be"):
             aligned_pieces(pieces, hidden, elongation=5, length=10, run=bad)
+    for kw in ({"elongation": 0.5}, {"length": -1}, {"max_region": 0}, {"ragged": float("nan")}, {"end": -0.1},
+               {"angle": 91}, {"offset": True}):
+        with pytest.raises(InvalidParameterError, match=f"^{next(iter(kw))} must be"):
+            aligned_pieces(pieces, hidden, **{"elongation": 5, "length": 10, **kw})
 
 
 def _grey_blade(seed_of: Any, outline_from: int = 60) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

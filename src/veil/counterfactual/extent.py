@@ -757,7 +757,8 @@ def object_extent(
                     ("complete_fine_again_contrast", complete_fine_again_contrast),
                     ("complete_compact_contrast", complete_compact_contrast), ("complete_faint", complete_faint),
                     ("complete_evidence_relative", complete_evidence_relative),
-                    ("complete_max_figure_relative", complete_max_figure_relative), ("prune_gain", prune_gain)):
+                    ("complete_max_figure_relative", complete_max_figure_relative), ("prune_gain", prune_gain),
+                    ("group_delta", group_delta), ("attr_ratio", attr_ratio)):
         checks.number(name, v, low=0)
     for name, v in (("max_fraction", max_fraction), ("max_region", max_region), ("split_fraction", split_fraction)):
         checks.number(name, v, low=0, high=1, low_open=True)
@@ -767,6 +768,7 @@ def object_extent(
                     ("complete_later_solidity", complete_later_solidity),
                     ("complete_evidence_solidity", complete_evidence_solidity)):
         checks.number(name, v, low=0, high=1)
+    checks.number("complete_stable", complete_stable, low=0, high=1, noun="an intersection over union")
     checks.number("split_refine", split_refine, low=0, high=1, noun="a quantile")
     checks.number("split_cut_area", split_cut_area, low=0, high=1, noun="a share of the image")
     checks.number("complete_noise_floor", complete_noise_floor, low=0, high=1, high_open=True, noun="a quantile")
@@ -795,8 +797,8 @@ def object_extent(
     if tiles == 1:
         raise InvalidParameterError("tiles must be 0 (no second look) or at least 2, got 1")
     checks.number("tile_fraction", tile_fraction, low=0, high=1, low_open=True, high_open=True)
-    for name, v in (("views", views), ("trim", trim), ("complete_fine_edge", complete_fine_edge), ("complete_fine_every", complete_fine_every),
-                    ("complete_bridge", complete_bridge)):
+    for name, v in (("views", views), ("trim", trim), ("complete_fine_edge", complete_fine_edge),
+                    ("complete_fine_every", complete_fine_every), ("complete_bridge", complete_bridge)):
         checks.flag(name, v)
     checks.choice("closure_on", closure_on, ("delivered", "original"))
     checks.choice("complete", complete, ("none", "grabcut", "figures"))
@@ -960,7 +962,7 @@ def object_extent(
     base = float(work.excess([chosen])[0])
     original = float(work.excess([[]])[0]) if closure_on == "original" else 0.0
     weighed: set[tuple[int, ...]] = set()  # (a candidate weighed in an earlier round is not weighed again)
-    for _ in range(max(0, int(rounds))):
+    for _ in range(rounds):
         cand = neighbours(chosen)
         if rescore:
             cand = [q for q in cand if q not in weighed]

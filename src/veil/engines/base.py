@@ -152,7 +152,8 @@ class Worker:
         self.sg = Safeguarder(options.config)
         self._scratch = tempfile.mkdtemp(prefix="veil-worker-")
         # Removed by close(), when the worker is collected, or at the latest when its process
-        # exits normally: the process pool's and Ray's workers are never closed explicitly.
+        # exits normally: the process pool's and Ray's workers are never closed explicitly. A process
+        # killed outright (SIGKILL, ray.kill) leaves it behind, in the temporary folder.
         self._remove_scratch = weakref.finalize(self, shutil.rmtree, self._scratch, ignore_errors=True)
         self.writer = ResultWriter(self._scratch, overlays=options.overlays)
         self._background = BackgroundWriter(self.writer) if background else None

@@ -344,7 +344,14 @@ def figure_growths(
     image, seed = checked(image, seed)
     for name, v in (("grow", grow), ("scale", scale)):
         checks.number(name, v, low=0, low_open=True)
-    asked: list[tuple[float, int, float]] = [(t[0], t[1], float(t[2]) if len(t) > 2 else 0.0)  # type: ignore[misc]
+    for t in tries:
+        if not (isinstance(t, (tuple, list)) and len(t) in (2, 3)):
+            raise InvalidParameterError(f"each try must be (through, rounds) or (through, rounds, fine), got {t!r}")
+        checks.number("through", t[0], low=0)
+        checks.integer("rounds", t[1], low=1)
+        if len(t) > 2:
+            checks.number("fine", t[2], low=0)
+    asked: list[tuple[float, int, float]] = [(float(t[0]), int(t[1]), float(t[2]) if len(t) > 2 else 0.0)
                                              for t in tries]
     for name, v in (("fine_solidity", fine_solidity), ("compact_solidity", compact_solidity),
                     ("edge_solidity", edge_solidity), ("later_solidity", later_solidity),
@@ -353,8 +360,7 @@ def figure_growths(
     for name, v in (("sigma", sigma), ("contrast", contrast), ("smooth", smooth), ("fine_contrast", fine_contrast),
                     ("texture_contrast", texture_contrast), ("compact_contrast", compact_contrast),
                     ("faint", faint), ("fine_again", fine_again), ("fine_again_contrast", fine_again_contrast),
-                    ("relative_weight", relative_weight), *(("through", t) for t, _, _ in asked),
-                    *(("fine", f) for _, _, f in asked)):
+                    ("relative_weight", relative_weight)):
         checks.number(name, v, low=0)
     for name, v in (("fine_thin", fine_thin), ("aligned", aligned)):
         checks.number(name, v, low=1, off=True, noun="a length-to-width ratio")
@@ -368,8 +374,6 @@ def figure_growths(
     checks.integer("size", size, low=32, note="pixels")
     checks.integer("texture_window", texture_window, low=2, note="pixels")
     checks.integer("thin_window", thin_window, low=2, off=True, note="pixels")
-    for _, rounds, _ in asked:
-        checks.integer("rounds", rounds, low=1)
     for name, v in (("fine_edge", fine_edge), ("bridge", bridge), ("fine_every", fine_every)):
         checks.flag(name, v)
     checks.choice("denoise", denoise, ("none", "meanshift", "auto"))
@@ -869,6 +873,12 @@ def aligned_pieces(pieces: np.ndarray, hidden: np.ndarray, *, elongation: float,
     if pieces.shape != hidden.shape or not np.issubdtype(pieces.dtype, np.integer) or (pieces.size and pieces.min() < 0):
         raise InvalidParameterError(f"pieces (shape {pieces.shape}, {pieces.dtype}) must be a label map of integers "
                                     f">= 0 of the hidden mask's shape {hidden.shape}")
+    for name, v in (("elongation", elongation), ("ragged", ragged)):
+        checks.number(name, v, low=1)
+    for name, v in (("length", length), ("end", end), ("offset", offset)):
+        checks.number(name, v, low=0)
+    checks.number("max_region", max_region, low=0, high=1, low_open=True)
+    checks.number("angle", angle, low=0, high=90, note="degrees")
     checks.integer("reach", reach, low=1)
     checks.integer("gap", gap, low=0)
     checks.number("run", run, low=0, note="the piece's widths")
