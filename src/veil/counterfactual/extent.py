@@ -786,9 +786,7 @@ def object_extent(
     for name, v in (("split_rerank", split_rerank), ("complete_expand", complete_expand),
                     ("group_members", group_members), ("rescore", rescore), ("closure_pool", closure_pool),
                     ("tiles", tiles), ("tile_rounds", tile_rounds), ("complete_secure", complete_secure),
-                    ("prune", prune)):
-        checks.integer(name, v, low=0)
-    for name, v in (("rounds", rounds), ("max_steps", max_steps)):
+                    ("prune", prune), ("rounds", rounds), ("max_steps", max_steps)):
         checks.integer(name, v, low=0)
     checks.integer("batch_size", batch_size, low=1)
     checks.integer("complete_rounds", complete_rounds, low=1)
