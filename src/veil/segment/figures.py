@@ -848,8 +848,9 @@ def aligned_pieces(pieces: np.ndarray, hidden: np.ndarray, *, elongation: float,
     Raises
     ------
     InvalidParameterError
-        ``pieces`` is not a label map of integers >= 0 of ``hidden``'s shape, ``reach`` is not an integer >= 1,
-        ``gap`` not one >= 0 or ``run`` not a finite number >= 0.
+        ``pieces`` is not a label map of integers >= 0 of ``hidden``'s shape, or an option lies outside its range
+        (``reach`` an integer >= 1, ``gap`` one >= 0; ``elongation`` and ``ragged`` >= 1, ``length``, ``end``,
+        ``offset`` and ``run`` >= 0, ``max_region`` in (0, 1], ``angle`` in [0, 90], all finite numbers).
 
     Examples
     --------
